@@ -1,0 +1,45 @@
+"""The command line: demo data, demo, and the check verb's exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_data_writes_a_clean_dataset(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo-data", str(out), "--train", "6", "--val", "3"]) == 0
+    assert (out / "annotations" / "instances_train.json").is_file()
+    assert len(list((out / "train").glob("*.jpg"))) == 6
+    assert main(["check", str(out)]) == 0
+    assert "OK: no problems found" in capsys.readouterr().out
+
+
+def test_demo_writes_into_the_workspace_and_reports(tmp_path, capsys):
+    assert main(["demo", "--workspace", str(tmp_path / "ws")]) == 0
+    text = capsys.readouterr().out
+    assert (tmp_path / "ws" / "datasets" / "shapes" / "annotations").is_dir()
+    assert "train: 48 images" in text and "val: 16 images" in text
+    assert "circle" in text
+
+
+def test_check_json_output(sample_dataset, capsys):
+    assert main(["check", str(sample_dataset), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and set(report["splits"]) == {"train", "val"}
+
+
+def test_python_dash_m_engine_has_the_same_verbs(sample_dataset):
+    done = subprocess.run([sys.executable, "-m", "engine", "check", str(sample_dataset), "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "OK" in done.stdout
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "check" in capsys.readouterr().out
