@@ -34,6 +34,11 @@ def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
 
 
+def _stored_mode(path: Path) -> str:
+    with Image.open(path) as im:
+        return im.mode
+
+
 def _assert_rgb_array(arr: np.ndarray, shape: tuple[int, int, int]) -> None:
     assert arr.shape == shape
     assert arr.dtype == np.uint8
@@ -94,7 +99,7 @@ def test_palette(tmp_path, transparent):
 def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
     values = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)
     path = _save(Image.fromarray(values), tmp_path / "g16.png")
-    assert Image.open(path).mode.startswith("I;16")
+    assert _stored_mode(path).startswith("I;16")
     arr = load_image(path)
     assert arr[0, :, 0].tolist() == [0, 1, 128, 255]
     assert (arr[..., 0] == arr[..., 2]).all()
@@ -103,7 +108,7 @@ def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
 def test_32_bit_integer_tiff_is_scaled_as_16_bit_and_clamped(tmp_path):
     values = np.array([[-5, 0, 32768, 65535, 70000]], dtype=np.int32)
     path = _save(Image.fromarray(values), tmp_path / "i32.tif")
-    assert Image.open(path).mode == "I"
+    assert _stored_mode(path) == "I"
     assert load_image(path)[0, :, 1].tolist() == [0, 0, 128, 255, 255]
 
 
@@ -125,7 +130,7 @@ def test_float_tiff(tmp_path, values, expected):
 def test_cmyk_jpeg_colour_is_about_right(tmp_path):
     im = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # pure red in CMYK
     path = _save(im, tmp_path / "cmyk.jpg", quality=95)
-    assert Image.open(path).mode == "CMYK"
+    assert _stored_mode(path) == "CMYK"
     arr = load_image(path).astype(int)
     assert np.abs(arr - [255, 0, 0]).max() <= 8
 
@@ -141,7 +146,7 @@ def test_bilevel(tmp_path):
 def test_ycbcr(tmp_path):
     im = Image.new("RGB", (4, 4), (200, 30, 60)).convert("YCbCr")
     path = _save(im, tmp_path / "ycc.tif")
-    assert Image.open(path).mode == "YCbCr"
+    assert _stored_mode(path) == "YCbCr"
     assert np.abs(load_image(path).astype(int) - [200, 30, 60]).max() <= 3
 
 
@@ -177,7 +182,8 @@ def test_exif_orientation_is_applied(tmp_path, orientation, shape, red_corner):
     assert _is_red(arr[red_corner])
     assert not _is_red(arr[3, 3]) or red_corner == (3, 3)
     # Same pixels as PIL's own exif_transpose of the same file.
-    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    with Image.open(path) as stored:
+        expected = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"))
     assert np.array_equal(arr, expected)
 
     assert raw_size_and_orientation(path) == (64, 32, orientation)
@@ -351,3 +357,19 @@ def test_missing_file(tmp_path):
 def test_error_survives_pickling():
     err = pickle.loads(pickle.dumps(ImageReadError("/data/a.jpg", "file is empty")))
     assert (err.path, err.reason, str(err)) == ("/data/a.jpg", "file is empty", "/data/a.jpg: file is empty")
+
+
+def test_fast_jpeg_path_gives_the_same_pixels_as_pil(tmp_path, monkeypatch):
+    import engine.data.images as images_module
+
+    rng = np.random.default_rng(0)
+    for mode, name in (("RGB", "colour.jpg"), ("L", "gray.jpg")):
+        arr = rng.integers(0, 255, (48, 64, 3) if mode == "RGB" else (48, 64), dtype=np.uint8)
+        path = tmp_path / name
+        Image.fromarray(arr, mode).save(path, quality=90)
+        fast = images_module.load_image(path)
+        monkeypatch.setattr(images_module, "_decode_jpeg_fast", lambda p: None)
+        slow = images_module.load_image(path)
+        monkeypatch.undo()
+        assert fast.shape == slow.shape == (48, 64, 3)
+        assert np.abs(fast.astype(int) - slow.astype(int)).max() <= 1

@@ -94,6 +94,10 @@ class CocoIndex:
     problems: list[Problem] = field(default_factory=list)
     # Rows of images and categories whose id repeats an earlier one.
     duplicate_image_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Ids of images / categories present in the file but left out for a missing or
+    # mistyped key (already in ``problems``): references to them are not "unknown".
+    unindexed_image_ids: frozenset = field(default_factory=frozenset)
+    unindexed_category_ids: frozenset = field(default_factory=frozenset)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -123,13 +127,21 @@ class CocoIndex:
             doc = _DECODER.decode(data)
             problems: list[Problem] = []
             images, categories, annotations = doc.images, doc.categories, doc.annotations
+            unindexed: tuple[frozenset, frozenset] = (frozenset(), frozenset())
+            tolerant = False
         except msgspec.ValidationError:
             # Something is missing or mistyped: walk the document item by item
             # so every offending item is reported, not only the first.
-            images, categories, annotations, problems = _decode_tolerant(data, name)
+            images, categories, annotations, problems, unindexed = _decode_tolerant(data, name)
+            tolerant = True
         except msgspec.DecodeError as exc:
             raise _syntax_error(data, exc, name) from None
-        index = _build(images, categories, annotations, path, name, problems)
+        index = _build(images, categories, annotations, path, name, problems, unindexed)
+        if not tolerant and _mistyped_segmentation(index):
+            # The typed decoder keeps segmentations raw, so a string or number
+            # there slips through; report it the way the tolerant path does.
+            images, categories, annotations, problems, unindexed = _decode_tolerant(data, name)
+            index = _build(images, categories, annotations, path, name, problems, unindexed)
         return index
 
     @classmethod
@@ -237,6 +249,8 @@ class CocoIndex:
             seg_buffer=self.seg_buffer,
             image_ann_offsets=offsets,
             problems=[],
+            unindexed_image_ids=self.unindexed_image_ids,
+            unindexed_category_ids=self.unindexed_category_ids,
         )
 
     def without_annotations(self, ann_rows: np.ndarray) -> "CocoIndex":
@@ -260,6 +274,7 @@ class CocoIndex:
             category_ids=self.category_ids, category_names=self.category_names,
             supercategories=self.supercategories, seg_buffer=self.seg_buffer,
             image_ann_offsets=offsets, problems=list(self.problems), **arrays,
+            unindexed_image_ids=self.unindexed_image_ids, unindexed_category_ids=self.unindexed_category_ids,
         )
 
     def aligned_to(self, reference: "CocoIndex") -> "CocoIndex":
@@ -343,6 +358,7 @@ def _build(
     path: str | Path | None,
     name: str,
     problems: list[Problem],
+    unindexed: tuple[frozenset, frozenset] = (frozenset(), frozenset()),
 ) -> CocoIndex:
     n_img, n_ann = len(images), len(annotations)
     image_ids = np.fromiter((im.id for im in images), np.int64, n_img)
@@ -416,7 +432,16 @@ def _build(
         image_ann_offsets=offsets,
         problems=problems,
         duplicate_image_rows=dup_rows,
+        unindexed_image_ids=unindexed[0],
+        unindexed_category_ids=unindexed[1],
     )
+
+
+def _mistyped_segmentation(index: CocoIndex) -> bool:
+    """Is any segmentation present but neither polygons, RLE nor null?"""
+    rows = np.flatnonzero((index.ann_seg_kind == SEG_NONE) & (index.ann_seg_len > 0))
+    return any(index.seg_buffer[int(index.ann_seg_start[r]) : int(index.ann_seg_start[r] + index.ann_seg_len[r])]
+               != b"null" for r in rows.tolist())
 
 
 def _to_int32(values: np.ndarray) -> np.ndarray:
@@ -452,7 +477,8 @@ def _syntax_error(data: bytes, exc: msgspec.DecodeError, name: str) -> CocoForma
     if match:
         pos = int(match.group(1))
         line = data.count(b"\n", 0, pos) + 1
-        column = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+        # Characters, not bytes: editors count 'é' as one column.
+        column = len(data[data.rfind(b"\n", 0, pos) + 1 : pos].decode("utf-8", "replace")) + 1
         text = _BYTE_RE.sub("", text).strip()
     problem = Problem("json_syntax", f"invalid JSON: {text}", name, line=line, column=column)
     return CocoFormatError(f"{problem.where()}: invalid JSON: {text}", [problem])
@@ -537,17 +563,20 @@ def _decode_tolerant(data: bytes, name: str):
         else:
             sections[key] = value
 
-    images = [
-        _Image(id=it["id"], file_name=it["file_name"], width=it["width"], height=it["height"])
-        for pos, it in enumerate(sections["images"])
-        if _check_item("images", pos, it, _IMAGE_KEYS, {}, name, problems, "image_id")
-    ]
-    categories = [
-        _Category(id=it["id"], name=it["name"],
-                  supercategory=it.get("supercategory") if isinstance(it.get("supercategory"), str) else None)
-        for pos, it in enumerate(sections["categories"])
-        if _check_item("categories", pos, it, _CATEGORY_KEYS, {}, name, problems, "category_id")
-    ]
+    images, left_out_images = [], set()
+    for pos, it in enumerate(sections["images"]):
+        if _check_item("images", pos, it, _IMAGE_KEYS, {}, name, problems, "image_id"):
+            images.append(_Image(id=it["id"], file_name=it["file_name"], width=it["width"], height=it["height"]))
+        elif (ident := _loose_id(it)) is not None:
+            left_out_images.add(ident)
+    categories, left_out_categories = [], set()
+    for pos, it in enumerate(sections["categories"]):
+        if _check_item("categories", pos, it, _CATEGORY_KEYS, {}, name, problems, "category_id"):
+            supercategory = it.get("supercategory")
+            categories.append(_Category(id=it["id"], name=it["name"],
+                                        supercategory=supercategory if isinstance(supercategory, str) else None))
+        elif (ident := _loose_id(it)) is not None:
+            left_out_categories.add(ident)
     annotations = []
     for pos, it in enumerate(sections["annotations"]):
         if not _check_item("annotations", pos, it, _ANN_KEYS, _ANN_OPTIONAL, name, problems, "annotation_id"):
@@ -558,4 +587,14 @@ def _decode_tolerant(data: bytes, name: str):
             bbox=it.get("bbox"), area=it.get("area"), iscrowd=it.get("iscrowd", 0),
             segmentation=msgspec.Raw(msgspec.json.encode(seg)) if seg is not None else msgspec.Raw(),
         ))
-    return images, categories, annotations, problems
+    return images, categories, annotations, problems, (frozenset(left_out_images), frozenset(left_out_categories))
+
+
+def _loose_id(item: Any) -> int | None:
+    """The id an item was meant to have (7, "7" or 7.0), for an item that was left out."""
+    value = item.get("id") if isinstance(item, dict) else None
+    if isinstance(value, str) and value.strip().isdecimal():
+        value = int(value.strip())
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if _is_int(value) and -(2**63) <= value < 2**63 else None

@@ -196,11 +196,15 @@ def _ann_problem(ix: CocoIndex, row: int, code: str, message: str, severity: str
 
 def _annotation_problems(ix: CocoIndex) -> list[Problem]:
     out: list[Problem] = []
-    for row in np.flatnonzero(ix.ann_image < 0).tolist():
+    # An id whose item was left out for a bad key is already reported; its
+    # annotations are dropped with it rather than reported again one by one.
+    left_out_image = np.isin(ix.ann_image_id, np.fromiter(ix.unindexed_image_ids, np.int64))
+    left_out_category = np.isin(ix.ann_category_id, np.fromiter(ix.unindexed_category_ids, np.int64))
+    for row in np.flatnonzero((ix.ann_image < 0) & ~left_out_image).tolist():
         out.append(Problem("unknown_image", f"annotation {int(ix.ann_ids[row])}: refers to image id "
                            f"{int(ix.ann_image_id[row])}, which is not in 'images'", ix.name,
                            annotation_id=int(ix.ann_ids[row]), image_id=int(ix.ann_image_id[row])))
-    for row in np.flatnonzero(ix.ann_label < 0).tolist():
+    for row in np.flatnonzero((ix.ann_label < 0) & ~left_out_category).tolist():
         out.append(_ann_problem(ix, row, "unknown_category",
                                 f"category id {int(ix.ann_category_id[row])} is not in 'categories'"))
     box = ix.ann_bbox

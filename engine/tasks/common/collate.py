@@ -11,9 +11,25 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+from torch.utils.data import get_worker_info
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """A new CPU tensor; inside a DataLoader worker, in shared memory from the start.
+
+    A batch built in ordinary memory is copied into shared memory again when the
+    worker sends it; allocating it there directly skips that copy.
+    """
+    if get_worker_info() is None:
+        return torch.empty(tuple(shape), dtype=dtype)
+    numel = 1
+    for n in shape:
+        numel *= int(n)
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=dtype).set_(storage).view(tuple(shape))
 
 
 def normalize_batch(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
@@ -21,7 +37,12 @@ def normalize_batch(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
     """uint8 (B, 3, H, W) -> float ``(x / 255 - mean) / std``, keeping the memory format."""
     scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=dtype, device=images.device).view(1, -1, 1, 1)
     shift = torch.tensor([m / s for m, s in zip(mean, std)], dtype=dtype, device=images.device).view(1, -1, 1, 1)
-    out = images.to(dtype)
+    if images.device.type == "cpu" and images.is_contiguous(memory_format=torch.channels_last):
+        b, c, h, w = images.shape
+        out = _empty((b, h, w, c), dtype).permute(0, 3, 1, 2)
+        out.copy_(images)
+    else:
+        out = images.to(dtype)
     return out.mul_(scale).sub_(shift)
 
 
@@ -33,9 +54,10 @@ def stack_images(images: Sequence[torch.Tensor], pad_value: int = 0) -> tuple[to
     heights = [int(im.shape[1]) for im in images]
     widths = [int(im.shape[2]) for im in images]
     h, w = max(heights), max(widths)
-    batch = torch.full((len(images), h, w, images[0].shape[0]), pad_value, dtype=images[0].dtype)
+    batch = _empty((len(images), h, w, images[0].shape[0]), images[0].dtype)
     mask = None
     if min(heights) != h or min(widths) != w:
+        batch.fill_(pad_value)
         mask = torch.zeros((len(images), h, w), dtype=torch.long)
     for k, im in enumerate(images):
         batch[k, : im.shape[1], : im.shape[2]] = im.permute(1, 2, 0)
