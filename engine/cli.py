@@ -57,6 +57,90 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _train_config(args: argparse.Namespace):
+    """The run configuration from --config and/or flags (flags win)."""
+    from engine.config import RunConfig
+
+    if args.config:
+        config = RunConfig.load(args.config)
+    elif args.task:
+        config = RunConfig.from_dict({"task": {"name": args.task}})
+    else:
+        raise SystemExit("lightbox train: give --config run.yaml, or --data DIR and --task")
+    overrides = {
+        "data.path": args.data, "task.name": args.task if args.config else None, "model.checkpoint": args.model,
+        "optim.epochs": args.epochs, "optim.max_steps": args.max_steps, "optim.batch_size": args.batch_size,
+        "optim.lr": args.lr, "data.image_size": args.image_size, "data.num_workers": args.num_workers,
+        "compute.devices": args.devices, "compute.accelerator": args.accelerator,
+        "optim.precision": args.precision, "workspace": args.workspace, "tracking.uri": args.tracking_uri,
+        "tracking.run_name": args.run_name,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError
+    from engine.orchestration.local import TrainingError, print_result, train
+
+    try:
+        if args.resume:
+            config = _train_config(args) if (args.config or args.task) else None
+            result = train(config, resume_run_id=args.resume, tracking_uri=args.tracking_uri,
+                           progress=args.progress)
+        else:
+            result = train(_train_config(args), tracking_uri=args.tracking_uri, progress=args.progress)
+    except (ConfigError, TrainingError, ValueError) as exc:
+        print(f"lightbox train: {exc}", file=sys.stderr)
+        return 2
+    print_result(result)
+    return 0 if result.status == "FINISHED" else (3 if result.status == "KILLED" else 1)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.orchestration.evaluate import evaluate_run
+    from engine.orchestration.local import TrainingError
+
+    try:
+        print(json.dumps(evaluate_run(args.run_id, tracking_uri=args.tracking_uri, workspace=args.workspace)))
+    except TrainingError as exc:
+        print(f"lightbox eval: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from engine.orchestration.evaluate import predict_run
+    from engine.orchestration.local import TrainingError
+
+    try:
+        out = predict_run(args.run_id, args.images, args.out, tracking_uri=args.tracking_uri,
+                          workspace=args.workspace, batch_size=args.batch_size)
+    except TrainingError as exc:
+        print(f"lightbox predict: {exc}", file=sys.stderr)
+        return 2
+    print(f"predictions written to {out}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from engine.models.presets import list_presets
+
+    for preset in list_presets(args.task):
+        hub = f" (like {preset.hub_id})" if preset.hub_id else ""
+        print(f"{preset.name:16s} {', '.join(preset.tasks):30s} {preset.description}{hub}")
+    return 0
+
+
+def _add_tracking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                        "else the workspace's SQLite store)")
+    parser.add_argument("--workspace", help="workspace folder (default: $LIGHTBOX_WORKSPACE or "
+                        f"./{DEFAULT_WORKSPACE})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lightbox", description="Lightbox: from a COCO dataset to a trained, exported vision model.")
@@ -83,6 +167,44 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write the sample dataset into the workspace and check it")
     demo.add_argument("--workspace", help=f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})")
     demo.set_defaults(func=_cmd_demo)
+    tr = sub.add_parser("train", help="train one model and track it in MLflow",
+                        description="Prints a final JSON line with the run id, best checkpoint and metrics. "
+                        "Exit status: 0 finished, 1 failed, 2 bad input, 3 stopped on request.")
+    tr.add_argument("--config", help="run configuration YAML (flags override it)")
+    tr.add_argument("--data", help="dataset folder")
+    tr.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"])
+    tr.add_argument("--model", help="preset name (see `lightbox models`), local folder or hub id")
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--max-steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--image-size", type=int)
+    tr.add_argument("--num-workers", type=int)
+    tr.add_argument("--devices", help="number of devices or 'auto'")
+    tr.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
+    tr.add_argument("--precision", choices=["auto", "32", "16-mixed", "bf16-mixed"])
+    tr.add_argument("--run-name")
+    tr.add_argument("--resume", metavar="RUN_ID", help="continue an earlier run from its newest checkpoint")
+    tr.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_tracking(tr)
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval", help="validation metrics of a run's best checkpoint")
+    ev.add_argument("run_id")
+    _add_tracking(ev)
+    ev.set_defaults(func=_cmd_eval)
+
+    pr = sub.add_parser("predict", help="predict with a run's best checkpoint on a folder of images")
+    pr.add_argument("run_id")
+    pr.add_argument("images", help="folder of images")
+    pr.add_argument("--out", default="predictions.json")
+    pr.add_argument("--batch-size", type=int, default=8)
+    _add_tracking(pr)
+    pr.set_defaults(func=_cmd_predict)
+
+    mo = sub.add_parser("models", help="list the offline model presets")
+    mo.add_argument("--task", choices=["classification", "detection", "segmentation"])
+    mo.set_defaults(func=_cmd_models)
     return parser
 
 

@@ -103,6 +103,9 @@ class Collate:
                 m = s["labels"]
                 masks[k, : m.shape[0], : m.shape[1]] = m
             batch["labels"] = masks
+            if all("content_box" in s for s in samples):
+                batch["content_boxes"] = torch.stack([s["content_box"] for s in samples])
+                batch["orig_sizes"] = torch.stack([s["orig_size"] for s in samples])
         else:
             raise ValueError(f"unknown task '{self.task}'")
         batch["image_ids"] = torch.tensor([int(s["image_id"]) for s in samples], dtype=torch.long)

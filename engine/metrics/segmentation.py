@@ -1,0 +1,82 @@
+"""Semantic segmentation metrics from a confusion matrix accumulated on device."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def upsample_logits(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize (B, K, h, w) logits to (B, K, H, W) so metrics are taken at label resolution."""
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+class SegmentationMetrics:
+    """Mean IoU, pixel accuracy and per-class IoU.
+
+    mIoU averages over the classes that occur in the target or the prediction,
+    so classes absent from the evaluated data do not drag it down (and it is
+    never NaN). Pixels whose target is ``ignore_index`` are skipped.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, class_names: Sequence[str] | None = None) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        names = [str(i) for i in range(num_classes)] if class_names is None else [str(n) for n in class_names]
+        if len(names) != num_classes:
+            raise ValueError(f"{len(names)} class names given for {num_classes} classes")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.class_names = names
+        self.reset()
+
+    def reset(self) -> None:
+        self._confmat: Tensor | None = None  # created on the first update's device
+
+    @torch.no_grad()
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        """Add a batch: ``pred`` is (B, H, W) class indices in [0, K) or (B, K, h, w) logits."""
+        if pred.ndim == 4:
+            if pred.shape[1] != self.num_classes:
+                raise ValueError(f"logits have {pred.shape[1]} channels, expected {self.num_classes}")
+            if pred.shape[-2:] != target.shape[-2:]:
+                pred = upsample_logits(pred.float(), target.shape[-2:])
+            pred = pred.argmax(dim=1)
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+
+        k = self.num_classes
+        pred = pred.detach().long()
+        target = target.detach().to(pred.device).long()
+        valid = (target >= 0) & (target < k)
+        if self.ignore_index is not None:
+            valid &= target != self.ignore_index
+        counts = torch.bincount(target[valid] * k + pred[valid], minlength=k * k)
+        if self._confmat is None:
+            self._confmat = torch.zeros(k * k, dtype=torch.long, device=pred.device)
+        self._confmat += counts
+
+    def confusion_matrix(self) -> Tensor:
+        """(K, K) counts on the accumulation device; rows true, columns predicted."""
+        k = self.num_classes
+        if self._confmat is None:
+            return torch.zeros(k, k, dtype=torch.long)
+        return self._confmat.reshape(k, k)
+
+    def compute(self) -> dict:
+        cm = self.confusion_matrix().double().cpu()
+        tp = cm.diag()
+        true_count, pred_count = cm.sum(dim=1), cm.sum(dim=0)
+        union = true_count + pred_count - tp
+        iou = torch.where(union > 0, tp / union.clamp(min=1), torch.zeros_like(tp))
+        present = (true_count + pred_count) > 0
+        total = cm.sum()
+        return {
+            "miou": float(iou[present].mean()) if present.any() else 0.0,
+            "pixel_accuracy": float(tp.sum() / total) if total > 0 else 0.0,
+            # Classes absent from target and prediction report 0.0, as torchmetrics does.
+            "per_class_iou": {name: float(v) for name, v in zip(self.class_names, iou)},
+        }

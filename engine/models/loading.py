@@ -1,0 +1,397 @@
+"""Turn a checkpoint string into a transformers model for a task.
+
+A checkpoint is one of:
+
+* an offline preset name (``resnet-50``, ``detr-tiny``...): random weights, no network;
+* a local folder written by ``save_pretrained`` (or any folder with a config.json);
+* a HuggingFace hub id (``org/name``), served from the local cache when offline.
+
+An exact preset name wins over a folder of the same name in the working
+directory; write ``./resnet-18`` to mean the folder.
+
+Every failure a user can cause raises :class:`ModelLoadError`, whose message
+names the checkpoint and says what to do instead. torch and transformers are
+imported inside the functions so that importing this module (for example to
+catch ModelLoadError) stays cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from engine.models.presets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRESET_FOR_HUB_ID,
+    PRESETS,
+    TASKS,
+    Preset,
+    get_preset,
+    list_presets,
+    normalise_id2label,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel
+
+CheckpointKind = Literal["preset", "folder", "hub"]
+Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+# Input size when neither the preset nor the checkpoint's files say one.
+DEFAULT_IMAGE_SIZE = {"classification": 224, "detection": 800, "segmentation": 512}
+
+# "org/name" as the hub spells repo ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class ModelLoadError(ValueError):
+    """A checkpoint cannot be turned into a model; the message says what to do."""
+
+
+# --- checkpoint strings -----------------------------------------------------
+
+
+def checkpoint_kind(checkpoint: str | os.PathLike) -> CheckpointKind:
+    """Say whether ``checkpoint`` is a preset, a local folder or a hub id.
+
+    Raises ModelLoadError for a path that does not exist, a file instead of a
+    folder, and a bare name that is no preset (with close preset names).
+    """
+    text = str(checkpoint).strip()
+    if not text:
+        raise ModelLoadError("empty model checkpoint; " + _presets_hint())
+    if get_preset(text) is not None:
+        return "preset"
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return "folder"
+    if path.exists():
+        raise ModelLoadError(
+            f"model checkpoint {text!r} is a file; give the folder that holds its "
+            "config.json (what save_pretrained writes)"
+        )
+    if _HUB_ID.match(text) and ".." not in text:
+        return "hub"
+    if _looks_like_path(text):
+        raise ModelLoadError(
+            f"model folder not found: {text!r}; check the path, or use a preset "
+            f"({_presets_hint()})"
+        )
+    # A bare word: hub ids need an "org/" part, so this was meant as a preset.
+    raise ModelLoadError(_unknown_preset_message(text))
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        text.startswith(("/", ".", "~", "\\"))
+        or os.sep in text
+        or (os.altsep is not None and os.altsep in text)
+        or "\\" in text
+        or bool(_WINDOWS_DRIVE.match(text))
+    )
+
+
+def _unknown_preset_message(name: str) -> str:
+    close = difflib.get_close_matches(name.lower(), list(PRESETS), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return (
+        f"unknown model preset {name!r}; {hint}"
+        f"presets: {', '.join(PRESETS)} (see `lightbox models`); "
+        "a hub id looks like 'org/name', a folder like './my-model'"
+    )
+
+
+def _presets_hint(task: str | None = None) -> str:
+    names = ", ".join(p.name for p in list_presets(task))
+    scope = f" for {task}" if task else ""
+    return f"presets{scope}: {names} (see `lightbox models`)"
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ModelLoadError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+def _labels(checkpoint: str, num_labels: int, id2label: Mapping[int, str] | None) -> dict[int, str]:
+    try:
+        return normalise_id2label(num_labels, id2label)
+    except ValueError as err:
+        raise ModelLoadError(f"cannot load {checkpoint!r}: {err}") from err
+
+
+# --- task support -------------------------------------------------------------
+
+
+def _task_model_types(task: str) -> Mapping[str, str]:
+    """model_type -> class name for the Auto class behind ``task``."""
+    from transformers.models.auto import modeling_auto as auto
+
+    return {
+        "classification": auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        "detection": auto.MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES,
+        "segmentation": auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES,
+    }[task]
+
+
+def _auto_class(task: str):
+    import transformers
+
+    return {
+        "classification": transformers.AutoModelForImageClassification,
+        "detection": transformers.AutoModelForObjectDetection,
+        "segmentation": transformers.AutoModelForSemanticSegmentation,
+    }[task]
+
+
+def _cannot_do(checkpoint: str, task: str, what: str) -> ModelLoadError:
+    return ModelLoadError(f"{checkpoint!r} ({what}) cannot do {task}; {_presets_hint(task)}")
+
+
+def _check_config_task(checkpoint: str, config: PretrainedConfig, task: str) -> None:
+    if config.model_type not in _task_model_types(task):
+        raise _cannot_do(checkpoint, task, f"model type {config.model_type!r}")
+
+
+# --- loading ------------------------------------------------------------------
+
+
+def load_model(
+    checkpoint: str | os.PathLike,
+    task: str,
+    *,
+    num_labels: int,
+    id2label: Mapping[int, str] | None = None,
+    pretrained: bool = True,
+) -> PreTrainedModel:
+    """A model for ``task`` with a head of ``num_labels`` classes.
+
+    Presets get random weights. Folders and hub ids load their weights
+    (``pretrained=True``); a head trained for another number of classes is
+    replaced by a fresh one while the rest keeps its weights, which is what
+    fine-tuning wants. ``pretrained=False`` keeps only the architecture.
+    For segmentation ``num_labels`` counts the background class; for
+    detection it excludes DETR's internal "no object" class.
+    """
+    _check_task(task)
+    name = str(checkpoint).strip()
+    labels = _labels(name, num_labels, id2label)
+    kind = checkpoint_kind(name)
+
+    if kind == "preset":
+        preset = get_preset(name)
+        if not preset.supports(task):
+            raise _cannot_do(name, task, f"a {preset.family} preset for {', '.join(preset.tasks)}")
+        config = preset.build_config(task, num_labels, labels)
+        return _auto_class(task).from_config(config)
+
+    source = str(Path(name).expanduser()) if kind == "folder" else name
+    config = _load_config(name, kind, source)
+    _check_config_task(name, config, task)
+    config.id2label = labels
+    config.label2id = {label: i for i, label in labels.items()}
+    if task == "classification":
+        config.problem_type = "single_label_classification"
+
+    auto = _auto_class(task)
+    try:
+        if not pretrained:
+            return auto.from_config(config)
+        # The config above already carries the new labels, so a head of
+        # another size shows up as a shape mismatch and is re-initialised.
+        return auto.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
+    except ImportError as err:
+        raise ModelLoadError(_missing_package_message(name, err)) from err
+    except OSError as err:
+        raise ModelLoadError(_weights_message(name, kind, err)) from err
+
+
+def _load_config(name: str, kind: CheckpointKind, source: str) -> PretrainedConfig:
+    from transformers import AutoConfig
+
+    if kind == "folder" and not (Path(source) / "config.json").is_file():
+        raise ModelLoadError(
+            f"model folder {name!r} has no config.json; give a folder written by "
+            f"save_pretrained, or use a preset ({_presets_hint()})"
+        )
+    try:
+        return AutoConfig.from_pretrained(source)
+    except ImportError as err:
+        raise ModelLoadError(_missing_package_message(name, err)) from err
+    except (OSError, ValueError) as err:
+        # OSError: not cached / unreachable / no such repo. ValueError: a
+        # config of a model_type this transformers version does not know.
+        if kind == "hub":
+            raise ModelLoadError(_hub_message(name, err)) from err
+        raise ModelLoadError(f"cannot read the config of model folder {name!r}: {err}") from err
+
+
+def _preset_instead(name: str) -> str:
+    preset = PRESET_FOR_HUB_ID.get(name)
+    if preset:
+        return f"use the offline preset {preset!r} (same architecture, random weights)"
+    return f"use an offline preset ({_presets_hint()})"
+
+
+def _hub_message(hub_id: str, err: Exception) -> str:
+    instead = _preset_instead(hub_id)
+    offline = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+    return (
+        f"cannot load {hub_id!r} from the HuggingFace hub{offline}: it is not in the local "
+        f"cache and the hub could not be reached, or no such model exists. "
+        f"Download it while online (or copy a save_pretrained folder) and pass that folder, "
+        f"or {instead}; see `lightbox models`. Detail: {_first_line(err)}"
+    )
+
+
+def _weights_message(name: str, kind: CheckpointKind, err: Exception) -> str:
+    if kind == "hub":
+        return _hub_message(name, err)
+    return (
+        f"cannot load the weights of model folder {name!r}: {_first_line(err)}; "
+        "pass pretrained=False to train this architecture from scratch"
+    )
+
+
+def _missing_package_message(name: str, err: ImportError) -> str:
+    # e.g. hub DETR checkpoints whose config asks for a timm backbone.
+    return (
+        f"{name!r} needs a package that is not installed ({_first_line(err)}); "
+        f"install it, or {_preset_instead(name)}"
+    )
+
+
+def _hub_offline() -> bool:
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import; ask it, not os.environ.
+    from huggingface_hub import constants
+
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+# --- preprocessing facts --------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _checkpoint_file(checkpoint: str, filename: str) -> dict | None:
+    """A JSON file of a folder, or of a hub id when already cached (no network)."""
+    kind = checkpoint_kind(checkpoint)
+    if kind == "folder":
+        return _read_json(Path(checkpoint).expanduser() / filename)
+    if kind == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(checkpoint, filename)
+        return _read_json(Path(cached)) if isinstance(cached, str) else None
+    return None
+
+
+def normalization_stats(checkpoint: str | os.PathLike) -> Stats:
+    """Per-channel (mean, std) for 0..1 RGB input the checkpoint expects."""
+    name = str(checkpoint).strip()
+    preset = _preset_or_none(name)
+    if preset is not None:
+        return preset.mean, preset.std
+    processor = _checkpoint_file(name, "preprocessor_config.json") or {}
+    mean, std = processor.get("image_mean"), processor.get("image_std")
+    if _is_triplet(mean) and _is_triplet(std):
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def _is_triplet(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 3
+
+
+def default_image_size(checkpoint: str | os.PathLike, task: str) -> int:
+    """The square input side the checkpoint was built for, else a task default."""
+    _check_task(task)
+    name = str(checkpoint).strip()
+    preset = _preset_or_none(name)
+    if preset is not None:
+        return preset.image_size
+    # Models with fixed position embeddings (ViT) record the size in config.json.
+    config = _checkpoint_file(name, "config.json") or {}
+    if isinstance(config.get("image_size"), int):
+        return config["image_size"]
+    processor = _checkpoint_file(name, "preprocessor_config.json") or {}
+    size = processor.get("size")
+    if isinstance(size, int):
+        return size
+    if isinstance(size, dict):
+        for key in ("shortest_edge", "height"):
+            if isinstance(size.get(key), int):
+                return size[key]
+    return DEFAULT_IMAGE_SIZE[task]
+
+
+def _preset_or_none(name: str) -> Preset | None:
+    return get_preset(name) if checkpoint_kind(name) == "preset" else None
+
+
+# --- backbones --------------------------------------------------------------------
+
+
+def load_backbone(
+    checkpoint: str | os.PathLike, *, pretrained: bool = True
+) -> tuple[torch.nn.Module, int]:
+    """A feature extractor returning the last stage map (B, C, H/s, W/s), and C.
+
+    Works for presets and checkpoints whose architecture transformers offers
+    as a backbone (ResNet, ConvNeXt, Swin, DINOv2...); DETR presets give their
+    ResNet backbone. The stride ``s`` is 32 for full ResNets (less for the tiny ones).
+    """
+    from transformers import MODEL_FOR_BACKBONE_MAPPING
+
+    from engine.models.backbone import LastFeatureMap
+
+    name = str(checkpoint).strip()
+    kind = checkpoint_kind(name)
+    if kind == "preset":
+        config = get_preset(name).architecture()
+        # A detector preset carries its own backbone config.
+        config = getattr(config, "backbone_config", None) or config
+        source = None
+    else:
+        source = str(Path(name).expanduser()) if kind == "folder" else name
+        config = _load_config(name, kind, source)
+
+    backbone_class = MODEL_FOR_BACKBONE_MAPPING.get(type(config), None)
+    if backbone_class is None or not hasattr(config, "stage_names"):
+        usable = ", ".join(
+            p.name for p in list_presets() if p.family in {"resnet", "detr"}
+        )
+        raise ModelLoadError(
+            f"{name!r} (model type {config.model_type!r}) has no backbone form in "
+            f"transformers; use a ResNet-like checkpoint or one of the presets {usable}"
+        )
+    config.out_features = [config.stage_names[-1]]
+
+    if source is None or not pretrained:
+        backbone = backbone_class(config)
+    else:
+        # Not AutoBackbone.from_pretrained: in transformers 5.x it asks the hub
+        # whether the repo exists first and so rejects local folders.
+        try:
+            backbone = backbone_class.from_pretrained(source, config=config)
+        except OSError as err:
+            raise ModelLoadError(_weights_message(name, kind, err)) from err
+    return LastFeatureMap(backbone), int(backbone.channels[-1])

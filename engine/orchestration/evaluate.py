@@ -1,0 +1,124 @@
+"""Evaluate a finished run, or predict with it, from its best checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.config import RunConfig
+
+from .local import RUN_DIR_TAG, TrainingError, build_datamodule, speed_settings, workspace_of
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def run_files(run_id: str, tracking_uri: str | None = None, workspace: str | None = None):
+    """(config, run folder, best checkpoint, tracking uri) of a run."""
+    from mlflow.tracking import MlflowClient
+
+    from engine.cli import default_workspace
+    from engine.tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, Path(workspace) if workspace else default_workspace())
+    try:
+        run = MlflowClient(uri).get_run(run_id)
+    except Exception as exc:  # each MLflow store raises its own type
+        raise TrainingError(f"run {run_id} not found in {uri}: {exc}") from None
+    run_dir = Path(run.data.tags.get(RUN_DIR_TAG, ""))
+    if not (run_dir / "run.yaml").is_file():
+        raise TrainingError(f"run {run_id}: its folder '{run_dir}' has no run.yaml")
+    config = RunConfig.load(run_dir / "run.yaml")
+    best = run.data.tags.get("lightbox.best_checkpoint") or run.data.tags.get("lightbox.last_checkpoint")
+    if not best or not Path(best).is_file():
+        found = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise TrainingError(f"run {run_id}: no checkpoint in {run_dir / 'checkpoints'}")
+        best = str(found[-1])
+    return config, run_dir, Path(best), uri
+
+
+def load_module(config: RunConfig, checkpoint: Path):
+    from engine.tasks.registry import get_task
+
+    cls = get_task(config.task.name).module_class
+    # The architecture comes from the checkpoint's hyper-parameters; never fetch weights again.
+    return cls.load_from_checkpoint(str(checkpoint), map_location="cpu", pretrained=False)
+
+
+def evaluate_run(run_id: str, *, tracking_uri: str | None = None, workspace: str | None = None) -> dict[str, Any]:
+    """Validation metrics of a run's best checkpoint on its validation split."""
+    import lightning.pytorch as pl
+
+    config, _, checkpoint, _ = run_files(run_id, tracking_uri, workspace)
+    speed = speed_settings(config)
+    datamodule = build_datamodule(config, speed)
+    module = load_module(config, checkpoint)
+    trainer = pl.Trainer(accelerator=speed.accelerator, devices=1, precision=speed.precision, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    (metrics,) = trainer.validate(module, datamodule=datamodule, verbose=False)
+    return {"run_id": run_id, "checkpoint": str(checkpoint), "metrics": {k: float(v) for k, v in metrics.items()}}
+
+
+def _folder_index(folder: Path):
+    """A COCO index over a plain folder of images (no annotations), for prediction."""
+    from engine.data.coco_index import CocoIndex
+    from engine.data.images import image_size
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TrainingError(f"{folder}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    images = []
+    for i, path in enumerate(files, start=1):
+        w, h = image_size(path)
+        images.append({"id": i, "file_name": str(path.relative_to(folder)), "width": w, "height": h})
+    return CocoIndex.from_dict({"images": images, "annotations": [], "categories": []})
+
+
+def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_uri: str | None = None,
+                workspace: str | None = None, batch_size: int = 8) -> Path:
+    """Predict on a folder of images; write COCO-style JSON (masks as PNGs beside it)."""
+    import lightning.pytorch as pl
+    from PIL import Image
+    from torch.utils.data import DataLoader
+
+    from engine.tasks.registry import get_task
+
+    config, _, checkpoint, _ = run_files(run_id, tracking_uri, workspace)
+    module = load_module(config, checkpoint)
+    folder = Path(images)
+    index = _folder_index(folder)
+    datamodule_cls = get_task(config.task.name).datamodule_class
+    dataset_cls = datamodule_cls.dataset_class
+    dataset = dataset_cls(folder, index=index, train=False, image_size=config.data.image_size,
+                          transforms=config.augmentation.val, check_files=False)
+    # Classification skips images without labels; here every image is predicted.
+    dataset.rows = np.arange(index.num_images)
+    if hasattr(dataset, "labels"):
+        dataset.labels = np.zeros(index.num_images, np.int64)
+    from engine.tasks.common.collate import Collate
+
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=Collate(dataset.task, mean=module.mean,
+                                                                           std=module.std))
+    speed = speed_settings(config)
+    trainer = pl.Trainer(accelerator=speed.accelerator, devices=1, precision=speed.precision, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    batches = trainer.predict(module, dataloaders=loader)
+    file_of = dict(zip(index.image_ids.tolist(), index.file_names))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    for batch in batches:
+        for item in batch:
+            item = dict(item)
+            item["file_name"] = file_of[item["image_id"]]
+            if "mask" in item:
+                mask_path = out.with_suffix("") / (Path(item["file_name"]).stem + ".png")
+                mask_path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(item.pop("mask")).save(mask_path)
+                item["mask_file"] = str(mask_path)
+            records.append(item)
+    out.write_text(json.dumps({"run_id": run_id, "task": config.task.name, "predictions": records}, indent=1))
+    return out

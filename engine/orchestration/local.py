@@ -1,0 +1,289 @@
+"""Train one run in this process: config -> data module + model + Trainer + MLflow.
+
+Everything a run writes lives in ``<workspace>/runs/<run_id>/`` (its config,
+its checkpoints) and in MLflow (params, the config as an artifact, metrics,
+status, the best checkpoint's path). ``train(resume_run_id=...)`` continues a
+run from its newest checkpoint into the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.config import RunConfig
+
+RUN_DIR_TAG = "lightbox.run_dir"
+TASK_TAG = "lightbox.task"
+CNN_FAMILIES = ("resnet", "detr", "convnext", "efficientnet", "mobilenet", "regnet")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or could not finish; the message says what to do."""
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    status: str  # FINISHED | FAILED | KILLED
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str | None = None
+    tracking_uri: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+# ---------------------------------------------------------------------- settings
+def workspace_of(config: RunConfig) -> Path:
+    from engine.cli import default_workspace
+
+    return (Path(config.workspace).expanduser() if config.workspace else default_workspace()).resolve()
+
+
+@dataclass
+class Speed:
+    accelerator: str
+    devices: Any
+    precision: str
+    channels_last: bool
+    normalize_on_device: bool
+    pin_memory: bool
+    compile: bool
+
+
+def speed_settings(config: RunConfig, family: str | None = None) -> Speed:
+    """Device-dependent speed switches; every automatic choice can be overridden in the config."""
+    import torch
+
+    compute = config.compute
+    has_gpu = torch.cuda.is_available()
+    if compute.accelerator == "gpu" and not has_gpu:
+        raise TrainingError("a GPU was requested (compute.accelerator: gpu) but PyTorch sees no CUDA device; "
+                            "use --accelerator cpu, or check the NVIDIA driver and the CUDA build of torch")
+    on_gpu = compute.accelerator == "gpu" or (compute.accelerator == "auto" and has_gpu)
+    if on_gpu and compute.devices != "auto" and int(compute.devices) > torch.cuda.device_count():
+        raise TrainingError(f"{compute.devices} GPUs requested but only {torch.cuda.device_count()} are visible")
+    precision = config.optim.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+    elif precision == "32":
+        precision = "32-true"
+    if precision in ("16-mixed", "bf16-mixed") and not on_gpu and precision == "16-mixed":
+        raise TrainingError("16-mixed precision needs a GPU; use 32 or bf16-mixed on the CPU")
+    channels_last = compute.channels_last
+    if channels_last is None:
+        channels_last = on_gpu and (family or "") in CNN_FAMILIES
+    normalize = compute.gpu_normalize if compute.gpu_normalize is not None else on_gpu
+    pin = compute.pin_memory if compute.pin_memory is not None else on_gpu
+    return Speed("gpu" if on_gpu else "cpu", compute.devices if on_gpu else 1, precision,
+                 bool(channels_last), bool(normalize), bool(pin), bool(compute.compile))
+
+
+# ---------------------------------------------------------------------- builders
+def build_datamodule(config: RunConfig, speed: Speed | None = None):
+    from engine.models.loading import normalization_stats
+    from engine.tasks.registry import get_task
+
+    if not config.data.path:
+        raise TrainingError("no dataset: set data.path (or pass --data DIR)")
+    entry = get_task(config.task.name)
+    speed = speed or speed_settings(config)
+    checkpoint = config.model.checkpoint or next(iter(config.model.checkpoints.values()), None)
+    mean, std = normalization_stats(checkpoint) if checkpoint else ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    kwargs: dict[str, Any] = dict(
+        batch_size=config.optim.batch_size, num_workers=config.data.num_workers,
+        image_size=config.data.image_size, val_fraction=config.data.val_fraction,
+        split_seed=config.data.split_seed, seed=config.optim.seed, on_problem=config.data.on_problem,
+        normalize="device" if speed.normalize_on_device else "collate", mean=mean, std=std,
+        pin_memory=speed.pin_memory,
+    )
+    if not config.augmentation.preset or config.augmentation.train is not None:
+        kwargs["train_transforms"] = config.augmentation.train or []
+    if not config.augmentation.preset or config.augmentation.val is not None:
+        kwargs["val_transforms"] = config.augmentation.val or []
+    if config.task.name == "classification":
+        kwargs["label_rule"] = config.data.classification_label_rule
+    if config.task.name == "multitask":
+        kwargs["tasks"] = list(config.task.tasks)
+    return entry.datamodule_class.from_folder(config.data.path, train_split=config.data.train_split,
+                                              val_split=config.data.val_split, **kwargs)
+
+
+def build_module(config: RunConfig, datamodule, speed: Speed):
+    from engine.tasks.registry import get_task
+
+    entry = get_task(config.task.name)
+    datamodule.setup("fit")
+    optim = config.optim
+    common = dict(lr=optim.lr, weight_decay=optim.weight_decay, scheduler=optim.scheduler,
+                  warmup_steps=optim.warmup_steps, step_size=optim.step_size, gamma=optim.gamma,
+                  normalize_on_device=speed.normalize_on_device, mean=datamodule.mean, std=datamodule.std,
+                  channels_last=speed.channels_last)
+    if config.task.name == "multitask":
+        from engine.tasks.common.multitask import MultiTaskConfig
+
+        mt = MultiTaskConfig(tasks=list(config.task.tasks), model_checkpoints=dict(config.model.checkpoints),
+                             loss_weights=dict(config.task.loss_weights), pretrained=config.model.pretrained)
+        return entry.module_class(mt, num_labels=datamodule.num_labels_per_task, **common)
+    num_labels = config.model.num_labels or datamodule.num_labels
+    extra = {"category_ids": datamodule.train_dataset.index.category_ids.tolist()} \
+        if config.task.name == "detection" else {}
+    return entry.module_class(model_ckpt=config.model.checkpoint, num_labels=num_labels,
+                              id2label=datamodule.id2label, pretrained=config.model.pretrained, **common, **extra)
+
+
+def _family(checkpoint: str) -> str | None:
+    """Model family of a preset or a folder (its config's model_type), for speed choices."""
+    from engine.models.presets import PRESETS
+
+    if checkpoint in PRESETS:
+        return PRESETS[checkpoint].family
+    config_file = Path(checkpoint) / "config.json"
+    if config_file.is_file():
+        return json.loads(config_file.read_text()).get("model_type")
+    return None
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    return out
+
+
+def _newest_checkpoint(folder: Path) -> Path | None:
+    found = [p for p in folder.glob("*.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+# ---------------------------------------------------------------------- training
+def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
+          tracking_uri: str | None = None, progress: bool = True, callbacks: list | None = None,
+          checkpoint_every_n_steps: int = 50) -> TrainResult:
+    """Run (or resume) one training run and return what happened."""
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+    from engine.tracking.callback import MlflowCallback
+    from engine.tracking.logger import RunLogger
+    from engine.tracking.store import resolve_tracking_uri
+
+    ckpt_path = None
+    if resume_run_id:
+        config, run_dir, ckpt_path, uri = _resume_state(resume_run_id, tracking_uri, config)
+    else:
+        if config is None:
+            raise TrainingError("give a run configuration or a run id to resume")
+        uri = resolve_tracking_uri(tracking_uri or config.tracking.uri, workspace_of(config))
+        run_dir = None
+    workspace = workspace_of(config)
+    checkpoint_name = config.model.checkpoint or ""
+    speed = speed_settings(config, _family(checkpoint_name))
+    pl.seed_everything(config.optim.seed, workers=True, verbose=False)
+
+    datamodule = build_datamodule(config, speed)
+    module = build_module(config, datamodule, speed)
+    if speed.compile:
+        module.model = torch.compile(module.model)
+
+    run_logger = RunLogger(uri, experiment=config.tracking.experiment, run_name=config.tracking.run_name,
+                           run_id=resume_run_id, workspace=workspace,
+                           tags={TASK_TAG: config.task.name})
+    with run_logger:
+        if run_dir is None:
+            run_dir = workspace / "runs" / run_logger.run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config.save(run_dir / "run.yaml")
+            run_logger.set_tag(RUN_DIR_TAG, str(run_dir))
+            run_logger.log_params(_flatten("", config.model_dump(mode="json"), {}))
+            run_logger.log_config(config.to_yaml())
+            problems = datamodule.problems
+            if problems:
+                run_logger.set_tag("lightbox.data_problems", str(len(problems)))
+                run_logger.log_text("\n".join(str(p) for p in problems), "data_problems.txt")
+        ckpt_dir = run_dir / "checkpoints"
+        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch}-{step}", monitor=module.monitor,
+                               mode=module.monitor_mode, save_top_k=1, save_last=True)
+        # A second checkpoint every N steps so a killed process loses at most N steps.
+        periodic = ModelCheckpoint(dirpath=ckpt_dir, filename="latest-{step}",
+                                   every_n_train_steps=checkpoint_every_n_steps, save_top_k=1,
+                                   monitor="step", mode="max")
+        mlflow_cb = MlflowCallback(run_logger, log_every_n_steps=config.tracking.log_every_n_steps)
+        all_callbacks = [best, periodic, mlflow_cb, *(callbacks or [])]
+        if progress:
+            all_callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.tracking.log_every_n_steps)))
+        trainer = pl.Trainer(
+            accelerator=speed.accelerator, devices=speed.devices, num_nodes=config.compute.num_nodes,
+            precision=speed.precision, max_epochs=config.optim.epochs,
+            max_steps=config.optim.max_steps or -1, gradient_clip_val=config.optim.grad_clip,
+            accumulate_grad_batches=config.optim.accumulate_grad_batches, callbacks=all_callbacks,
+            logger=False, enable_progress_bar=progress, enable_model_summary=False,
+            default_root_dir=str(run_dir), num_sanity_val_steps=0,
+        )
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        except torch.cuda.OutOfMemoryError as exc:
+            run_logger.finish("FAILED")
+            raise TrainingError(
+                f"out of GPU memory with batch size {config.optim.batch_size}: try --batch-size "
+                f"{max(1, config.optim.batch_size // 2)} (or a smaller --image-size). Checkpoints so far are "
+                f"kept in {ckpt_dir}") from exc
+
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        best_path = best.best_model_path or None
+        last_path = _newest_checkpoint(ckpt_dir)
+        message = None
+        if module.nonfinite_step is not None:
+            status = "FAILED"
+            message = (f"the loss became NaN or infinite at step {module.nonfinite_step}; training stopped "
+                       f"without applying that step. Last good checkpoint: {last_path or 'none yet'}. "
+                       "Try a lower learning rate or gradient clipping (optim.grad_clip).")
+        elif mlflow_cb.stopped_by_request:
+            status, message = "KILLED", "stopped on request; checkpoints kept"
+        else:
+            status = "FINISHED"
+        if best_path:
+            run_logger.set_tag("lightbox.best_checkpoint", best_path)
+        if last_path:
+            run_logger.set_tag("lightbox.last_checkpoint", str(last_path))
+        run_logger.finish(status)
+    return TrainResult(run_logger.run_id, status, best_path, str(last_path) if last_path else None,
+                       metrics, message, uri)
+
+
+def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None):
+    """Config, run folder, newest checkpoint and tracking URI of an earlier run."""
+    from mlflow.tracking import MlflowClient
+
+    from engine.tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri or (config.tracking.uri if config else None),
+                               workspace_of(config) if config else None)
+    try:
+        run = MlflowClient(uri).get_run(run_id)
+    except Exception as exc:  # mlflow raises its own exception types per store
+        raise TrainingError(f"run {run_id} not found in {uri}: {exc}") from None
+    run_dir = Path(run.data.tags.get(RUN_DIR_TAG, ""))
+    if not run_dir.is_dir():
+        raise TrainingError(f"run {run_id}: its folder {run_dir} is gone; cannot resume")
+    saved = RunConfig.load(run_dir / "run.yaml")
+    ckpt = _newest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise TrainingError(f"run {run_id}: no checkpoint in {run_dir / 'checkpoints'} to resume from")
+    return saved, run_dir, ckpt, uri
+
+
+def print_result(result: TrainResult, stream=None) -> None:
+    print(result.to_json(), file=stream or sys.stdout, flush=True)
+    if result.message:
+        print(result.message, file=sys.stderr)
+

@@ -1,0 +1,59 @@
+"""Image classification with any HuggingFace image-classification model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from engine.metrics.classification import ClassificationMetrics
+from engine.models.loading import load_model
+from engine.tasks.common.base_module import BaseVisionModule
+
+
+class ClassificationModule(BaseVisionModule):
+    task = "classification"
+    monitor, monitor_mode = "val/accuracy", "max"
+
+    def __init__(self, model_ckpt: str = "resnet-50", num_labels: int = 1000,
+                 id2label: dict[int, str] | None = None, pretrained: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.model_ckpt, self.num_labels = model_ckpt, num_labels
+        self.id2label = id2label or {i: str(i) for i in range(num_labels)}
+        self.model = load_model(model_ckpt, "classification", num_labels=num_labels,
+                                id2label=self.id2label, pretrained=pretrained)
+        self.metrics = ClassificationMetrics(num_labels, [self.id2label[i] for i in range(num_labels)])
+        self.last_confusion_matrix = None
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits
+
+    def check_data(self, datamodule: Any) -> None:
+        found = getattr(datamodule, "num_labels", None)
+        if found is not None and found != self.num_labels:
+            raise ValueError(
+                f"num_labels={self.num_labels} but the dataset has {found} categories "
+                f"({', '.join(datamodule.id2label.values())}); pass num_labels={found}")
+
+    def compute_loss(self, batch: dict[str, Any]):
+        out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
+        return out.loss, out.logits
+
+    def update_metrics(self, batch: dict[str, Any], logits: torch.Tensor) -> None:
+        self.metrics.update(logits.detach().float(), batch["labels"])
+
+    def on_validation_epoch_start(self) -> None:
+        self.metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.metrics.compute()
+        for key in ("accuracy", "top5", "f1_macro"):
+            self.log(f"val/{key}", float(values[key]), prog_bar=key == "accuracy")
+        self.last_confusion_matrix = self.metrics.confusion_matrix()
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        probs = self(batch["pixel_values"]).float().softmax(-1)
+        scores, labels = probs.max(-1)
+        return [{"image_id": int(i), "label": int(l), "label_name": self.id2label[int(l)], "score": float(s)}
+                for i, l, s in zip(batch["image_ids"].tolist(), labels.tolist(), scores.tolist())]

@@ -1,0 +1,149 @@
+"""``BaseVisionModule``: what every task's LightningModule shares.
+
+AdamW without weight decay on biases and norms; a per-step learning-rate
+schedule (linear warm-up, then cosine, step or none; or plateau per epoch);
+normalisation on the device when the data module leaves it to the model;
+channels_last for CNNs; a NaN/inf loss stops training with a message instead
+of corrupting the weights (the step is skipped, the last good checkpoint kept).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+import torch
+
+from .collate import IMAGENET_MEAN, IMAGENET_STD, normalize_batch
+
+SCHEDULERS = ("cosine", "step", "plateau", "none")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+class BaseVisionModule(pl.LightningModule):
+    task: str = ""
+    #: metric that picks the best checkpoint, and whether higher is better
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def __init__(
+        self,
+        *,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-4,
+        scheduler: str = "cosine",
+        warmup_steps: int = 0,
+        step_size: int = 10,
+        gamma: float = 0.1,
+        normalize_on_device: bool = False,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got '{scheduler}'")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.lr, self.weight_decay = lr, weight_decay
+        self.scheduler_name, self.warmup_steps = scheduler, warmup_steps
+        self.step_size, self.gamma = step_size, gamma
+        self.normalize_on_device = normalize_on_device
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.use_channels_last = channels_last
+        self.nonfinite_step: int | None = None
+
+    # ---------------------------------------------------------------- model hooks
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """(loss, model outputs) for a batch; tasks implement it."""
+        raise NotImplementedError
+
+    def check_data(self, datamodule: Any) -> None:
+        """Raise a clear error when the data does not fit the model (e.g. label counts)."""
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None:
+            datamodule.setup(stage)
+            self.check_data(datamodule)
+        if self.use_channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict) and "pixel_values" in batch:
+            pixels = batch["pixel_values"]
+            if self.normalize_on_device and pixels.dtype == torch.uint8:
+                pixels = normalize_batch(pixels, self.mean, self.std)
+            if self.use_channels_last:
+                pixels = pixels.contiguous(memory_format=torch.channels_last)
+            batch["pixel_values"] = pixels
+        return batch
+
+    # ---------------------------------------------------------------- steps
+    def training_step(self, batch: dict[str, Any], batch_idx: int):
+        loss, _ = self.compute_loss(batch)
+        if not torch.isfinite(loss):
+            # Skip the update so the weights (and the next checkpoint) stay good, then stop.
+            self.nonfinite_step = int(self.global_step)
+            self.trainer.should_stop = True
+            return None
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=self._batch_size(batch))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, outputs = self.compute_loss(batch)
+        self.log("val/loss", loss.detach(), prog_bar=True, batch_size=self._batch_size(batch), sync_dist=True)
+        self.update_metrics(batch, outputs)
+
+    def update_metrics(self, batch: dict[str, Any], outputs: Any) -> None:
+        """Accumulate validation metrics; tasks implement it."""
+
+    @staticmethod
+    def _batch_size(batch: dict[str, Any]) -> int:
+        return int(batch["pixel_values"].shape[0])
+
+    # ---------------------------------------------------------------- optimisation
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        decay, no_decay = [], []
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            # Biases and normalisation weights are not regularised (standard for AdamW).
+            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+        return [{"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+    def configure_optimizers(self):
+        fused = self.device.type == "cuda"
+        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.lr, fused=fused or None)
+        total = max(int(self.trainer.estimated_stepping_batches), 1) if self._trainer is not None else 1000
+        epochs = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
+        steps_per_epoch = max(total // epochs, 1)
+        warmup = max(int(self.warmup_steps), 0)
+
+        def factor(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            if self.scheduler_name == "cosine":
+                progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+                return 0.5 * (1.0 + math.cos(math.pi * progress))
+            if self.scheduler_name == "step":
+                return self.gamma ** ((step // steps_per_epoch) // max(self.step_size, 1))
+            return 1.0
+
+        if self.scheduler_name != "plateau":
+            return [optimizer], [{"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "interval": "step"}]
+        # Plateau reacts to validation per epoch; its warm-up is applied in on_train_batch_start,
+        # since a LambdaLR would overwrite the reductions every step.
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=self.monitor_mode, factor=self.gamma, patience=max(self.step_size // 5, 1))
+        return [optimizer], [{"scheduler": plateau, "interval": "epoch", "monitor": self.monitor, "strict": False}]
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.scheduler_name == "plateau" and self.global_step < self.warmup_steps:
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = self.lr * (self.global_step + 1) / self.warmup_steps
