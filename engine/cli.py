@@ -87,10 +87,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             config = _train_config(args) if (args.config or args.task) else None
             result = train(config, resume_run_id=args.resume, tracking_uri=args.tracking_uri,
-                           progress=args.progress)
+                           workspace=args.workspace, progress=args.progress)
         else:
             result = train(_train_config(args), tracking_uri=args.tracking_uri, progress=args.progress)
-    except (ConfigError, TrainingError, ValueError) as exc:
+    except (ConfigError, TrainingError, ValueError, OSError) as exc:
+        # ModelLoadError and DatasetError are ValueError / Exception subclasses with clear messages.
         print(f"lightbox train: {exc}", file=sys.stderr)
         return 2
     print_result(result)

@@ -138,6 +138,20 @@ def build_module(config: RunConfig, datamodule, speed: Speed):
                               id2label=datamodule.id2label, pretrained=config.model.pretrained, **common, **extra)
 
 
+def _guarded_checkpoint_class():
+    """ModelCheckpoint that writes nothing once the loss went NaN, so the last good one survives."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class GuardedCheckpoint(ModelCheckpoint):
+        def _should_skip_saving_checkpoint(self, trainer) -> bool:
+            module = trainer.lightning_module
+            if getattr(module, "nonfinite_step", None) is not None:
+                return True
+            return super()._should_skip_saving_checkpoint(trainer)
+
+    return GuardedCheckpoint
+
+
 def _family(checkpoint: str) -> str | None:
     """Model family of a preset or a folder (its config's model_type), for speed choices."""
     from engine.models.presets import PRESETS
@@ -166,12 +180,12 @@ def _newest_checkpoint(folder: Path) -> Path | None:
 
 # ---------------------------------------------------------------------- training
 def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
-          tracking_uri: str | None = None, progress: bool = True, callbacks: list | None = None,
-          checkpoint_every_n_steps: int = 50) -> TrainResult:
+          tracking_uri: str | None = None, workspace: str | Path | None = None, progress: bool = True,
+          callbacks: list | None = None, checkpoint_every_n_steps: int = 50) -> TrainResult:
     """Run (or resume) one training run and return what happened."""
     import lightning.pytorch as pl
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.callbacks import TQDMProgressBar
 
     from engine.tracking.callback import MlflowCallback
     from engine.tracking.logger import RunLogger
@@ -179,7 +193,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
 
     ckpt_path = None
     if resume_run_id:
-        config, run_dir, ckpt_path, uri = _resume_state(resume_run_id, tracking_uri, config)
+        config, run_dir, ckpt_path, uri = _resume_state(resume_run_id, tracking_uri, config, workspace)
     else:
         if config is None:
             raise TrainingError("give a run configuration or a run id to resume")
@@ -211,6 +225,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
                 run_logger.set_tag("lightbox.data_problems", str(len(problems)))
                 run_logger.log_text("\n".join(str(p) for p in problems), "data_problems.txt")
         ckpt_dir = run_dir / "checkpoints"
+        ModelCheckpoint = _guarded_checkpoint_class()
         best = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch}-{step}", monitor=module.monitor,
                                mode=module.monitor_mode, save_top_k=1, save_last=True)
         # A second checkpoint every N steps so a killed process loses at most N steps.
@@ -260,14 +275,17 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
                        metrics, message, uri)
 
 
-def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None):
+def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None,
+                  workspace: str | Path | None):
     """Config, run folder, newest checkpoint and tracking URI of an earlier run."""
     from mlflow.tracking import MlflowClient
 
+    from engine.cli import default_workspace
     from engine.tracking.store import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri or (config.tracking.uri if config else None),
-                               workspace_of(config) if config else None)
+    if workspace is None:
+        workspace = workspace_of(config) if config else default_workspace()
+    uri = resolve_tracking_uri(tracking_uri or (config.tracking.uri if config else None), Path(workspace))
     try:
         run = MlflowClient(uri).get_run(run_id)
     except Exception as exc:  # mlflow raises its own exception types per store

@@ -100,6 +100,7 @@ class RunLogger:
         # Metrics wait here until the background thread (or flush()) writes them.
         self._queue: list[Metric] = []
         self._queue_lock = threading.Lock()
+        self._in_flight = 0  # taken off the queue, being written
         # One writer at a time: SQLite would answer a second one with "database is locked".
         self._store_lock = threading.RLock()
         self._flush_lock = threading.Lock()
@@ -182,12 +183,17 @@ class RunLogger:
             self.flush()
 
     def flush(self) -> bool:
-        """Write all queued metrics now. Returns False (and sets ``last_error``) if the store
-        failed; the unwritten metrics stay queued for the next try."""
+        """Write all queued metrics now.
+
+        Returns False and sets ``last_error`` when the store failed (the unwritten metrics
+        stay queued for the next try) or rejected some metrics as invalid (those are dropped:
+        retrying cannot help).
+        """
         with self._flush_lock:
             with self._queue_lock:
                 pending, self._queue = self._queue, []
-            written = 0
+                self._in_flight = len(pending)
+            written, rejected = 0, None
             try:
                 with self._store_lock:
                     for chunk in _chunks(pending, MAX_METRICS_PER_BATCH):
@@ -196,15 +202,20 @@ class RunLogger:
                         except MlflowException as exc:
                             if exc.error_code != "INVALID_PARAMETER_VALUE":
                                 raise
-                            # The store rejects this data itself: retrying cannot help.
+                            rejected = exc
                             log.warning("MLflow rejected %d metrics of run %s: %s", len(chunk), self.run_id, exc)
-                            self.last_error = _describe(exc)
                         written += len(chunk)
             except Exception as exc:
                 with self._queue_lock:  # put the unwritten part back in front, keeping the order
                     self._queue[:0] = pending[written:]
+                    self._in_flight = 0
                 self.last_error = _describe(exc)
                 log.warning("could not write metrics of run %s (will retry): %s", self.run_id, self.last_error)
+                return False
+            with self._queue_lock:
+                self._in_flight = 0
+            if rejected is not None:
+                self.last_error = _describe(rejected)
                 return False
             if pending:
                 self.last_error = None
@@ -212,9 +223,9 @@ class RunLogger:
 
     @property
     def pending(self) -> int:
-        """Number of metric values not yet written."""
+        """Number of metric values not yet written (queued or being written)."""
         with self._queue_lock:
-            return len(self._queue)
+            return len(self._queue) + self._in_flight
 
     # ------------------------------------------------------------------ stop requests
     def stop_requested(self) -> bool:

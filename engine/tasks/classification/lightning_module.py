@@ -22,7 +22,7 @@ class ClassificationModule(BaseVisionModule):
         self.model_ckpt, self.num_labels = model_ckpt, num_labels
         self.id2label = id2label or {i: str(i) for i in range(num_labels)}
         self.model = load_model(model_ckpt, "classification", num_labels=num_labels,
-                                id2label=self.id2label, pretrained=pretrained)
+                                id2label=self.id2label, pretrained=pretrained).train()
         self.metrics = ClassificationMetrics(num_labels, [self.id2label[i] for i in range(num_labels)])
         self.last_confusion_matrix = None
 

@@ -68,7 +68,7 @@ class DetectionModule(BaseVisionModule):
         # Contiguous label -> original COCO category id (identity until data says otherwise).
         self.category_ids = list(category_ids) if category_ids else list(range(num_labels))
         self.model = load_model(model_ckpt, "detection", num_labels=num_labels,
-                                id2label=self.id2label, pretrained=pretrained)
+                                id2label=self.id2label, pretrained=pretrained).train()
         self.evaluator: DetectionEvaluator | None = None
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None):

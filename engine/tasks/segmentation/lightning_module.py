@@ -28,7 +28,7 @@ class SegmentationModule(BaseVisionModule):
         self.model_ckpt, self.num_labels, self.ignore_index = model_ckpt, num_labels, ignore_index
         self.id2label = id2label or {i: str(i) for i in range(num_labels)}
         self.model = load_model(model_ckpt, "segmentation", num_labels=num_labels,
-                                id2label=self.id2label, pretrained=pretrained)
+                                id2label=self.id2label, pretrained=pretrained).train()
         if hasattr(self.model.config, "semantic_loss_ignore_index"):
             self.model.config.semantic_loss_ignore_index = ignore_index
         self.metrics = SegmentationMetrics(num_labels, ignore_index=ignore_index,
