@@ -81,6 +81,7 @@ def _train_config(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
+    from engine.data.problems import DatasetError
     from engine.orchestration.local import TrainingError, print_result, train
 
     try:
@@ -90,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                            workspace=args.workspace, progress=args.progress)
         else:
             result = train(_train_config(args), tracking_uri=args.tracking_uri, progress=args.progress)
-    except (ConfigError, TrainingError, ValueError, OSError) as exc:
+    except (ConfigError, DatasetError, TrainingError, ValueError, OSError) as exc:
         # ModelLoadError and DatasetError are ValueError / Exception subclasses with clear messages.
         print(f"lightbox train: {exc}", file=sys.stderr)
         return 2

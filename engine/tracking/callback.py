@@ -75,7 +75,9 @@ class MlflowCallback(pl.Callback):
         self._images += _batch_size(batch)
         step = trainer.global_step
         # With gradient accumulation several batches share one global_step: log it once.
-        due = step % self.log_every_n_steps == 0 and step != self._last_logged_step
+        # The first step and each epoch's last one are logged too, so short runs still get a curve.
+        epoch_end = batch_idx + 1 >= trainer.num_training_batches
+        due = (step % self.log_every_n_steps == 0 or step == 1 or epoch_end) and step != self._last_logged_step
         if due:
             self._last_logged_step = step
             if trainer.is_global_zero:
@@ -154,6 +156,11 @@ class MlflowCallback(pl.Callback):
             self.logger.log_metrics({BEST_SCORE_METRIC: score}, trainer.global_step)
 
     # ------------------------------------------------------------------ end
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        # Make the metrics durable up to the checkpoint: a killed run resumes from there,
+        # so its curve then has no gap and no loss.
+        self.logger.flush()
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
