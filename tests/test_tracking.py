@@ -350,7 +350,8 @@ def test_callback_logs_a_real_lightning_run(uri, tmp_path):
     run.finish(callback.final_status)
 
     history = metric_history(uri, run.run_id)
-    assert [p[0] for p in history["train/loss"]] == [5, 10, 15, 20, 25, 30]
+    # Every 5 steps, plus the first step and each epoch's last (8 batches per epoch).
+    assert [p[0] for p in history["train/loss"]] == [1, 5, 8, 10, 15, 16, 20, 24, 25, 30]
     assert {"lr", "train/throughput_img_s", "val/loss", "val/score", "epoch", "best_score"} <= set(history)
     assert history["lr"][0][1] == pytest.approx(0.01)
     assert all(v > 0 for _, v, _ in history["train/throughput_img_s"])
@@ -390,7 +391,7 @@ def test_exception_in_training_marks_run_failed(uri, tmp_path):
         _tiny_fit(tmp_path, run, on_step=crash)
     assert run.finished
     assert run_status(uri, run.run_id) == "FAILED"
-    assert [p[0] for p in metric_history(uri, run.run_id, ["train/loss"])["train/loss"]] == [5]
+    assert [p[0] for p in metric_history(uri, run.run_id, ["train/loss"])["train/loss"]] == [1, 5]
 
 
 # ---------------------------------------------------------------------- a real server
