@@ -206,6 +206,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
 
     datamodule = build_datamodule(config, speed)
     module = build_module(config, datamodule, speed)
+    module.log_every_n_steps = config.tracking.log_every_n_steps
     if speed.compile:
         module.model = torch.compile(module.model)
 
