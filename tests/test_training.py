@@ -164,3 +164,24 @@ def test_eval_and_predict_use_the_best_checkpoint(sample_dataset, tmp_path, caps
     predictions = json.loads(out.read_text())["predictions"]
     assert len(predictions) == 16
     assert {p["label_name"] for p in predictions} <= {"circle", "square", "triangle", "blob"}
+
+
+def test_out_of_memory_suggests_a_smaller_batch(sample_dataset, tmp_path, monkeypatch):
+    from engine.tasks.classification.lightning_module import ClassificationModule
+
+    def no_memory(self, batch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(ClassificationModule, "compute_loss", no_memory)
+    config = _config(sample_dataset, tmp_path / "ws", **{"optim.batch_size": 16})
+    with pytest.raises(TrainingError, match="--batch-size 8"):
+        train(config, progress=False)
+    runs = MlflowClient(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}").search_runs(
+        [MlflowClient(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}").get_experiment_by_name("lightbox").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_models_lists_the_offline_presets(capsys):
+    assert main(["models", "--task", "detection"]) == 0
+    out = capsys.readouterr().out
+    assert "detr-resnet-50" in out and "detr-tiny" in out and "resnet-18" not in out
