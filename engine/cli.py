@@ -52,9 +52,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not (dataset / "annotations").is_dir():
         write_sample_dataset(dataset)
         print(f"sample dataset written to {dataset}")
+    if args.gui:
+        return _open_app(dataset, workspace)
     report = check_folder(dataset)
     print(report.to_text())
     return report.exit_code
+
+
+def _open_app(folder: Path | str | None, workspace: Path | str | None) -> int:
+    # The desktop app lives beside the engine; only this verb imports it (and Qt).
+    from app.main import run
+
+    return run(folder, workspace)
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    return _open_app(args.folder, args.workspace)
 
 
 def _train_config(args: argparse.Namespace):
@@ -166,9 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(func=_cmd_demo_data)
 
-    demo = sub.add_parser("demo", help="write the sample dataset into the workspace and check it")
+    demo = sub.add_parser("demo", help="write the sample dataset into the workspace and open it in the app")
     demo.add_argument("--workspace", help=f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})")
+    demo.add_argument("--no-gui", dest="gui", action="store_false",
+                      help="print the sample dataset's health report instead of opening the app")
     demo.set_defaults(func=_cmd_demo)
+
+    gui = sub.add_parser("gui", help="open the desktop app (on a dataset folder, if given)")
+    gui.add_argument("folder", nargs="?", help="dataset folder to open")
+    gui.add_argument("--workspace", help=f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})")
+    gui.set_defaults(func=_cmd_gui)
     tr = sub.add_parser("train", help="train one model and track it in MLflow",
                         description="Prints a final JSON line with the run id, best checkpoint and metrics. "
                         "Exit status: 0 finished, 1 failed, 2 bad input, 3 stopped on request.")
@@ -214,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        return _open_app(None, None)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ def test_demo_data_writes_a_clean_dataset(tmp_path, capsys):
 
 
 def test_demo_writes_into_the_workspace_and_reports(tmp_path, capsys):
-    assert main(["demo", "--workspace", str(tmp_path / "ws")]) == 0
+    assert main(["demo", "--no-gui", "--workspace", str(tmp_path / "ws")]) == 0
     text = capsys.readouterr().out
     assert (tmp_path / "ws" / "datasets" / "shapes" / "annotations").is_dir()
     assert "train: 48 images" in text and "val: 16 images" in text
@@ -40,6 +40,14 @@ def test_python_dash_m_engine_has_the_same_verbs(sample_dataset):
     assert "OK" in done.stdout
 
 
-def test_no_command_prints_help(capsys):
+def test_no_command_opens_the_app_and_gui_opens_a_folder(monkeypatch, tmp_path):
+    import app.main
+
+    calls = []
+    monkeypatch.setattr(app.main, "run", lambda folder, workspace: calls.append((folder, workspace)) or 0)
     assert main([]) == 0
-    assert "check" in capsys.readouterr().out
+    assert main(["gui", str(tmp_path), "--workspace", str(tmp_path / "ws")]) == 0
+    assert main(["demo", "--workspace", str(tmp_path / "ws")]) == 0
+    assert calls[0] == (None, None)
+    assert calls[1] == (str(tmp_path), str(tmp_path / "ws"))
+    assert Path(calls[2][0]) == tmp_path / "ws" / "datasets" / "shapes"

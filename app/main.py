@@ -1,0 +1,43 @@
+"""Start the desktop app: ``lightbox``, ``lightbox gui [DIR]``, ``lightbox demo``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+_STARTED = time.perf_counter()
+
+
+def run(folder: str | Path | None = None, workspace: str | Path | None = None, *,
+        exit_after_show: bool = False) -> int:
+    """Open the main window (and a dataset folder, if given) and run the event loop."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from engine.cli import default_workspace
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Lightbox")
+    style = Path(__file__).with_name("style.qss")
+    if style.is_file():
+        app.setStyleSheet(style.read_text())
+    window = MainWindow(workspace or default_workspace())
+    window.show()
+    if folder is not None:
+        window.open_folder(folder)
+    if exit_after_show:
+        # For start-up timing: report when the first frame is up, then leave.
+        def report():
+            print(f"window shown after {time.perf_counter() - _STARTED:.2f} s", flush=True)
+            app.quit()
+
+        QTimer.singleShot(0, report)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--exit-after-show"]
+    raise SystemExit(run(args[0] if args else None, exit_after_show="--exit-after-show" in sys.argv))

@@ -1,0 +1,241 @@
+"""Lightbox's main window: open a dataset, browse it, look at images, read its health, preview augmentations.
+
+Opening a folder runs in a background task (find splits, index, check files)
+with progress and a Cancel button; the window stays responsive and a broken
+dataset shows a message instead of taking the app down. The augmentation tab
+is built the first time it is shown, so albumentations stays off start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QThreadPool
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from .browser import DatasetBrowser
+from .health_panel import HealthPanel
+from .session import DatasetSession, ImageRef, open_dataset
+from .viewer import ImageViewer
+from .workers import BackgroundTask
+
+MAX_RECENT = 10
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, workspace: str | Path, parent=None):
+        super().__init__(parent)
+        self.workspace = Path(workspace).expanduser().resolve()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        # Per-workspace settings (recent datasets) in a plain INI file beside the MLflow store.
+        self.settings = QSettings(str(self.workspace / "settings.ini"), QSettings.IniFormat)
+        self.session: DatasetSession | None = None
+        self._open_task: BackgroundTask | None = None
+        self.setWindowTitle("Lightbox")
+        self.resize(1280, 840)
+
+        self.banner = QLabel()
+        self.banner.setObjectName("errorBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.banner.setStyleSheet("#errorBanner { background: #fdecea; color: #8a1c1c; padding: 8px; "
+                                  "border: 1px solid #f5c2c0; border-radius: 4px; }")
+        self.banner.hide()
+
+        self.browser = DatasetBrowser()
+        self.viewer = ImageViewer()
+        self.health = HealthPanel()
+        self.augment_host = QWidget()
+        self.augment_host.setLayout(QVBoxLayout())
+        self.augment = None  # built on first use
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.browser, "Browse")
+        self.tabs.addTab(self.viewer, "Image")
+        self.tabs.addTab(self.health, "Health")
+        self.tabs.addTab(self.augment_host, "Augment")
+        self.tabs.currentChanged.connect(self._tab_changed)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(240)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_open)
+        self.status_text = QLabel("Open a COCO dataset folder to begin (File ▸ Open).")
+        self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+
+        self._build_menu()
+        self.browser.image_activated.connect(self.show_image)
+        self.browser.selection_changed.connect(self._selection_changed)
+        self.viewer.current_changed.connect(self._viewer_moved)
+        self.health.problem_activated.connect(self.show_problem)
+
+    # ---------------------------------------------------------------- menu
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_action = QAction("&Open dataset folder…", self)
+        open_action.setShortcut(QKeySequence.Open)
+        open_action.triggered.connect(self._choose_folder)
+        file_menu.addAction(open_action)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._refresh_recent_menu()
+        self.recheck_action = QAction("Check &again", self)
+        self.recheck_action.setShortcut(QKeySequence("F5"))
+        self.recheck_action.triggered.connect(lambda: self.session and self.open_folder(self.session.root))
+        file_menu.addAction(self.recheck_action)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+    def recent_datasets(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):  # QSettings returns a bare string for one-element lists
+            value = [value]
+        return [v for v in (value or []) if v]
+
+    def _remember(self, folder: Path) -> None:
+        recent = [str(folder)] + [r for r in self.recent_datasets() if r != str(folder)]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self.settings.sync()
+        self._refresh_recent_menu()
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.recent_datasets():
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.open_folder(f))
+        self.recent_menu.setEnabled(bool(self.recent_datasets()))
+
+    def _choose_folder(self) -> None:
+        start = self.recent_datasets()[0] if self.recent_datasets() else str(self.workspace)
+        folder = QFileDialog.getExistingDirectory(self, "Open a COCO dataset folder", start)
+        if folder:
+            self.open_folder(folder)
+
+    # ---------------------------------------------------------------- opening
+    def open_folder(self, folder: str | Path) -> BackgroundTask:
+        """Start opening a dataset in the background; returns the task (tests wait on it)."""
+        self.cancel_open()
+        folder = Path(folder).expanduser()
+        self.banner.hide()
+        self.status_text.setText(f"Opening {folder}…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        task = BackgroundTask(open_dataset, folder)
+        # Results of a task that was cancelled or replaced meanwhile are dropped.
+        task.signals.finished.connect(lambda session, t=task: self._opened(t, session))
+        task.signals.failed.connect(lambda message, t=task, f=folder: self._open_failed(t, f, message))
+        task.signals.progress.connect(lambda *a, t=task: t is self._open_task and self._progress(*a))
+        self._open_task = task
+        QThreadPool.globalInstance().start(task)
+        return task
+
+    def cancel_open(self) -> None:
+        if self._open_task is not None and not self._open_task.done.is_set():
+            self._open_task.cancel()
+            self.status_text.setText("Cancelled.")
+        self._open_task = None
+        self._end_progress()
+
+    def _progress(self, text: str, done: int, total: int) -> None:
+        self.status_text.setText(text + (f" {done}/{total}" if total else "…"))
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        else:
+            self.progress.setRange(0, 0)
+
+    def _end_progress(self) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _opened(self, task: BackgroundTask, session: DatasetSession) -> None:
+        if task is not self._open_task:
+            return
+        self._open_task = None
+        self._end_progress()
+        self.session = session
+        self._remember(session.root)
+        self.setWindowTitle(f"Lightbox — {session.root.name}")
+        self.browser.set_session(session)
+        self.health.set_problems(session.problems, session.checked_files)
+        errors = sum(p.severity == "error" for p in session.problems)
+        self.status_text.setText(
+            f"{session.root} ({session.folder.layout} layout): {session.num_images} images, "
+            f"{session.num_annotations} annotations, {len(session.category_names())} categories, "
+            f"{len(session.problems)} problems ({errors} errors)")
+        if self.augment is not None and session.splits:
+            first = session.splits[0]
+            if session.index(first).num_images:
+                self.augment.set_source(session, ImageRef(first, 0))
+
+    def _open_failed(self, task: BackgroundTask, folder: Path, message: str) -> None:
+        if task is not self._open_task:
+            return
+        self._open_task = None
+        self._end_progress()
+        self.show_error(f"Could not open {folder}:\n{message}")
+        self.status_text.setText("The dataset could not be opened; the previous one stays open."
+                                 if self.session else "Open a COCO dataset folder to begin (File ▸ Open).")
+
+    def show_error(self, message: str) -> None:
+        self.banner.setText(message)
+        self.banner.show()
+
+    # ---------------------------------------------------------------- navigation
+    def show_image(self, ref: ImageRef, annotation_id: int | None = None) -> None:
+        if self.session is None:
+            return
+        refs = self.browser.current_refs()
+        self.viewer.set_refs(refs if ref in refs else [ref], ref)
+        self.viewer.show_image(self.session, ref)
+        if annotation_id is not None:
+            self.viewer.highlight_annotation(annotation_id)
+        self.tabs.setCurrentWidget(self.viewer)
+
+    def show_problem(self, problem) -> None:
+        """Open the image a problem names, with the offending annotation highlighted."""
+        if self.session is None:
+            return
+        split = self.session.split_of_file(problem.file)
+        ref = self.session.find_image(split, problem.image_id) if split and problem.image_id is not None else None
+        if ref is None:
+            self.status_text.setText(f"This problem names no image that is in the index: {problem.message}")
+            return
+        self.show_image(ref, problem.annotation_id)
+
+    def _selection_changed(self, ref: ImageRef) -> None:
+        if self.session is not None and self.augment is not None:
+            self.augment.set_source(self.session, ref)
+
+    def _viewer_moved(self, ref: ImageRef) -> None:
+        self.browser.select_ref(ref)
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.augment_host and self.augment is None:
+            from .augment_panel import AugmentationPanel
+
+            self.augment = AugmentationPanel()
+            self.augment_host.layout().addWidget(self.augment)
+            if self.session is not None and self.session.splits:
+                split = self.session.splits[0]
+                if self.session.index(split).num_images:
+                    self.augment.set_source(self.session, ImageRef(split, 0))
+
+    def closeEvent(self, event) -> None:
+        self.cancel_open()
+        super().closeEvent(event)

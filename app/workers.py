@@ -1,0 +1,74 @@
+"""Background work for the GUI: run a function on a thread pool, report back by signals.
+
+The function gets ``progress(text, done, total)`` and ``cancel`` (a
+threading.Event) keyword arguments when it accepts them. Signals emitted from
+the worker thread reach slots on the GUI thread queued, so slots may touch
+widgets. The GUI thread never waits on a task.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class TaskSignals(QObject):
+    progress = Signal(str, int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+
+
+class BackgroundTask(QRunnable):
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any):
+        super().__init__()
+        self.setAutoDelete(False)  # the owner keeps it until a signal says it is done
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.signals = TaskSignals()
+        self.cancel_event = threading.Event()
+        self.done = threading.Event()
+        accepted = inspect.signature(fn).parameters
+        if "progress" in accepted:
+            self.kwargs["progress"] = self._progress
+        if "cancel" in accepted:
+            self.kwargs["cancel"] = self.cancel_event
+
+    def _progress(self, text: str, done: int, total: int) -> None:
+        self.signals.progress.emit(text, done, total)
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def run(self) -> None:
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except Exception as exc:  # reported to the GUI, never raised into Qt's thread
+            message = str(exc) or type(exc).__name__
+            self.signals.failed.emit(message + ("" if str(exc) else "\n" + traceback.format_exc()))
+        else:
+            self.signals.finished.emit(result)
+        finally:
+            self.done.set()
+
+
+def run_in_background(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
+                      on_error: Callable[[str], None] | None = None,
+                      on_progress: Callable[[str, int, int], None] | None = None,
+                      pool: QThreadPool | None = None, **kwargs: Any) -> BackgroundTask:
+    """Start ``fn(*args, **kwargs)`` on ``pool`` (the global pool by default)."""
+    task = BackgroundTask(fn, *args, **kwargs)
+    if on_done is not None:
+        task.signals.finished.connect(on_done)
+    if on_error is not None:
+        task.signals.failed.connect(on_error)
+    if on_progress is not None:
+        task.signals.progress.connect(on_progress)
+    (pool or QThreadPool.globalInstance()).start(task)
+    return task

@@ -1,0 +1,124 @@
+"""The main window: opening datasets (good and bad), the health panel, navigation, start-up time."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.health_panel import HealthPanel
+from app.main_window import MainWindow
+from app.session import ImageRef, open_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(tmp_path / "ws")
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def _open(qtbot, window, folder):
+    task = window.open_folder(folder)
+    qtbot.waitUntil(lambda: task.done.is_set(), timeout=30_000)
+    qtbot.waitUntil(lambda: window._open_task is None, timeout=5_000)
+    return task
+
+
+def test_open_a_dataset_fills_every_panel_and_is_remembered(qtbot, window, sample_dataset):
+    _open(qtbot, window, sample_dataset)
+    assert window.session is not None and window.session.num_images == 64
+    assert "64 images" in window.status_text.text()
+    assert window.health.model.rowCount() == 0
+    assert "No problems found" in window.health.summary.text()
+    assert window.recent_datasets()[0] == str(sample_dataset)
+    again = MainWindow(window.workspace)
+    qtbot.addWidget(again)
+    assert again.recent_datasets()[0] == str(sample_dataset)
+    assert [a.text() for a in again.recent_menu.actions()][0] == str(sample_dataset)
+
+
+@pytest.mark.parametrize("breakage", ["no_coco_file", "broken_json", "missing_folder"])
+def test_bad_folders_show_a_message_and_the_app_stays_usable(qtbot, window, sample_dataset, tmp_path, breakage):
+    _open(qtbot, window, sample_dataset)
+    bad = tmp_path / "bad"
+    if breakage == "no_coco_file":
+        (bad / "images").mkdir(parents=True)
+    elif breakage == "broken_json":
+        bad.mkdir()
+        (bad / "annotations.json").write_text('{"images": [')
+    task = _open(qtbot, window, bad)
+    assert window.banner.isVisible()
+    assert str(bad) in window.banner.text()
+    # The dataset that was open stays open and usable.
+    assert window.session.root == sample_dataset
+    assert window.browser.current_refs()
+
+
+def test_missing_and_corrupt_images_become_problems_not_crashes(qtbot, window, sample_copy):
+    (sample_copy / "train" / "train_0001.jpg").unlink()
+    (sample_copy / "val" / "val_0002.jpg").write_bytes(b"not an image")
+    _open(qtbot, window, sample_copy)
+    codes = sorted(p.code for p in window.health.model.problems)
+    assert codes == ["missing_file", "unreadable_image"]
+    assert "2 errors" in window.health.summary.text()
+
+
+def test_activating_a_problem_opens_the_image_with_the_annotation_highlighted(qtbot, window, sample_copy):
+    doc_path = sample_copy / "annotations" / "instances_train.json"
+    doc = json.loads(doc_path.read_text())
+    ann = doc["annotations"][5]
+    ann["bbox"] = [ann["bbox"][0], ann["bbox"][1], 0, 10]
+    doc_path.write_text(json.dumps(doc))
+    _open(qtbot, window, sample_copy)
+    (problem,) = [p for p in window.health.model.problems if p.code == "bbox_nonpositive"]
+    highlighted = []
+    window.viewer.highlight_annotation = highlighted.append
+    window.health.problem_activated.emit(problem)
+    assert window.tabs.currentWidget() is window.viewer
+    assert highlighted == [ann["id"]]
+
+
+def test_health_panel_filters_by_code_and_text(qtbot, sample_copy):
+    (sample_copy / "train" / "train_0001.jpg").unlink()
+    (sample_copy / "train" / "train_0003.jpg").unlink()
+    (sample_copy / "val" / "val_0002.jpg").write_bytes(b"not an image")
+    session = open_dataset(sample_copy)
+    panel = HealthPanel()
+    qtbot.addWidget(panel)
+    panel.set_problems(session.problems)
+    assert len(panel.visible_problems()) == 3
+    panel.code_filter.setCurrentText("missing_file")
+    assert {p.code for p in panel.visible_problems()} == {"missing_file"}
+    panel.search.setText("train_0003")
+    assert len(panel.visible_problems()) == 1
+    emitted = []
+    panel.problem_activated.connect(emitted.append)
+    panel.table.doubleClicked.emit(panel.proxy.index(0, 0))
+    assert emitted and "train_0003" in emitted[0].message
+
+
+def test_cancel_drops_the_result(qtbot, window, sample_dataset):
+    task = window.open_folder(sample_dataset)
+    window.cancel_open()
+    qtbot.waitUntil(lambda: task.done.is_set(), timeout=30_000)
+    qtbot.wait(50)
+    assert window.session is None
+    assert not window.progress.isVisible()
+
+
+def test_start_up_path_imports_no_torch_or_training_stack(tmp_path):
+    # Start-up time itself is measured in bench/gui_browse.py; here: what start-up must not load.
+    code = ("import sys; from app.main import run; "
+            f"rc = run(None, {str(tmp_path / 'ws')!r}, exit_after_show=True); "
+            "print('heavy', [m for m in ('torch', 'lightning', 'mlflow', 'ray', 'albumentations') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr
+    assert "window shown after" in done.stdout
+    assert "heavy []" in done.stdout, done.stdout
