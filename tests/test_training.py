@@ -185,3 +185,27 @@ def test_models_lists_the_offline_presets(capsys):
     assert main(["models", "--task", "detection"]) == 0
     out = capsys.readouterr().out
     assert "detr-resnet-50" in out and "detr-tiny" in out and "resnet-18" not in out
+
+
+def test_multitask_run_trains_and_predicts_every_task(sample_dataset, tmp_path):
+    workspace = tmp_path / "ws"
+    config = RunConfig.from_dict({"task": {"name": "multitask",
+                                           "tasks": ["classification", "detection", "segmentation"]}})
+    config = config.with_overrides({
+        "data.path": str(sample_dataset), "model.checkpoints.classification": "resnet-tiny",
+        "optim.epochs": 1, "optim.batch_size": 8, "data.image_size": 64, "data.num_workers": 0,
+        "workspace": str(workspace)})
+    result = train(config, progress=False)
+    assert result.status == "FINISHED"
+    assert {"val/accuracy", "val/map", "val/miou"} <= set(result.metrics)
+    out = tmp_path / "preds.json"
+    assert main(["predict", result.run_id, str(sample_dataset / "val"), "--out", str(out),
+                 "--workspace", str(workspace)]) == 0
+    predictions = json.loads(out.read_text())["predictions"]
+    assert len(predictions) == 16
+    first = predictions[0]
+    assert {"label_name", "detections", "mask_file"} <= set(first)
+    from PIL import Image
+
+    with Image.open(first["mask_file"]) as mask:
+        assert mask.size == Image.open(sample_dataset / "val" / first["file_name"]).size

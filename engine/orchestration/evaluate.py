@@ -92,16 +92,22 @@ def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_ur
     index = _folder_index(folder)
     datamodule_cls = get_task(config.task.name).datamodule_class
     dataset_cls = datamodule_cls.dataset_class
+    extra = {"tasks": list(config.task.tasks)} if config.task.name == "multitask" else {}
     dataset = dataset_cls(folder, index=index, train=False, image_size=config.data.image_size,
-                          transforms=config.augmentation.val, check_files=False)
+                          transforms=config.augmentation.val, check_files=False, **extra)
     # Classification skips images without labels; here every image is predicted.
     dataset.rows = np.arange(index.num_images)
     if hasattr(dataset, "labels"):
         dataset.labels = np.zeros(index.num_images, np.int64)
-    from engine.tasks.common.collate import Collate
+    if config.task.name == "multitask":
+        from engine.tasks.common.multitask import MultiTaskCollate
 
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=Collate(dataset.task, mean=module.mean,
-                                                                           std=module.std))
+        collate = MultiTaskCollate(dataset.tasks, mean=module.mean, std=module.std)
+    else:
+        from engine.tasks.common.collate import Collate
+
+        collate = Collate(dataset.task, mean=module.mean, std=module.std)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     speed = speed_settings(config)
     trainer = pl.Trainer(accelerator=speed.accelerator, devices=1, precision=speed.precision, logger=False,
                          enable_progress_bar=False, enable_model_summary=False)

@@ -487,6 +487,8 @@ class MultiTaskModule(BaseVisionModule):
         self.save_hyperparameters({"config": asdict(config), "num_labels": num_labels,
                                    "category_ids": category_ids, "id2label": id2label, **kwargs})
         self.backbone, self.backbone_channels, self.backbone_checkpoint = shared_backbone(config)
+        # transformers hands models over in eval mode, and Lightning keeps submodules' modes.
+        self.backbone.train()
         self.heads = nn.ModuleDict()
         self.num_labels: dict[str, int] | None = None
         self.category_ids = list(category_ids) if category_ids else None
@@ -641,6 +643,36 @@ class MultiTaskModule(BaseVisionModule):
             self.evaluator.add(detections_from_outputs(det["logits"].detach(), det["pred_boxes"].detach(),
                                                        labels["detection"], self.category_ids,
                                                        canvas=tuple(batch["pixel_values"].shape[-2:])))
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Per image: its class, its detections (original pixels and ids) and its class map."""
+        outputs = self(batch["pixel_values"], batch.get("pixel_mask"))
+        canvas = tuple(batch["pixel_values"].shape[-2:])
+        image_ids = batch["image_ids"].tolist()
+        results: list[dict[str, Any]] = [{"image_id": int(i)} for i in image_ids]
+        if "classification" in self.tasks:
+            probs = outputs["classification"].float().softmax(-1)
+            scores, labels = probs.max(-1)
+            names = self._names("classification")
+            for item, label, score in zip(results, labels.tolist(), scores.tolist()):
+                item.update(label=int(label), label_name=names[int(label)], score=float(score))
+        if "detection" in self.tasks:
+            det = outputs["detection"]
+            targets = [{"content_box": box, "orig_size": size, "image_id": torch.tensor(i)}
+                       for box, size, i in zip(batch["content_boxes"], batch["orig_sizes"], image_ids)]
+            found = detections_from_outputs(det["logits"], det["pred_boxes"], targets, self.category_ids,
+                                            canvas=canvas, min_score=0.05)
+            for item in results:
+                item["detections"] = [d for d in found if d["image_id"] == item["image_id"]]
+        if "segmentation" in self.tasks:
+            logits = outputs["segmentation"].float()
+            for k, item in enumerate(results):
+                x, y, w, h = (int(round(v)) for v in batch["content_boxes"][k].tolist())
+                one = F.interpolate(logits[k : k + 1, :, y : y + max(h, 1), x : x + max(w, 1)],
+                                    size=tuple(batch["orig_sizes"][k].tolist()), mode="bilinear",
+                                    align_corners=False)
+                item["mask"] = one.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        return results
 
     def on_validation_epoch_end(self) -> None:
         if "classification" in self.tasks:
