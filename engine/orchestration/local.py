@@ -138,6 +138,18 @@ def build_module(config: RunConfig, datamodule, speed: Speed):
                               id2label=datamodule.id2label, pretrained=config.model.pretrained, **common, **extra)
 
 
+def _quiet_known_noise() -> None:
+    """Silence messages that are expected here and only confuse users."""
+    import logging
+    import warnings
+
+    # The data module's own batch hook is intentionally overridden by the module's device-side one.
+    warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage())
+
+
 def _guarded_checkpoint_class():
     """ModelCheckpoint that writes nothing once the loss went NaN, so the last good one survives."""
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -191,6 +203,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     from engine.tracking.logger import RunLogger
     from engine.tracking.store import resolve_tracking_uri
 
+    _quiet_known_noise()
     ckpt_path = None
     if resume_run_id:
         config, run_dir, ckpt_path, uri = _resume_state(resume_run_id, tracking_uri, config, workspace)
