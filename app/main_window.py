@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, Q
 
 from .browser import DatasetBrowser
 from .health_panel import HealthPanel
-from .session import DatasetSession, ImageRef, open_dataset
+from .session import DatasetSession, ImageRef, check_files, open_dataset
 from .viewer import ImageViewer
 from .workers import BackgroundTask
 
@@ -33,6 +33,7 @@ class MainWindow(QMainWindow):
         self.settings = QSettings(str(self.workspace / "settings.ini"), QSettings.IniFormat)
         self.session: DatasetSession | None = None
         self._open_task: BackgroundTask | None = None
+        self._check_task: BackgroundTask | None = None
         self.setWindowTitle("Lightbox")
         self.resize(1280, 840)
 
@@ -135,7 +136,8 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_button.show()
-        task = BackgroundTask(open_dataset, folder)
+        # Phase 1 indexes the JSON (fast) so the browser fills at once; phase 2 checks the files.
+        task = BackgroundTask(open_dataset, folder, check_files=False)
         # Results of a task that was cancelled or replaced meanwhile are dropped.
         task.signals.finished.connect(lambda session, t=task: self._opened(t, session))
         task.signals.failed.connect(lambda message, t=task, f=folder: self._open_failed(t, f, message))
@@ -145,11 +147,15 @@ class MainWindow(QMainWindow):
         return task
 
     def cancel_open(self) -> None:
-        if self._open_task is not None and not self._open_task.done.is_set():
-            self._open_task.cancel()
-            self.status_text.setText("Cancelled.")
-        self._open_task = None
+        for task in (self._open_task, self._check_task):
+            if task is not None and not task.done.is_set():
+                task.cancel()
+                self.status_text.setText("Cancelled.")
+        self._open_task = self._check_task = None
         self._end_progress()
+
+    def is_busy(self) -> bool:
+        return self._open_task is not None or self._check_task is not None
 
     def _progress(self, text: str, done: int, total: int) -> None:
         self.status_text.setText(text + (f" {done}/{total}" if total else "…"))
@@ -167,21 +173,49 @@ class MainWindow(QMainWindow):
         if task is not self._open_task:
             return
         self._open_task = None
-        self._end_progress()
         self.session = session
         self._remember(session.root)
         self.setWindowTitle(f"Lightbox — {session.root.name}")
         self.browser.set_session(session)
         self.health.set_problems(session.problems, session.checked_files)
-        errors = sum(p.severity == "error" for p in session.problems)
-        self.status_text.setText(
-            f"{session.root} ({session.folder.layout} layout): {session.num_images} images, "
-            f"{session.num_annotations} annotations, {len(session.category_names())} categories, "
-            f"{len(session.problems)} problems ({errors} errors)")
+        self._show_summary()
+        check = BackgroundTask(check_files, session)
+        check.signals.finished.connect(lambda problems, t=check: self._checked(t, problems))
+        check.signals.failed.connect(lambda message, t=check: self._check_failed(t, message))
+        check.signals.progress.connect(lambda *a, t=check: t is self._check_task and self._progress(*a))
+        self._check_task = check
+        QThreadPool.globalInstance().start(check)
         if self.augment is not None and session.splits:
             first = session.splits[0]
             if session.index(first).num_images:
                 self.augment.set_source(session, ImageRef(first, 0))
+
+    def _show_summary(self) -> None:
+        session = self.session
+        errors = sum(p.severity == "error" for p in session.problems)
+        checked = "" if session.checked_files else "; checking image files…"
+        self.status_text.setText(
+            f"{session.root} ({session.folder.layout} layout): {session.num_images} images, "
+            f"{session.num_annotations} annotations, {len(session.category_names())} categories, "
+            f"{len(session.problems)} problems ({errors} errors){checked}")
+
+    def _checked(self, task: BackgroundTask, problems: list) -> None:
+        if task is not self._check_task or self.session is None:
+            return
+        self._check_task = None
+        self._end_progress()
+        self.session.problems = self.session.problems + problems
+        self.session.checked_files = True
+        self.health.set_problems(self.session.problems, True)
+        self.browser.refresh_problems()
+        self._show_summary()
+
+    def _check_failed(self, task: BackgroundTask, message: str) -> None:
+        if task is not self._check_task:
+            return
+        self._check_task = None
+        self._end_progress()
+        self.show_error(f"Checking the image files failed: {message}")
 
     def _open_failed(self, task: BackgroundTask, folder: Path, message: str) -> None:
         if task is not self._open_task:

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.data.coco_index import CocoIndex
 from engine.data.folders import DatasetFolder, find_splits
-from engine.data.health import HealthReport, SplitSummary, check_index
+from engine.data.health import HealthReport, SplitSummary, check_index, file_problems
 from engine.data.problems import CocoFormatError, Problem
 
 SORT_KEYS = ("file order", "file name", "annotations", "problems")
@@ -169,6 +169,21 @@ def open_dataset(root: str | Path, *, check_files: bool = True,
     session.problems = problems
     session.checked_files = check_files
     return session
+
+
+def check_files(session: DatasetSession, *, progress: Callable[[str, int, int], None] | None = None,
+                cancel: threading.Event | None = None) -> list[Problem]:
+    """The image-file problems of every split (missing, unreadable, truncated, wrong size).
+
+    The slow half of opening a dataset: the browser is already usable while it runs.
+    """
+    problems: list[Problem] = []
+    for name, index in session.indexes.items():
+        if cancel is not None and cancel.is_set():
+            break
+        step = (lambda done, total, n=name: progress(f"checking {n} images", done, total)) if progress else None
+        problems += file_problems(index, session.image_dir(name), False, 8, step, cancel)
+    return problems
 
 
 def health_report(session: DatasetSession) -> HealthReport:

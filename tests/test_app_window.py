@@ -26,7 +26,7 @@ def window(qtbot, tmp_path):
 def _open(qtbot, window, folder):
     task = window.open_folder(folder)
     qtbot.waitUntil(lambda: task.done.is_set(), timeout=30_000)
-    qtbot.waitUntil(lambda: window._open_task is None, timeout=5_000)
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=30_000)
     return task
 
 

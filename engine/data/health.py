@@ -135,7 +135,7 @@ def check_index(index: CocoIndex, image_dir: str | Path | None = None, *, deep: 
     problems += _annotation_problems(index)
     problems += _segmentation_problems(index)
     if check_files and image_dir is not None:
-        problems += _file_problems(index, Path(image_dir), deep, workers, progress, cancel)
+        problems += file_problems(index, Path(image_dir), deep, workers, progress, cancel)
     return problems
 
 
@@ -311,8 +311,9 @@ def _check_one_file(ix: CocoIndex, row: int, image_dir: Path, deep: bool) -> lis
     return []
 
 
-def _file_problems(ix: CocoIndex, image_dir: Path, deep: bool, workers: int,
-                   progress: ProgressFn | None, cancel: threading.Event | None) -> list[Problem]:
+def file_problems(ix: CocoIndex, image_dir: Path, deep: bool = False, workers: int = 8,
+                  progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> list[Problem]:
+    """Problems of the image files on disk (thread pool; header and tail only unless ``deep``)."""
     total = ix.num_images
     out: list[Problem] = []
     done = 0

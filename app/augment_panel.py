@@ -1,0 +1,909 @@
+"""The augmentation editor: build a spec step by step and watch what training will do with it.
+
+The left side edits the spec (a list of ``{"name": ..., **params}`` steps, see
+``engine.data.augment``) for the train or the val pipeline; the right side
+shows N augmented samples of the selected dataset image. The samples come
+from the task's own dataset class (``dataset.augmented(i, epoch)``), the very
+call training makes, so sample k is what the model sees of that image in
+epoch k for the shown seed.
+
+``engine.data.augment`` pulls in albumentations (and with it torch), so it
+is imported on first show, in the background, and never at module import.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter, QPen
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QPlainTextEdit, QPushButton, QScrollArea, QSpinBox, QSplitter,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from .session import DatasetSession, ImageRef
+from .workers import BackgroundTask, run_in_background
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
+
+TASKS = ("classification", "detection", "segmentation")
+SPLITS = ("train", "val")
+DEFAULT_SAMPLES = 8
+RENDER_SIZE = 512  # longest side of a rendered sample; tiles scale it down to fit
+PROBE_LABEL = -1  # val pipelines carry a whole-image "probe" box that is not an annotation
+ERROR_STYLE = "color: #c62828;"
+HINT_STYLE = "color: #6b6b6b;"
+_RUNNING: list[BackgroundTask] = []  # background tasks still in flight, kept alive until done
+PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
+           "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075"]
+
+
+def _augment():
+    """The engine's augmentation module, imported on demand (it loads albumentations and torch)."""
+    from engine.data import augment
+
+    return augment
+
+
+def _warm_up() -> None:
+    """Background import, so the first synchronous use finds the module loaded."""
+    _augment().available_transforms("classification")  # also fills the cached transform catalogue
+
+
+def _dataset_class(task: str):
+    # The training dataset classes import torch: only ever called from a background task.
+    if task == "classification":
+        from engine.tasks.classification.datamodule import ClassificationDataset as cls
+    elif task == "detection":
+        from engine.tasks.detection.datamodule import DetectionDataset as cls
+    else:
+        from engine.tasks.segmentation.datamodule import SegmentationDataset as cls
+    return cls
+
+
+# ----------------------------------------------------------------------------- preview computation
+
+
+@dataclass
+class SampleTile:
+    """One augmented sample, ready to paint: the image (mask already blended in) and its boxes."""
+
+    image: QImage
+    width: int  # size of the augmented sample, which box coordinates refer to
+    height: int
+    boxes: list[tuple[float, float, float, float, str, str]] = field(default_factory=list)  # x, y, w, h, name, colour
+    caption: str = ""
+
+
+def _colour(label: int) -> str:
+    return PALETTE[label % len(PALETTE)]
+
+
+@cache
+def _mask_colours() -> np.ndarray:
+    """RGBA per mask value: classes in translucent colour, background clear, "ignore" (255) grey."""
+    lut = np.zeros((256, 4), np.uint8)
+    for value in range(1, 255):
+        colour = QColor(_colour(value - 1))  # mask value = label + 1
+        lut[value] = (colour.red(), colour.green(), colour.blue(), 120)
+    lut[255] = (128, 128, 128, 150)
+    return lut
+
+
+def _qimage(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    fmt = QImage.Format_RGBA8888 if rgb.shape[2] == 4 else QImage.Format_RGB888
+    return QImage(rgb.data, w, h, rgb.strides[0], fmt).copy()  # copy: the QImage must own its pixels
+
+
+def _render(sample: dict, epoch: int, names: dict[int, str], task: str) -> SampleTile:
+    """Turn a sample into a paintable tile (QImage work is allowed off the GUI thread)."""
+    image = sample["image"]
+    h, w = image.shape[:2]
+    qimage = _qimage(image)
+    scale = min(1.0, RENDER_SIZE / max(h, w))
+    if scale < 1:
+        qimage = qimage.scaled(max(1, round(w * scale)), max(1, round(h * scale)),
+                               Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+    mask = sample.get("mask")
+    if mask is not None:
+        overlay = _qimage(_mask_colours()[np.asarray(mask).astype(np.intp).clip(0, 255)])
+        qimage = qimage.convertToFormat(QImage.Format_ARGB32_Premultiplied)
+        painter = QPainter(qimage)
+        # Nearest-neighbour scaling keeps class borders crisp.
+        painter.drawImage(QRectF(0, 0, qimage.width(), qimage.height()), overlay)
+        painter.end()
+    boxes = []
+    for (x, y, bw, bh), label in zip(sample["boxes"].tolist(), sample["labels"].tolist()):
+        if label == PROBE_LABEL:
+            continue
+        boxes.append((x, y, bw, bh, names.get(label, str(label)), _colour(label)))
+    caption = f"epoch {epoch} · {w}×{h}"
+    if task == "detection":
+        caption += f" · {len(boxes)} box{'es' if len(boxes) != 1 else ''}"
+    return SampleTile(qimage, w, h, boxes, caption)
+
+
+def compute_preview(session: DatasetSession, ref: ImageRef, task: str, spec: list[dict], train: bool,
+                    seed: int, n: int, generation: int, cancel=None) -> dict:
+    """Augment ``ref`` n times through the task's training dataset class (runs in a worker).
+
+    Problems come back as ``{"error": message}`` rather than as exceptions, so the
+    panel can tell which request they belong to.
+    """
+    result: dict[str, Any] = {"generation": generation, "seed": seed, "spec": spec, "train": train}
+    try:
+        dataset = _dataset_class(task)(session.image_dir(ref.split), index=session.index(ref.split),
+                                       transforms=spec, train=train, seed=seed, check_files=False)
+        # Match by image id: the dataset may leave images out, so its positions differ from the index rows.
+        image_id = int(session.index(ref.split).image_ids[ref.row])
+        found = np.flatnonzero(dataset.index.image_ids[dataset.rows] == image_id)
+        if not len(found):
+            why = [p.message for p in dataset.problems if p.image_id == image_id and p.severity == "error"]
+            reason = why[0] if why else f"it has no annotation that {task} training can use"
+            return {**result, "error": f"Training leaves this image out: {reason}."}
+        i = int(found[0])
+        names = dataset.id2label if task == "detection" else {}
+        samples, tiles = [], []
+        for epoch in range(n):
+            if cancel is not None and cancel.is_set():
+                return {**result, "cancelled": True}
+            try:
+                sample = dataset.augmented(i, epoch)
+            except Exception as exc:  # a transform that cannot handle this image, e.g. a crop too large
+                return {**result, "error": f"Sample {epoch} failed: {exc}"}
+            samples.append(sample)
+            tiles.append(_render(sample, epoch, names, task))
+        return {**result, "index": i, "samples": samples, "tiles": tiles}
+    except Exception as exc:
+        return {**result, "error": f"{type(exc).__name__}: {exc}"}
+
+
+# ----------------------------------------------------------------------------- widgets
+
+
+class PreviewTile(QWidget):
+    """Paints one sample to fit, with boxes drawn at screen resolution so they stay sharp."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.tile: SampleTile | None = None
+
+    def set_tile(self, tile: SampleTile | None) -> None:
+        self.tile = tile
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.Antialiasing)
+        painter.setRenderHint(QPainter.SmoothPixmapTransform)
+        caption_h = self.fontMetrics().height() + 4
+        area = QRectF(self.rect()).adjusted(0, 0, 0, -caption_h)
+        painter.fillRect(area, QColor("#2b2b2b"))
+        if self.tile is None:
+            return
+        tile = self.tile
+        scale = min(area.width() / tile.width, area.height() / tile.height)
+        target = QRectF(0, 0, tile.width * scale, tile.height * scale)
+        target.moveCenter(area.center())
+        painter.drawImage(target, tile.image)
+        font = QFont(self.font())
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        for x, y, w, h, name, colour in tile.boxes:
+            rect = QRectF(target.x() + x * scale, target.y() + y * scale, w * scale, h * scale)
+            painter.setBrush(Qt.NoBrush)
+            painter.setPen(QPen(QColor(0, 0, 0, 140), 4))  # dark halo: boxes stay visible on same-coloured objects
+            painter.drawRect(rect)
+            painter.setPen(QPen(QColor(colour), 2))
+            painter.drawRect(rect)
+            label = QRectF(rect.topLeft() - QPointF(1, metrics.height()),
+                           QSize(metrics.horizontalAdvance(name) + 6, metrics.height()))
+            label.moveTop(max(target.top(), label.top()))  # keep tags of boxes at the top edge visible
+            painter.fillRect(label, QColor(colour))
+            painter.setPen(QColor("white"))
+            painter.drawText(label, Qt.AlignCenter, name)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.setFont(self.font())
+        caption = QRectF(0, self.height() - caption_h, self.width(), caption_h)
+        painter.drawText(caption, Qt.AlignCenter, tile.caption)
+
+
+class TileGrid(QWidget):
+    """Lays tiles out in the column count that makes them largest (samples are mostly square)."""
+
+    SPACING = 6
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.tiles: list[PreviewTile] = []
+
+    def set_count(self, n: int) -> list[PreviewTile]:
+        for tile in self.tiles:
+            tile.deleteLater()
+        self.tiles = [PreviewTile(self) for _ in range(n)]
+        for tile in self.tiles:
+            tile.show()
+        self._relayout()
+        return self.tiles
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._relayout()
+
+    def _relayout(self) -> None:
+        n = len(self.tiles)
+        if not n:
+            return
+        caption = self.fontMetrics().height() + 4
+        gap, width, height = self.SPACING, self.width(), self.height()
+
+        def image_side(columns: int) -> float:
+            rows = math.ceil(n / columns)
+            return min((width - gap * (columns - 1)) / columns, (height - gap * (rows - 1)) / rows - caption)
+
+        columns = max(range(1, n + 1), key=image_side)
+        rows = math.ceil(n / columns)
+        side = max(40.0, image_side(columns))
+        # Centre the block of tiles in the free space.
+        left = (width - (columns * side + (columns - 1) * gap)) / 2
+        top = (height - (rows * (side + caption) + (rows - 1) * gap)) / 2
+        for k, tile in enumerate(self.tiles):
+            row, column = divmod(k, columns)
+            tile.setGeometry(round(left + column * (side + gap)), round(top + row * (side + caption + gap)),
+                             round(side), round(side + caption))
+
+
+def _flow_yaml(value: Any) -> str:
+    """A value as one line of YAML, for the generic line-edit fields."""
+    if value is None:
+        return ""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000)
+    return text.removesuffix("...\n").strip()
+
+
+def _literal_names(annotation: str, choices: list) -> list[str]:
+    """Readable combo entries: cv2 constants by name ("INTER_LINEAR (1)"), other values as they are."""
+    if annotation.startswith("Literal[cv2.") and annotation.endswith("]"):
+        names = [n.strip().removeprefix("cv2.") for n in annotation[len("Literal["):-1].split(",")]
+        if len(names) == len(choices):
+            return [f"{name} ({value})" for name, value in zip(names, choices)]
+    return ["(none)" if c is None else str(c) for c in choices]
+
+
+def _is_literal(annotation: str) -> bool:
+    """True when every allowed value is one of the Literal choices (maybe or None), so a combo fits."""
+    core = annotation.removesuffix(" | None")
+    return core.startswith("Literal[") and core.endswith("]") and "] |" not in core and "| " not in core
+
+
+def _decimals(value: float) -> int:
+    text = repr(float(value))
+    return min(10, max(2, len(text.split(".")[1]) if "." in text and "e" not in text else 6))
+
+
+# Sensible starting values for parameters that have no default, so "Add" gives a working step.
+def _required_guess(name: str, size: int) -> Any:
+    return {"height": size, "width": size, "size": [size, size], "max_size": size,
+            "min_max_height": [size // 2, size], "num_grid_xy": [4, 4], "magnitude": 10}.get(name)
+
+
+class AugmentationPanel(QWidget):
+    """Edit the train/val augmentation specs of a run and preview them on a dataset image.
+
+    Public API: ``spec()``, ``spec_yaml()``, ``set_spec(spec)``, ``set_task(task)``,
+    ``load_config(run_config)``, ``apply_to_config(run_config)``, ``set_source(session, ref)``,
+    ``reseed()``; signal ``spec_changed(list)`` carries the edited split's spec.
+    """
+
+    spec_changed = Signal(list)
+
+    def __init__(self, parent=None, *, task: str = "detection", seed: int = 0, samples: int = DEFAULT_SAMPLES):
+        super().__init__(parent)
+        self.seed = seed
+        self._task = task
+        self._split = "train"
+        self._specs: dict[str, list[dict]] | None = None  # filled once the engine module is loaded
+        self._ready = False
+        self._loader: BackgroundTask | None = None
+        self._session: DatasetSession | None = None
+        self._ref: ImageRef | None = None
+        self._generation = 0
+        self._running: BackgroundTask | None = None
+        self.current_error = ""
+        self.last_samples: list[dict] = []  # the arrays the tiles show, for comparison with training
+        self.last_index: int | None = None  # the image's position in the task's dataset
+        self.last_seed: int | None = None
+        self.last_spec: list[dict] | None = None
+
+        self._build_editor()
+        self._build_preview(samples)
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(self.editor)
+        splitter.addWidget(self.preview_box)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([430, 770])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+        # Edits come in bursts (typing, arrow keys): recompute the preview once they settle.
+        self._preview_timer = QTimer(self, singleShot=True, interval=150)
+        self._preview_timer.timeout.connect(self._start_preview)
+        self._show_message("Loading the augmentation library…")
+
+    # ------------------------------------------------------------------ layout
+    def _build_editor(self) -> None:
+        self.task_combo = QComboBox()
+        self.task_combo.addItems(TASKS)
+        self.task_combo.setCurrentText(self._task)
+        self.task_combo.currentTextChanged.connect(self.set_task)
+        self.split_combo = QComboBox()
+        self.split_combo.addItems(SPLITS)
+        self.split_combo.setToolTip("Which pipeline to edit: training or validation")
+        self.split_combo.currentTextChanged.connect(self._split_changed)
+        self.size_spin = QSpinBox(minimum=16, maximum=8192, singleStep=32)
+        self.size_spin.setToolTip("Image size the preset is built for")
+        self.preset_button = QPushButton("Load preset")
+        self.preset_button.setToolTip("Replace the steps with the task's recommended pipeline")
+        self.preset_button.clicked.connect(self.load_preset)
+        top = QHBoxLayout()
+        for text, widget in (("Task", self.task_combo), ("Pipeline", self.split_combo), ("Size", self.size_spin)):
+            top.addWidget(QLabel(text))
+            top.addWidget(widget)
+        top.addStretch(1)
+        top.addWidget(self.preset_button)
+
+        self.step_list = QListWidget()
+        self.step_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.step_list.setTextElideMode(Qt.ElideRight)
+        self.step_list.setUniformItemSizes(True)
+        self.step_list.currentRowChanged.connect(self._step_selected)
+        self.add_combo = QComboBox()
+        self.add_combo.setEditable(True)
+        self.add_combo.setInsertPolicy(QComboBox.NoInsert)
+        self.add_combo.lineEdit().setPlaceholderText("Search transforms…")
+        self.add_combo.completer().setFilterMode(Qt.MatchContains)
+        self.add_combo.completer().setCompletionMode(QCompleter.PopupCompletion)
+        self.add_combo.lineEdit().returnPressed.connect(self._add_clicked)
+        self.add_button = QPushButton("Add")
+        self.add_button.clicked.connect(self._add_clicked)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self.remove_step)
+        self.up_button = QPushButton("Move up")
+        self.up_button.clicked.connect(lambda: self.move_step(-1))
+        self.down_button = QPushButton("Move down")
+        self.down_button.clicked.connect(lambda: self.move_step(1))
+        add_row = QHBoxLayout()
+        add_row.addWidget(self.add_combo, 1)
+        add_row.addWidget(self.add_button)
+        edit_row = QHBoxLayout()
+        for button in (self.remove_button, self.up_button, self.down_button):
+            edit_row.addWidget(button)
+        edit_row.addStretch(1)
+        self.list_error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE)
+        self.list_error.hide()
+        steps = QGroupBox("Steps")
+        steps_layout = QVBoxLayout(steps)
+        steps_layout.addWidget(self.step_list, 1)
+        steps_layout.addLayout(add_row)
+        steps_layout.addLayout(edit_row)
+        steps_layout.addWidget(self.list_error)
+
+        self.params_box = QGroupBox("Parameters")
+        self.params_doc = QLabel(wordWrap=True)
+        self.params_doc.setStyleSheet(HINT_STYLE)
+        self.form_host = QWidget()
+        self.form = QFormLayout(self.form_host)
+        self.form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        self.form_error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE)  # errors no field owns
+        self.form_error.hide()
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(self.form_host)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        params_layout = QVBoxLayout(self.params_box)
+        params_layout.addWidget(self.params_doc)
+        params_layout.addWidget(scroll, 1)
+        params_layout.addWidget(self.form_error)
+        self.param_editors: dict[str, QWidget] = {}
+        self.param_errors: dict[str, QLabel] = {}
+
+        self.yaml_view = QPlainTextEdit(readOnly=True)
+        self.yaml_view.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        yaml_box = QGroupBox("YAML (as saved in the run config)")
+        QVBoxLayout(yaml_box).addWidget(self.yaml_view)
+
+        self.editor = QWidget()
+        self.editor.setEnabled(False)  # until the engine module is loaded
+        layout = QVBoxLayout(self.editor)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(steps, 3)
+        layout.addWidget(self.params_box, 3)
+        layout.addWidget(yaml_box, 2)
+
+    def _build_preview(self, samples: int) -> None:
+        self.source_label = QLabel("No image selected")
+        self.source_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.samples_spin = QSpinBox(minimum=1, maximum=64, value=samples)
+        self.samples_spin.setToolTip("Number of samples (epochs 0…N-1)")
+        self.samples_spin.valueChanged.connect(self._samples_changed)
+        self.seed_label = QLabel()
+        self.reseed_button = QPushButton("Reseed")
+        self.reseed_button.setToolTip("Draw a new run seed and recompute the samples")
+        self.reseed_button.clicked.connect(self.reseed)
+        self.busy_label = QLabel()
+        self.busy_label.setStyleSheet(HINT_STYLE)
+        header = QHBoxLayout()
+        header.addWidget(self.source_label, 1)
+        header.addWidget(self.busy_label)
+        header.addWidget(QLabel("Samples"))
+        header.addWidget(self.samples_spin)
+        header.addWidget(self.seed_label)
+        header.addWidget(self.reseed_button)
+
+        self.grid_host = TileGrid()
+        self.tiles: list[PreviewTile] = []
+        self.message = QLabel(alignment=Qt.AlignCenter, wordWrap=True)
+        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message.setMargin(24)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.grid_host)
+        self.stack.addWidget(self.message)
+
+        self.preview_box = QGroupBox("Preview — exactly what training does to this image, epoch by epoch")
+        layout = QVBoxLayout(self.preview_box)
+        layout.addLayout(header)
+        layout.addWidget(self.stack, 1)
+        self._make_tiles(samples)
+        self._update_seed_label()
+
+    def _make_tiles(self, n: int) -> None:
+        self.tiles = self.grid_host.set_count(n)
+
+    # ------------------------------------------------------------------ engine loading
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._ready and self._loader is None:
+            # Callbacks go in with the call: a quick task could finish before a later connect.
+            self._loader = self._track(run_in_background(_warm_up, on_done=self._engine_loaded,
+                                                         on_error=self._engine_failed))
+
+    def _engine_loaded(self, _result=None) -> None:
+        self._ensure_ready()
+
+    def _engine_failed(self, message: str) -> None:
+        self._show_message(f"The augmentation library could not be loaded:\n{message}", error=True)
+
+    def _ensure_ready(self) -> None:
+        """Load the engine module (blocking if the background import is still running) and fill the editor."""
+        if self._ready:
+            return
+        augment = _augment()
+        self._ready = True
+        self.size_spin.setValue(augment.DEFAULT_IMAGE_SIZE[self._task])
+        if self._specs is None:
+            self._specs = {s: augment.preset(self._task, s, self.size_spin.value()) for s in SPLITS}
+        self._fill_transforms()
+        self.editor.setEnabled(True)
+        self._rebuild_steps(0)
+        self._refresh_yaml()
+        self._schedule_preview()
+
+    def _fill_transforms(self) -> None:
+        self.add_combo.clear()
+        self.add_combo.addItems(_augment().available_transforms(self._task))
+        self.add_combo.setCurrentIndex(-1)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def task(self) -> str:
+        return self._task
+
+    @property
+    def split(self) -> str:
+        return self._split
+
+    def spec(self, split: str | None = None) -> list[dict]:
+        """The last valid spec of ``split`` (default: the pipeline being edited)."""
+        self._ensure_ready()
+        return copy.deepcopy(self._specs[split or self._split])
+
+    def spec_yaml(self, split: str | None = None) -> str:
+        """``spec_to_yaml`` of the spec: the text the YAML view shows."""
+        return _augment().spec_to_yaml(self.spec(split))
+
+    def set_spec(self, spec: list[dict], split: str | None = None) -> None:
+        """Replace a pipeline's steps; raises AugmentationSpecError when ``spec`` is invalid for the task."""
+        self._ensure_ready()
+        normal = _augment().validate_spec(spec, task=self._task)
+        self._commit(normal, split=split or self._split, rebuild=True)
+
+    def set_split(self, split: str) -> None:
+        self.split_combo.setCurrentText(split)
+
+    def set_task(self, task: str) -> None:
+        """Switch task; steps the new task cannot use are replaced by its preset."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}")
+        if self.task_combo.currentText() != task:
+            self.task_combo.setCurrentText(task)  # comes back here through the signal
+            return
+        if task == self._task:
+            return
+        old, self._task = self._task, task
+        if not self._ready:
+            return
+        augment = _augment()
+        old_size = self.size_spin.value()
+        self.size_spin.setValue(augment.DEFAULT_IMAGE_SIZE[task])
+        self._fill_transforms()
+        notes = []
+        for split in SPLITS:
+            spec = self._specs[split]
+            untouched = spec == augment.preset(old, split, old_size)
+            try:
+                augment.validate_spec(spec, task=task)
+                keep = not untouched
+            except augment.AugmentationSpecError as err:
+                keep = False
+                notes.append(f"{split}: {err}")
+            if not keep:
+                self._specs[split] = augment.preset(task, split, self.size_spin.value())
+        self._show_list_error(("Loaded the preset because " + "; ".join(notes)) if notes else "")
+        self._rebuild_steps(0)
+        self._refresh_yaml()
+        self.spec_changed.emit(self.spec())
+        self._schedule_preview()
+
+    def load_preset(self) -> None:
+        """Replace the edited pipeline with ``preset(task, split, size)``."""
+        self._ensure_ready()
+        spec = _augment().preset(self._task, self._split, self.size_spin.value())
+        self._show_list_error("")
+        self._commit(spec, split=self._split, rebuild=True)
+
+    def load_config(self, run_config: RunConfig) -> None:
+        """Show a run config's augmentation (its presets when ``augmentation.preset`` is on)."""
+        if run_config.task.name in TASKS:
+            self.set_task(run_config.task.name)
+        self._ensure_ready()
+        aug = run_config.augmentation
+        for split in SPLITS:
+            custom = getattr(aug, split)
+            if aug.preset or custom is None:
+                self._commit(_augment().preset(self._task, split), split=split, rebuild=True)
+            else:
+                self.set_spec(custom, split)
+
+    def apply_to_config(self, run_config: RunConfig) -> RunConfig:
+        """A copy of ``run_config`` using this panel's train and val specs instead of the preset."""
+        self._ensure_ready()
+        name = run_config.task.name
+        if name in TASKS and name != self._task:
+            # A spec is checked against its task: a classification crop may drop every detection box.
+            raise ValueError(f"the panel holds {self._task} augmentations but the config trains {name}")
+        augmentation = type(run_config.augmentation)(preset=False, train=self.spec("train"), val=self.spec("val"))
+        return run_config.model_copy(update={"augmentation": augmentation})
+
+    def set_source(self, session: DatasetSession | None, ref: ImageRef | None) -> None:
+        """The image to preview (None clears the grid)."""
+        self._session, self._ref = session, ref
+        if session is None or ref is None:
+            self.source_label.setText("No image selected")
+        else:
+            name = session.index(ref.split).file_names[ref.row]
+            self.source_label.setText(f"<b>{name}</b> ({ref.split})")
+        self._schedule_preview()
+
+    def reseed(self) -> None:
+        """Draw a new run seed and recompute the samples."""
+        seed = self.seed
+        while seed == self.seed:
+            seed = random.randrange(2**31)
+        self.seed = seed
+        self._update_seed_label()
+        self._start_preview()
+
+    def is_ready(self) -> bool:
+        """True once the augmentation library is loaded and the editor is usable."""
+        return self._ready
+
+    def is_busy(self) -> bool:
+        """True while a preview is pending or being computed."""
+        return self._running is not None or self._preview_timer.isActive()
+
+    # ------------------------------------------------------------------ step list
+    def _step_text(self, step: dict, number: int) -> str:
+        params = ", ".join(f"{k}={_flow_yaml(v) if not isinstance(v, str) else v}"
+                           for k, v in step.items() if k != "name")
+        if len(params) > 70:
+            params = params[:69] + "…"
+        # Numbered like the "step N" of validation messages.
+        return f"{number}. {step['name']}   {params}" if params else f"{number}. {step['name']}"
+
+    def _rebuild_steps(self, row: int | None = None) -> None:
+        spec = self._specs[self._split]
+        self.step_list.blockSignals(True)
+        self.step_list.clear()
+        for k, step in enumerate(spec, 1):
+            item = QListWidgetItem(self._step_text(step, k))
+            item.setToolTip(_flow_yaml(step))
+            self.step_list.addItem(item)
+        if spec:
+            self.step_list.setCurrentRow(max(0, min(len(spec) - 1, row if row is not None else 0)))
+        self.step_list.blockSignals(False)
+        self._step_selected(self.step_list.currentRow())
+
+    def _update_buttons(self) -> None:
+        row, n = self.step_list.currentRow(), self.step_list.count()
+        self.remove_button.setEnabled(row >= 0)
+        self.up_button.setEnabled(row > 0)
+        self.down_button.setEnabled(0 <= row < n - 1)
+
+    def _add_clicked(self) -> None:
+        self.add_step(self.add_combo.currentText().strip())
+
+    def add_step(self, name: str) -> bool:
+        """Append a step after the selected one (or at the end); False (with a message) when it is invalid."""
+        self._ensure_ready()
+        if not name:
+            return False
+        augment = _augment()
+        step: dict[str, Any] = {"name": name}
+        try:
+            for param in augment.describe_transform(name)["params"]:
+                guess = _required_guess(param["name"], self.size_spin.value())
+                if param["required"] and guess is not None:
+                    step[param["name"]] = guess
+        except augment.AugmentationSpecError:
+            pass  # unknown name: validation below says so, with suggestions
+        spec = self.spec()
+        row = self.step_list.currentRow()
+        at = row + 1 if row >= 0 else len(spec)
+        spec.insert(at, step)
+        try:
+            normal = augment.validate_spec(spec, task=self._task)
+        except augment.AugmentationSpecError as err:
+            self._show_list_error(str(err))
+            return False
+        self._show_list_error("")
+        self.add_combo.setCurrentIndex(-1)
+        self._commit(normal, split=self._split, rebuild=True, row=at)
+        return True
+
+    def remove_step(self) -> None:
+        row = self.step_list.currentRow()
+        if row < 0:
+            return
+        spec = self.spec()
+        del spec[row]
+        self._commit(spec, split=self._split, rebuild=True, row=min(row, len(spec) - 1))
+
+    def move_step(self, delta: int) -> None:
+        row = self.step_list.currentRow()
+        to = row + delta
+        spec = self.spec()
+        if row < 0 or not 0 <= to < len(spec):
+            return
+        spec[row], spec[to] = spec[to], spec[row]
+        self._commit(spec, split=self._split, rebuild=True, row=to)
+
+    def _split_changed(self, split: str) -> None:
+        self._split = split
+        if self._ready:
+            self._rebuild_steps(0)
+            self._refresh_yaml()
+            self._schedule_preview()
+
+    # ------------------------------------------------------------------ parameter form
+    def _step_selected(self, row: int) -> None:
+        self._update_buttons()
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.param_editors.clear()
+        self.param_errors.clear()
+        self.current_error = ""
+        self._show_form_error("")
+        spec = self._specs[self._split] if self._specs else []
+        if not 0 <= row < len(spec):
+            self.params_box.setTitle("Parameters")
+            self.params_doc.setText("Select a step to edit its parameters.")
+            return
+        step = spec[row]
+        info = _augment().describe_transform(step["name"])
+        self.params_box.setTitle(f"Parameters — {step['name']}")
+        self.params_doc.setText(info["doc"])
+        for param in info["params"]:
+            name = param["name"]
+            value = step.get(name, param["default"])
+            editor = self._make_editor(param, value)
+            editor.setToolTip(param["annotation"])
+            error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE)
+            error.hide()
+            cell = QWidget()
+            cell_layout = QVBoxLayout(cell)
+            cell_layout.setContentsMargins(0, 0, 0, 0)
+            cell_layout.setSpacing(2)
+            cell_layout.addWidget(editor)
+            cell_layout.addWidget(error)
+            label = QLabel(name + (" *" if param["required"] else ""))
+            label.setToolTip(param["annotation"])
+            self.form.addRow(label, cell)
+            self.param_editors[name] = editor
+            self.param_errors[name] = error
+
+    def _make_editor(self, param: dict, value: Any) -> QWidget:
+        """A field for one parameter; every change goes through ``_edit_param``."""
+        name, annotation, choices = param["name"], param["annotation"], param["choices"]
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        choices = choices or []
+        options = choices + ([None] if annotation.endswith("| None") and None not in choices else [])
+        if choices and _is_literal(annotation) and value in options:
+            combo = QComboBox()
+            for text, option in zip(_literal_names(annotation, options), options):
+                combo.addItem(text, option)
+            combo.setCurrentIndex(options.index(value))
+            combo.currentIndexChanged.connect(lambda i: self._edit_param(name, combo.itemData(i)))
+            return combo
+        if annotation == "bool" and isinstance(value, bool):
+            box = QCheckBox()
+            box.setChecked(value)
+            box.toggled.connect(lambda checked: self._edit_param(name, checked))
+            return box
+        if annotation == "int" and isinstance(value, int) and not isinstance(value, bool):
+            spin = QSpinBox(minimum=-(2**31), maximum=2**31 - 1, value=value, keyboardTracking=False)
+            spin.valueChanged.connect(lambda v: self._edit_param(name, v))
+            return spin
+        if annotation == "float" and is_number:
+            # A wide range on purpose: albumentations, not the spin box, says what is allowed.
+            spin = QDoubleSpinBox(minimum=-1e9, maximum=1e9, decimals=_decimals(value), keyboardTracking=False)
+            spin.setSingleStep(0.05 if abs(value) <= 1 else 1.0)
+            spin.setValue(value)
+            spin.valueChanged.connect(lambda v: self._edit_param(name, int(v) if v.is_integer() and
+                                                                 isinstance(value, int) else v))
+            return spin
+        line = QLineEdit(_flow_yaml(value))
+        line.setPlaceholderText("YAML, e.g. [0.1, 0.3]; empty for none")
+
+        def parse() -> None:
+            try:
+                parsed = yaml.safe_load(line.text()) if line.text().strip() else None
+            except yaml.YAMLError as err:
+                self._show_param_error(name, f"{name}: not valid YAML ({str(err).splitlines()[0]})")
+                return
+            self._edit_param(name, parsed)
+
+        line.editingFinished.connect(parse)
+        return line
+
+    def _edit_param(self, name: str, value: Any) -> None:
+        """Apply one field's new value if the whole spec still validates; else show why, keep the old spec."""
+        row = self.step_list.currentRow()
+        spec = self.spec()
+        if not 0 <= row < len(spec):
+            return
+        spec[row][name] = value
+        augment = _augment()
+        try:
+            normal = augment.validate_spec(spec, task=self._task)
+        except augment.AugmentationSpecError as err:
+            self._show_param_error(err.param if err.param in self.param_editors else None, str(err))
+            return
+        self._show_param_error(None, "")
+        if normal != self._specs[self._split]:
+            self._commit(normal, split=self._split, rebuild=False, row=row)
+
+    def _show_param_error(self, param: str | None, message: str) -> None:
+        self.current_error = message
+        for name, label in self.param_errors.items():
+            show = bool(message) and name == param
+            label.setText(message if show else "")
+            label.setVisible(show)
+            editor = self.param_editors[name]
+            editor.setStyleSheet("border: 1px solid #c62828;" if show else "")
+        self._show_form_error(message if message and param is None else "")
+
+    def _show_form_error(self, message: str) -> None:
+        self.form_error.setText(message)
+        self.form_error.setVisible(bool(message))
+
+    def _show_list_error(self, message: str) -> None:
+        self.list_error.setText(message)
+        self.list_error.setVisible(bool(message))
+
+    # ------------------------------------------------------------------ committing a valid spec
+    def _commit(self, spec: list[dict], *, split: str, rebuild: bool, row: int | None = None) -> None:
+        self._specs[split] = spec
+        if split != self._split:
+            return  # not on screen; still saved by apply_to_config
+        if rebuild:
+            self._rebuild_steps(row)
+        elif row is not None and 0 <= row < self.step_list.count():
+            item = self.step_list.item(row)  # the form stays as the user is typing in it
+            item.setText(self._step_text(spec[row], row + 1))
+            item.setToolTip(_flow_yaml(spec[row]))
+        self._refresh_yaml()
+        self.spec_changed.emit(copy.deepcopy(spec))
+        self._schedule_preview()
+
+    def _refresh_yaml(self) -> None:
+        self.yaml_view.setPlainText(self.spec_yaml())
+
+    # ------------------------------------------------------------------ preview
+    def _update_seed_label(self) -> None:
+        self.seed_label.setText(f"Seed {self.seed}")
+
+    def _samples_changed(self, n: int) -> None:
+        self._make_tiles(n)
+        self._schedule_preview()
+
+    def _schedule_preview(self) -> None:
+        self._invalidate()
+        self._preview_timer.start()
+
+    def _invalidate(self) -> None:
+        """Whatever preview is on its way no longer matches the spec, seed or image: drop it."""
+        self._generation += 1
+        if self._running is not None:
+            self._running.cancel()
+            self._running = None
+
+    def _show_message(self, text: str, *, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet(ERROR_STYLE if error else HINT_STYLE)
+        self.stack.setCurrentWidget(self.message)
+
+    @staticmethod
+    def _track(task: BackgroundTask) -> BackgroundTask:
+        # Module-level, so a task outlives a panel closed while it runs (the pool only holds a raw pointer).
+        _RUNNING[:] = [t for t in _RUNNING if not t.done.is_set()] + [task]
+        return task
+
+    def _start_preview(self) -> None:
+        self._preview_timer.stop()
+        self._invalidate()
+        if not self._ready:
+            return
+        if self._session is None or self._ref is None:
+            self.busy_label.clear()
+            self._show_message("Select an image in the browser to see its augmented samples.")
+            return
+        self.busy_label.setText("computing…")
+        self._running = self._track(run_in_background(
+            compute_preview, self._session, self._ref, self._task, self.spec(), self._split == "train",
+            self.seed, len(self.tiles), self._generation, on_done=self._preview_done, on_error=self._preview_failed))
+
+    def _preview_done(self, result: dict) -> None:
+        if result["generation"] != self._generation or result.get("cancelled"):
+            return  # the spec, seed or image changed while it ran
+        self._running = None
+        self.busy_label.clear()
+        if "error" in result:
+            self.last_samples, self.last_index = [], None
+            self._show_message(result["error"], error=True)
+            return
+        self.last_samples = result["samples"]
+        self.last_index = result["index"]
+        self.last_seed, self.last_spec = result["seed"], result["spec"]
+        for widget, tile in zip(self.tiles, result["tiles"]):
+            widget.set_tile(tile)
+        self.stack.setCurrentWidget(self.grid_host)
+
+    def _preview_failed(self, message: str) -> None:
+        # compute_preview reports its own errors; this is only reached by a bug, so still show it.
+        self._running = None
+        self.busy_label.clear()
+        self._show_message(message, error=True)

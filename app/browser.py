@@ -1,0 +1,546 @@
+"""The dataset browser: a virtualised thumbnail grid with filters, a class histogram and counts.
+
+Only rows the view paints ask for their thumbnail (from ``data()``), so a
+100,000-image dataset costs what one screenful costs. Filtering and sorting
+go through ``DatasetSession.select`` (numpy), and the model is reset with the
+new list of refs; nothing here reads a file on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListView, QSlider,
+                               QSplitter, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
+
+from .session import SORT_KEYS, DatasetSession, ImageRef
+from .thumbnails import ThumbnailLoader
+
+REF_ROLE = Qt.ItemDataRole.UserRole + 1  # the row's ImageRef
+ANNOTATIONS_ROLE = Qt.ItemDataRole.UserRole + 2  # number of annotations
+PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 3  # number of problems the health check found
+UNREADABLE_ROLE = Qt.ItemDataRole.UserRole + 4  # why the thumbnail failed, or None
+
+DEFAULT_THUMB = 128
+ALL_SPLITS = "All splits"
+ALL_CATEGORIES = "All categories"
+# Pixmaps of recently painted rows; a few screens' worth, the QImage cache holds the rest.
+PIXMAP_CACHE_ROWS = 600
+PROBLEM_RED = QColor("#c62828")
+
+
+def _placeholder(size: int, *, broken: bool) -> QPixmap:
+    """A 4:3 card: grey while loading, red with 'unreadable' for a file that cannot be decoded."""
+    pixmap = QPixmap(size, size * 3 // 4)
+    pixmap.fill(QColor("#fdecea") if broken else QColor("#e4e6ea"))
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if broken:
+        painter.setPen(QPen(PROBLEM_RED, 2))
+        painter.drawRect(pixmap.rect().adjusted(1, 1, -1, -1))
+        font = QFont()
+        font.setBold(True)
+        font.setPixelSize(max(9, size // 9))
+        painter.setFont(font)
+        painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, "unreadable")
+    else:
+        painter.setPen(QPen(QColor("#cfd3d8"), 1))
+        painter.drawRect(pixmap.rect().adjusted(0, 0, -1, -1))
+    painter.end()
+    return pixmap
+
+
+class ThumbnailModel(QAbstractListModel):
+    """Rows are ImageRefs; thumbnails are requested lazily, for the rows the view paints."""
+
+    def __init__(self, loader: ThumbnailLoader | None = None, parent=None):
+        super().__init__(parent)
+        self.loader = loader if loader is not None else ThumbnailLoader(parent=self)
+        self.loader.ready.connect(self._thumbnail_ready)
+        self.loader.failed.connect(self._thumbnail_failed)
+        self.session: DatasetSession | None = None
+        self.refs: list[ImageRef] = []
+        self.thumb_size = DEFAULT_THUMB
+        # Loader keys are (generation, row): a reset bumps the generation, so
+        # results for rows of an older list are recognised and ignored.
+        self._generation = 0
+        self._row_of: dict[ImageRef, int] | None = None  # built on first lookup after a reset
+        self._pixmaps: OrderedDict[ImageRef, QPixmap] = OrderedDict()
+        self._unreadable: dict[ImageRef, str] = {}
+        self._problem_counts: dict[str, dict[int, int]] = {}  # split -> image id -> problems
+        self._placeholders: dict[tuple[int, bool], QPixmap] = {}
+
+    # ---------------------------------------------------------------- setup
+    def set_session(self, session: DatasetSession | None) -> None:
+        self.session = session
+        self._pixmaps.clear()
+        self._unreadable.clear()
+        self.refresh_problems()
+        self.set_refs([])
+
+    def set_refs(self, refs: list[ImageRef]) -> None:
+        self.beginResetModel()
+        self.loader.cancel_pending()
+        self._generation += 1
+        self.refs = list(refs)
+        self._row_of = None
+        self.endResetModel()
+
+    def set_thumbnail_size(self, size: int) -> None:
+        if size == self.thumb_size:
+            return
+        self.loader.cancel_pending()
+        self._generation += 1  # results of the old size are not wanted any more
+        self.thumb_size = size
+        self._pixmaps.clear()
+        if self.refs:
+            self.dataChanged.emit(self.index(0), self.index(len(self.refs) - 1),
+                                  [Qt.ItemDataRole.DecorationRole])
+
+    def refresh_problems(self) -> None:
+        """Re-read the session's problems (after the file check finished)."""
+        counts: dict[str, dict[int, int]] = {}
+        if self.session is not None:
+            split_of = {str(s.annotation_file): name for name, s in self.session.folder.splits.items()}
+            for problem in self.session.problems:
+                split = split_of.get(problem.file)
+                if split is not None and problem.image_id is not None:
+                    per_image = counts.setdefault(split, {})
+                    per_image[problem.image_id] = per_image.get(problem.image_id, 0) + 1
+        self._problem_counts = counts
+        if self.refs:
+            self.dataChanged.emit(self.index(0), self.index(len(self.refs) - 1),
+                                  [PROBLEMS_ROLE, Qt.ItemDataRole.ToolTipRole])
+
+    def images_with_problems(self) -> int:
+        """Images of the dataset (all splits) that have at least one problem."""
+        if self.session is None:
+            return 0
+        total = 0
+        for split, per_image in self._problem_counts.items():
+            if split in self.session.indexes:
+                ids = np.fromiter(per_image, np.int64, len(per_image))
+                total += int(np.isin(self.session.index(split).image_ids, ids).sum())
+        return total
+
+    # ---------------------------------------------------------------- lookups
+    def ref(self, row: int) -> ImageRef:
+        return self.refs[row]
+
+    def row_of(self, ref: ImageRef) -> int | None:
+        if self._row_of is None:
+            self._row_of = {r: i for i, r in enumerate(self.refs)}
+        return self._row_of.get(ref)
+
+    def has_thumbnail(self, row: int) -> bool:
+        """Is the row's picture final: its thumbnail, or the 'unreadable' card?"""
+        ref = self.refs[row]
+        if ref in self._pixmaps or ref in self._unreadable:
+            return True
+        return self.session is not None and self._cache_key(ref) in self.loader.cache
+
+    def problems_count(self, ref: ImageRef) -> int:
+        per_image = self._problem_counts.get(ref.split)
+        if not per_image:
+            return 0
+        return per_image.get(int(self.session.index(ref.split).image_ids[ref.row]), 0)
+
+    def annotations_count(self, ref: ImageRef) -> int:
+        offsets = self.session.index(ref.split).image_ann_offsets
+        return int(offsets[ref.row + 1] - offsets[ref.row])
+
+    def placeholder(self, *, broken: bool) -> QPixmap:
+        key = (self.thumb_size, broken)
+        if key not in self._placeholders:
+            self._placeholders[key] = _placeholder(self.thumb_size, broken=broken)
+        return self._placeholders[key]
+
+    def _cache_key(self, ref: ImageRef) -> tuple[str, int]:
+        return str(self.session.image_path(ref)), self.thumb_size
+
+    # ---------------------------------------------------------------- Qt model
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.refs)
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.session is None:
+            return None
+        row = index.row()
+        ref = self.refs[row]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.file_name(row)
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.decoration(row)
+        if role == REF_ROLE:
+            return ref
+        if role == PROBLEMS_ROLE:
+            return self.problems_count(ref)
+        if role == ANNOTATIONS_ROLE:
+            return self.annotations_count(ref)
+        if role == UNREADABLE_ROLE:
+            return self._unreadable.get(ref)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            name = self.session.index(ref.split).file_names[ref.row]
+            n_ann, n_prob = self.annotations_count(ref), self.problems_count(ref)
+            text = (f"{ref.split} · {name}\n{n_ann} annotation{'s' * (n_ann != 1)} · "
+                    f"{n_prob} problem{'s' * (n_prob != 1)}")
+            if ref in self._unreadable:
+                text += f"\nunreadable: {self._unreadable[ref]}"
+            return text
+        return None
+
+    def file_name(self, row: int) -> str:
+        ref = self.refs[row]
+        return self.session.index(ref.split).file_names[ref.row]
+
+    def decoration(self, row: int) -> QPixmap:
+        """The row's thumbnail, or a placeholder while it loads (the request is made here)."""
+        ref = self.refs[row]
+        pixmap = self._pixmaps.get(ref)
+        if pixmap is not None:
+            self._pixmaps.move_to_end(ref)
+            return pixmap
+        if ref in self._unreadable:
+            return self.placeholder(broken=True)
+        key = self._cache_key(ref)
+        image = self.loader.cache.get(key)
+        if image is not None:
+            return self._remember(ref, image)
+        self.loader.request((self._generation, row), key[0], key[1])
+        return self.placeholder(broken=False)
+
+    def _remember(self, ref: ImageRef, image: QImage) -> QPixmap:
+        pixmap = QPixmap.fromImage(image)
+        self._pixmaps[ref] = pixmap
+        while len(self._pixmaps) > PIXMAP_CACHE_ROWS:
+            self._pixmaps.popitem(last=False)
+        return pixmap
+
+    def _current_row(self, key) -> int | None:
+        generation, row = key
+        return row if generation == self._generation and row < len(self.refs) else None
+
+    def _thumbnail_ready(self, key, image: QImage) -> None:
+        row = self._current_row(key)
+        if row is not None:
+            self._remember(self.refs[row], image)
+            self.dataChanged.emit(self.index(row), self.index(row), [Qt.ItemDataRole.DecorationRole])
+
+    def _thumbnail_failed(self, key, message: str) -> None:
+        row = self._current_row(key)
+        if row is not None:
+            self._unreadable[self.refs[row]] = message
+            self.dataChanged.emit(self.index(row), self.index(row), [Qt.ItemDataRole.DecorationRole])
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """A card per image: the thumbnail centred in a 4:3 box, the file name under it, a problem badge."""
+
+    def __init__(self, model: ThumbnailModel, parent=None):
+        super().__init__(parent)
+        self.model = model
+
+    def box_size(self) -> QSize:
+        size = self.model.thumb_size
+        return QSize(size, size * 3 // 4)  # most photos are landscape; portraits shrink to fit
+
+    def cell_size(self) -> QSize:
+        box = self.box_size()
+        return QSize(box.width() + 16, box.height() + 32)
+
+    def sizeHint(self, option, index) -> QSize:
+        return self.cell_size()
+
+    def paint(self, painter: QPainter, option, index: QModelIndex) -> None:
+        rect = option.rect.adjusted(2, 2, -2, -2)
+        palette = option.palette
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if option.state & QStyle.StateFlag.State_Selected:
+            fill = QColor(palette.highlight().color())
+            fill.setAlpha(70)
+            painter.setPen(QPen(palette.highlight().color(), 1.5))
+            painter.setBrush(fill)
+            painter.drawRoundedRect(rect, 6, 6)
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 18))
+            painter.drawRoundedRect(rect, 6, 6)
+
+        box = QRect(0, 0, self.box_size().width(), self.box_size().height())
+        box.moveCenter(rect.center())
+        box.moveTop(rect.y() + 5)
+        # Straight to the Python model: going through index.data() costs a C++
+        # round trip (and a GIL hand-over) per role per painted item.
+        model, row = self.model, index.row()
+        pixmap = model.decoration(row)
+        if not pixmap.isNull():
+            shown = pixmap.size()
+            if shown.width() > box.width() or shown.height() > box.height():
+                shown = shown.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            target = QRect(0, 0, shown.width(), shown.height())
+            target.moveCenter(box.center())
+            painter.drawPixmap(target, pixmap)
+            badge = (target, model.problems_count(model.refs[row]))
+        else:
+            badge = None
+
+        text_rect = QRect(rect.x() + 4, box.bottom() + 4, rect.width() - 8, option.fontMetrics.height())
+        name = option.fontMetrics.elidedText(model.file_name(row),
+                                             Qt.TextElideMode.ElideMiddle, text_rect.width())
+        painter.setFont(option.font)
+        painter.setPen(palette.text().color())
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
+        if badge is not None and badge[1]:
+            self._badge(painter, *badge)  # last: it changes the painter's font
+        painter.restore()
+
+    def _badge(self, painter: QPainter, target: QRect, count: int) -> None:
+        """A red disc with the number of problems on the thumbnail's top-right corner."""
+        diameter = 18
+        disc = QRect(target.right() - diameter + 4, target.top() - 4, diameter, diameter)
+        painter.setPen(QPen(QColor("white"), 1.5))
+        painter.setBrush(PROBLEM_RED)
+        painter.drawEllipse(disc)
+        font = QFont(painter.font())
+        font.setBold(True)
+        font.setPixelSize(10)
+        painter.setFont(font)
+        painter.drawText(disc, Qt.AlignmentFlag.AlignCenter, str(count) if count < 100 else "99+")
+
+
+class _GridView(QListView):
+    """An icon grid whose cells widen so the columns fill the viewport, no ragged right margin."""
+
+    def __init__(self, delegate: ThumbnailDelegate, parent=None):
+        super().__init__(parent)
+        self.delegate = delegate
+        # Icon mode lays out as if the scroll bar were there anyway; keeping it
+        # always on makes the viewport width the layout width, so columns fit exactly.
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+
+    def fit_grid(self) -> None:
+        cell = self.delegate.cell_size()
+        width = self.viewport().width()
+        columns = max(1, width // cell.width())
+        grid = QSize(max(cell.width(), width // columns), cell.height())
+        if grid != self.gridSize():
+            self.setGridSize(grid)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_grid()
+
+
+class DatasetBrowser(QWidget):
+    """Filter bar, thumbnail grid, category histogram and a status line over one DatasetSession."""
+
+    image_activated = Signal(object)  # ImageRef: double-click or Enter
+    selection_changed = Signal(object)  # ImageRef: the current image moved
+
+    def __init__(self, parent=None, *, loader: ThumbnailLoader | None = None):
+        super().__init__(parent)
+        self.session: DatasetSession | None = None
+        self.model = ThumbnailModel(loader, self)
+        self.loader = self.model.loader
+
+        self.split_combo = QComboBox()
+        self.category_combo = QComboBox()
+        self.category_combo.setMinimumContentsLength(14)
+        self.category_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.problems_check = QCheckBox("Only images with problems")
+        self.sort_combo = QComboBox()
+        self.sort_combo.addItems(list(SORT_KEYS))
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(64, 256)
+        self.size_slider.setSingleStep(32)
+        self.size_slider.setPageStep(32)
+        self.size_slider.setValue(DEFAULT_THUMB)
+        self.size_slider.setTracking(False)  # re-decode on release, not on every pixel of a drag
+        self.size_slider.setFixedWidth(120)
+        self.size_slider.setToolTip("Thumbnail size")
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Split:"))
+        bar.addWidget(self.split_combo)
+        bar.addSpacing(8)
+        bar.addWidget(QLabel("Category:"))
+        bar.addWidget(self.category_combo)
+        bar.addSpacing(8)
+        bar.addWidget(self.problems_check)
+        bar.addSpacing(8)
+        bar.addWidget(QLabel("Sort by:"))
+        bar.addWidget(self.sort_combo)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Size:"))
+        bar.addWidget(self.size_slider)
+
+        self.delegate = ThumbnailDelegate(self.model, self)
+        self.view = _GridView(self.delegate)
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setUniformItemSizes(True)
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(500)
+        self.view.setSelectionMode(QListView.SelectionMode.SingleSelection)
+        self.view.setMouseTracking(True)  # hover highlight
+        self.view.setItemDelegate(self.delegate)
+        self.view.setModel(self.model)
+        self._apply_thumb_size(DEFAULT_THUMB)
+
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMinimumHeight(120)
+        self.plot.getAxis("left").setLabel("annotations")
+        self.plot.showGrid(y=True, alpha=0.25)
+        self.bars: pg.BarGraphItem | None = None
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.view)
+        splitter.addWidget(self.plot)
+        splitter.setStretchFactor(0, 1)
+        splitter.setSizes([520, 170])
+        splitter.setChildrenCollapsible(False)
+
+        self.status = QLabel("No dataset open.")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(bar)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status)
+
+        self.split_combo.currentIndexChanged.connect(self._apply_filters)
+        self.category_combo.currentIndexChanged.connect(self._apply_filters)
+        self.problems_check.toggled.connect(self._apply_filters)
+        self.sort_combo.currentIndexChanged.connect(self._apply_filters)
+        self.size_slider.valueChanged.connect(self._apply_thumb_size)
+        self.view.activated.connect(self._activated)
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
+        self._set_filters_enabled(False)
+
+    # ---------------------------------------------------------------- public API
+    def set_session(self, session: DatasetSession | None) -> None:
+        self.session = session
+        self.model.set_session(session)
+        for combo, first, items in ((self.split_combo, ALL_SPLITS, session.splits if session else []),
+                                    (self.category_combo, ALL_CATEGORIES,
+                                     session.category_names() if session else [])):
+            combo.blockSignals(True)  # one filter pass below, not one per repopulated combo
+            combo.clear()
+            combo.addItem(first)
+            combo.addItems(items)
+            combo.blockSignals(False)
+        self._set_filters_enabled(session is not None)
+        self._apply_filters()
+
+    def refresh_problems(self) -> None:
+        """The session's problems changed (file check done): update badges, counts and filters."""
+        self.model.refresh_problems()
+        if self.problems_check.isChecked() or self.sort_combo.currentText() == "problems":
+            self._apply_filters()
+        else:
+            self._update_status()
+
+    def current_refs(self) -> list[ImageRef]:
+        """The refs shown, in order (filters and sort applied)."""
+        return list(self.model.refs)
+
+    def current_ref(self) -> ImageRef | None:
+        index = self.view.currentIndex()
+        return self.model.ref(index.row()) if index.isValid() else None
+
+    def select_ref(self, ref: ImageRef) -> bool:
+        """Make ``ref`` the current image and scroll to it; False when the filters hide it."""
+        row = self.model.row_of(ref)
+        if row is None:
+            return False
+        index = self.model.index(row)
+        self.view.setCurrentIndex(index)
+        self.view.scrollTo(index)
+        return True
+
+    # ---------------------------------------------------------------- filters
+    def _filters(self) -> dict:
+        return dict(split=self.split_combo.currentText() if self.split_combo.currentIndex() > 0 else None,
+                    category=(self.category_combo.currentText()
+                              if self.category_combo.currentIndex() > 0 else None),
+                    with_problems=self.problems_check.isChecked(),
+                    sort=self.sort_combo.currentText())
+
+    def _apply_filters(self) -> None:
+        if self.session is None:
+            self.model.set_refs([])
+            self._update_status()
+            self._update_histogram()
+            return
+        current = self.current_ref()
+        self.model.set_refs(self.session.select(**self._filters()))
+        if current is not None:
+            self.select_ref(current)
+        self._update_status()
+        self._update_histogram()
+
+    def _set_filters_enabled(self, enabled: bool) -> None:
+        for widget in (self.split_combo, self.category_combo, self.problems_check, self.sort_combo):
+            widget.setEnabled(enabled)
+
+    def _apply_thumb_size(self, size: int) -> None:
+        self.model.set_thumbnail_size(size)
+        self.view.setIconSize(self.delegate.box_size())
+        self.view.fit_grid()
+
+    # ---------------------------------------------------------------- status and histogram
+    def _update_status(self) -> None:
+        session = self.session
+        if session is None:
+            self.status.setText("No dataset open.")
+            return
+        self.status.setText(f"{session.num_images:,} images · {session.num_annotations:,} annotations · "
+                            f"{len(self.model.refs):,} shown · {self.model.images_with_problems():,} with problems")
+
+    def _update_histogram(self) -> None:
+        if self.bars is not None:
+            self.plot.removeItem(self.bars)
+            self.bars = None
+        if self.session is None:
+            self.plot.setTitle(None)
+            self.plot.getAxis("bottom").setTicks([[]])
+            return
+        filters = self._filters()
+        counts = self.session.class_counts(filters["split"])
+        names = list(counts)
+        heights = np.array([counts[n] for n in names], float)
+        selected = filters["category"]
+        brushes = [pg.mkBrush("#e65100" if name == selected else "#5b8bd0") for name in names]
+        self.bars = pg.BarGraphItem(x=np.arange(len(names)), height=heights, width=0.7,
+                                    brushes=brushes, pens=[pg.mkPen(None)] * len(names))
+        self.plot.addItem(self.bars)
+        # Label every k-th bar at the top level; pyqtgraph adds the rest where they fit.
+        stride = max(1, math.ceil(len(names) / 24))
+        major = [(i, n) for i, n in enumerate(names) if i % stride == 0]
+        minor = [(i, n) for i, n in enumerate(names) if i % stride != 0]
+        self.plot.getAxis("bottom").setTicks([major, minor])
+        self.plot.setXRange(-0.6, len(names) - 0.4, padding=0)
+        self.plot.setYRange(0, max(1.0, heights.max(initial=0)) * 1.1, padding=0)
+        where = filters["split"] or "all splits"
+        self.plot.setTitle(f"Annotations per category · {where}", size="9pt")
+
+    # ---------------------------------------------------------------- view signals
+    def _activated(self, index: QModelIndex) -> None:
+        if index.isValid():
+            self.image_activated.emit(self.model.ref(index.row()))
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.selection_changed.emit(self.model.ref(current.row()))
