@@ -13,8 +13,8 @@ from collections import OrderedDict
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListView, QSlider,
                                QSplitter, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
@@ -185,9 +185,8 @@ class ThumbnailModel(QAbstractListModel):
         if role == UNREADABLE_ROLE:
             return self._unreadable.get(ref)
         if role == Qt.ItemDataRole.ToolTipRole:
-            name = self.session.index(ref.split).file_names[ref.row]
             n_ann, n_prob = self.annotations_count(ref), self.problems_count(ref)
-            text = (f"{ref.split} · {name}\n{n_ann} annotation{'s' * (n_ann != 1)} · "
+            text = (f"{ref.split} · {self.file_name(row)}\n{n_ann} annotation{'s' * (n_ann != 1)} · "
                     f"{n_prob} problem{'s' * (n_prob != 1)}")
             if ref in self._unreadable:
                 text += f"\nunreadable: {self._unreadable[ref]}"
@@ -401,8 +400,15 @@ class DatasetBrowser(QWidget):
         self.plot.hideButtons()
         self.plot.setMinimumHeight(120)
         self.plot.getAxis("left").setLabel("annotations")
+        # Room for one line of names: the axis would otherwise size itself from
+        # the numeric ticks it had before the names arrived and clip them.
+        self.plot.getAxis("bottom").setHeight(QFontMetrics(self.plot.font()).height() + 14)
         self.plot.showGrid(y=True, alpha=0.25)
         self.bars: pg.BarGraphItem | None = None
+        self._bar_names: list[str] = []
+        self._bar_heights: list[int] = []
+        self.plot.installEventFilter(self)  # relabel the axis when its width changes
+        self.plot.scene().sigMouseMoved.connect(self._hover_bar)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.view)
@@ -515,7 +521,8 @@ class DatasetBrowser(QWidget):
             self.bars = None
         if self.session is None:
             self.plot.setTitle(None)
-            self.plot.getAxis("bottom").setTicks([[]])
+            self._bar_names = []
+            self._update_ticks()
             return
         filters = self._filters()
         counts = self.session.class_counts(filters["split"])
@@ -526,15 +533,37 @@ class DatasetBrowser(QWidget):
         self.bars = pg.BarGraphItem(x=np.arange(len(names)), height=heights, width=0.7,
                                     brushes=brushes, pens=[pg.mkPen(None)] * len(names))
         self.plot.addItem(self.bars)
-        # Label every k-th bar at the top level; pyqtgraph adds the rest where they fit.
-        stride = max(1, math.ceil(len(names) / 24))
-        major = [(i, n) for i, n in enumerate(names) if i % stride == 0]
-        minor = [(i, n) for i, n in enumerate(names) if i % stride != 0]
-        self.plot.getAxis("bottom").setTicks([major, minor])
+        self._bar_names, self._bar_heights = names, [counts[n] for n in names]
+        self._update_ticks()
         self.plot.setXRange(-0.6, len(names) - 0.4, padding=0)
         self.plot.setYRange(0, max(1.0, heights.max(initial=0)) * 1.1, padding=0)
         where = filters["split"] or "all splits"
         self.plot.setTitle(f"Annotations per category · {where}", size="9pt")
+
+    def _update_ticks(self) -> None:
+        """Label every k-th bar, k chosen so the longest name fits between labels."""
+        names = self._bar_names
+        axis = self.plot.getAxis("bottom")
+        if not names:
+            axis.setTicks([[]])
+            return
+        metrics = QFontMetrics(axis.style.get("tickFont") or self.plot.font())
+        label = max(metrics.horizontalAdvance(n) for n in names) + 12
+        width = max(100, self.plot.width() - 60)  # less the left axis
+        stride = max(1, math.ceil(len(names) * label / width))
+        axis.setTicks([[(i, n) for i, n in enumerate(names) if i % stride == 0]])
+
+    def _hover_bar(self, position) -> None:
+        """Name and count of the bar under the mouse: not every bar has its label."""
+        x = self.plot.getPlotItem().vb.mapSceneToView(position).x()
+        i = round(x)
+        inside = self._bar_names and 0 <= i < len(self._bar_names) and abs(x - i) <= 0.35
+        self.plot.setToolTip(f"{self._bar_names[i]}: {self._bar_heights[i]:,} annotations" if inside else "")
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.plot and event.type() == QEvent.Type.Resize:
+            self._update_ticks()
+        return super().eventFilter(watched, event)
 
     # ---------------------------------------------------------------- view signals
     def _activated(self, index: QModelIndex) -> None:

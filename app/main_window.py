@@ -8,6 +8,7 @@ is built the first time it is shown, so albumentations stays off start-up.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QThreadPool
@@ -173,6 +174,10 @@ class MainWindow(QMainWindow):
         if task is not self._open_task:
             return
         self._open_task = None
+        # The index's Python objects live as long as the session: keep the garbage
+        # collector from walking them again and again (pauses of 50 ms at 100k images).
+        gc.collect()
+        gc.freeze()
         self.session = session
         self._remember(session.root)
         self.setWindowTitle(f"Lightbox — {session.root.name}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.data.coco_index import CocoIndex
 from engine.data.folders import DatasetFolder, find_splits
-from engine.data.health import HealthReport, SplitSummary, check_index, file_problems
+from engine.data.health import HealthReport, SplitSummary, check_index
 from engine.data.problems import CocoFormatError, Problem
 
 SORT_KEYS = ("file order", "file name", "annotations", "problems")
@@ -171,18 +171,58 @@ def open_dataset(root: str | Path, *, check_files: bool = True,
     return session
 
 
+CHECK_CHUNK = 2000
+
+
 def check_files(session: DatasetSession, *, progress: Callable[[str, int, int], None] | None = None,
-                cancel: threading.Event | None = None) -> list[Problem]:
+                cancel: threading.Event | None = None, processes: int | None = None) -> list[Problem]:
     """The image-file problems of every split (missing, unreadable, truncated, wrong size).
 
-    The slow half of opening a dataset: the browser is already usable while it runs.
+    The slow half of opening a dataset, run while the browser is already
+    usable. The checks run in worker processes ("spawn": never fork a Qt
+    process), so the GUI thread keeps the interpreter lock to itself; the
+    calling thread only waits on futures.
     """
-    problems: list[Problem] = []
+    import multiprocessing
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from engine.data.health import check_image_records
+
+    jobs = []
     for name, index in session.indexes.items():
-        if cancel is not None and cancel.is_set():
-            break
-        step = (lambda done, total, n=name: progress(f"checking {n} images", done, total)) if progress else None
-        problems += file_problems(index, session.image_dir(name), False, 8, step, cancel)
+        records = list(zip(index.image_ids.tolist(), index.file_names, index.image_width.tolist(),
+                           index.image_height.tolist()))
+        for start in range(0, len(records), CHECK_CHUNK):
+            jobs.append((name, records[start : start + CHECK_CHUNK]))
+    total = sum(len(chunk) for _, chunk in jobs)
+    if not jobs:
+        return []
+    workers = processes or max(1, min(4, (os.cpu_count() or 2) - 1))
+    problems: list[Problem] = []
+    done = 0
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        pending = set()
+        queue = list(jobs)
+        while queue or pending:
+            # Keep only a few chunks in flight so a cancel takes effect quickly.
+            while queue and len(pending) < 2 * workers and not (cancel is not None and cancel.is_set()):
+                name, chunk = queue.pop(0)
+                split = session.folder.splits[name]
+                future = pool.submit(check_image_records, chunk, str(split.image_dir), str(split.annotation_file))
+                future.size = len(chunk)
+                pending.add(future)
+            if cancel is not None and cancel.is_set():
+                for future in pending:
+                    future.cancel()
+                break
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                problems += future.result()
+                done += future.size
+                if progress:
+                    progress("checking image files", done, total)
     return problems
 
 

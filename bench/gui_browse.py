@@ -133,8 +133,13 @@ def main() -> None:
     window.browser.view.viewport().repaint()
     first_paint = time.perf_counter() - opened_at[0]
 
-    # Scroll the whole grid page by page, letting the loop run between pages.
+    # The batched layout grows the scroll range in steps; scroll once it has settled.
     bar = window.browser.view.verticalScrollBar()
+    previous = -1
+    while bar.maximum() != previous:
+        previous = bar.maximum()
+        wait(lambda: False, 0.3)
+    # Scroll the whole grid page by page, letting the loop run between pages.
     probe.start()
     last[0] = clock.elapsed()
     stalls.clear()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
 from app.browser import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE, DatasetBrowser
@@ -56,6 +56,10 @@ def test_counts_filters_and_sort(qtbot, browser, sample_dataset):
     assert len(browser.current_refs()) == 16 and {r.split for r in browser.current_refs()} == {"val"}
     assert "16 shown" in browser.status.text()
     assert list(browser.bars.opts["height"]) == list(session.class_counts("val").values())
+    # Hovering a bar names it (labels may be thinned out when there are many categories).
+    vb = browser.plot.getPlotItem().vb
+    browser._hover_bar(vb.mapViewToScene(QPointF(1, 1)))
+    assert browser.plot.toolTip() == f"square: {session.class_counts('val')['square']} annotations"
 
     browser.category_combo.setCurrentText("circle")
     expected = session.select(split="val", category="circle")
@@ -93,6 +97,14 @@ def test_thumbnails_arrive_for_visible_rows_only(qtbot, browser, sample_dataset)
     assert browser.model.index(rows[0]).data(REF_ROLE) == browser.current_refs()[rows[0]]
     # Rows far below the fold were never asked for.
     assert not browser.model.has_thumbnail(63)
+
+    # A new size re-requests what is on screen, at that size.
+    browser.size_slider.setValue(96)
+    assert browser.model.thumb_size == 96 and not browser.model.has_thumbnail(rows[0])
+    rows = _wait_for_thumbnails(qtbot, browser)
+    assert max(browser.model.decoration(rows[0]).size().toTuple()) == 96
+    browser.size_slider.setValue(128)
+    _wait_for_thumbnails(qtbot, browser)
 
     SCREENSHOTS.mkdir(exist_ok=True)
     browser.view.setCurrentIndex(browser.model.index(2))

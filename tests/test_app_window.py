@@ -122,3 +122,24 @@ def test_start_up_path_imports_no_torch_or_training_stack(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "window shown after" in done.stdout
     assert "heavy []" in done.stdout, done.stdout
+
+
+def test_screenshots_of_the_window_and_health_panel(qtbot, window, sample_copy):
+    (sample_copy / "train" / "train_0001.jpg").unlink()
+    (sample_copy / "val" / "val_0002.jpg").write_bytes(b"not an image")
+    doc_path = sample_copy / "annotations" / "instances_train.json"
+    doc = json.loads(doc_path.read_text())
+    doc["annotations"][3]["bbox"][2] = -4
+    doc["annotations"][7]["category_id"] = 99
+    doc_path.write_text(json.dumps(doc))
+    _open(qtbot, window, sample_copy)
+    shots = ROOT / "tests" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    window.resize(1280, 840)
+    qtbot.waitUntil(lambda: window.browser.model.rowCount() and window.browser.model.has_thumbnail(0), timeout=10_000)
+    qtbot.wait(200)
+    assert window.grab().save(str(shots / "main_window.png"))
+    window.tabs.setCurrentWidget(window.health)
+    qtbot.wait(50)
+    assert window.grab().save(str(shots / "health.png"))
+    assert window.health.model.rowCount() == 4

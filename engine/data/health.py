@@ -336,6 +336,19 @@ def file_problems(ix: CocoIndex, image_dir: Path, deep: bool = False, workers: i
     return out
 
 
+def check_image_records(records: list[tuple[int, str, int, int]], image_dir: str, annotation_file: str,
+                        deep: bool = False) -> list[Problem]:
+    """File checks for ``(image_id, file_name, width, height)`` records.
+
+    A plain, picklable entry point so a GUI can run the checks in worker
+    processes, away from its own interpreter lock.
+    """
+    images = [{"id": i, "file_name": f, "width": w, "height": h} for i, f, w, h in records]
+    index = CocoIndex.from_dict({"images": images, "categories": [], "annotations": []}, annotation_file)
+    folder = Path(image_dir)
+    return [p for row in range(index.num_images) for p in _check_one_file(index, row, folder, deep)]
+
+
 # ---------------------------------------------------------------------- training policy
 def apply_policy(index: CocoIndex, problems: list[Problem], policy: str = "skip") -> CocoIndex:
     """What training does with a checked index: drop broken items ('skip') or stop ('refuse')."""
