@@ -200,7 +200,6 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     from engine.tracking.callback import MlflowCallback
-    from engine.tracking.logger import RunLogger
     from engine.tracking.store import resolve_tracking_uri
 
     _quiet_known_noise()
@@ -223,9 +222,11 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     if speed.compile:
         module.model = torch.compile(module.model)
 
-    run_logger = RunLogger(uri, experiment=config.tracking.experiment, run_name=config.tracking.run_name,
-                           run_id=resume_run_id, workspace=workspace,
-                           tags={TASK_TAG: config.task.name})
+    run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
+                                 run_name=config.tracking.run_name, run_id=resume_run_id,
+                                 tags={TASK_TAG: config.task.name})
+    if run_logger.tracking_uri is None:
+        uri = None
     with run_logger:
         if run_dir is None:
             run_dir = workspace / "runs" / run_logger.run_id
@@ -289,22 +290,48 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
                        metrics, message, uri)
 
 
+def mlflow_available() -> bool:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str | None,
+                    run_id: str | None, tags: dict):
+    """An MLflow RunLogger, or, where MLflow is not installed, files in the run folder."""
+    if mlflow_available():
+        from engine.tracking.logger import RunLogger
+
+        return RunLogger(uri, experiment=experiment, run_name=run_name, run_id=run_id, workspace=workspace,
+                         tags=tags)
+    from engine.tracking.local_run import LocalRunLogger
+
+    print("MLflow is not installed: tracking into files under the run folder (tracking/).", file=sys.stderr)
+    return LocalRunLogger(workspace / "runs", run_id=run_id, tags=tags)
+
+
 def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None,
                   workspace: str | Path | None):
     """Config, run folder, newest checkpoint and tracking URI of an earlier run."""
-    from mlflow.tracking import MlflowClient
-
     from engine.cli import default_workspace
     from engine.tracking.store import resolve_tracking_uri
 
     if workspace is None:
         workspace = workspace_of(config) if config else default_workspace()
     uri = resolve_tracking_uri(tracking_uri or (config.tracking.uri if config else None), Path(workspace))
-    try:
-        run = MlflowClient(uri).get_run(run_id)
-    except Exception as exc:  # mlflow raises its own exception types per store
-        raise TrainingError(f"run {run_id} not found in {uri}: {exc}") from None
-    run_dir = Path(run.data.tags.get(RUN_DIR_TAG, ""))
+    run_dir = Path(workspace) / "runs" / run_id
+    if not (run_dir / "run.yaml").is_file():
+        if not mlflow_available():
+            raise TrainingError(f"run {run_id}: no folder {run_dir} with a run.yaml to resume from")
+        from mlflow.tracking import MlflowClient
+
+        try:
+            run = MlflowClient(uri).get_run(run_id)
+        except Exception as exc:  # mlflow raises its own exception types per store
+            raise TrainingError(f"run {run_id} not found in {uri}: {exc}") from None
+        run_dir = Path(run.data.tags.get(RUN_DIR_TAG, ""))
     if not run_dir.is_dir():
         raise TrainingError(f"run {run_id}: its folder {run_dir} is gone; cannot resume")
     saved = RunConfig.load(run_dir / "run.yaml")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
 
-from engine.tracking.logger import RunLogger
+if TYPE_CHECKING:  # the callback also drives LocalRunLogger, so MLflow stays optional
+    from engine.tracking.logger import RunLogger
 
 BEST_CHECKPOINT_TAG = "lightbox.best_checkpoint"
 BEST_MONITOR_TAG = "lightbox.best_monitor"
