@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from engine.metrics import class_names_for
+
 
 class ClassificationMetrics:
     """Accuracy, top-k accuracy (k = min(5, K)), macro F1 and per-class F1.
@@ -22,11 +24,7 @@ class ClassificationMetrics:
     """
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None) -> None:
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        names = [str(i) for i in range(num_classes)] if class_names is None else [str(n) for n in class_names]
-        if len(names) != num_classes:
-            raise ValueError(f"{len(names)} class names given for {num_classes} classes")
+        names = class_names_for(num_classes, class_names)
         self.num_classes = num_classes
         self.class_names = names
         self.top_k = min(5, num_classes)

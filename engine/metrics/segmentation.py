@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.metrics import class_names_for
+
 
 def upsample_logits(logits: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize (B, K, h, w) logits to (B, K, H, W) so metrics are taken at label resolution."""
@@ -23,11 +25,7 @@ class SegmentationMetrics:
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, class_names: Sequence[str] | None = None) -> None:
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        names = [str(i) for i in range(num_classes)] if class_names is None else [str(n) for n in class_names]
-        if len(names) != num_classes:
-            raise ValueError(f"{len(names)} class names given for {num_classes} classes")
+        names = class_names_for(num_classes, class_names)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.class_names = names
