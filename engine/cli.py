@@ -21,13 +21,11 @@ def default_workspace() -> Path:
 def _cmd_check(args: argparse.Namespace) -> int:
     from engine.data.health import check_folder
 
-    progress = None
-    if args.progress and sys.stderr.isatty():
-        def progress(done: int, total: int) -> None:
-            print(f"\rchecking images {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
+    def show_progress(done: int, total: int) -> None:
+        print(f"\rchecking images {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
 
-    report = check_folder(args.folder, deep=args.deep, check_files=not args.no_files,
-                          workers=args.workers, progress=progress)
+    report = check_folder(args.folder, deep=args.deep, check_files=not args.no_files, workers=args.workers,
+                          progress=show_progress if args.progress and sys.stderr.isatty() else None)
     if args.json:
         print(report.to_json())
     else:

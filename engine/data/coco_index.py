@@ -169,7 +169,7 @@ class CocoIndex:
     # ------------------------------------------------------------------ lookups
     def image_rows(self, image_ids: Iterable[int] | np.ndarray) -> np.ndarray:
         """Rows of the given image ids (-1 where unknown)."""
-        return _lookup(self.image_ids, np.asarray(list(image_ids) if not isinstance(image_ids, np.ndarray) else image_ids, np.int64))
+        return _lookup(self.image_ids, np.fromiter(image_ids, np.int64))
 
     def label_of(self, category_id: int) -> int:
         """Contiguous label of a COCO category id (KeyError if unknown)."""

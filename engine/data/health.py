@@ -20,7 +20,7 @@ import numpy as np
 
 from . import images as image_io
 from .coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
-from .folders import DatasetFolder, find_splits
+from .folders import find_splits
 from .problems import CocoFormatError, DatasetError, Problem
 
 # Boxes may overrun the image by rounding; beyond this many pixels it is a problem.

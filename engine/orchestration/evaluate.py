@@ -10,34 +10,22 @@ import numpy as np
 
 from engine.config import RunConfig
 
-from .local import RUN_DIR_TAG, TrainingError, build_datamodule, speed_settings, workspace_of
+from .local import TrainingError, build_datamodule, locate_run, newest_checkpoint, speed_settings
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def run_files(run_id: str, tracking_uri: str | None = None, workspace: str | None = None):
     """(config, run folder, best checkpoint, tracking uri) of a run."""
-    from mlflow.tracking import MlflowClient
-
     from engine.cli import default_workspace
-    from engine.tracking.store import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri, Path(workspace) if workspace else default_workspace())
-    try:
-        run = MlflowClient(uri).get_run(run_id)
-    except Exception as exc:  # each MLflow store raises its own type
-        raise TrainingError(f"run {run_id} not found in {uri}: {exc}") from None
-    run_dir = Path(run.data.tags.get(RUN_DIR_TAG, ""))
-    if not (run_dir / "run.yaml").is_file():
-        raise TrainingError(f"run {run_id}: its folder '{run_dir}' has no run.yaml")
-    config = RunConfig.load(run_dir / "run.yaml")
-    best = run.data.tags.get("lightbox.best_checkpoint") or run.data.tags.get("lightbox.last_checkpoint")
-    if not best or not Path(best).is_file():
-        found = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise TrainingError(f"run {run_id}: no checkpoint in {run_dir / 'checkpoints'}")
-        best = str(found[-1])
-    return config, run_dir, Path(best), uri
+    run_dir, uri = locate_run(run_id, tracking_uri, Path(workspace) if workspace else default_workspace())
+    folder = run_dir / "checkpoints"
+    # ModelCheckpoint keeps exactly one best-*.ckpt; a run stopped before validating has only the latest.
+    best = next(iter(sorted(folder.glob("best-*.ckpt"))), None) or newest_checkpoint(folder)
+    if best is None:
+        raise TrainingError(f"run {run_id}: no checkpoint in {folder}")
+    return RunConfig.load(run_dir / "run.yaml"), run_dir, best, uri
 
 
 def load_module(config: RunConfig, checkpoint: Path):

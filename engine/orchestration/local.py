@@ -74,7 +74,7 @@ def speed_settings(config: RunConfig, family: str | None = None) -> Speed:
         precision = "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
     elif precision == "32":
         precision = "32-true"
-    if precision in ("16-mixed", "bf16-mixed") and not on_gpu and precision == "16-mixed":
+    if precision == "16-mixed" and not on_gpu:
         raise TrainingError("16-mixed precision needs a GPU; use 32 or bf16-mixed on the CPU")
     channels_last = compute.channels_last
     if channels_last is None:
@@ -185,7 +185,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _newest_checkpoint(folder: Path) -> Path | None:
+def newest_checkpoint(folder: Path) -> Path | None:
     found = [p for p in folder.glob("*.ckpt") if p.is_file()]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
@@ -270,7 +270,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         best_path = best.best_model_path or None
-        last_path = _newest_checkpoint(ckpt_dir)
+        last_path = newest_checkpoint(ckpt_dir)
         message = None
         if module.nonfinite_step is not None:
             status = "FAILED"
@@ -312,19 +312,13 @@ def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str
     return LocalRunLogger(workspace / "runs", run_id=run_id, tags=tags)
 
 
-def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None,
-                  workspace: str | Path | None):
-    """Config, run folder, newest checkpoint and tracking URI of an earlier run."""
-    from engine.cli import default_workspace
+def locate_run(run_id: str, tracking_uri: str | None, workspace: str | Path) -> tuple[Path, str]:
+    """Folder and tracking URI of an earlier run: ``<workspace>/runs/<id>``, else MLflow's run tag."""
     from engine.tracking.store import resolve_tracking_uri
 
-    if workspace is None:
-        workspace = workspace_of(config) if config else default_workspace()
-    uri = resolve_tracking_uri(tracking_uri or (config.tracking.uri if config else None), Path(workspace))
+    uri = resolve_tracking_uri(tracking_uri, Path(workspace))
     run_dir = Path(workspace) / "runs" / run_id
-    if not (run_dir / "run.yaml").is_file():
-        if not mlflow_available():
-            raise TrainingError(f"run {run_id}: no folder {run_dir} with a run.yaml to resume from")
+    if not (run_dir / "run.yaml").is_file() and mlflow_available():
         from mlflow.tracking import MlflowClient
 
         try:
@@ -332,10 +326,21 @@ def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | Non
         except Exception as exc:  # mlflow raises its own exception types per store
             raise TrainingError(f"run {run_id} not found in {uri}: {exc}") from None
         run_dir = Path(run.data.tags.get(RUN_DIR_TAG, ""))
-    if not run_dir.is_dir():
-        raise TrainingError(f"run {run_id}: its folder {run_dir} is gone; cannot resume")
+    if not (run_dir / "run.yaml").is_file():
+        raise TrainingError(f"run {run_id}: no folder {run_dir} with a run.yaml")
+    return run_dir, uri
+
+
+def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None,
+                  workspace: str | Path | None):
+    """Config, run folder, newest checkpoint and tracking URI of an earlier run."""
+    from engine.cli import default_workspace
+
+    if workspace is None:
+        workspace = workspace_of(config) if config else default_workspace()
+    run_dir, uri = locate_run(run_id, tracking_uri or (config.tracking.uri if config else None), workspace)
     saved = RunConfig.load(run_dir / "run.yaml")
-    ckpt = _newest_checkpoint(run_dir / "checkpoints")
+    ckpt = newest_checkpoint(run_dir / "checkpoints")
     if ckpt is None:
         raise TrainingError(f"run {run_id}: no checkpoint in {run_dir / 'checkpoints'} to resume from")
     return saved, run_dir, ckpt, uri
