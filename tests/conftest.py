@@ -27,3 +27,19 @@ def sample_copy(sample_dataset, tmp_path) -> Path:
     dst = tmp_path / "shapes"
     shutil.copytree(sample_dataset, dst)
     return dst
+
+
+@pytest.fixture(scope="module")
+def session(sample_dataset):
+    """The sample dataset opened as the app opens it (JSON checks only), shared by a module's tests."""
+    from app.session import open_dataset
+
+    return open_dataset(sample_dataset, check_files=False)
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    """Where GUI tests save the screenshots a person looks at (ignored by git)."""
+    folder = Path(__file__).resolve().parent / "screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder

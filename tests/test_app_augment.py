@@ -9,15 +9,9 @@ import pytest
 from PySide6.QtCore import QThreadPool
 
 from app.augment_panel import AugmentationPanel
-from app.session import ImageRef, open_dataset
+from app.session import ImageRef
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "tests" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def session(sample_dataset):
-    return open_dataset(sample_dataset, check_files=False)
 
 
 @pytest.fixture
@@ -202,10 +196,9 @@ def test_apply_to_config_round_trips_through_yaml(panel):
         fresh.deleteLater()
 
 
-def test_screenshot(qtbot, panel, session):
+def test_screenshot(qtbot, panel, session, screenshot_dir):
     _select(panel, "RandomBrightnessContrast")  # a step with a fuller form
     panel.step_list.setFocus()
     panel.set_source(session, ImageRef("train", 5))
     _wait_preview(qtbot, panel)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert panel.grab().save(str(SCREENSHOTS / "augment.png"))
+    assert panel.grab().save(str(screenshot_dir / "augment.png"))

@@ -1,7 +1,6 @@
 """The dataset browser: counts, filters, sorting, lazy thumbnails, broken files, the cache and the queue."""
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from app.browser import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE, DatasetBrowser
 from app.session import ImageRef, open_dataset
 from app.thumbnails import ThumbnailCache, ThumbnailLoader
 
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 
 
 @pytest.fixture
@@ -87,7 +85,7 @@ def test_selection_and_activation_signals(qtbot, browser, sample_dataset):
     assert not browser.select_ref(target)  # hidden by the filter
 
 
-def test_thumbnails_arrive_for_visible_rows_only(qtbot, browser, sample_dataset):
+def test_thumbnails_arrive_for_visible_rows_only(qtbot, browser, sample_dataset, screenshot_dir):
     browser.set_session(open_dataset(sample_dataset, check_files=False))
     rows = _wait_for_thumbnails(qtbot, browser)
     assert 0 < len(rows) < 64
@@ -105,11 +103,9 @@ def test_thumbnails_arrive_for_visible_rows_only(qtbot, browser, sample_dataset)
     assert max(browser.model.decoration(rows[0]).size().toTuple()) == 96
     browser.size_slider.setValue(128)
     _wait_for_thumbnails(qtbot, browser)
-
-    SCREENSHOTS.mkdir(exist_ok=True)
     browser.view.setCurrentIndex(browser.model.index(2))
     qtbot.wait(50)
-    assert browser.grab().save(str(SCREENSHOTS / "browser.png"))
+    assert browser.grab().save(str(screenshot_dir / "browser.png"))
 
 
 def test_unreadable_image_gets_the_placeholder_and_problem_filter(qtbot, browser, sample_copy):

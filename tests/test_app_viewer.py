@@ -1,6 +1,5 @@
 """The image viewer: overlays per annotation kind, toggles, selection, navigation, bad images."""
 
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -9,12 +8,6 @@ from app.session import ImageRef, open_dataset
 from app.viewer import ImageViewer, category_colour
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE
 
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def session(sample_dataset):
-    return open_dataset(sample_dataset, check_files=False)
 
 
 @pytest.fixture
@@ -196,12 +189,11 @@ def test_fast_switching_ends_on_the_last_image(qtbot, viewer, session):
     assert len(viewer.overlay_items("box")) == len(index.annotation_rows(refs[-1].row))
 
 
-def test_screenshot(qtbot, viewer, session):
+def test_screenshot(qtbot, viewer, session, screenshot_dir):
     ref = _rich_ref(session)
     viewer.set_refs(session.select(split="train"), ref)
     _show(qtbot, viewer, session, ref)
     index = session.index(ref.split)
     viewer.highlight_annotation(int(index.ann_ids[list(index.annotation_rows(ref.row))[0]]))
     viewer.fit()
-    SCREENSHOTS.mkdir(exist_ok=True)
-    assert viewer.grab().save(str(SCREENSHOTS / "viewer.png"))
+    assert viewer.grab().save(str(screenshot_dir / "viewer.png"))

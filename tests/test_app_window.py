@@ -10,7 +10,7 @@ import pytest
 
 from app.health_panel import HealthPanel
 from app.main_window import MainWindow
-from app.session import ImageRef, open_dataset
+from app.session import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_bad_folders_show_a_message_and_the_app_stays_usable(qtbot, window, samp
     elif breakage == "broken_json":
         bad.mkdir()
         (bad / "annotations.json").write_text('{"images": [')
-    task = _open(qtbot, window, bad)
+    _open(qtbot, window, bad)
     assert window.banner.isVisible()
     assert str(bad) in window.banner.text()
     # The dataset that was open stays open and usable.
@@ -124,7 +124,7 @@ def test_start_up_path_imports_no_torch_or_training_stack(tmp_path):
     assert "heavy []" in done.stdout, done.stdout
 
 
-def test_screenshots_of_the_window_and_health_panel(qtbot, window, sample_copy):
+def test_screenshots_of_the_window_and_health_panel(qtbot, window, sample_copy, screenshot_dir):
     (sample_copy / "train" / "train_0001.jpg").unlink()
     (sample_copy / "val" / "val_0002.jpg").write_bytes(b"not an image")
     doc_path = sample_copy / "annotations" / "instances_train.json"
@@ -133,8 +133,7 @@ def test_screenshots_of_the_window_and_health_panel(qtbot, window, sample_copy):
     doc["annotations"][7]["category_id"] = 99
     doc_path.write_text(json.dumps(doc))
     _open(qtbot, window, sample_copy)
-    shots = ROOT / "tests" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir
     window.resize(1280, 840)
     qtbot.waitUntil(lambda: window.browser.model.rowCount() and window.browser.model.has_thumbnail(0), timeout=10_000)
     qtbot.wait(200)
