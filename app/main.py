@@ -15,7 +15,7 @@ def run(folder: str | Path | None = None, workspace: str | Path | None = None, *
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from engine.cli import default_workspace
+    from engine.workspace import default_workspace
 
     from .main_window import MainWindow
 

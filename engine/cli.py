@@ -1,21 +1,23 @@
-"""``lightbox`` / ``python -m engine``: the engine's verbs on the command line.
+"""``python -m engine``: the engine's verbs on the command line.
 
 Each verb imports what it needs when it runs, so ``lightbox check`` never pays
-for torch and nothing here imports Qt.
+for torch and nothing here imports Qt. The ``lightbox`` command (``app.cli``)
+is this parser plus the desktop app's verbs; engine/ never imports app/.
+
+A feature with verbs of its own keeps them in its own module, which
+:data:`VERB_MODULES` lists: each has ``add_verbs(subparsers)``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
-from pathlib import Path
 
-DEFAULT_WORKSPACE = "lightbox-workspace"
+from engine.workspace import DEFAULT_WORKSPACE
 
-
-def default_workspace() -> Path:
-    return Path(os.environ.get("LIGHTBOX_WORKSPACE", DEFAULT_WORKSPACE)).expanduser()
+# Modules that add verbs of their own (light to import: argparse set-up only).
+VERB_MODULES: tuple[str, ...] = ()
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -39,33 +41,6 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     out = write_sample_dataset(args.out, train_images=args.train, val_images=args.val, seed=args.seed)
     print(f"sample dataset written to {out}")
     return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from engine.data.health import check_folder
-    from engine.data.sample import write_sample_dataset
-
-    workspace = Path(args.workspace) if args.workspace else default_workspace()
-    dataset = workspace / "datasets" / "shapes"
-    if not (dataset / "annotations").is_dir():
-        write_sample_dataset(dataset)
-        print(f"sample dataset written to {dataset}")
-    if args.gui:
-        return _open_app(dataset, workspace)
-    report = check_folder(dataset)
-    print(report.to_text())
-    return report.exit_code
-
-
-def _open_app(folder: Path | str | None, workspace: Path | str | None) -> int:
-    # The desktop app lives beside the engine; only this verb imports it (and Qt).
-    from app.main import run
-
-    return run(folder, workspace)
-
-
-def _cmd_gui(args: argparse.Namespace) -> int:
-    return _open_app(args.folder, args.workspace)
 
 
 def _train_config(args: argparse.Namespace):
@@ -177,16 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(func=_cmd_demo_data)
 
-    demo = sub.add_parser("demo", help="write the sample dataset into the workspace and open it in the app")
-    demo.add_argument("--workspace", help=f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})")
-    demo.add_argument("--no-gui", dest="gui", action="store_false",
-                      help="print the sample dataset's health report instead of opening the app")
-    demo.set_defaults(func=_cmd_demo)
-
-    gui = sub.add_parser("gui", help="open the desktop app (on a dataset folder, if given)")
-    gui.add_argument("folder", nargs="?", help="dataset folder to open")
-    gui.add_argument("--workspace", help=f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})")
-    gui.set_defaults(func=_cmd_gui)
     tr = sub.add_parser("train", help="train one model and track it in MLflow",
                         description="Prints a final JSON line with the run id, best checkpoint and metrics. "
                         "Exit status: 0 finished, 1 failed, 2 bad input, 3 stopped on request.")
@@ -225,19 +190,31 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the offline model presets")
     mo.add_argument("--task", choices=["classification", "detection", "segmentation"])
     mo.set_defaults(func=_cmd_models)
+    for name in VERB_MODULES:
+        importlib.import_module(name).add_verbs(sub)
     return parser
+
+
+def subparsers_of(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The verb table of a parser made by :func:`build_parser` (to add more verbs)."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def run_verb(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        return _open_app(None, None)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        parser.print_help()
+        return 2
+    return run_verb(parser, args)
 
 
 if __name__ == "__main__":

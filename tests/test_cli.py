@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.cli import main
+from app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,3 +51,10 @@ def test_no_command_opens_the_app_and_gui_opens_a_folder(monkeypatch, tmp_path):
     assert calls[0] == (None, None)
     assert calls[1] == (str(tmp_path), str(tmp_path / "ws"))
     assert Path(calls[2][0]) == tmp_path / "ws" / "datasets" / "shapes"
+
+
+def test_headless_engine_has_no_gui_verbs(capsys):
+    from engine.cli import main as engine_main
+
+    assert engine_main([]) == 2  # prints help instead of opening a window
+    assert "gui" not in capsys.readouterr().out.split("COMMAND")[-1].split()

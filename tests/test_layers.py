@@ -31,6 +31,20 @@ def test_no_module_under_engine_imports_qt():
     assert not offenders, "\n".join(offenders)
 
 
+def test_no_module_under_engine_imports_app():
+    offenders = [f"{path.relative_to(ROOT)} imports {name}"
+                 for path in sorted((ROOT / "engine").rglob("*.py"))
+                 for name in _imported_modules(path) if name.split(".")[0] == "app"]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_engine_modules_do_not_import_the_cli():
+    # The CLI sits on top; a library module importing it makes an import circle.
+    offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "engine").rglob("*.py"))
+                 if path.name not in ("cli.py", "__main__.py") and "engine.cli" in _imported_modules(path)]
+    assert not offenders, offenders
+
+
 def test_the_detector_sees_a_qt_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from PySide6 import QtCore\n")

@@ -17,7 +17,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def run_files(run_id: str, tracking_uri: str | None = None, workspace: str | None = None):
     """(config, run folder, best checkpoint, tracking uri) of a run."""
-    from engine.cli import default_workspace
+    from engine.workspace import default_workspace
 
     run_dir, uri = locate_run(run_id, tracking_uri, Path(workspace) if workspace else default_workspace())
     folder = run_dir / "checkpoints"

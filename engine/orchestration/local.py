@@ -41,7 +41,7 @@ class TrainResult:
 
 # ---------------------------------------------------------------------- settings
 def workspace_of(config: RunConfig) -> Path:
-    from engine.cli import default_workspace
+    from engine.workspace import default_workspace
 
     return (Path(config.workspace).expanduser() if config.workspace else default_workspace()).resolve()
 
@@ -334,7 +334,7 @@ def locate_run(run_id: str, tracking_uri: str | None, workspace: str | Path) -> 
 def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None,
                   workspace: str | Path | None):
     """Config, run folder, newest checkpoint and tracking URI of an earlier run."""
-    from engine.cli import default_workspace
+    from engine.workspace import default_workspace
 
     if workspace is None:
         workspace = workspace_of(config) if config else default_workspace()

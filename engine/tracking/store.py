@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
+from engine.workspace import default_workspace
+
 if TYPE_CHECKING:  # only for annotations: importing this module must stay cheap
     from mlflow import MlflowClient
 
@@ -22,10 +24,6 @@ ARTIFACTS_DIR_NAME = "mlartifacts"
 _SQLITE_PREFIX = "sqlite:///"
 
 
-def _default_workspace() -> Path:
-    from engine.cli import default_workspace  # argparse/os only; keeps one definition of the default
-
-    return default_workspace()
 
 
 def _reject_file_store(uri: str) -> None:
@@ -66,7 +64,7 @@ def resolve_tracking_uri(uri: str | None = None, workspace: str | Path | None = 
         chosen = chosen.strip()
         _reject_file_store(chosen)
         return _absolute_sqlite(chosen, base or Path.cwd())
-    base = base or _default_workspace().expanduser().resolve()
+    base = base or default_workspace().expanduser().resolve()
     base.mkdir(parents=True, exist_ok=True)
     return _SQLITE_PREFIX + (base / DEFAULT_DB_NAME).as_posix()
 
