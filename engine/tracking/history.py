@@ -85,3 +85,57 @@ def list_runs(
 def run_status(tracking_uri: str, run_id: str) -> str:
     """RUNNING, SCHEDULED, FINISHED, FAILED or KILLED."""
     return _client(tracking_uri).get_run(run_id).info.status
+
+
+class MetricReader:
+    """Reads a run's metric points incrementally: each ``poll`` returns only the points
+    written since the previous one (the app's charts call it about once a second).
+
+    For each key it keeps how many points it has read and asks the store for the rest
+    (MLflow's metric history is ordered by timestamp and paged by offset), so a long run
+    costs the same per poll as a short one.  ``poll`` also returns the run's status and
+    tags, which the runs table needs anyway.
+    """
+
+    PAGE = 5000
+
+    def __init__(self, tracking_uri: str, run_id: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self._read: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self._read.clear()
+
+    def poll(self) -> tuple[dict[str, list[tuple[int, float, int]]], str, dict[str, str]]:
+        """``({key: [(step, value, timestamp_ms), ...] new points}, status, tags)``."""
+        client = _client(self.tracking_uri)
+        run = client.get_run(self.run_id)
+        fresh: dict[str, list[tuple[int, float, int]]] = {}
+        for key in sorted(run.data.metrics):
+            points = self._new_points(client, key)
+            if points:
+                fresh[key] = points
+        return fresh, run.info.status, dict(run.data.tags)
+
+    def _new_points(self, client, key: str) -> list[tuple[int, float, int]]:
+        from mlflow.utils.search_utils import SearchUtils
+
+        store = client._tracking_client.store
+        offset = self._read.get(key, 0)
+        out: list[tuple[int, float, int]] = []
+        while True:
+            token = SearchUtils.create_page_token(offset) if offset else None
+            try:
+                page = store.get_metric_history(self.run_id, key, max_results=self.PAGE, page_token=token)
+            except TypeError:  # a store without paging: read it all and keep the unseen tail
+                page = client.get_metric_history(self.run_id, key)[offset:]
+                out.extend((int(m.step), float(m.value), int(m.timestamp)) for m in page)
+                offset += len(page)
+                break
+            out.extend((int(m.step), float(m.value), int(m.timestamp)) for m in page)
+            offset += len(page)
+            if not getattr(page, "token", None):
+                break
+        self._read[key] = offset
+        return out

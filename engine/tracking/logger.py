@@ -14,6 +14,7 @@ never kill a training run.
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import re
 import threading
@@ -31,6 +32,11 @@ from engine.tracking.store import get_or_create_experiment, resolve_tracking_uri
 log = logging.getLogger(__name__)
 
 STOP_TAG = "lightbox.stop_requested"
+# Unix time the training process last showed it is alive (the app tells a lost run by it).
+HEARTBEAT_TAG = "lightbox.heartbeat"
+HEARTBEAT_INTERVAL_S = 5.0
+# Set by engine.orchestration.jobs in the child's environment, so the launcher finds its run.
+LAUNCH_ID_ENV, LAUNCH_ID_TAG = "LIGHTBOX_LAUNCH_ID", "lightbox.launch_id"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 # Limits of MLflow's log_batch REST call (also enforced by the SQL store).
@@ -109,6 +115,9 @@ class RunLogger:
         self._wake = threading.Event()
 
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        tags[HEARTBEAT_TAG] = f"{time.time():.3f}"
+        if os.environ.get(LAUNCH_ID_ENV):
+            tags[LAUNCH_ID_TAG] = os.environ[LAUNCH_ID_ENV]
         if run_id:
             run = self.client.get_run(run_id)
             self.run_id = run.info.run_id
@@ -117,8 +126,7 @@ class RunLogger:
             self.client.update_run(self.run_id, status="RUNNING")
             if STOP_TAG in run.data.tags:  # a stop asked of the earlier attempt must not end this one
                 self.client.delete_tag(self.run_id, STOP_TAG)
-            if tags:
-                self._log_tags(tags)
+            self._log_tags(tags)
         else:
             self.experiment_id = get_or_create_experiment(self.client, experiment, workspace)
             run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
@@ -246,11 +254,18 @@ class RunLogger:
     def _background(self) -> None:
         now = time.monotonic()
         next_flush, next_poll = now + self.flush_interval, now + self.stop_poll_interval
+        next_beat = now + HEARTBEAT_INTERVAL_S
         while not self._finished:
-            self._wake.wait(max(0.0, min(next_flush, next_poll) - time.monotonic()))
+            self._wake.wait(max(0.0, min(next_flush, next_poll, next_beat) - time.monotonic()))
             if self._finished:
                 return
             now = time.monotonic()
+            if now >= next_beat:
+                try:
+                    self._log_tags({HEARTBEAT_TAG: f"{time.time():.3f}"})
+                except Exception as exc:
+                    self.last_error = _describe(exc)
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL_S
             if now >= next_flush:
                 try:
                     self.flush()
@@ -308,4 +323,4 @@ class RunLogger:
         return f"RunLogger(run_id={self.run_id!r}, uri={self.tracking_uri!r})"
 
 
-__all__ = ["RunLogger", "STOP_TAG", "request_stop"]
+__all__ = ["HEARTBEAT_TAG", "RunLogger", "STOP_TAG", "request_stop"]
