@@ -452,6 +452,12 @@ class AugmentationConfig(BaseModel):
         title="Use task preset",
         description="Use the task's recommended augmentations; custom steps below replace it when given.",
     )
+    strength: Literal["auto", "light", "medium", "full"] = Field(
+        "auto",
+        title="Augmentation strength",
+        description="How strong the recommended augmentations are; 'auto' chooses from image size, "
+        "dataset size and epochs (light for short runs or tiny images), see engine/recipes.py.",
+    )
     train: list[dict[str, Any]] | None = Field(
         None,
         title="Training steps",
@@ -490,14 +496,18 @@ class OptimConfig(BaseModel):
     weight_decay: float = Field(
         1e-4, ge=0, title="Weight decay", description="AdamW weight decay (L2-style regularisation)."
     )
-    scheduler: Literal["cosine", "step", "plateau", "none"] = Field(
-        "cosine",
+    scheduler: Literal["auto", "cosine", "step", "plateau", "none"] = Field(
+        "auto",
         title="LR schedule",
         description="How the learning rate changes: cosine decay, step decay every 'step size' epochs, "
-        "reduce when validation loss plateaus, or constant.",
+        "reduce when validation loss plateaus, or constant; 'auto' picks cosine.",
     )
-    warmup_steps: int = Field(
-        0, ge=0, title="Warm-up steps", description="Steps over which the learning rate ramps up linearly from 0."
+    warmup_steps: int | None = Field(
+        None,
+        ge=0,
+        title="Warm-up steps",
+        description="Steps over which the learning rate ramps up linearly from 0; empty chooses 3% of the run "
+        "(at most one epoch, none on short runs).",
     )
     step_size: int = Field(
         10, ge=1, title="Step size", description="Epochs between learning-rate drops (step schedule only)."

@@ -310,7 +310,7 @@ def test_json_schema_describes_every_field():
             assert prop.get("description") and prop.get("title"), f"{name}.{field}"
     optim = schema["$defs"]["OptimConfig"]["properties"]
     assert optim["lr"]["exclusiveMinimum"] == 0
-    assert optim["scheduler"]["enum"] == ["cosine", "step", "plateau", "none"]
+    assert optim["scheduler"]["enum"] == ["auto", "cosine", "step", "plateau", "none"]
     space = schema["$defs"]["SearchConfig"]["properties"]["space"]["additionalProperties"]
     assert space["discriminator"]["propertyName"] == "type"
 

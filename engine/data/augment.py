@@ -487,11 +487,8 @@ def _preset_spec(task: str, split: str, size: int) -> list[dict]:
                 {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "saturation": 0.2,
                  "hue": 0.02, "p": 0.5},
             ]
-        # The usual 256 -> 224 resize-then-centre-crop ratio.
-        return [
-            {"name": "SmallestMaxSize", "max_size": round(size * 256 / 224)},
-            {"name": "CenterCrop", "height": size, "width": size},
-        ]
+        # The whole image, resized: a centre crop would cut away objects near the borders.
+        return [{"name": "Resize", "height": size, "width": size}]
     if task == "detection":
         # DETR-style: keep the aspect ratio, pad bottom/right so box coordinates need no shift.
         resize = [{"name": "LongestMaxSize", "max_size": size}, pad]

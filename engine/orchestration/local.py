@@ -211,6 +211,9 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
             raise TrainingError("give a run configuration or a run id to resume")
         uri = resolve_tracking_uri(tracking_uri or config.tracking.uri, workspace_of(config))
         run_dir = None
+    from engine.recipes import resolve_recipe
+
+    config = resolve_recipe(config)  # "auto" settings made concrete, so run.yaml says what was used
     workspace = workspace_of(config)
     checkpoint_name = config.model.checkpoint or ""
     speed = speed_settings(config, _family(checkpoint_name))

@@ -1,0 +1,95 @@
+"""Recipes: automatic augmentation strength, whole-image val transforms, warm-up and schedule."""
+
+import numpy as np
+import pytest
+
+from engine.config import RunConfig
+from engine.data import augment
+from engine.recipes import choose_strength, choose_warmup, explain_recipe, recipe_spec, resolve_recipe
+
+
+def _config(data=None, **overrides):
+    base = {"model.checkpoint": "resnet-tiny", "data.num_workers": 0}
+    if data is not None:
+        base["data.path"] = str(data)
+    base.update(overrides)
+    return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(base)
+
+
+def test_short_runs_and_tiny_images_get_light_augmentation():
+    assert choose_strength(32, 50_000, 100)[0] == "light"  # tiny images, however long
+    assert choose_strength(224, 50_000, 5)[0] == "light"   # short run, however large
+    assert choose_strength(128, 500, 20)[0] == "medium"
+    assert choose_strength(224, 5_000, 40)[0] == "full"
+    assert choose_strength(224, 200, 40)[0] == "medium"    # long run but few images: no full preset
+
+
+def test_warmup_is_a_small_share_and_absent_on_short_runs():
+    assert choose_warmup(100, 20) == 0
+    assert choose_warmup(10_000, 500) == 300
+    assert choose_warmup(10_000, 100) == 100        # at most one epoch
+    assert choose_warmup(1_000_000, 50_000) == 1000
+
+
+@pytest.mark.parametrize("task", augment.TASKS)
+@pytest.mark.parametrize("strength", ["light", "medium", "full"])
+def test_val_keeps_the_whole_image(task, strength):
+    spec = recipe_spec(task, "val", strength, 64)
+    assert not any("Crop" in step["name"] for step in spec)
+    image = np.zeros((40, 80, 3), np.uint8)
+    image[:, :4] = 255   # marks at the far borders must survive
+    image[:, -4:] = 255
+    out = augment.apply(augment.build_pipeline(spec, task), image)["image"]
+    assert out.shape[:2] == (64, 64)
+    assert out[:, 0].max() == 255 and out[:, :out.shape[1]].max(axis=0)[-40:].max() == 255
+    augment.validate_spec(recipe_spec(task, "train", strength, 64), task=task)
+
+
+def test_auto_config_is_resolved_and_says_what_was_chosen(sample_dataset):
+    config = _config(sample_dataset, **{"optim.epochs": 3, "data.image_size": 48})
+    assert config.augmentation.strength == "auto" and config.optim.scheduler == "auto"
+    recipe = explain_recipe(config)
+    resolved = recipe.config
+    assert resolved.augmentation.strength == "light"
+    assert resolved.augmentation.train == [{"name": "Resize", "height": 48, "width": 48},
+                                           {"name": "HorizontalFlip", "p": 0.5}]
+    assert resolved.augmentation.val == [{"name": "Resize", "height": 48, "width": 48}]
+    assert resolved.optim.scheduler == "cosine" and resolved.optim.warmup_steps == 0
+    assert any("48 px" in line for line in recipe.reasons)
+    text = resolved.to_yaml()
+    assert "strength: light" in text and "scheduler: cosine" in text
+    # Resolving again changes nothing: a saved run.yaml is already concrete.
+    assert resolve_recipe(resolved, verbose=False) == resolved
+
+
+def test_empty_image_size_uses_the_model_size(sample_dataset):
+    resolved = resolve_recipe(_config(sample_dataset, **{"optim.epochs": 20}), verbose=False)
+    assert resolved.data.image_size == 64  # resnet-tiny's own size
+    assert resolved.augmentation.strength == "medium"
+    assert resolved.augmentation.train[0]["size"] == [64, 64]
+
+
+def test_every_part_can_be_overridden(sample_dataset):
+    custom = [{"name": "Resize", "height": 40, "width": 40}]
+    config = _config(sample_dataset, **{
+        "augmentation.strength": "full", "augmentation.val": custom, "optim.scheduler": "step",
+        "optim.warmup_steps": 7, "data.image_size": 40, "optim.epochs": 2})
+    resolved = resolve_recipe(config, verbose=False)
+    assert resolved.augmentation.strength == "full"
+    assert resolved.augmentation.train == augment.preset("classification", "train", 40)
+    assert resolved.augmentation.val == custom
+    assert resolved.optim.scheduler == "step" and resolved.optim.warmup_steps == 7
+    off = resolve_recipe(_config(sample_dataset, **{"augmentation.preset": False}), verbose=False)
+    assert off.augmentation.train is None and off.augmentation.strength == "auto"
+
+
+def test_training_saves_the_resolved_recipe_in_run_yaml(sample_dataset, tmp_path):
+    from engine.orchestration.local import train
+
+    config = _config(sample_dataset, **{"optim.epochs": 1, "optim.batch_size": 16, "data.image_size": 32,
+                                        "workspace": str(tmp_path / "ws")})
+    result = train(config, progress=False)
+    assert result.status == "FINISHED"
+    saved = RunConfig.load(tmp_path / "ws" / "runs" / result.run_id / "run.yaml")
+    assert saved.augmentation.strength == "light" and saved.optim.scheduler == "cosine"
+    assert saved.augmentation.val == [{"name": "Resize", "height": 32, "width": 32}]
