@@ -16,11 +16,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from .browser import DatasetBrowser
-from .health_panel import HealthPanel
-from .session import DatasetSession, ImageRef, check_files, open_dataset
-from .viewer import ImageViewer
-from .workers import BackgroundTask
+from .dataset.browser import DatasetBrowser
+from .dataset.health_panel import HealthPanel
+from .dataset.session import DatasetSession, ImageRef, check_files, open_dataset
+from .dataset.viewer import ImageViewer
+from .widgets.workers import BackgroundTask
 
 MAX_RECENT = 10
 
@@ -266,7 +266,7 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.augment_host and self.augment is None:
-            from .augment_panel import AugmentationPanel
+            from .dataset.augment_panel import AugmentationPanel
 
             self.augment = AugmentationPanel()
             self.augment_host.layout().addWidget(self.augment)

@@ -32,7 +32,7 @@ def sample_copy(sample_dataset, tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def session(sample_dataset):
     """The sample dataset opened as the app opens it (JSON checks only), shared by a module's tests."""
-    from app.session import open_dataset
+    from app.dataset.session import open_dataset
 
     return open_dataset(sample_dataset, check_files=False)
 

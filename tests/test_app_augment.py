@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QThreadPool
 
-from app.augment_panel import AugmentationPanel
-from app.session import ImageRef
+from app.dataset.augment_panel import AugmentationPanel
+from app.dataset.session import ImageRef
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def _select(panel, name):
 
 
 def test_importing_the_panel_loads_no_albumentations_or_torch():
-    code = ("import sys, app.augment_panel; "
+    code = ("import sys, app.dataset.augment_panel; "
             "print([m for m in ('torch', 'lightning', 'albumentations') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

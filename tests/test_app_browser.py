@@ -7,9 +7,9 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
-from app.browser import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE, DatasetBrowser
-from app.session import ImageRef, open_dataset
-from app.thumbnails import ThumbnailCache, ThumbnailLoader
+from app.dataset.browser import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE, DatasetBrowser
+from app.dataset.session import ImageRef, open_dataset
+from app.dataset.thumbnails import ThumbnailCache, ThumbnailLoader
 
 
 
@@ -140,7 +140,7 @@ def test_refresh_problems_after_the_file_check(qtbot, browser, sample_copy):
     session = open_dataset(sample_copy, check_files=False)
     browser.set_session(session)
     assert browser.status.text().endswith("0 with problems")
-    from app.session import check_files
+    from app.dataset.session import check_files
 
     session.problems = session.problems + check_files(session)
     browser.refresh_problems()

@@ -4,8 +4,9 @@
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from app.session import ImageRef, open_dataset
-from app.viewer import ImageViewer, category_colour
+from app.dataset.session import ImageRef, open_dataset
+from app.dataset.viewer import ImageViewer
+from app.widgets.colours import category_colour
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.health_panel import HealthPanel
+from app.dataset.health_panel import HealthPanel
 from app.main_window import MainWindow
-from app.session import open_dataset
+from app.dataset.session import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

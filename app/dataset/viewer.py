@@ -28,34 +28,16 @@ from engine.data.images import ImageReadError, load_image
 from engine.data.masks import annotation_mask
 
 from .session import DatasetSession, ImageRef
-from .workers import BackgroundTask, run_in_background
+from ..widgets.colours import UNKNOWN_RGB, category_colour, text_colour
+from ..widgets.workers import BackgroundTask, run_in_background
 
 # Item data keys: which annotation an overlay item draws, and how.
 ANN_ID, KIND, CATEGORY, COLOUR, CROWD = range(5)
 LAYERS = ("boxes", "masks", "labels")
 _LAYER_OF = {"box": "boxes", "polygon": "masks", "mask": "masks", "label": "labels"}
 _Z = {"image": 0, "mask": 1, "polygon": 2, "box": 3, "label": 4}
-UNKNOWN_COLOUR = QColor(160, 160, 160)
+UNKNOWN_COLOUR = QColor(*UNKNOWN_RGB)
 _FIT_MARGIN = 28  # view pixels around a fitted image, room for labels on boxes at the top edge
-
-
-def category_colour(label: int) -> QColor:
-    """A distinct colour per label, the same every run.
-
-    Hues step by the golden ratio, so neighbouring labels differ a lot and any
-    number of categories stays spread out; negative labels (unknown) are grey.
-    """
-    if label < 0:
-        return QColor(UNKNOWN_COLOUR)
-    hue = (0.08 + label * 0.618033988749895) % 1.0
-    # Alternate the brightness a little so that hues that end up close still differ.
-    value = 0.95 if label % 2 == 0 else 0.80
-    return QColor.fromHsvF(hue, 0.80, value)
-
-
-def _text_colour(background: QColor) -> QColor:
-    luminance = 0.299 * background.redF() + 0.587 * background.greenF() + 0.114 * background.blueF()
-    return QColor(Qt.black) if luminance > 0.55 else QColor(Qt.white)
 
 
 # ---------------------------------------------------------------------- background work
@@ -171,7 +153,7 @@ class _LabelItem(QGraphicsItem):
         painter.setPen(QPen(self.colour.darker(160), 1.5 if self.isSelected() else 0))
         painter.setBrush(self.colour)
         painter.drawRect(self._rect)
-        painter.setPen(_text_colour(self.colour))
+        painter.setPen(text_colour(self.colour))
         painter.setFont(self.font)
         painter.drawText(self._rect, Qt.AlignmentFlag.AlignCenter, self.text)
 

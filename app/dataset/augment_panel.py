@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from .session import DatasetSession, ImageRef
-from .workers import BackgroundTask, run_in_background
+from ..widgets.workers import BackgroundTask, run_in_background
 
 if TYPE_CHECKING:
     from engine.config import RunConfig

@@ -1,0 +1,1 @@
+"""Looking at a dataset: browse the grid, view one image, read the health report, preview augmentations."""
