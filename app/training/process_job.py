@@ -35,8 +35,11 @@ class ProcessJob(QObject):
         self.tracking_uri = tracking_uri
         self.launch_id = jobs.new_launch_id()
         self.run_id: str | None = resume_run_id
-        self.command = jobs.train_command(config_path, workspace=workspace, tracking_uri=tracking_uri,
-                                          resume_run_id=resume_run_id)
+        self.log_path = self.workspace / "runs" / "launches" / f"{self.launch_id}.log"
+        # Under the relay, so a run left going when the app closes keeps its output (in log_path).
+        self.command = jobs.relay_command(jobs.train_command(config_path, workspace=workspace,
+                                                             tracking_uri=tracking_uri,
+                                                             resume_run_id=resume_run_id), self.log_path)
         self.grace_s, self.kill_grace_s = grace_s, kill_grace_s
         self.log_lines: list[str] = []
         self.exit_code: int | None = None
@@ -63,7 +66,7 @@ class ProcessJob(QObject):
         self._timer.start()
 
     def alive(self) -> bool:
-        return self.process.state() != QProcess.NotRunning
+        return self.process is not None and self.process.state() != QProcess.NotRunning
 
     def stop(self) -> None:
         """Ask the run to stop (tag), then terminate after the grace period, then kill."""
@@ -75,16 +78,32 @@ class ProcessJob(QObject):
     def stop_requested(self) -> bool:
         return self._stop is not None
 
-    def detach(self) -> None:
-        """Leave the run going when the app closes: the child outlives the QProcess object."""
+    def detach(self) -> int:
+        """Leave the run going when the app closes; returns its process id.
+
+        QProcess kills its child when it is destroyed, so the C++ object is let go of
+        without being destroyed; the relay then keeps the training and its log going.
+        """
+        import shiboken6
+
         self._timer.stop()
         self.process.readyReadStandardOutput.disconnect(self._read)
         self.process.finished.disconnect(self._finished)
-        pid = self.process.processId()
-        # QProcess kills its child in its destructor; hand the child over to the system instead.
+        pid = int(self.process.processId())
         self.process.setParent(None)
-        self._orphan = self.process
+        shiboken6.Shiboken.invalidate(self.process)
+        self.process = None
         return pid
+
+    def _kill_group(self) -> None:
+        import os
+        import signal
+
+        pid = int(self.process.processId())
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the relay and the training (one process group)
+        except (ProcessLookupError, PermissionError):
+            self.process.kill()
 
     # ------------------------------------------------------------------ internals
     def _read(self) -> None:
@@ -118,7 +137,7 @@ class ProcessJob(QObject):
                 self.process.terminate()
                 self.stopping.emit("terminated")
             else:
-                self.process.kill()
+                self._kill_group()
                 self.stopping.emit("killed")
 
     def _find_run(self) -> None:

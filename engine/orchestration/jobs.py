@@ -206,6 +206,42 @@ class Job(ABC):
         return True
 
 
+# ---------------------------------------------------------------------- relay
+def relay_command(command: list[str], log_path: str | Path, python: str | None = None) -> list[str]:
+    """``command`` run under :func:`relay`: its output goes to ``log_path`` and to our stdout."""
+    return [python or sys.executable, "-u", "-m", "engine.orchestration.jobs", "relay", str(log_path), "--", *command]
+
+
+def relay(command: list[str], log_path: str | Path) -> int:
+    """Run ``command`` in a process group of its own, copy its output to ``log_path`` and to stdout.
+
+    A launcher that goes away (the app closed with "leave running") only closes our stdout:
+    the training keeps going and its log keeps growing.  SIGTERM is passed on to the training
+    (which then ends KILLED); killing the group (``os.killpg``) ends both.
+    """
+    import signal
+
+    os.setpgrp()
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    signal.signal(signal.SIGINT, lambda *_: child.send_signal(signal.SIGINT))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    out = sys.stdout.buffer
+    with open(log_path, "ab") as log:
+        for chunk in iter(lambda: child.stdout.read1(65536), b""):
+            log.write(chunk)
+            log.flush()
+            if out is not None:
+                try:
+                    out.write(chunk)
+                    out.flush()
+                except OSError:  # the launcher is gone; keep the log
+                    out = None
+    return child.wait()
+
+
 class LocalJob(Job):
     """``python -m engine train`` as a child process of this one (the CLI's and the tests' kind;
     the app runs the same command line under a QProcess)."""
@@ -258,4 +294,10 @@ class LocalJob(Job):
 
 
 __all__ = ["Job", "LocalJob", "LOST", "StopSequence", "child_environment", "effective_status",
-           "find_launched_run", "run_status", "train_command"]
+           "find_launched_run", "relay", "relay_command", "run_status", "train_command"]
+
+
+if __name__ == "__main__":  # python -m engine.orchestration.jobs relay LOG -- COMMAND...
+    if len(sys.argv) < 5 or sys.argv[1] != "relay" or sys.argv[3] != "--":
+        sys.exit("usage: python -m engine.orchestration.jobs relay LOG -- COMMAND...")
+    sys.exit(relay(sys.argv[4:], sys.argv[2]))

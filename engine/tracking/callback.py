@@ -23,6 +23,7 @@ BEST_CHECKPOINT_TAG = "lightbox.best_checkpoint"
 BEST_MONITOR_TAG = "lightbox.best_monitor"
 STOPPED_TAG = "lightbox.stopped_by_request"
 BEST_SCORE_METRIC = "best_score"
+CONFUSION_MATRIX_FILE = "confusion_matrix.json"
 
 
 def _to_float(value: Any) -> float | None:
@@ -135,8 +136,24 @@ class MlflowCallback(pl.Callback):
         if metrics:
             metrics["epoch"] = float(trainer.current_epoch)
             self.logger.log_metrics(metrics, trainer.global_step)
+        self._log_confusion_matrix(pl_module)
         self._report_best(trainer)
         self._restart_window()  # validation time is not training throughput
+
+    def _log_confusion_matrix(self, pl_module: pl.LightningModule) -> None:
+        """The latest validation confusion matrix (rows: true class) as ``confusion_matrix.json``."""
+        matrix = getattr(pl_module, "last_confusion_matrix", None)
+        if matrix is None:
+            return
+        import json
+
+        names = getattr(pl_module, "id2label", None) or {}
+        rows = matrix.tolist() if hasattr(matrix, "tolist") else [list(r) for r in matrix]
+        labels = [str(names.get(i, i)) for i in range(len(rows))]
+        try:
+            self.logger.log_text(json.dumps({"labels": labels, "matrix": rows}), CONFUSION_MATRIX_FILE)
+        except Exception:  # an artifact store problem must not end the training
+            return
 
     def _report_best(self, trainer: pl.Trainer) -> None:
         """Tag the best checkpoint whenever ModelCheckpoint has a new one.

@@ -1,0 +1,246 @@
+"""Live charts: training loss, validation metrics, learning rate, for any set of runs.
+
+A :class:`MetricPoller` reads new points of every charted run from MLflow about once a
+second in a worker thread (one poll at a time, incremental); the GUI thread only appends
+and redraws the curves that changed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..widgets.workers import run_in_background
+from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData
+
+pg.setConfigOptions(antialias=False, background="w", foreground="k")
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+
+
+def poll_readers(readers: dict) -> dict:
+    """Worker-thread side: ``{run_id: (new points, status, tags)}`` (errors per run as strings)."""
+    out = {}
+    for run_id, reader in readers.items():
+        try:
+            out[run_id] = reader.poll()
+        except Exception as exc:  # a deleted run or a store hiccup must not stop the others
+            out[run_id] = str(exc)
+    return out
+
+
+class MetricPoller(QObject):
+    points = Signal(str, dict)  # run_id, {key: [(step, value, ts)]}
+    status = Signal(str, str, dict)  # run_id, status, tags
+    polled = Signal(float)  # wall time the poll's answer reached the GUI thread
+
+    def __init__(self, tracking_uri: str, interval_ms: int = 1000, parent=None):
+        super().__init__(parent)
+        self.tracking_uri = tracking_uri
+        self.readers: dict = {}
+        self._task = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.poll)
+
+    def watch(self, run_id: str) -> None:
+        if run_id not in self.readers:
+            from engine.tracking.history import MetricReader
+
+            self.readers[run_id] = MetricReader(self.tracking_uri, run_id)
+        if not self.timer.isActive():
+            self.timer.start()
+        self.poll()
+
+    def unwatch(self, run_id: str) -> None:
+        self.readers.pop(run_id, None)
+
+    def poll(self) -> None:
+        if self._task is not None and not self._task.done.is_set():
+            return  # one poll at a time
+        if not self.readers:
+            return
+        self._task = run_in_background(poll_readers, dict(self.readers), on_done=self._answered)
+
+    def _answered(self, results: dict) -> None:
+        for run_id, result in results.items():
+            if run_id not in self.readers or isinstance(result, str):
+                continue
+            fresh, status, tags = result
+            if fresh:
+                self.points.emit(run_id, fresh)
+            self.status.emit(run_id, status, tags)
+        self.polled.emit(time.time())
+
+
+class ChartPanel(QWidget):
+    """Three plots (loss by step, validation metrics, learning rate) with smoothing, log scale,
+    x axis choice, a legend and the values under the cursor."""
+
+    drawn = Signal(str, dict)  # run_id, {key: newest timestamp drawn (ms)} (for the latency bench)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.runs: dict[str, RunData] = {}
+        self.curves: dict[tuple[str, str, str], pg.PlotDataItem] = {}
+        self.x_axis = "step"
+        self.alpha = 0.0
+
+        self.axis_combo = QComboBox()
+        self.axis_combo.addItems(X_AXES)
+        self.axis_combo.currentTextChanged.connect(self._axis_changed)
+        self.smooth = QDoubleSpinBox()
+        self.smooth.setRange(0.0, 0.99)
+        self.smooth.setSingleStep(0.1)
+        self.smooth.setPrefix("EMA ")
+        self.smooth.valueChanged.connect(self._smooth_changed)
+        self.log_box = QCheckBox("Log scale")
+        self.log_box.toggled.connect(self._log_changed)
+        self.cursor_label = QLabel(" ")
+        self.cursor_label.setObjectName("cursorValues")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("x:"))
+        bar.addWidget(self.axis_combo)
+        bar.addWidget(self.smooth)
+        bar.addWidget(self.log_box)
+        bar.addStretch(1)
+        bar.addWidget(self.cursor_label)
+
+        self.layout_widget = pg.GraphicsLayoutWidget()
+        self.loss_plot = self.layout_widget.addPlot(row=0, col=0, title="Training loss")
+        self.val_plot = self.layout_widget.addPlot(row=0, col=1, title="Validation")
+        self.lr_plot = self.layout_widget.addPlot(row=1, col=0, colspan=2, title="Learning rate")
+        self.plots = {"loss": self.loss_plot, "val": self.val_plot, "lr": self.lr_plot}
+        for plot in self.plots.values():
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.addLegend(offset=(-10, 10))
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+        self.layout_widget.ci.layout.setRowStretchFactor(0, 3)
+        self.layout_widget.ci.layout.setRowStretchFactor(1, 1)
+        self._proxy = pg.SignalProxy(self.layout_widget.scene().sigMouseMoved, rateLimit=30, slot=self._mouse)
+        self._set_labels()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.layout_widget, 1)
+
+    # ------------------------------------------------------------------ runs
+    def add_run(self, run_id: str, label: str) -> None:
+        if run_id not in self.runs:
+            self.runs[run_id] = RunData(run_id, label)
+
+    def remove_run(self, run_id: str) -> None:
+        self.runs.pop(run_id, None)
+        for key in [k for k in self.curves if k[0] == run_id]:
+            curve = self.curves.pop(key)
+            for plot in self.plots.values():
+                if curve in plot.listDataItems():
+                    plot.removeItem(curve)
+                    legend = plot.legend
+                    if legend is not None:
+                        legend.removeItem(curve)
+
+    def run_ids(self) -> list[str]:
+        return list(self.runs)
+
+    def add_points(self, run_id: str, points: dict) -> None:
+        run = self.runs.get(run_id)
+        if run is None:
+            return
+        changed = run.add(points)
+        self._draw_run(run, None if "epoch" in changed else changed)
+        newest = {k: int(max(p[2] for p in v)) for k, v in points.items() if v}
+        self.drawn.emit(run_id, newest)
+
+    def point_count(self, run_id: str, key: str = TRAIN_LOSS) -> int:
+        run = self.runs.get(run_id)
+        return len(run.series[key]) if run is not None and key in run.series else 0
+
+    # ------------------------------------------------------------------ drawing
+    def _colour(self, run_id: str, index: int = 0) -> str:
+        base = list(self.runs).index(run_id) if run_id in self.runs else 0
+        return PALETTE[(base + index * 3) % len(PALETTE)]
+
+    def _targets(self, run: RunData) -> list[tuple[str, str]]:
+        out = []
+        if TRAIN_LOSS in run.series:
+            out.append(("loss", TRAIN_LOSS))
+        out += [("val", key) for key in run.validation_keys()]
+        if LEARNING_RATE in run.series:
+            out.append(("lr", LEARNING_RATE))
+        return out
+
+    def _draw_run(self, run: RunData, keys) -> None:
+        vals = run.validation_keys()
+        for plot_name, key in self._targets(run):
+            if keys is not None and key not in keys:
+                continue
+            axis = self.x_axis if plot_name != "val" or self.x_axis == "wall time" else "epoch"
+            alpha = self.alpha if plot_name == "loss" else 0.0
+            x, y = run.xy(key, axis, alpha)
+            if plot_name == "val" and not np.isfinite(x).any():
+                x = run.series[key].step.astype(np.float64)
+            curve = self.curves.get((run.run_id, plot_name, key))
+            if curve is None:
+                index = vals.index(key) if plot_name == "val" else 0
+                style = (0, 1, 2, 3)[index % 4]
+                pen = pg.mkPen(self._colour(run.run_id, index), width=1.5,
+                               style=[pg.QtCore.Qt.SolidLine, pg.QtCore.Qt.DashLine, pg.QtCore.Qt.DotLine,
+                                      pg.QtCore.Qt.DashDotLine][style])
+                name = run.label if plot_name != "val" else f"{run.label} {key[4:]}"
+                curve = self.plots[plot_name].plot(name=name, pen=pen,
+                                                   symbol="o" if plot_name == "val" else None, symbolSize=4)
+                self.curves[(run.run_id, plot_name, key)] = curve
+            curve.setData(x, y)
+
+    def redraw(self) -> None:
+        for run in self.runs.values():
+            self._draw_run(run, None)
+        self._set_labels()
+
+    def _set_labels(self) -> None:
+        xlabel = {"step": "step", "epoch": "epoch", "wall time": "seconds"}[self.x_axis]
+        self.loss_plot.setLabel("bottom", xlabel)
+        self.lr_plot.setLabel("bottom", xlabel)
+        self.val_plot.setLabel("bottom", "seconds" if self.x_axis == "wall time" else "epoch")
+
+    def _axis_changed(self, text: str) -> None:
+        self.x_axis = text
+        self.redraw()
+
+    def _smooth_changed(self, value: float) -> None:
+        self.alpha = float(value)
+        self.redraw()
+
+    def _log_changed(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        self.lr_plot.setLogMode(y=on)
+
+    def set_log_scale(self, on: bool) -> None:
+        self.log_box.setChecked(on)
+
+    def _mouse(self, event) -> None:
+        pos = event[0]
+        for name, plot in self.plots.items():
+            if not plot.sceneBoundingRect().contains(pos):
+                continue
+            point = plot.vb.mapSceneToView(pos)
+            parts = []
+            for (run_id, plot_name, key), curve in self.curves.items():
+                if plot_name != name:
+                    continue
+                x, y = curve.getData()
+                if x is None or not len(x):
+                    continue
+                i = int(np.clip(np.searchsorted(x, point.x()), 0, len(x) - 1))
+                value = y[i]
+                if plot.ctrl.logYCheck.isChecked():
+                    value = 10 ** value
+                parts.append(f"{self.runs[run_id].label} {key}: {value:.4g} @ {x[i]:.4g}")
+            self.cursor_label.setText(" | ".join(parts[:4]) or " ")
+            return

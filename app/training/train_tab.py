@@ -1,0 +1,330 @@
+"""The Train tab: the run form, Train / Stop, the child's log and progress, live charts, the runs.
+
+Train writes the run config into ``<workspace>/configs/`` and starts
+``python -m engine train --config ...`` as a child process (:class:`ProcessJob`); the
+GUI process never trains.  Run lists, metric points and summaries are read from MLflow
+in worker threads.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QPushButton,
+                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+
+from ..widgets.workers import run_in_background
+from .charts import ChartPanel, MetricPoller
+from .process_job import ProcessJob
+from .progress import Progress
+from .run_form import RunForm
+from .runs_view import RunsTable, RunSummary
+
+RUNS_REFRESH_MS = 3000
+
+
+class TrainTab(QWidget):
+    run_started = Signal(str)  # run id, once known
+    message = Signal(str)
+
+    def __init__(self, workspace: str | Path, tracking_uri: str | None = None, parent=None):
+        super().__init__(parent)
+        from engine.tracking.store import resolve_tracking_uri
+
+        self.workspace = Path(workspace).resolve()
+        self.tracking_uri = resolve_tracking_uri(tracking_uri, self.workspace)
+        self.jobs: list[ProcessJob] = []
+        self.augmentation_source = None  # the Augment tab's panel: its spec is the run's augmentation
+        self._tasks: list = []
+        self._runs_task = None
+        self._summary_for: str | None = None
+        self._auto_charted: set[str] = set()
+
+        self.form = RunForm()
+        self.train_button = QPushButton("Train")
+        self.train_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.save_button = QPushButton("Save…")
+        self.load_button = QPushButton("Load…")
+        self.train_button.clicked.connect(self.train)
+        self.stop_button.clicked.connect(self.stop)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.load_button.clicked.connect(self._load_dialog)
+        self.form.valid_changed.connect(self._valid_changed)
+        self._valid_changed(self.form.is_valid)
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.stop_button, self.save_button, self.load_button):
+            buttons.addWidget(b)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.form, 1)
+        left_layout.addLayout(buttons)
+
+        self.progress_label = QLabel("No run going.")
+        self.progress_label.setObjectName("progressLine")
+        self.charts = ChartPanel()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setLineWrapMode(QPlainTextEdit.NoWrap)
+        self.runs = RunsTable()
+        self.summary = RunSummary()
+        runs_split = QSplitter(Qt.Horizontal)
+        runs_split.addWidget(self.runs)
+        runs_split.addWidget(self.summary)
+        runs_split.setSizes([700, 300])
+        self.bottom = QTabWidget()
+        self.bottom.addTab(runs_split, "Runs")
+        self.bottom.addTab(self.log, "Log")
+        right_split = QSplitter(Qt.Vertical)
+        right_split.addWidget(self.charts)
+        right_split.addWidget(self.bottom)
+        right_split.setSizes([500, 300])
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.progress_label)
+        right_layout.addWidget(right_split, 1)
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([380, 900])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+        self.poller = MetricPoller(self.tracking_uri, parent=self)
+        self.poller.points.connect(self.charts.add_points)
+        self.runs.chart_toggled.connect(self._chart_toggled)
+        self.runs.stop_requested.connect(self.stop_run)
+        self.runs.resume_requested.connect(self.resume)
+        self.runs.selected.connect(self._selected)
+        self.runs_timer = QTimer(self)
+        self.runs_timer.setInterval(RUNS_REFRESH_MS)
+        self.runs_timer.timeout.connect(self.refresh_runs)
+        self.runs_timer.start()
+        self.refresh_runs()
+        self._tasks.append(run_in_background(_models_for, self.form.model.values["task.name"],
+                                             on_done=self.form.set_model_choices))
+        self._last_task = self.form.model.values["task.name"]
+        self.form.changed.connect(self._form_changed)
+
+    # ------------------------------------------------------------------ form
+    def set_dataset(self, folder: str | Path) -> None:
+        self.form.set_value("data.path", str(folder))
+
+    def _valid_changed(self, valid: bool) -> None:
+        self.train_button.setEnabled(valid)
+        self.train_button.setToolTip("" if valid else "fix the fields marked in red first")
+
+    def _form_changed(self) -> None:
+        task = self.form.model.values["task.name"]
+        if task != self._last_task:
+            self._last_task = task
+            self._tasks.append(run_in_background(_models_for, task, on_done=self.form.set_model_choices))
+
+    def run_config(self):
+        """The form's config with the workspace and the Augment tab's spec; None (and a message) if invalid."""
+        config = self.form.config()
+        if config is None:
+            return None
+        config = config.model_copy(update={"workspace": str(self.workspace)})
+        if self.augmentation_source is not None:
+            try:
+                config = self.augmentation_source.apply_to_config(config)
+            except ValueError as exc:
+                self.message.emit(f"Augmentation: {exc}")
+                return None
+        return config
+
+    def save_config(self, path: str | Path) -> Path:
+        config = self.run_config()
+        if config is None:
+            raise ValueError("the run form has errors; fix the fields marked in red first")
+        return config.save(path)
+
+    def load_config(self, path: str | Path) -> None:
+        from engine.config import RunConfig
+
+        config = RunConfig.load(path)  # ConfigError names the file and the key
+        self.form.load_config(config)
+        if self.augmentation_source is not None and hasattr(self.augmentation_source, "load_config"):
+            self.augmentation_source.load_config(config)
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save run configuration", str(self.workspace / "run.yaml"),
+                                              "YAML (*.yaml *.yml)")
+        if path:
+            try:
+                self.save_config(path)
+            except (ValueError, OSError) as exc:
+                self.message.emit(str(exc))
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load run configuration", str(self.workspace),
+                                              "YAML (*.yaml *.yml)")
+        if path:
+            try:
+                self.load_config(path)
+            except ValueError as exc:
+                self.message.emit(str(exc))
+
+    # ------------------------------------------------------------------ train / stop / resume
+    def train(self) -> ProcessJob | None:
+        config = self.run_config()
+        if config is None:
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+        path = config.save(self.workspace / "configs" / f"run-{stamp}.yaml")
+        return self._start(ProcessJob(self.workspace, self.tracking_uri, config_path=path, parent=self))
+
+    def resume(self, run_id: str) -> ProcessJob:
+        return self._start(ProcessJob(self.workspace, self.tracking_uri, resume_run_id=run_id, parent=self))
+
+    def _start(self, job: ProcessJob) -> ProcessJob:
+        self.jobs.append(job)
+        job.output.connect(self._append_log)
+        job.progress.connect(lambda p, job=job: self._show_progress(job, p))
+        job.run_found.connect(lambda run_id, job=job: self._run_found(job, run_id))
+        job.finished.connect(lambda code, job=job: self._job_finished(job, code))
+        job.stopping.connect(lambda what: self._append_log([f"[lightbox] {what}"]))
+        self._append_log([f"[lightbox] {' '.join(job.command)}"])
+        job.start()
+        if job.run_id:
+            self._run_found(job, job.run_id)
+        self.stop_button.setEnabled(True)
+        self.progress_label.setText("Starting…")
+        return job
+
+    def current_job(self) -> ProcessJob | None:
+        live = [j for j in self.jobs if j.alive()]
+        return live[-1] if live else None
+
+    def stop(self) -> None:
+        job = self.current_job()
+        if job is not None:
+            job.stop()
+            self.progress_label.setText("Stopping… (the run saves a checkpoint and ends KILLED)")
+
+    def stop_run(self, run_id: str) -> None:
+        """Stop from the runs table: our own child by the full protocol, any other run by its tag."""
+        job = next((j for j in self.jobs if j.run_id == run_id and j.alive()), None)
+        if job is not None:
+            job.stop()
+            return
+        from engine.orchestration.jobs import request_stop
+
+        self._tasks.append(run_in_background(request_stop, self.tracking_uri, run_id,
+                                             on_error=lambda m: self.message.emit(f"Stop failed: {m}")))
+
+    def _run_found(self, job: ProcessJob, run_id: str) -> None:
+        label = run_id[:8]
+        self.charts.add_run(run_id, label)
+        self.runs.set_ticked(run_id, True)
+        self.poller.watch(run_id)
+        self.refresh_runs()
+        self.run_started.emit(run_id)
+
+    def _append_log(self, lines: list[str]) -> None:
+        self.log.appendPlainText("\n".join(lines))
+
+    def _show_progress(self, job: ProcessJob, progress: Progress) -> None:
+        values = self.form.model.values
+        step = None
+        if job.run_id and job.run_id in self.charts.runs:
+            series = self.charts.runs[job.run_id].series.get("train/loss")
+            step = int(series.step[-1]) if series is not None and len(series) else None
+        name = job.run_id[:8] if job.run_id else "new run"
+        self.progress_label.setText(f"{name}: {progress.describe(values.get('optim.epochs'), step)}")
+
+    def _job_finished(self, job: ProcessJob, code: int) -> None:
+        self.stop_button.setEnabled(self.current_job() is not None)
+        self.progress_label.setText(f"{job.run_id[:8] if job.run_id else 'run'}: process ended (exit code {code})")
+        self.poller.poll()
+        self.refresh_runs()
+
+    # ------------------------------------------------------------------ runs and charts
+    def refresh_runs(self) -> None:
+        if self._runs_task is not None and not self._runs_task.done.is_set():
+            return
+        from .runs_model import load_runs
+
+        self._runs_task = run_in_background(load_runs, self.tracking_uri, on_done=self._runs_loaded,
+                                            on_error=lambda m: self.message.emit(f"Runs: {m}"))
+
+    def _runs_loaded(self, rows) -> None:
+        self.runs.set_rows(rows)
+        for row in rows:  # runs still going (e.g. left running by an earlier session) are charted again
+            if row.status == "RUNNING" and row.run_id not in self._auto_charted:
+                self._auto_charted.add(row.run_id)
+                self.runs.set_ticked(row.run_id, True)
+                self._chart_toggled(row.run_id, row.name, True)
+
+    def _chart_toggled(self, run_id: str, label: str, ticked: bool) -> None:
+        if ticked:
+            self.charts.add_run(run_id, label or run_id[:8])
+            self.poller.watch(run_id)
+        else:
+            self.poller.unwatch(run_id)
+            self.charts.remove_run(run_id)
+
+    def _selected(self, row) -> None:
+        if row is None or row.status in ("RUNNING", "SCHEDULED"):
+            self.summary.clear()
+            return
+        from .runs_model import run_summary
+
+        self._summary_for = row.run_id
+        self._tasks = [t for t in self._tasks if not t.done.is_set()]
+        self._tasks.append(run_in_background(run_summary, self.tracking_uri, row.run_id,
+                                             on_done=self._summary_loaded,
+                                             on_error=lambda m: self.summary.clear(f"No summary: {m}")))
+
+    def _summary_loaded(self, summary: dict) -> None:
+        if summary["run_id"] == self._summary_for:
+            self.summary.show_summary(summary)
+
+    # ------------------------------------------------------------------ closing
+    def active_jobs(self) -> list[ProcessJob]:
+        return [j for j in self.jobs if j.alive()]
+
+    def ask_close_choice(self) -> str:
+        """"stop", "leave" or "cancel" (a dialog; tests replace this method)."""
+        box = QMessageBox(self)
+        box.setWindowTitle("Training is running")
+        box.setText(f"{len(self.active_jobs())} training run(s) are going. Stop them, or leave them running? "
+                    "A run left running keeps training and is found again when Lightbox reopens.")
+        stop = box.addButton("Stop", QMessageBox.DestructiveRole)
+        leave = box.addButton("Leave running", QMessageBox.AcceptRole)
+        box.addButton(QMessageBox.Cancel)
+        box.exec()
+        return "stop" if box.clickedButton() is stop else "leave" if box.clickedButton() is leave else "cancel"
+
+    def confirm_close(self) -> bool:
+        """Called by the main window before it closes; False keeps it open."""
+        active = self.active_jobs()
+        if active:
+            choice = self.ask_close_choice()
+            if choice == "cancel":
+                return False
+            from engine.orchestration.jobs import request_stop
+
+            for job in active:
+                if choice == "stop" and job.run_id:
+                    request_stop(self.tracking_uri, job.run_id)  # one write; the run then ends KILLED by itself
+                elif choice == "stop":
+                    job.process.terminate()  # not logging yet: nothing to keep
+                job.detach()  # the relay keeps the run (and its log) going after the app is gone
+        self.runs_timer.stop()
+        self.poller.timer.stop()
+        return True
+
+
+def _models_for(task: str):
+    from .model_choices import model_choices
+
+    return model_choices(task)

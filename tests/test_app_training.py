@@ -1,0 +1,181 @@
+"""The Train tab: run form from the config schema, Train / Stop, live charts, the runs table."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.training.chart_data import RunData, ema
+from app.training.form_model import RunFormModel, field_from_schema, form_fields
+from app.training.progress import OutputSplitter, parse_progress
+
+pytest.importorskip("pytestqt")
+
+
+# ---------------------------------------------------------------------- Qt-free parts
+def test_the_form_follows_the_schema_and_a_new_field_appears_without_app_changes():
+    kinds = {f.path: f.kind for f in form_fields()}
+    assert kinds["task.name"] == "enum" and kinds["model.pretrained"] == "bool"
+    assert kinds["optim.batch_size"] == "int" and kinds["optim.lr"] == "float"
+    assert kinds["data.path"] == "path" and kinds["compute.channels_last"] == "tristate"
+    assert not any(p.startswith(("augmentation.", "search.")) for p in kinds)
+    from engine.config import json_schema
+
+    schema = json_schema()
+    schema["$defs"]["OptimConfig"]["properties"]["new_knob"] = {
+        "type": "integer", "minimum": 2, "maximum": 9, "default": 3, "title": "New knob", "description": "d"}
+    added = {f.path: f for f in form_fields(schema)}["optim.new_knob"]
+    assert (added.kind, added.minimum, added.maximum, added.title, added.section) == ("int", 2, 9, "New knob",
+                                                                                      "Optimisation")
+    enum = field_from_schema("x.y", "X", {"anyOf": [{"enum": ["a", "b"], "type": "string"}, {"type": "null"}]})
+    assert enum.kind == "enum" and enum.nullable and enum.choices == ("a", "b")
+
+
+def test_the_configs_own_error_lands_on_the_field_it_names(tmp_path):
+    model = RunFormModel()
+    assert model.validate()[0] is not None
+    model.set("optim.lr", 0.0)
+    model.set("data.val_split", "train")
+    model.set("data.train_split", "train")
+    config, problems = model.validate()
+    assert config is None
+    assert "greater than 0" in problems["optim.lr"] and "differ" in problems["data.val_split"]
+    model.set("optim.lr", 3e-4)
+    model.set("data.val_split", "val")
+    config, problems = model.validate()
+    assert problems == {} and config.optim.lr == 3e-4
+    config.save(tmp_path / "run.yaml")
+    again = RunFormModel()
+    from engine.config import RunConfig
+
+    again.load_config(RunConfig.load(tmp_path / "run.yaml"))
+    assert again.values["optim.lr"] == 3e-4 and again.values["data.val_split"] == "val"
+
+
+def test_progress_lines_are_read_from_the_progress_bar():
+    splitter = OutputSplitter()
+    lines = splitter.feed("starting\rEpoch 1:  40%|####      | 4/10 [00:02<00:03, 1.9it/s]\rEpoch 1:  50%|#")
+    assert lines == []
+    lines = splitter.feed("####     | 5/10 [00:02<00:02, 1.9it/s]\nhello\n")
+    assert lines == ["hello"]
+    p = splitter.progress
+    assert (p.epoch, p.batch, p.batches, p.remaining_s) == (1, 5, 10, 2.0)
+    assert p.eta_s(3) == 2.0 + 1 * 4.0
+    assert parse_progress("nothing here") is None
+
+
+def test_epochs_and_smoothing_of_chart_points():
+    run = RunData("r", "r")
+    run.add({"train/loss": [(s, 1.0, 1000 + s) for s in range(1, 21)], "epoch": [(10, 0.0, 1010), (20, 1.0, 1020)]})
+    x, _ = run.xy("train/loss", "epoch")
+    assert x[4] == pytest.approx(0.5) and x[-1] == pytest.approx(2.0)
+    xt, _ = run.xy("train/loss", "wall time")
+    assert xt[0] == 0.0 and xt[-1] == pytest.approx(0.019)
+    smoothed = ema(np.array([0.0, 10.0, 10.0]), 0.5)
+    assert smoothed.tolist() == [0.0, 5.0, 7.5]
+
+
+# ---------------------------------------------------------------------- the tab, end to end
+def _wait(qtbot, predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        qtbot.wait(100)
+
+
+def _tiny(tab, **more):
+    values = {"model.checkpoint": "resnet-tiny", "data.image_size": 32, "data.num_workers": 0,
+              "optim.batch_size": 8, "tracking.log_every_n_steps": 1, **more}
+    for path, value in values.items():
+        tab.form.set_value(path, value)
+
+
+def _open_window(qtbot, workspace, dataset=None):
+    from app.main_window import MainWindow
+
+    window = MainWindow(workspace)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    if dataset is not None:
+        window.open_folder(dataset)
+        _wait(qtbot, lambda: window.session is not None, 60, "the dataset to open")
+    return window
+
+
+def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_path, screenshot_dir):
+    from PySide6.QtCore import Qt
+
+    workspace = tmp_path / "ws"
+    window = _open_window(qtbot, workspace, sample_dataset)
+    tab = window.train_tab
+    window.tabs.setCurrentWidget(tab)
+    assert tab.form.model.values["data.path"] == str(sample_dataset)
+    _tiny(tab, **{"optim.max_steps": 12, "optim.epochs": 2})
+    assert tab.train_button.isEnabled() and tab.train_button.text() == "Train"
+
+    clicked = time.monotonic()
+    qtbot.mouseClick(tab.train_button, Qt.LeftButton)
+    first = tab.jobs[-1]
+    _wait(qtbot, lambda: first.run_id is not None and tab.charts.point_count(first.run_id) > 0, 30,
+          "the first loss points in the chart")
+    seconds_to_first_point = time.monotonic() - clicked
+    _wait(qtbot, lambda: not first.alive(), 120, "the first run to end")
+    _wait(qtbot, lambda: (tab.runs.row_for(first.run_id) or None) is not None
+          and tab.runs.row_for(first.run_id).status == "FINISHED", 20, "the first run FINISHED in the table")
+    assert any("[lightbox]" in line for line in tab.log.toPlainText().splitlines())
+    tab.runs.select_run(first.run_id)
+    _wait(qtbot, lambda: tab.summary.metrics.toPlainText() != "", 20, "the run summary")
+    _wait(qtbot, lambda: tab.summary.heat.isVisible(), 20, "the confusion matrix")
+    tab.grab().save(str(screenshot_dir / "train_tab.png"))
+    tab.charts.grab().save(str(screenshot_dir / "train_charts.png"))
+
+    # A second run, stopped with the Stop button: it ends KILLED and keeps its checkpoint.
+    _tiny(tab, **{"optim.max_steps": None, "optim.epochs": 500})
+    qtbot.mouseClick(tab.train_button, Qt.LeftButton)
+    second = tab.jobs[-1]
+    _wait(qtbot, lambda: second.run_id is not None, 60, "the second run to start")
+    ckpts = lambda: list((workspace / "runs" / second.run_id / "checkpoints").glob("*.ckpt"))  # noqa: E731
+    _wait(qtbot, lambda: bool(ckpts()), 90, "a checkpoint of the second run")
+    assert tab.stop_button.isEnabled() and tab.stop_button.text() == "Stop"
+    qtbot.mouseClick(tab.stop_button, Qt.LeftButton)
+    _wait(qtbot, lambda: not second.alive(), 60, "the stopped run's process to end")
+    from engine.orchestration.jobs import run_status
+
+    assert run_status(tab.tracking_uri, second.run_id) == "KILLED", "\n".join(second.log_lines[-20:])
+    assert ckpts()
+    tab.refresh_runs()
+    _wait(qtbot, lambda: getattr(tab.runs.row_for(second.run_id), "status", "") == "KILLED", 20,
+          "KILLED in the runs table")
+    tab.bottom.setCurrentIndex(0)
+    tab.runs.grab().save(str(screenshot_dir / "runs_table.png"))
+    window.close()
+
+    again = _open_window(qtbot, workspace)
+    tab2 = again.train_tab
+    _wait(qtbot, lambda: {first.run_id, second.run_id} <= {r.run_id for r in tab2.runs.rows}, 30,
+          "both runs in the reopened window's table")
+    statuses = {r.run_id: r.status for r in tab2.runs.rows}
+    assert statuses[first.run_id] == "FINISHED" and statuses[second.run_id] == "KILLED"
+    assert seconds_to_first_point < 30
+    again.close()
+
+
+def test_a_running_run_whose_process_died_is_lost_and_resumable(qtbot, tmp_path):
+    from engine.tracking.logger import HEARTBEAT_TAG, RunLogger
+
+    workspace = tmp_path / "ws"
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    run = RunLogger(uri, workspace=workspace, tags={"lightbox.task": "classification"})
+    run.client.set_tag(run.run_id, HEARTBEAT_TAG, f"{time.time() - 600:.3f}")
+    run._finished = True  # the process "died": no heartbeat, no final status
+    from app.training.train_tab import TrainTab
+
+    tab = TrainTab(workspace)
+    qtbot.addWidget(tab)
+    _wait(qtbot, lambda: tab.runs.row_for(run.run_id) is not None, 20, "the run in the table")
+    assert tab.runs.row_for(run.run_id).status == "LOST"
+    tab.runs.select_run(run.run_id)
+    assert tab.runs.buttons["Resume"].isEnabled() and not tab.runs.buttons["Stop"].isEnabled()
+    assert Path(workspace / "mlflow.db").is_file()
