@@ -649,3 +649,43 @@ def test_layout_plain(sample_copy, tmp_path):
     _move_images(sample_copy / "train", root / "images")
     shutil.copy(ann_path(sample_copy), root / "annotations.json")
     _clean_report(root, {"train": (48, root / "images")}, "plain")
+
+
+# ---------------------------------------------------------------------- the one path resolver
+def test_resolver_refuses_paths_that_leave_the_dataset(tmp_path):
+    from engine.data.paths import UnsafeFileName, resolve_image_path
+
+    root = tmp_path / "ds"
+    images = root / "images"
+    images.mkdir(parents=True)
+    (images / "ok.jpg").write_bytes(b"x")
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    (images / "link_out.jpg").symlink_to(tmp_path / "secret.jpg")
+    (images / "link_in.jpg").symlink_to(images / "ok.jpg")
+    assert resolve_image_path(root, images, "ok.jpg") == images / "ok.jpg"
+    assert resolve_image_path(root, images, "sub/../ok.jpg") == images / "sub/../ok.jpg"
+    assert resolve_image_path(root, images, "link_in.jpg") == images / "link_in.jpg"
+    cases = {"/etc/hostname": "absolute", "C:\\x.jpg": "absolute", "\\\\server\\x.jpg": "absolute",
+             "../../outside.jpg": "'..'", "a/../../x.jpg": "'..'", "": "empty",
+             "link_out.jpg": "symlink points outside"}
+    for name, reason in cases.items():
+        with pytest.raises(UnsafeFileName) as info:
+            resolve_image_path(root, images, name)
+        assert reason in info.value.reason and name in str(info.value)
+
+
+def test_symlink_out_of_the_dataset_is_unsafe_and_never_opened(sample_copy, tmp_path, monkeypatch):
+    outside = tmp_path / "outside.jpg"
+    Image.new("RGB", (31, 17), "red").save(outside)
+    doc = read_doc(sample_copy)
+    renumber_image(doc, 2, 2222)
+    link = sample_copy / "train" / "linked_out.jpg"
+    link.symlink_to(outside)
+    image_of(doc, 2222)["file_name"] = "linked_out.jpg"
+    write_doc(sample_copy, doc)
+    opened: list[str] = []
+    real = image_io.image_size
+    monkeypatch.setattr(image_io, "image_size", lambda path, *a, **k: opened.append(str(path)) or real(path, *a, **k))
+    p = single(check(sample_copy), "unsafe_file_name", sample_copy)
+    assert p.image_id == 2222 and "symlink points outside the dataset folder" in p.message
+    assert str(link) not in opened

@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox,
                                QPlainTextEdit, QPushButton, QScrollArea, QSpinBox, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
+from engine.data.paths import UnsafeFileName
+
 from .session import DatasetSession, ImageRef
 from ..widgets.workers import BackgroundTask, run_in_background
 
@@ -142,6 +144,10 @@ def compute_preview(session: DatasetSession, ref: ImageRef, task: str, spec: lis
     panel can tell which request they belong to.
     """
     result: dict[str, Any] = {"generation": generation, "seed": seed, "spec": spec, "train": train}
+    try:
+        session.image_path(ref)  # the one resolver: refuses a file_name that leaves the dataset folder
+    except UnsafeFileName as exc:
+        return {**result, "error": f"Refused to open this image: {exc.reason}."}
     try:
         dataset = _dataset_class(task)(session.image_dir(ref.split), index=session.index(ref.split),
                                        transforms=spec, train=train, seed=seed, check_files=False)

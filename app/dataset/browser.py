@@ -18,6 +18,8 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, Q
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListView, QSlider,
                                QSplitter, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
+from engine.data.paths import UnsafeFileName
+
 from .session import SORT_KEYS, DatasetSession, ImageRef
 from .thumbnails import ThumbnailLoader
 
@@ -142,7 +144,10 @@ class ThumbnailModel(QAbstractListModel):
         ref = self.refs[row]
         if ref in self._pixmaps or ref in self._unreadable:
             return True
-        return self.session is not None and self._cache_key(ref) in self.loader.cache
+        try:
+            return self.session is not None and self._cache_key(ref) in self.loader.cache
+        except UnsafeFileName:
+            return False  # decoration() marks it refused when the row is painted
 
     def problems_count(self, ref: ImageRef) -> int:
         per_image = self._problem_counts.get(ref.split)
@@ -189,7 +194,8 @@ class ThumbnailModel(QAbstractListModel):
             text = (f"{ref.split} · {self.file_name(row)}\n{n_ann} annotation{'s' * (n_ann != 1)} · "
                     f"{n_prob} problem{'s' * (n_prob != 1)}")
             if ref in self._unreadable:
-                text += f"\nunreadable: {self._unreadable[ref]}"
+                why = self._unreadable[ref]
+                text += f"\n{why}" if why.startswith("refused") else f"\nunreadable: {why}"
             return text
         return None
 
@@ -206,7 +212,11 @@ class ThumbnailModel(QAbstractListModel):
             return pixmap
         if ref in self._unreadable:
             return self.placeholder(broken=True)
-        key = self._cache_key(ref)
+        try:
+            key = self._cache_key(ref)
+        except UnsafeFileName as exc:
+            self._unreadable[ref] = f"refused: {exc.reason}"
+            return self.placeholder(broken=True)
         image = self.loader.cache.get(key)
         if image is not None:
             return self._remember(ref, image)

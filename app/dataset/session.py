@@ -17,6 +17,7 @@ import numpy as np
 from engine.data.coco_index import CocoIndex
 from engine.data.folders import DatasetFolder, find_splits
 from engine.data.health import HealthReport, SplitSummary, check_index
+from engine.data.paths import resolve_image_path
 from engine.data.problems import CocoFormatError, Problem
 
 SORT_KEYS = ("file order", "file name", "annotations", "problems")
@@ -53,7 +54,8 @@ class DatasetSession:
         return self.folder.splits[split].image_dir
 
     def image_path(self, ref: ImageRef) -> Path:
-        return self.image_dir(ref.split) / self.indexes[ref.split].file_names[ref.row]
+        """Where the image lies; raises ``UnsafeFileName`` if its file_name leaves the dataset folder."""
+        return resolve_image_path(self.root, self.image_dir(ref.split), self.indexes[ref.split].file_names[ref.row])
 
     def category_names(self) -> list[str]:
         """Category names across splits, in the first split's label order, then any others."""
@@ -165,7 +167,7 @@ def open_dataset(root: str | Path, *, check_files: bool = True,
             break
         step = (lambda done, total, n=name: progress(f"checking {n} images", done, total)) if progress else None
         problems += check_index(index, folder.splits[name].image_dir, check_files=check_files,
-                                progress=step, cancel=cancel)
+                                progress=step, cancel=cancel, dataset_root=folder.root)
     session.problems = problems
     session.checked_files = check_files
     return session
@@ -210,7 +212,8 @@ def check_files(session: DatasetSession, *, progress: Callable[[str, int, int], 
             while queue and len(pending) < 2 * workers and not (cancel is not None and cancel.is_set()):
                 name, chunk = queue.pop(0)
                 split = session.folder.splits[name]
-                future = pool.submit(check_image_records, chunk, str(split.image_dir), str(split.annotation_file))
+                future = pool.submit(check_image_records, chunk, str(split.image_dir), str(split.annotation_file),
+                                     False, str(session.root))
                 future.size = len(chunk)
                 pending.add(future)
             if cancel is not None and cancel.is_set():

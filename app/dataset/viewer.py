@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (QCheckBox, QGraphicsItem, QGraphicsPixmapItem, QG
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
 from engine.data.images import ImageReadError, load_image
 from engine.data.masks import annotation_mask
+from engine.data.paths import UnsafeFileName
 
 from .session import DatasetSession, ImageRef
 from ..widgets.colours import UNKNOWN_RGB, category_colour, text_colour
@@ -436,10 +437,27 @@ class ImageViewer(QWidget):
                 colour = self._colour_of_row(index, ann_row)
                 mask_specs.append((ann_row, (colour.red(), colour.green(), colour.blue()),
                                    bool(index.ann_iscrowd[ann_row])))
+        try:
+            path = session.image_path(ref)
+        except UnsafeFileName as exc:
+            self._refuse(exc)
+            return
         self._tasks.append(run_in_background(
-            _prepare, self._request, session.image_path(ref), index, mask_specs,
+            _prepare, self._request, path, index, mask_specs,
             on_done=self._prepared, on_error=lambda message, r=self._request: self._prepare_failed(r, message),
             pool=self._pool))
+        self._update_position()
+        self._update_image_info()
+        self._auto_fit = True
+        self.fit()
+
+    def _refuse(self, exc: UnsafeFileName) -> None:
+        """Never open a file outside the dataset: say why, and draw the boxes on the placeholder."""
+        self._loading = False
+        self._image_notes = []
+        self.message.setText(f"Refused to open '{exc.file_name}': {exc.reason}.\n"
+                             "The annotations are drawn on a grey placeholder of the size the JSON gives.")
+        self.message.show()
         self._update_position()
         self._update_image_info()
         self._auto_fit = True

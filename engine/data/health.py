@@ -21,6 +21,7 @@ import numpy as np
 from . import images as image_io
 from .coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
 from .folders import find_splits
+from .paths import UnsafeFileName, resolve_image_path
 from .problems import CocoFormatError, DatasetError, Problem
 
 # Boxes may overrun the image by rounding; beyond this many pixels it is a problem.
@@ -119,7 +120,8 @@ def check_folder(root: str | Path, *, deep: bool = False, check_files: bool = Tr
         summary.images, summary.annotations = index.num_images, index.num_annotations
         summary.categories, summary.class_counts = index.num_categories, index.class_counts()
         report.problems.extend(check_index(index, split.image_dir, deep=deep, check_files=check_files,
-                                           workers=workers, progress=progress, cancel=cancel))
+                                           workers=workers, progress=progress, cancel=cancel,
+                                           dataset_root=folder.root))
         if cancel is not None and cancel.is_set():
             report.cancelled = True
             break
@@ -128,14 +130,18 @@ def check_folder(root: str | Path, *, deep: bool = False, check_files: bool = Tr
 
 def check_index(index: CocoIndex, image_dir: str | Path | None = None, *, deep: bool = False,
                 check_files: bool = True, workers: int = 8, progress: ProgressFn | None = None,
-                cancel: threading.Event | None = None) -> list[Problem]:
-    """All problems of one indexed COCO file (and its images, when ``image_dir`` is given)."""
+                cancel: threading.Event | None = None, dataset_root: str | Path | None = None) -> list[Problem]:
+    """All problems of one indexed COCO file (and its images, when ``image_dir`` is given).
+
+    ``dataset_root`` (default: the image folder) bounds where image symlinks may point.
+    """
     problems = list(index.problems)
     problems += _structure_problems(index)
     problems += _annotation_problems(index)
     problems += _segmentation_problems(index)
     if check_files and image_dir is not None:
-        problems += file_problems(index, Path(image_dir), deep, workers, progress, cancel)
+        problems += file_problems(index, Path(image_dir), deep, workers, progress, cancel,
+                                  Path(dataset_root) if dataset_root else None)
     return problems
 
 
@@ -270,22 +276,16 @@ def _segmentation_problems(ix: CocoIndex) -> list[Problem]:
 
 
 # ---------------------------------------------------------------------- files on disk
-def is_unsafe_file_name(file_name: str) -> bool:
-    """Absolute paths and paths that climb out with '..' could read anywhere on disk."""
-    if not file_name or file_name.startswith(("/", "\\")) or (len(file_name) > 1 and file_name[1] == ":"):
-        return True
-    normal = os.path.normpath(file_name.replace("\\", "/"))
-    return normal == ".." or normal.startswith("../") or os.path.isabs(normal)
-
-
-def _check_one_file(ix: CocoIndex, row: int, image_dir: Path, deep: bool) -> list[Problem]:
+def _check_one_file(ix: CocoIndex, row: int, image_dir: Path, deep: bool,
+                    dataset_root: Path | None = None) -> list[Problem]:
     file_name = ix.file_names[row]
     image_id = int(ix.image_ids[row])
     where = f"image {image_id} ('{file_name}')"
-    if is_unsafe_file_name(file_name):
-        return [Problem("unsafe_file_name", f"{where}: file_name escapes the dataset folder "
-                        "(absolute path or '..')", ix.name, image_id=image_id)]
-    path = image_dir / file_name
+    try:
+        path = resolve_image_path(dataset_root or image_dir, image_dir, file_name)
+    except UnsafeFileName as exc:
+        return [Problem("unsafe_file_name", f"{where}: file_name escapes the dataset folder ({exc.reason})",
+                        ix.name, image_id=image_id)]
     if not path.is_file():
         return [Problem("missing_file", f"{where}: file not found: {path}", ix.name, image_id=image_id)]
     try:
@@ -312,7 +312,8 @@ def _check_one_file(ix: CocoIndex, row: int, image_dir: Path, deep: bool) -> lis
 
 
 def file_problems(ix: CocoIndex, image_dir: Path, deep: bool = False, workers: int = 8,
-                  progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> list[Problem]:
+                  progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+                  dataset_root: Path | None = None) -> list[Problem]:
     """Problems of the image files on disk (thread pool; header and tail only unless ``deep``)."""
     total = ix.num_images
     out: list[Problem] = []
@@ -324,7 +325,7 @@ def file_problems(ix: CocoIndex, image_dir: Path, deep: bool = False, workers: i
         for row in range(start, min(start + chunk, total)):
             if cancel is not None and cancel.is_set():
                 break
-            found += _check_one_file(ix, row, image_dir, deep)
+            found += _check_one_file(ix, row, image_dir, deep, dataset_root)
         return found
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -337,7 +338,7 @@ def file_problems(ix: CocoIndex, image_dir: Path, deep: bool = False, workers: i
 
 
 def check_image_records(records: list[tuple[int, str, int, int]], image_dir: str, annotation_file: str,
-                        deep: bool = False) -> list[Problem]:
+                        deep: bool = False, dataset_root: str | None = None) -> list[Problem]:
     """File checks for ``(image_id, file_name, width, height)`` records.
 
     A plain, picklable entry point so a GUI can run the checks in worker
@@ -346,7 +347,8 @@ def check_image_records(records: list[tuple[int, str, int, int]], image_dir: str
     images = [{"id": i, "file_name": f, "width": w, "height": h} for i, f, w, h in records]
     index = CocoIndex.from_dict({"images": images, "categories": [], "annotations": []}, annotation_file)
     folder = Path(image_dir)
-    return [p for row in range(index.num_images) for p in _check_one_file(index, row, folder, deep)]
+    root = Path(dataset_root) if dataset_root else None
+    return [p for row in range(index.num_images) for p in _check_one_file(index, row, folder, deep, root)]
 
 
 # ---------------------------------------------------------------------- training policy
