@@ -198,3 +198,24 @@ def test_screenshot(qtbot, viewer, session, screenshot_dir):
     viewer.highlight_annotation(int(index.ann_ids[list(index.annotation_rows(ref.row))[0]]))
     viewer.fit()
     assert viewer.grab().save(str(screenshot_dir / "viewer.png"))
+
+
+@pytest.mark.parametrize("where", [(0.25, 0.3), (0.8, 0.7)])
+def test_wheel_zooms_about_the_point_under_the_cursor(qtbot, viewer, session, where):
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    _show(qtbot, viewer, session, ImageRef("train", 0))
+    port = viewer.view.viewport()
+    pos = QPointF(int(port.width() * where[0]), int(port.height() * where[1]))
+    before = viewer.view.mapToScene(pos.toPoint())
+    fitted = viewer.view.scale_factor()
+    for steps in (1, 1, 2, -1):
+        event = QWheelEvent(pos, port.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * steps),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                            Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(port, event)
+        after = viewer.view.mapFromScene(before)
+        assert abs(after.x() - pos.x()) <= 3 and abs(after.y() - pos.y()) <= 3
+    assert viewer.view.scale_factor() == pytest.approx(fitted * 1.25 ** 3)

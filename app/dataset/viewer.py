@@ -194,10 +194,24 @@ class _View(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.owner._auto_fit = False
 
+    def zoom_at(self, factor: float, pos: QPointF) -> None:
+        """Zoom keeping the scene point under viewport position ``pos`` where it is."""
+        factor = min(max(factor, self.MIN_SCALE / self.scale_factor()), self.MAX_SCALE / self.scale_factor())
+        anchor = self.mapToScene(pos.toPoint())
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.scale(factor, factor)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # Centre the view so that the anchor lands back under the cursor (works whether or
+        # not the mouse moved before the wheel turned, which AnchorUnderMouse needs).
+        scale = self.scale_factor()
+        middle = QPointF(self.viewport().width() / 2, self.viewport().height() / 2)
+        self.centerOn(anchor - (pos - middle) / scale)
+        self.owner._auto_fit = False
+
     def wheelEvent(self, event):
         steps = event.angleDelta().y() / 120
         if steps:
-            self.zoom(1.25 ** steps)
+            self.zoom_at(1.25 ** steps, event.position())
         event.accept()
 
     def mouseDoubleClickEvent(self, event):
