@@ -57,6 +57,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.viewer, "Image")
         self.tabs.addTab(self.health, "Health")
         self.tabs.addTab(self.augment_host, "Augment")
+        self.train_host = QWidget()
+        self.train_host.setLayout(QVBoxLayout())
+        self.train_tab = None  # built on first use (charts, MLflow reads)
+        self.tabs.addTab(self.train_host, "Train")
         self.tabs.currentChanged.connect(self._tab_changed)
 
         central = QWidget()
@@ -194,6 +198,8 @@ class MainWindow(QMainWindow):
             first = session.splits[0]
             if session.index(first).num_images:
                 self.augment.set_source(session, ImageRef(first, 0))
+        if self.train_tab is not None:
+            self.train_tab.set_dataset(session.root)
 
     def _show_summary(self) -> None:
         session = self.session
@@ -270,11 +276,25 @@ class MainWindow(QMainWindow):
 
             self.augment = AugmentationPanel()
             self.augment_host.layout().addWidget(self.augment)
+            if self.train_tab is not None:
+                self.train_tab.augmentation_source = self.augment
             if self.session is not None and self.session.splits:
                 split = self.session.splits[0]
                 if self.session.index(split).num_images:
                     self.augment.set_source(self.session, ImageRef(split, 0))
+        if self.tabs.widget(index) is self.train_host and self.train_tab is None:
+            from .training.train_tab import TrainTab
+
+            self.train_tab = TrainTab(self.workspace)
+            self.train_tab.augmentation_source = self.augment
+            self.train_tab.message.connect(self.show_error)
+            if self.session is not None:
+                self.train_tab.set_dataset(self.session.root)
+            self.train_host.layout().addWidget(self.train_tab)
 
     def closeEvent(self, event) -> None:
+        if self.train_tab is not None and not self.train_tab.confirm_close():
+            event.ignore()  # the user chose Cancel: a run is going
+            return
         self.cancel_open()
         super().closeEvent(event)

@@ -109,8 +109,8 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
 
     workspace = tmp_path / "ws"
     window = _open_window(qtbot, workspace, sample_dataset)
+    window.tabs.setCurrentWidget(window.train_host)
     tab = window.train_tab
-    window.tabs.setCurrentWidget(tab)
     assert tab.form.model.values["data.path"] == str(sample_dataset)
     _tiny(tab, **{"optim.max_steps": 12, "optim.epochs": 2})
     assert tab.train_button.isEnabled() and tab.train_button.text() == "Train"
@@ -153,6 +153,7 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
     window.close()
 
     again = _open_window(qtbot, workspace)
+    again.tabs.setCurrentWidget(again.train_host)
     tab2 = again.train_tab
     _wait(qtbot, lambda: {first.run_id, second.run_id} <= {r.run_id for r in tab2.runs.rows}, 30,
           "both runs in the reopened window's table")

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 
 _BAR = re.compile(r"Epoch (\d+):.*?\|\s*(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
+_ANY_BAR = re.compile(r"\d+%\||\|\s*\d+/[\d?]+ \[")  # any tqdm redraw (validation bars too)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass
@@ -76,10 +78,10 @@ class OutputSplitter:
         lines: list[str] = []
         *complete, self._partial = text.split("\n")
         for line in complete:
-            redraws = line.split("\r")
+            redraws = _ANSI.sub("", line).split("\r")
             self._note(redraws)
             final = redraws[-1].strip() or next((r for r in reversed(redraws) if r.strip()), "")
-            if final and parse_progress(final) is None:
+            if final and not _ANY_BAR.search(final):
                 lines.append(final)
         self._note(self._partial.split("\r"))
         if "\r" in self._partial:  # keep only the latest redraw of an unfinished line

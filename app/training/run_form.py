@@ -93,6 +93,8 @@ class RunForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
+        for spec in self.model.fields:
+            self._show(spec, self.model.values[spec.path])
         self.refresh()
 
     # ------------------------------------------------------------------ editors

@@ -125,6 +125,8 @@ class TrainTab(QWidget):
         task = self.form.model.values["task.name"]
         if task != self._last_task:
             self._last_task = task
+            if self.augmentation_source is not None and task != "multitask":
+                self.augmentation_source.set_task(task)  # one spec, edited in the Augment tab, for this task
             self._tasks.append(run_in_background(_models_for, task, on_done=self.form.set_model_choices))
 
     def run_config(self):
