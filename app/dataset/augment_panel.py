@@ -17,7 +17,6 @@ import copy
 import math
 import random
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox,
 from engine.data.paths import UnsafeFileName
 
 from .session import DatasetSession, ImageRef
+from ..widgets.colours import UNKNOWN_RGB, category_rgb, text_colour
 from ..widgets.workers import BackgroundTask, run_in_background
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ PROBE_LABEL = -1  # val pipelines carry a whole-image "probe" box that is not an
 ERROR_STYLE = "color: #c62828;"
 HINT_STYLE = "color: #6b6b6b;"
 _RUNNING: list[BackgroundTask] = []  # background tasks still in flight, kept alive until done
-PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-           "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075"]
 
 
 def _augment():
@@ -86,19 +84,19 @@ class SampleTile:
     caption: str = ""
 
 
-def _colour(label: int) -> str:
-    return PALETTE[label % len(PALETTE)]
-
-
-@cache
-def _mask_colours() -> np.ndarray:
+def _mask_lut(label_rgb: dict[int, tuple[int, int, int]]) -> np.ndarray:
     """RGBA per mask value: classes in translucent colour, background clear, "ignore" (255) grey."""
     lut = np.zeros((256, 4), np.uint8)
     for value in range(1, 255):
-        colour = QColor(_colour(value - 1))  # mask value = label + 1
-        lut[value] = (colour.red(), colour.green(), colour.blue(), 120)
+        lut[value] = (*label_rgb.get(value - 1, category_rgb(value - 1)), 120)  # mask value = label + 1
     lut[255] = (128, 128, 128, 150)
     return lut
+
+
+def label_colours(session: DatasetSession, label_names: list[str]) -> dict[int, tuple[int, int, int]]:
+    """A dataset's contiguous labels -> the window's one colour per category name."""
+    window = {name: i for i, name in enumerate(session.category_names())}
+    return {label: category_rgb(window.get(name, -1)) for label, name in enumerate(label_names)}
 
 
 def _qimage(rgb: np.ndarray) -> QImage:
@@ -108,7 +106,8 @@ def _qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, rgb.strides[0], fmt).copy()  # copy: the QImage must own its pixels
 
 
-def _render(sample: dict, epoch: int, names: dict[int, str], task: str) -> SampleTile:
+def _render(sample: dict, epoch: int, names: dict[int, str], task: str,
+            label_rgb: dict[int, tuple[int, int, int]]) -> SampleTile:
     """Turn a sample into a paintable tile (QImage work is allowed off the GUI thread)."""
     image = sample["image"]
     h, w = image.shape[:2]
@@ -119,7 +118,7 @@ def _render(sample: dict, epoch: int, names: dict[int, str], task: str) -> Sampl
                                Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
     mask = sample.get("mask")
     if mask is not None:
-        overlay = _qimage(_mask_colours()[np.asarray(mask).astype(np.intp).clip(0, 255)])
+        overlay = _qimage(_mask_lut(label_rgb)[np.asarray(mask).astype(np.intp).clip(0, 255)])
         qimage = qimage.convertToFormat(QImage.Format_ARGB32_Premultiplied)
         painter = QPainter(qimage)
         # Nearest-neighbour scaling keeps class borders crisp.
@@ -129,7 +128,7 @@ def _render(sample: dict, epoch: int, names: dict[int, str], task: str) -> Sampl
     for (x, y, bw, bh), label in zip(sample["boxes"].tolist(), sample["labels"].tolist()):
         if label == PROBE_LABEL:
             continue
-        boxes.append((x, y, bw, bh, names.get(label, str(label)), _colour(label)))
+        boxes.append((x, y, bw, bh, names.get(label, str(label)), "#%02x%02x%02x" % label_rgb.get(label, UNKNOWN_RGB)))
     caption = f"epoch {epoch} · {w}×{h}"
     if task == "detection":
         caption += f" · {len(boxes)} box{'es' if len(boxes) != 1 else ''}"
@@ -160,6 +159,7 @@ def compute_preview(session: DatasetSession, ref: ImageRef, task: str, spec: lis
             return {**result, "error": f"Training leaves this image out: {reason}."}
         i = int(found[0])
         names = dataset.id2label if task == "detection" else {}
+        label_rgb = label_colours(session, list(dataset.index.category_names))
         samples, tiles = [], []
         for epoch in range(n):
             if cancel is not None and cancel.is_set():
@@ -169,7 +169,7 @@ def compute_preview(session: DatasetSession, ref: ImageRef, task: str, spec: lis
             except Exception as exc:  # a transform that cannot handle this image, e.g. a crop too large
                 return {**result, "error": f"Sample {epoch} failed: {exc}"}
             samples.append(sample)
-            tiles.append(_render(sample, epoch, names, task))
+            tiles.append(_render(sample, epoch, names, task, label_rgb))
         return {**result, "index": i, "samples": samples, "tiles": tiles}
     except Exception as exc:
         return {**result, "error": f"{type(exc).__name__}: {exc}"}
@@ -218,7 +218,7 @@ class PreviewTile(QWidget):
                            QSize(metrics.horizontalAdvance(name) + 6, metrics.height()))
             label.moveTop(max(target.top(), label.top()))  # keep tags of boxes at the top edge visible
             painter.fillRect(label, QColor(colour))
-            painter.setPen(QColor("white"))
+            painter.setPen(text_colour(QColor(colour)))
             painter.drawText(label, Qt.AlignCenter, name)
         painter.setPen(self.palette().color(self.foregroundRole()))
         painter.setFont(self.font())
