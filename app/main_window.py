@@ -33,6 +33,7 @@ class MainWindow(QMainWindow):
         # Per-workspace settings (recent datasets) in a plain INI file beside the MLflow store.
         self.settings = QSettings(str(self.workspace / "settings.ini"), QSettings.IniFormat)
         self.session: DatasetSession | None = None
+        self.current: ImageRef | None = None  # the one current image: Browse, Image and Augment agree
         self._open_task: BackgroundTask | None = None
         self._check_task: BackgroundTask | None = None
         self.setWindowTitle("Lightbox")
@@ -194,10 +195,9 @@ class MainWindow(QMainWindow):
         check.signals.progress.connect(lambda *a, t=check: t is self._check_task and self._progress(*a))
         self._check_task = check
         QThreadPool.globalInstance().start(check)
-        if self.augment is not None and session.splits:
-            first = session.splits[0]
-            if session.index(first).num_images:
-                self.augment.set_source(session, ImageRef(first, 0))
+        self.current = None
+        refs = self.browser.current_refs()
+        self.set_current(refs[0] if refs else None)
         if self.train_tab is not None:
             self.train_tab.set_dataset(session.root)
 
@@ -245,6 +245,9 @@ class MainWindow(QMainWindow):
     def show_image(self, ref: ImageRef, annotation_id: int | None = None) -> None:
         if self.session is None:
             return
+        self.current = ref
+        if self.browser.current_ref() != ref:
+            self.browser.select_ref(ref)
         refs = self.browser.current_refs()
         self.viewer.set_refs(refs if ref in refs else [ref], ref)
         self.viewer.show_image(self.session, ref)
@@ -263,12 +266,31 @@ class MainWindow(QMainWindow):
             return
         self.show_image(ref, problem.annotation_id)
 
-    def _selection_changed(self, ref: ImageRef) -> None:
-        if self.session is not None and self.augment is not None:
+    def set_current(self, ref: ImageRef | None) -> None:
+        """Make ``ref`` the window's current image; each view follows it (the hidden ones when shown)."""
+        if ref == self.current:
+            return
+        self.current = ref
+        if ref is not None and self.browser.current_ref() != ref:
+            self.browser.select_ref(ref)
+        self._sync_current()
+
+    def _sync_current(self) -> None:
+        ref, page = self.current, self.tabs.currentWidget()
+        if self.session is None or ref is None:
+            return
+        if page is self.viewer and self.viewer.ref != ref:
+            refs = self.browser.current_refs()
+            self.viewer.set_refs(refs if ref in refs else [ref], ref)
+            self.viewer.show_image(self.session, ref)
+        if page is self.augment_host and self.augment is not None and self.augment.source() != (self.session, ref):
             self.augment.set_source(self.session, ref)
 
+    def _selection_changed(self, ref: ImageRef) -> None:
+        self.set_current(ref)
+
     def _viewer_moved(self, ref: ImageRef) -> None:
-        self.browser.select_ref(ref)
+        self.set_current(ref)
 
     def _tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.augment_host and self.augment is None:
@@ -278,10 +300,6 @@ class MainWindow(QMainWindow):
             self.augment_host.layout().addWidget(self.augment)
             if self.train_tab is not None:
                 self.train_tab.augmentation_source = self.augment
-            if self.session is not None and self.session.splits:
-                split = self.session.splits[0]
-                if self.session.index(split).num_images:
-                    self.augment.set_source(self.session, ImageRef(split, 0))
         if self.tabs.widget(index) is self.train_host and self.train_tab is None:
             from .training.train_tab import TrainTab
 
@@ -291,6 +309,7 @@ class MainWindow(QMainWindow):
             if self.session is not None:
                 self.train_tab.set_dataset(self.session.root)
             self.train_host.layout().addWidget(self.train_tab)
+        self._sync_current()
 
     def closeEvent(self, event) -> None:
         if self.train_tab is not None and not self.train_tab.confirm_close():

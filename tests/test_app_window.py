@@ -142,3 +142,28 @@ def test_screenshots_of_the_window_and_health_panel(qtbot, window, sample_copy, 
     qtbot.wait(50)
     assert window.grab().save(str(shots / "health.png"))
     assert window.health.model.rowCount() == 4
+
+
+def test_browse_image_and_augment_share_one_current_image(qtbot, window, sample_dataset):
+    from PySide6.QtCore import Qt
+
+    _open(qtbot, window, sample_dataset)
+    refs = window.browser.current_refs()
+    assert window.current == refs[0]
+    window.browser.select_ref(refs[3])  # a click in Browse
+    assert window.current == refs[3]
+    window.tabs.setCurrentWidget(window.viewer)
+    qtbot.waitUntil(lambda: not window.viewer.is_loading(), timeout=10_000)
+    assert window.viewer.ref == refs[3]
+    qtbot.keyClick(window.viewer.view, Qt.Key_Right)  # next image in Image
+    assert window.current == refs[4] and window.browser.current_ref() == refs[4]
+    window.tabs.setCurrentWidget(window.augment_host)
+    qtbot.waitUntil(lambda: window.augment is not None and window.augment.is_ready(), timeout=60_000)
+    assert window.augment.source() == (window.session, refs[4])
+    window.tabs.setCurrentWidget(window.browser)
+    window.browser.select_ref(refs[6])
+    window.tabs.setCurrentWidget(window.augment_host)
+    assert window.augment.source()[1] == refs[6]
+    window.tabs.setCurrentWidget(window.viewer)
+    assert window.viewer.ref == refs[6]
+    qtbot.waitUntil(lambda: not window.augment.is_busy(), timeout=60_000)

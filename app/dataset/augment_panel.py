@@ -604,6 +604,10 @@ class AugmentationPanel(QWidget):
         augmentation = type(run_config.augmentation)(preset=False, train=self.spec("train"), val=self.spec("val"))
         return run_config.model_copy(update={"augmentation": augmentation})
 
+    def source(self) -> tuple[DatasetSession | None, ImageRef | None]:
+        """The session and image being previewed."""
+        return self._session, self._ref
+
     def set_source(self, session: DatasetSession | None, ref: ImageRef | None) -> None:
         """The image to preview (None clears the grid)."""
         self._session, self._ref = session, ref
