@@ -17,7 +17,7 @@ import sys
 from engine.workspace import DEFAULT_WORKSPACE
 
 # Modules that add verbs of their own (light to import: argparse set-up only).
-VERB_MODULES: tuple[str, ...] = ()
+VERB_MODULES: tuple[str, ...] = ("engine.export.cli", "engine.orchestration.ray_cli", "engine.orchestration.lr_find")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -100,11 +100,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if Path(args.run_id).is_dir():  # an export folder, not a run id
+        from engine.export.cli import predict_export
+
+        return predict_export(args)
     from engine.orchestration.evaluate import predict_run
     from engine.orchestration.local import TrainingError
 
+    if len(args.images) != 1:
+        print("lightbox predict: a run id takes one folder of images", file=sys.stderr)
+        return 2
     try:
-        out = predict_run(args.run_id, args.images, args.out, tracking_uri=args.tracking_uri,
+        out = predict_run(args.run_id, args.images[0], args.out, tracking_uri=args.tracking_uri,
                           workspace=args.workspace, batch_size=args.batch_size)
     except TrainingError as exc:
         print(f"lightbox predict: {exc}", file=sys.stderr)
@@ -180,8 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_eval)
 
     pr = sub.add_parser("predict", help="predict with a run's best checkpoint on a folder of images")
-    pr.add_argument("run_id")
-    pr.add_argument("images", help="folder of images")
+    pr.add_argument("run_id", help="run id, or an export folder (lightbox export)")
+    pr.add_argument("images", nargs="+", help="folder of images (an export also takes files and globs)")
+    pr.add_argument("--backend", choices=["onnx", "torch"], default="onnx", help="for an export folder")
     pr.add_argument("--out", default="predictions.json")
     pr.add_argument("--batch-size", type=int, default=8)
     _add_tracking(pr)

@@ -7,8 +7,10 @@ number of training images and the number of epochs:
   only pays once a model has seen the data many times; on short runs or tiny
   images a strong crop destroys more signal than it adds. So:
 
-  - ``light``  (resize the whole image + horizontal flip) when the images are
-    under 64 px or the run is under 10 epochs;
+  - ``light``  when the images are under 64 px or the run is under 10 epochs:
+    for classification the whole image resized plus a small random shift and
+    zoom (no flip: digits and text are not mirror-symmetric); for detection and
+    segmentation resize, pad and horizontal flip;
   - ``full``   (the task's strongest preset, e.g. RandomResizedCrop 0.08-1 +
     flip + colour jitter) when the images are 160 px or more, the run is 30
     epochs or more and there are 1,000 training images or more;
@@ -90,6 +92,11 @@ def choose_warmup(total_steps: int, steps_per_epoch: int) -> int:
     return warmup if warmup >= WARMUP_MIN else 0
 
 
+# A small random shift and zoom: safe for any picture, unlike a flip (digits, text) or a big crop.
+SHIFT = {"name": "Affine", "scale": [0.9, 1.1], "translate_percent": [-0.0625, 0.0625], "border_mode": 0,
+         "fill": 0, "p": 0.5}
+
+
 def _pad(size: int, mask_fill: int) -> dict:
     # cv2.BORDER_CONSTANT is 0; top-left padding keeps box coordinates unchanged.
     return {"name": "PadIfNeeded", "min_height": size, "min_width": size, "border_mode": 0,
@@ -107,7 +114,7 @@ def recipe_spec(task: str, split: str, strength: str, size: int) -> list[dict]:
     flip = {"name": "HorizontalFlip", "p": 0.5}
     if task == "classification":
         if strength == "light":
-            return [{"name": "Resize", "height": size, "width": size}, flip]
+            return [{"name": "Resize", "height": size, "width": size}, SHIFT]
         if strength == "medium":
             return [
                 {"name": "RandomResizedCrop", "size": [size, size], "scale": [0.35, 1.0]},

@@ -1,0 +1,143 @@
+"""Learning-rate range test: ``lightbox lr-find`` and :func:`find_lr` (which the app calls).
+
+The model of a run configuration trains for a few steps while the learning rate
+grows exponentially from ``min_lr`` to ``max_lr`` (Lightning's tuner, as in
+fastai); the suggestion is the learning rate where the loss falls fastest.
+Nothing is written to the workspace and no MLflow run is made: the model's
+starting weights are restored afterwards and thrown away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+from engine.config import RunConfig
+
+__all__ = ["LrSuggestion", "add_verbs", "find_lr"]
+
+
+@dataclass
+class LrSuggestion:
+    """The suggested learning rate (None when the loss never fell) and the curve it came from."""
+
+    lr: float | None
+    min_lr: float
+    max_lr: float
+    steps: int
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100,
+            progress: bool = False) -> LrSuggestion:
+    """Run the range test for ``config`` and return the suggestion.
+
+    ``config`` is any run configuration (its "auto" settings are resolved as
+    training would); ``num_steps`` optimiser steps are spread evenly on a log
+    scale between ``min_lr`` and ``max_lr``.
+    """
+    if not (0 < min_lr < max_lr):
+        raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr} and max_lr={max_lr}")
+    if num_steps < 5:
+        raise ValueError(f"num_steps must be at least 5 to fit a curve, got {num_steps}")
+    import lightning.pytorch as pl
+    from lightning.pytorch.tuner import Tuner
+
+    from engine.orchestration.local import _quiet_known_noise, build_datamodule, build_module, speed_settings
+    from engine.recipes import resolve_recipe
+
+    _quiet_known_noise()
+    config = resolve_recipe(config, verbose=False)
+    speed = speed_settings(config)
+    pl.seed_everything(config.optim.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(config, speed)
+    module = build_module(config, datamodule, speed)
+    with tempfile.TemporaryDirectory(prefix="lightbox-lr-find-") as tmp:
+        trainer = pl.Trainer(
+            accelerator=speed.accelerator, devices=1, precision=speed.precision, max_epochs=10_000,
+            gradient_clip_val=config.optim.grad_clip,
+            accumulate_grad_batches=config.optim.accumulate_grad_batches, logger=False,
+            enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
+            default_root_dir=tmp, num_sanity_val_steps=0, limit_val_batches=0,
+        )
+        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr,
+                                        num_training=num_steps, update_attr=False, attr_name="lr")
+    if finder is None:
+        raise RuntimeError("the learning-rate finder did not run (Lightning returned no result)")
+    lrs = [float(x) for x in finder.results.get("lr", [])]
+    losses = [float(x) for x in finder.results.get("loss", [])]
+    suggestion = None
+    if sum(math.isfinite(x) for x in losses) >= 5:
+        try:
+            suggestion = finder.suggestion()
+        except (IndexError, ValueError):  # too few finite points for a gradient
+            suggestion = None
+    return LrSuggestion(float(suggestion) if suggestion else None, min_lr, max_lr, len(lrs), lrs, losses)
+
+
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run configuration from --config and/or flags (flags win), as for ``lightbox train``."""
+    if args.config:
+        config = RunConfig.load(args.config)
+    elif args.task:
+        config = RunConfig.from_dict({"task": {"name": args.task}})
+    else:
+        raise ValueError("give --config run.yaml, or --data DIR and --task")
+    overrides = {
+        "data.path": args.data, "task.name": args.task if args.config else None, "model.checkpoint": args.model,
+        "optim.batch_size": args.batch_size, "data.image_size": args.image_size,
+        "data.num_workers": args.num_workers, "compute.accelerator": args.accelerator,
+        "optim.precision": args.precision,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _cmd_lr_find(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError
+    from engine.data.problems import DatasetError
+    from engine.orchestration.local import TrainingError
+
+    try:
+        result = find_lr(_config_from_args(args), min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.steps,
+                         progress=args.progress)
+    except (ConfigError, DatasetError, TrainingError, ValueError, OSError) as exc:
+        print(f"lightbox lr-find: {exc}", file=sys.stderr)
+        return 2
+    if result.lr is None:
+        print("lightbox lr-find: the loss did not fall anywhere in the range; try a wider range "
+              "(--min-lr/--max-lr) or more steps", file=sys.stderr)
+    else:
+        print(f"suggested learning rate: {result.lr:.3g} (set optim.lr or pass --lr)", file=sys.stderr)
+    print(result.to_json())
+    return 0 if result.lr is not None else 1
+
+
+def add_verbs(sub) -> None:
+    """Register ``lightbox lr-find`` (same data/model flags as ``lightbox train``)."""
+    p = sub.add_parser("lr-find", help="suggest a learning rate for a run (learning-rate range test)",
+                       description="Trains a few steps with a growing learning rate and prints the suggested "
+                       "one, then a JSON line with the curve. Exit status: 0 suggested, 1 no suggestion, "
+                       "2 bad input.")
+    p.add_argument("--config", help="run configuration YAML (flags override it)")
+    p.add_argument("--data", help="dataset folder")
+    p.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"])
+    p.add_argument("--model", help="preset name (see `lightbox models`), local folder or hub id")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--precision", choices=["auto", "32", "16-mixed", "bf16-mixed"])
+    p.add_argument("--min-lr", type=float, default=1e-6)
+    p.add_argument("--max-lr", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=100, help="optimiser steps in the sweep")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=_cmd_lr_find)
