@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThreadPool
+from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
@@ -35,6 +35,7 @@ class MainWindow(QMainWindow):
         self.session: DatasetSession | None = None
         self.current: ImageRef | None = None  # the one current image: Browse, Image and Augment agree
         self._open_task: BackgroundTask | None = None
+        self._preload_started = False
         self._check_task: BackgroundTask | None = None
         self.setWindowTitle("Lightbox")
         self.resize(1280, 840)
@@ -310,6 +311,29 @@ class MainWindow(QMainWindow):
                 self.train_tab.set_dataset(self.session.root)
             self.train_host.layout().addWidget(self.train_tab)
         self._sync_current()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._preload_started:
+            self._preload_started = True
+            QTimer.singleShot(800, self, self._preload_augment)  # once the first frames are up
+
+    def _preload_augment(self) -> None:
+        """Import the augmentation library in the background, so Augment opens without a wait."""
+        from .dataset.augment_panel import start_warm_up  # light: albumentations loads in the task
+
+        task, tab = start_warm_up(), self.tabs.indexOf(self.augment_host)
+        self.tabs.setTabText(tab, "Augment (loading…)")
+        self.tabs.setTabToolTip(tab, "The augmentation library is being imported in the background")
+        task.signals.finished.connect(self._preload_done)  # a bound slot: dropped if the window goes
+        task.signals.failed.connect(self._preload_done)
+        if task.done.is_set():
+            self._preload_done()
+
+    def _preload_done(self, *_) -> None:
+        tab = self.tabs.indexOf(self.augment_host)
+        self.tabs.setTabText(tab, "Augment")
+        self.tabs.setTabToolTip(tab, "")
 
     def closeEvent(self, event) -> None:
         if self.train_tab is not None and not self.train_tab.confirm_close():

@@ -167,3 +167,32 @@ def test_browse_image_and_augment_share_one_current_image(qtbot, window, sample_
     window.tabs.setCurrentWidget(window.viewer)
     assert window.viewer.ref == refs[6]
     qtbot.waitUntil(lambda: not window.augment.is_busy(), timeout=60_000)
+
+
+def test_augmentation_library_loads_in_the_background_once_the_window_is_up(qtbot, window):
+    import app.dataset.augment_panel as augment_panel
+
+    tab = window.tabs.indexOf(window.augment_host)
+    qtbot.waitUntil(lambda: augment_panel._WARM_UP is not None, timeout=5_000)  # started without opening Augment
+    assert window.augment is None
+    qtbot.waitUntil(lambda: augment_panel._WARM_UP.done.is_set(), timeout=60_000)
+    qtbot.waitUntil(lambda: window.tabs.tabText(tab) == "Augment", timeout=5_000)
+    window.tabs.setCurrentWidget(window.augment_host)
+    qtbot.waitUntil(window.augment.is_ready, timeout=2_000)  # no second import
+
+
+def test_augment_panel_shows_progress_while_the_library_loads(qtbot, monkeypatch):
+    import threading
+
+    import app.dataset.augment_panel as augment_panel
+
+    release = threading.Event()
+    monkeypatch.setattr(augment_panel, "_WARM_UP", None)
+    monkeypatch.setattr(augment_panel, "_warm_up", lambda: release.wait(10))
+    panel = augment_panel.AugmentationPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: " s\n" in panel.message.text(), timeout=3_000)
+    assert "Loading the augmentation library" in panel.message.text() and not panel.is_ready()
+    release.set()
+    qtbot.waitUntil(panel.is_ready, timeout=30_000)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,31 @@ def _augment():
 
 def _warm_up() -> None:
     """Background import, so the first synchronous use finds the module loaded."""
+    started = time.perf_counter()
     _augment().available_transforms("classification")  # also fills the cached transform catalogue
+    _WARM_UP_SECONDS.append(time.perf_counter() - started)
+
+
+_WARM_UP: BackgroundTask | None = None
+_WARM_UP_SECONDS: list[float] = []
+
+
+def start_warm_up() -> BackgroundTask:
+    """Import the augmentation library (albumentations, torch) in the background, once per process.
+
+    The main window calls this once it is up, so the Augment tab is ready by the time
+    someone opens it; the panel waits on the same task if it is still running.
+    """
+    global _WARM_UP
+    if _WARM_UP is None:
+        _WARM_UP = run_in_background(_warm_up)
+        _RUNNING.append(_WARM_UP)
+    return _WARM_UP
+
+
+def warm_up_seconds() -> float | None:
+    """How long the background import took, once it is done."""
+    return _WARM_UP_SECONDS[0] if _WARM_UP_SECONDS else None
 
 
 def _dataset_class(task: str):
@@ -349,6 +374,9 @@ class AugmentationPanel(QWidget):
         self._preview_timer = QTimer(self, singleShot=True, interval=150)
         self._preview_timer.timeout.connect(self._start_preview)
         self._show_message("Loading the augmentation library…")
+        self._loading_since = time.perf_counter()
+        self._loading_timer = QTimer(self, interval=500)
+        self._loading_timer.timeout.connect(self._loading_tick)
 
     # ------------------------------------------------------------------ layout
     def _build_editor(self) -> None:
@@ -483,14 +511,27 @@ class AugmentationPanel(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self._ready and self._loader is None:
-            # Callbacks go in with the call: a quick task could finish before a later connect.
-            self._loader = self._track(run_in_background(_warm_up, on_done=self._engine_loaded,
-                                                         on_error=self._engine_failed))
+            self._loader = start_warm_up()
+            self._loader.signals.finished.connect(self._engine_loaded)
+            self._loader.signals.failed.connect(self._engine_failed)
+            self._loading_since = time.perf_counter()
+            self._loading_timer.start()
+            if self._loader.done.is_set():  # finished before the connects: its signal has gone
+                QTimer.singleShot(0, self, self._engine_loaded)
+
+    def _loading_tick(self) -> None:
+        if self._ready:
+            self._loading_timer.stop()
+            return
+        waited = time.perf_counter() - self._loading_since
+        self._show_message(f"Loading the augmentation library… {waited:.0f} s\n"
+                           "(albumentations and torch are imported once; the rest of the window stays usable)")
 
     def _engine_loaded(self, _result=None) -> None:
         self._ensure_ready()
 
     def _engine_failed(self, message: str) -> None:
+        self._loading_timer.stop()
         self._show_message(f"The augmentation library could not be loaded:\n{message}", error=True)
 
     def _ensure_ready(self) -> None:
