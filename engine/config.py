@@ -577,6 +577,15 @@ class ChoiceParam(BaseModel):
     values: list[Any] = Field(min_length=1, title="Values", description="The values to choose from.")
 
 
+class GridParam(BaseModel):
+    """Every listed value is tried (each combined with the other settings' samples)."""
+
+    model_config = _STRICT
+
+    type: Literal["grid"] = Field(title="Distribution", description="Try each listed value in turn.")
+    values: list[Any] = Field(min_length=1, title="Values", description="The values to try.")
+
+
 class RandIntParam(BaseModel):
     """An integer drawn from low (inclusive) to high (exclusive), as in Ray Tune."""
 
@@ -611,7 +620,7 @@ class QUniformParam(BaseModel):
 
 
 SearchParam = Annotated[
-    Union[UniformParam, ChoiceParam, RandIntParam, QUniformParam],
+    Union[UniformParam, ChoiceParam, GridParam, RandIntParam, QUniformParam],
     Field(discriminator="type"),
 ]
 
@@ -641,7 +650,7 @@ def _check_search_param(path: str, param: Any) -> list[tuple[Any, str]]:
             return f"{err['msg']} (got {_brief(value)})"
         return None
 
-    if isinstance(param, ChoiceParam):
+    if isinstance(param, (ChoiceParam, GridParam)):
         return [(("values", i), msg) for i, v in enumerate(param.values) if (msg := rejects(v))]
     if base not in (int, float):
         return [(("type",), f"{param.type} needs a numeric setting; use choice")]
@@ -685,6 +694,12 @@ class SearchConfig(BaseModel):
         0, ge=0, title="GPUs per trial", description="GPUs reserved for each trial; fractions share a GPU."
     )
     cpus_per_trial: float = Field(1, gt=0, title="CPUs per trial", description="CPU cores reserved for each trial.")
+    grace_period: int = Field(
+        1, ge=1, title="Grace period", description="Epochs every trial runs before ASHA may stop it."
+    )
+    reduction_factor: float = Field(
+        2, gt=1, title="Reduction factor", description="ASHA keeps the best 1/factor of trials at each rung."
+    )
 
     @field_validator("space")
     @classmethod
@@ -710,6 +725,10 @@ class ComputeConfig(BaseModel):
         "auto", title="Devices", description="Number of GPUs (or CPU processes) per node, or 'auto' for all."
     )
     num_nodes: int = Field(1, ge=1, title="Nodes", description="Machines taking part in distributed training.")
+    num_workers: int = Field(
+        2, ge=1, title="Ray workers", description="Training processes for strategy 'ray' (Ray Train data parallel)."
+    )
+    use_gpu: bool = Field(False, title="GPU per Ray worker", description="Give each Ray Train worker one GPU.")
     strategy: Literal["auto", "ddp", "ray"] = Field(
         "auto",
         title="Strategy",

@@ -193,8 +193,9 @@ def newest_checkpoint(folder: Path) -> Path | None:
 # ---------------------------------------------------------------------- training
 def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
           tracking_uri: str | None = None, workspace: str | Path | None = None, progress: bool = True,
-          callbacks: list | None = None, checkpoint_every_n_steps: int = 50) -> TrainResult:
-    """Run (or resume) one training run and return what happened."""
+          callbacks: list | None = None, checkpoint_every_n_steps: int = 50,
+          tags: dict | None = None) -> TrainResult:
+    """Run (or resume) one training run and return what happened (``tags``: extra MLflow run tags)."""
     import lightning.pytorch as pl
     import torch
     from lightning.pytorch.callbacks import TQDMProgressBar
@@ -227,7 +228,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
 
     run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
                                  run_name=config.tracking.run_name, run_id=resume_run_id,
-                                 tags={TASK_TAG: config.task.name})
+                                 tags={TASK_TAG: config.task.name, **(tags or {})})
     if run_logger.tracking_uri is None:
         uri = None
     with run_logger:

@@ -1,0 +1,328 @@
+"""Hyper-parameter search: Ray Tune trials that each run the ordinary training path.
+
+Every trial calls :func:`engine.orchestration.local.train` (its checkpoints, its
+MLflow run) with a :class:`TuneReportCallback` that reports each epoch's
+validation metrics and checkpoint folder to Tune. The search itself is an MLflow
+run; every trial's run carries ``mlflow.parentRunId`` pointing at it, so one
+chart shows all trials. ASHA (the default scheduler) stops weak trials early:
+their runs end FINISHED with the ``lightbox.early_stopped`` tag, not FAILED. A stop
+request on the parent run (or Ctrl-C) ends the search; finished trials are kept
+and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import lightning.pytorch as pl
+
+from engine.config import RunConfig, SearchConfig, SearchParam
+
+PARENT_TAG = "mlflow.parentRunId"
+SEARCH_TAG = "lightbox.search"
+TRIAL_TAG = "lightbox.trial_id"
+EARLY_STOPPED_TAG = "lightbox.early_stopped"
+RUN_ID_KEY = "mlflow_run_id"
+SHORT_SECTIONS = ("optim", "data", "model", "augmentation", "compute")
+
+
+class SearchError(RuntimeError):
+    """The search cannot start, or no trial produced the metric; the message says why."""
+
+
+@dataclass
+class SearchResult:
+    parent_run_id: str
+    best_run_id: str
+    best_config: dict[str, Any]
+    best_metrics: dict[str, float]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "FINISHED"  # FINISHED | KILLED (stopped on request or by Ctrl-C)
+    tracking_uri: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+
+# ---------------------------------------------------------------------- search space
+def _config_path(key: str) -> str:
+    """``optim.lr`` as given, or a short name of the seed's examples (``lr``) made a full path."""
+    from engine.config import config_field_paths
+
+    paths = config_field_paths()
+    if key in paths:
+        return key
+    for section in SHORT_SECTIONS:
+        if f"{section}.{key}" in paths:
+            return f"{section}.{key}"
+    raise SearchError(f"search space: {key!r} is not a setting of the run configuration "
+                      "(use a dotted path such as 'optim.lr')")
+
+
+def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
+    """Ray Tune's param_space from Ray distributions or the config's serialisable ones."""
+    from pydantic import TypeAdapter, ValidationError
+    from ray import tune
+    from ray.tune.search.sample import Domain
+
+    adapter = TypeAdapter(SearchParam)
+    out: dict[str, Any] = {}
+    for key, param in space.items():
+        path = _config_path(str(key))
+        if isinstance(param, Domain) or (isinstance(param, dict) and "grid_search" in param):
+            out[path] = param
+            continue
+        if isinstance(param, dict) or hasattr(param, "type"):
+            try:
+                p = adapter.validate_python(param if isinstance(param, dict) else param.model_dump())
+            except ValidationError as exc:
+                raise SearchError(f"search space: {key!r}: {exc.errors()[0]['msg']}") from None
+            kind = p.type
+            if kind == "loguniform":
+                out[path] = tune.loguniform(p.low, p.high)
+            elif kind == "uniform":
+                out[path] = tune.uniform(p.low, p.high)
+            elif kind == "quniform":
+                out[path] = tune.quniform(p.low, p.high, p.q)
+            elif kind == "randint":
+                out[path] = tune.randint(p.low, p.high)
+            elif kind == "choice":
+                out[path] = tune.choice(list(p.values))
+            else:
+                out[path] = tune.grid_search(list(p.values))
+            continue
+        raise SearchError(f"search space: {key!r}: expected a Ray Tune distribution or "
+                          f"{{type: loguniform|uniform|quniform|randint|choice|grid, ...}}, got {param!r}")
+    if not out:
+        raise SearchError("search space is empty: give search.space in the run configuration")
+    return out
+
+
+# ---------------------------------------------------------------------- inside a trial
+class TuneReportCallback(pl.Callback):
+    """Reports each epoch's validation metrics, the trial's MLflow run and its checkpoints to Tune."""
+
+    def __init__(self, metric: str) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Validation and ModelCheckpoint have run by now, so the folder holds this epoch's files.
+        from ray import tune
+
+        metrics: dict[str, Any] = {}
+        for key, value in trainer.callback_metrics.items():
+            if getattr(value, "numel", lambda: 0)() == 1:
+                metrics[key] = float(value)
+        metrics["epoch"] = trainer.current_epoch + 1
+        metrics["step"] = trainer.global_step
+        run_id = next((cb.logger.run_id for cb in trainer.callbacks if type(cb).__name__ == "MlflowCallback"), None)
+        if run_id:
+            metrics[RUN_ID_KEY] = run_id
+        # The trial's own checkpoint of this epoch (Tune keeps the newest one per trial).
+        with tempfile.TemporaryDirectory(prefix="lightbox-trial-") as folder:
+            trainer.save_checkpoint(str(Path(folder) / "trial.ckpt"))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _trial(params: dict[str, Any], *, base: dict, tracking_uri: str | None, parent_run_id: str,
+           metric: str) -> None:
+    from ray import tune
+
+    from engine.orchestration.local import train
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = RunConfig.from_dict(base, "search base").with_overrides(params)
+    trial_id = tune.get_context().get_trial_id()
+    result = train(config, tracking_uri=tracking_uri, progress=False, callbacks=[TuneReportCallback(metric)],
+                   tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id})
+    if result.status == "FAILED":
+        raise SearchError(result.message or f"trial run {result.run_id} failed")
+
+
+# ---------------------------------------------------------------------- the search
+def _start_ray(config: RunConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = config.compute.ray_address
+    if address and address.startswith(("http://", "https://")):
+        raise SearchError(f"compute.ray_address {address} is a dashboard address: submit the search as a job "
+                          "(lightbox tune --ray-address URL); a search runs on a cluster it is attached to")
+    root = str(Path(__file__).resolve().parents[2])
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    kwargs: dict[str, Any] = dict(runtime_env={"env_vars": env}, include_dashboard=False,
+                                  log_to_driver=True, configure_logging=False)
+    if address and address != "local":
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as exc:
+        raise SearchError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+
+
+def _stop_on_request(tracking_uri: str, run_id: str, every_s: float = 2.0):
+    """A Tune stopper that ends the whole search once the parent run has a stop request."""
+    from ray.tune import Stopper
+
+    class StopOnRequest(Stopper):
+        def __init__(self) -> None:
+            self.next_poll = 0.0
+            self.requested = False
+
+        def __call__(self, trial_id, result) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            import time
+
+            from mlflow.tracking import MlflowClient
+
+            from engine.tracking.logger import STOP_TAG
+
+            if not self.requested and time.monotonic() >= self.next_poll:
+                self.next_poll = time.monotonic() + every_s
+                try:
+                    tags = MlflowClient(tracking_uri).get_run(run_id).data.tags
+                    self.requested = str(tags.get(STOP_TAG, "")).lower() == "true"
+                except Exception:  # a store hiccup must not end the search
+                    pass
+            return self.requested
+
+    return StopOnRequest()
+
+
+def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, num_samples: int | None = None,
+           tracking_uri: str | None = None, storage_path: str | Path | None = None,
+           stream=None) -> SearchResult:
+    """Run the search described by ``config.search`` (or ``search_space``) and return the best trial."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from engine.orchestration.local import TASK_TAG, mlflow_available, open_run_logger, workspace_of
+    from engine.tracking.store import resolve_tracking_uri
+
+    if not mlflow_available():
+        raise SearchError("a search records its trials in MLflow: install mlflow (pip install mlflow)")
+    search_cfg = config.search or SearchConfig()
+    space = to_tune_space(search_space if search_space is not None else search_cfg.space)
+    if not config.data.path:
+        raise SearchError("no dataset: set data.path (or pass --data DIR)")
+    data_path = Path(config.data.path).expanduser().resolve()
+    if not data_path.is_dir():
+        raise SearchError(f"dataset folder {data_path} does not exist")
+    workspace = workspace_of(config)
+    uri = resolve_tracking_uri(tracking_uri or config.tracking.uri, workspace)
+    # Trials run in other processes (and working folders): give them absolute paths.
+    base = config.with_overrides({"data.path": str(data_path), "workspace": str(workspace),
+                                  "tracking.uri": uri}).model_dump(mode="json")
+    base["search"] = None
+    samples = num_samples or search_cfg.num_samples
+    metric, mode = search_cfg.metric, search_cfg.mode
+    epochs = max(1, config.optim.epochs)
+
+    parent = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
+                             run_name=config.tracking.run_name or "search",
+                             run_id=None, tags={SEARCH_TAG: "true", TASK_TAG: config.task.name})
+    with parent:
+        parent.log_params({"search.num_samples": samples, "search.metric": metric, "search.mode": mode,
+                           "search.scheduler": search_cfg.scheduler,
+                           **{f"space.{k}": str(v) for k, v in space.items()}})
+        parent.log_config(config.to_yaml())
+        _start_ray(config)
+        if search_cfg.scheduler == "asha":
+            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs,
+                                      grace_period=min(search_cfg.grace_period, epochs),
+                                      reduction_factor=search_cfg.reduction_factor)
+        else:
+            scheduler = FIFOScheduler()
+        trainable = tune.with_resources(
+            tune.with_parameters(_trial, base=base, tracking_uri=uri, parent_run_id=parent.run_id, metric=metric),
+            {"cpu": search_cfg.cpus_per_trial, "gpu": search_cfg.gpus_per_trial})
+        storage = Path(storage_path or workspace / "tune").expanduser().resolve()
+        tuner = tune.Tuner(
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, num_samples=samples, scheduler=scheduler,
+                                        max_concurrent_trials=search_cfg.max_concurrent),
+            run_config=tune.RunConfig(name=f"search-{parent.run_id}", storage_path=str(storage),
+                                      stop=_stop_on_request(uri, parent.run_id), verbose=0,
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                      failure_config=tune.FailureConfig(max_failures=0)),
+        )
+        interrupted = False
+        try:
+            grid = tuner.fit()
+        except KeyboardInterrupt:
+            interrupted = True
+            grid = tune.Tuner.restore(str(storage / f"search-{parent.run_id}"), trainable).get_results()
+        stopped = interrupted or parent.stop_requested()
+        trials = _close_trial_runs(grid, uri, epochs, stopped, metric)
+        finished = [t for t in trials if t["metrics"].get(metric) is not None]
+        if not finished:
+            parent.finish("KILLED" if stopped else "FAILED")
+            errors = "; ".join(f"{t['trial_id']}: {t['error']}" for t in trials if t.get("error"))
+            raise SearchError(f"no trial reported {metric!r}" + (f" ({errors})" if errors else "")
+                              + ("; the search was stopped" if stopped else ""))
+        best = (min if mode == "min" else max)(finished, key=lambda t: t["metrics"][metric])
+        parent.set_tag("lightbox.best_run_id", best["run_id"])
+        parent.log_metrics({f"best/{metric}": best["metrics"][metric]}, 0)
+        status = "KILLED" if stopped else "FINISHED"
+        parent.finish(status)
+    result = SearchResult(parent.run_id, best["run_id"], best["config"], best["metrics"], trials, status, uri)
+    print(result.to_json(), file=stream or sys.stdout, flush=True)
+    return result
+
+
+def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str) -> list[dict[str, Any]]:
+    """Each trial's summary; runs a trial's process could not end (ASHA stop, kill) are ended here."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    trials = []
+    for res in grid:
+        m = dict(res.metrics or {})
+        run_id = m.get(RUN_ID_KEY)
+        epochs_done = int(m.get("training_iteration", 0) or 0)
+        if res.error is not None:
+            status = "FAILED"
+        elif epochs_done >= epochs:
+            status = "FINISHED"
+        elif stopped:
+            status = "KILLED"
+        else:
+            status = "EARLY_STOPPED"
+        if run_id:
+            run_status = client.get_run(run_id).info.status
+            if status == "EARLY_STOPPED":
+                client.set_tag(run_id, EARLY_STOPPED_TAG, "true")
+            # Tune ends a stopped trial by raising inside it, which the trial's run records as FAILED
+            # (or it is killed and stays RUNNING): the search knows better.
+            final = {"EARLY_STOPPED": "FINISHED"}.get(status, status)
+            if run_status in ("RUNNING", "SCHEDULED") or (run_status == "FAILED" and final != "FAILED"):
+                client.set_terminated(run_id, final)
+        trials.append({
+            "trial_id": m.get("trial_id") or Path(res.path).name, "run_id": run_id, "status": status,
+            "epochs": epochs_done, "config": {k: _plain(v) for k, v in (res.config or {}).items()},
+            "metrics": {k: float(v) for k, v in m.items()
+                        if isinstance(v, (int, float)) and ("/" in k or k in (metric, "epoch", "step"))},
+            "checkpoint": res.checkpoint.path if res.checkpoint else None,
+            "error": str(res.error).strip().splitlines()[-1] if res.error is not None else None,
+        })
+    return trials
+
+
+def _plain(value: Any) -> Any:
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+__all__ = ["SearchError", "SearchResult", "TuneReportCallback", "search", "to_tune_space"]

@@ -1,0 +1,112 @@
+"""Ray Tune search over the real training path: trials are MLflow runs under one parent."""
+
+import json
+
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("mlflow")
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from engine.cli import main  # noqa: E402
+from engine.orchestration.tune import EARLY_STOPPED_TAG, PARENT_TAG, SearchError, to_tune_space  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray for this module's searches (the search starts it), shut down at the end."""
+    import ray
+
+    yield
+    ray.shutdown()
+
+
+def test_config_distributions_become_tune_domains():
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    space = to_tune_space({
+        "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+        "optim.weight_decay": {"type": "uniform", "low": 0.0, "high": 0.1},
+        "optim.batch_size": {"type": "choice", "values": [8, 16]},
+        "optim.seed": {"type": "randint", "low": 0, "high": 5},
+        "data.image_size": {"type": "grid", "values": [32, 48]},
+    })
+    assert isinstance(space["optim.lr"], Float) and isinstance(space["optim.weight_decay"], Float)
+    assert isinstance(space["optim.batch_size"], Categorical) and isinstance(space["optim.seed"], Integer)
+    assert space["data.image_size"] == {"grid_search": [32, 48]}
+
+
+def test_bad_search_space_names_the_entry():
+    with pytest.raises(SearchError, match="'optim.nope'"):
+        to_tune_space({"optim.nope": {"type": "uniform", "low": 0, "high": 1}})
+    with pytest.raises(SearchError, match="'lr'"):
+        to_tune_space({"lr": {"type": "loguniform", "low": 0, "high": 1}})
+    with pytest.raises(SearchError, match="empty"):
+        to_tune_space({})
+
+
+def test_tune_cli_asha_stops_weak_trials_and_tags_every_trial(sample_dataset, tmp_path, capsys, ray_local):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"""
+task: {{name: classification}}
+data: {{path: {sample_dataset}, image_size: 48, num_workers: 0}}
+model: {{checkpoint: resnet-tiny}}
+optim: {{epochs: 2, batch_size: 16, lr: 0.003}}
+workspace: {tmp_path / 'ws'}
+search:
+  num_samples: 1
+  max_concurrent: 1
+  grace_period: 1
+  reduction_factor: 2
+  space:
+    optim.lr: {{type: grid, values: [0.003, 1.0e-7, 1.0e-7, 1.0e-7]}}
+""")
+    code = main(["tune", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert code == 0, out[-2000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    trials = summary["trials"]
+    assert len(trials) == 4
+    statuses = [t["status"] for t in trials]
+    assert set(statuses) <= {"FINISHED", "EARLY_STOPPED"}, statuses
+    assert "EARLY_STOPPED" in statuses, statuses
+    assert summary["best_config"]["optim.lr"] == pytest.approx(0.003)
+    assert summary["best_metrics"]["val/loss"] == min(t["metrics"]["val/loss"] for t in trials)
+
+    client = MlflowClient(summary["tracking_uri"])
+    parent = client.get_run(summary["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["lightbox.best_run_id"] == summary["best_run_id"]
+    for trial in trials:
+        run = client.get_run(trial["run_id"])
+        assert run.data.tags[PARENT_TAG] == summary["parent_run_id"]
+        assert run.info.status == "FINISHED"  # an ASHA stop is not a failure
+        assert (run.data.tags.get(EARLY_STOPPED_TAG) == "true") == (trial["status"] == "EARLY_STOPPED")
+        assert trial["checkpoint"], trial  # Tune kept a checkpoint for every trial
+        assert "val/loss" in run.data.metrics
+
+
+def test_seed_api_returns_the_best_config(sample_dataset, tmp_path, ray_local):
+    from ray import tune
+
+    from engine.orchestration.task_runner import run_hyperparameter_search
+
+    result = run_hyperparameter_search(
+        task="classification", model_ckpt="resnet-tiny",
+        search_space={"lr": tune.loguniform(1e-4, 1e-2), "weight_decay": tune.loguniform(1e-5, 1e-3)},
+        num_samples=2, data=str(sample_dataset), scheduler="fifo", max_concurrent=2,
+        config_overrides={"optim.epochs": 1, "optim.batch_size": 16, "data.image_size": 32,
+                          "data.num_workers": 0, "workspace": str(tmp_path / "ws")})
+    assert result is not None and result.status == "FINISHED"
+    assert set(result.best_config) == {"optim.lr", "optim.weight_decay"}
+    assert 1e-4 <= result.best_config["optim.lr"] <= 1e-2
+    assert result.best_run_id in {t["run_id"] for t in result.trials}
+    assert [t["status"] for t in result.trials] == ["FINISHED", "FINISHED"]
+
+
+def test_tune_without_a_search_section_is_a_clear_error(sample_dataset, tmp_path, capsys):
+    code = main(["tune", "--data", str(sample_dataset), "--task", "classification",
+                 "--workspace", str(tmp_path / "ws")])
+    assert code == 2
+    assert "no search.space" in capsys.readouterr().err
