@@ -202,3 +202,24 @@ def test_screenshot(qtbot, panel, session, screenshot_dir):
     panel.set_source(session, ImageRef("train", 5))
     _wait_preview(qtbot, panel)
     assert panel.grab().save(str(screenshot_dir / "augment.png"))
+
+
+def test_labels_toggle_hides_box_names_in_the_preview(qtbot, panel, session):
+    from PySide6.QtGui import QImage
+
+    index = session.index("train")
+    row = next(r for r in range(index.num_images) if len(index.annotation_rows(r)) >= 2)
+    panel.set_source(session, ImageRef("train", row))
+    _wait_preview(qtbot, panel)
+    tile = panel.tiles[0]
+    assert tile.tile is not None and tile.tile.boxes and tile.show_labels
+
+    def grab() -> QImage:
+        return tile.grab().toImage()
+
+    with_labels = grab()
+    panel.labels_check.setChecked(False)
+    assert not any(t.show_labels for t in panel.tiles)
+    assert grab() != with_labels  # the tags are gone
+    panel.set_labels_visible(True)
+    assert panel.labels_check.isChecked() and grab() == with_labels

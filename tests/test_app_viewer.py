@@ -219,3 +219,45 @@ def test_wheel_zooms_about_the_point_under_the_cursor(qtbot, viewer, session, wh
         after = viewer.view.mapFromScene(before)
         assert abs(after.x() - pos.x()) <= 3 and abs(after.y() - pos.y()) <= 3
     assert viewer.view.scale_factor() == pytest.approx(fitted * 1.25 ** 3)
+
+
+def _crowded_session(sample_copy, n=300):
+    import json
+
+    ann = sample_copy / "annotations" / "instances_train.json"
+    doc = json.loads(ann.read_text())
+    image = doc["images"][0]
+    next_id = max(a["id"] for a in doc["annotations"]) + 1
+    cat = doc["categories"][0]["id"]
+    for k in range(n):
+        x, y = (k % 20) * (image["width"] / 20), (k // 20) * (image["height"] / 16)
+        doc["annotations"].append({"id": next_id + k, "image_id": image["id"], "category_id": cat,
+                                   "bbox": [x, y, 4, 4], "area": 16, "iscrowd": 0})
+    ann.write_text(json.dumps(doc))
+    return open_dataset(sample_copy, check_files=False)
+
+
+def test_labels_fade_and_shrink_when_an_image_is_crowded(qtbot, viewer, session, sample_copy):
+    _show(qtbot, viewer, session, ImageRef("train", 0))
+    few = viewer.overlay_items("label")
+    assert len(few) < 30 and all(label.opacity() == 1.0 for label in few)
+    crowded = _crowded_session(sample_copy)
+    _show(qtbot, viewer, crowded, ImageRef("train", 0))
+    labels = viewer.overlay_items("label")
+    assert len(labels) > 300
+    assert max(label.opacity() for label in labels) < 0.5
+    tiny = [label for label in labels if label.box_width == 4]
+    assert tiny and all(label.scale() == pytest.approx(0.6) and label.opacity() <= 0.2 for label in tiny)
+    for _ in range(12):  # zoomed far in, a tag fits its box again
+        qtbot.keyClick(viewer.view, Qt.Key_Plus)
+    assert tiny[0].scale() == pytest.approx(1.0) and tiny[0].opacity() > 0.2
+
+
+def test_keys_toggle_boxes_masks_and_labels(qtbot, viewer, session):
+    _show(qtbot, viewer, session, _rich_ref(session))
+    for key, layer, kind in ((Qt.Key_B, "boxes", "box"), (Qt.Key_M, "masks", "polygon"), (Qt.Key_L, "labels", "label")):
+        qtbot.keyClick(viewer.view, key)
+        assert not viewer.layer_boxes[layer].isChecked()
+        assert not any(item.isVisible() for item in viewer.overlay_items(kind))
+        qtbot.keyClick(viewer.view, key)
+        assert viewer.layer_boxes[layer].isChecked() and all(i.isVisible() for i in viewer.overlay_items(kind))

@@ -42,6 +42,7 @@ TASKS = ("classification", "detection", "segmentation")
 SPLITS = ("train", "val")
 DEFAULT_SAMPLES = 8
 RENDER_SIZE = 512  # longest side of a rendered sample; tiles scale it down to fit
+CROWDED_BOXES = 60  # more boxes than this on a tile: thin lines, no halo
 PROBE_LABEL = -1  # val pipelines carry a whole-image "probe" box that is not an annotation
 ERROR_STYLE = "color: #c62828;"
 HINT_STYLE = "color: #6b6b6b;"
@@ -209,6 +210,7 @@ class PreviewTile(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.tile: SampleTile | None = None
+        self.show_labels = True
 
     def set_tile(self, tile: SampleTile | None) -> None:
         self.tile = tile
@@ -232,13 +234,18 @@ class PreviewTile(QWidget):
         font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
         painter.setFont(font)
         metrics = painter.fontMetrics()
+        # Hundreds of boxes: thin lines, no halo, so the image stays visible under them.
+        crowded = len(tile.boxes) > CROWDED_BOXES
         for x, y, w, h, name, colour in tile.boxes:
             rect = QRectF(target.x() + x * scale, target.y() + y * scale, w * scale, h * scale)
             painter.setBrush(Qt.NoBrush)
-            painter.setPen(QPen(QColor(0, 0, 0, 140), 4))  # dark halo: boxes stay visible on same-coloured objects
+            if not crowded:
+                painter.setPen(QPen(QColor(0, 0, 0, 140), 4))  # dark halo: boxes stay visible on same-coloured objects
+                painter.drawRect(rect)
+            painter.setPen(QPen(QColor(colour), 1 if crowded else 2))
             painter.drawRect(rect)
-            painter.setPen(QPen(QColor(colour), 2))
-            painter.drawRect(rect)
+            if not self.show_labels or rect.width() < 0.6 * metrics.horizontalAdvance(name):
+                continue  # labels off, or no room on this box: the tag would cover its neighbours
             label = QRectF(rect.topLeft() - QPointF(1, metrics.height()),
                            QSize(metrics.horizontalAdvance(name) + 6, metrics.height()))
             label.moveTop(max(target.top(), label.top()))  # keep tags of boxes at the top edge visible
@@ -487,6 +494,11 @@ class AugmentationPanel(QWidget):
         header.addWidget(self.samples_spin)
         header.addWidget(self.seed_label)
         header.addWidget(self.reseed_button)
+        self.labels_check = QCheckBox("&Labels")
+        self.labels_check.setChecked(True)
+        self.labels_check.setToolTip("Show category names on the boxes (Alt+L)")
+        self.labels_check.toggled.connect(self.set_labels_visible)
+        header.addWidget(self.labels_check)
 
         self.grid_host = TileGrid()
         self.tiles: list[PreviewTile] = []
@@ -506,6 +518,16 @@ class AugmentationPanel(QWidget):
 
     def _make_tiles(self, n: int) -> None:
         self.tiles = self.grid_host.set_count(n)
+        for tile in self.tiles:
+            tile.show_labels = self.labels_check.isChecked()
+
+    def set_labels_visible(self, visible: bool) -> None:
+        """Draw category names on the preview boxes, or only the boxes."""
+        if self.labels_check.isChecked() != visible:
+            self.labels_check.setChecked(visible)
+        for tile in self.tiles:
+            tile.show_labels = visible
+            tile.update()
 
     # ------------------------------------------------------------------ engine loading
     def showEvent(self, event) -> None:

@@ -35,9 +35,12 @@ from ..widgets.workers import BackgroundTask, run_in_background
 # Item data keys: which annotation an overlay item draws, and how.
 ANN_ID, KIND, CATEGORY, COLOUR, CROWD = range(5)
 LAYERS = ("boxes", "masks", "labels")
+LAYER_KEYS = {Qt.Key.Key_B: "boxes", Qt.Key.Key_M: "masks", Qt.Key.Key_L: "labels"}  # toggle keys
 _LAYER_OF = {"box": "boxes", "polygon": "masks", "mask": "masks", "label": "labels"}
 _Z = {"image": 0, "mask": 1, "polygon": 2, "box": 3, "label": 4}
 UNKNOWN_COLOUR = QColor(*UNKNOWN_RGB)
+LABELS_AT_FULL_OPACITY = 30  # more labels than this on one image fade
+MIN_LABEL_SCALE = 0.6  # labels shrink to fit their box, down to this
 _FIT_MARGIN = 28  # view pixels around a fitted image, room for labels on boxes at the top edge
 
 
@@ -135,9 +138,10 @@ class _MaskItem(QGraphicsPixmapItem):
 class _LabelItem(QGraphicsItem):
     """A category name on a coloured tag above a box's top-left corner, the same size at any zoom."""
 
-    def __init__(self, text: str, colour: QColor):
+    def __init__(self, text: str, colour: QColor, box_width: float | None = None):
         super().__init__()
         self.text = text
+        self.box_width = box_width  # in image pixels: how much room the tag has on screen
         self.colour = QColor(colour)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.font = QFont()
@@ -193,6 +197,7 @@ class _View(QGraphicsView):
         self.scale(factor, factor)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.owner._auto_fit = False
+        self.owner._update_label_density()
 
     def zoom_at(self, factor: float, pos: QPointF) -> None:
         """Zoom keeping the scene point under viewport position ``pos`` where it is."""
@@ -207,6 +212,7 @@ class _View(QGraphicsView):
         middle = QPointF(self.viewport().width() / 2, self.viewport().height() / 2)
         self.centerOn(anchor - (pos - middle) / scale)
         self.owner._auto_fit = False
+        self.owner._update_label_density()
 
     def wheelEvent(self, event):
         steps = event.angleDelta().y() / 120
@@ -317,6 +323,7 @@ class ImageViewer(QWidget):
         toggles = QHBoxLayout()
         for name in LAYERS:
             box = QCheckBox(name.capitalize())
+            box.setToolTip(f"Show {name} (key {name[0].upper()})")
             box.setChecked(True)
             box.toggled.connect(lambda on, n=name: self.set_layer_visible(n, on))
             self.layer_boxes[name] = box
@@ -398,6 +405,9 @@ class ImageViewer(QWidget):
             self.previous()
         elif key == Qt.Key.Key_F:
             self.fit()
+        elif key in LAYER_KEYS:
+            layer = LAYER_KEYS[key]
+            self.set_layer_visible(layer, not self._layer_visible[layer])
         elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.zoom_in()
         elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
@@ -428,6 +438,7 @@ class ImageViewer(QWidget):
                     (port.height() - 2 * _FIT_MARGIN) / self._content.height())
         self.view.setTransform(QTransform.fromScale(max(scale, _View.MIN_SCALE), max(scale, _View.MIN_SCALE)))
         self.view.centerOn(self._content.center())
+        self._update_label_density()
 
     # ------------------------------------------------------------------ loading
     def show_image(self, session: DatasetSession, ref: ImageRef) -> None:
@@ -573,11 +584,12 @@ class ImageViewer(QWidget):
                     if corner is None and len(poly):
                         corner = QPointF(*poly.min(axis=0).tolist())
             if corner is not None:
-                label = _LabelItem(name, self._colour_of_row(index, ann_row))
+                label = _LabelItem(name, self._colour_of_row(index, ann_row), float(w) if has_box else None)
                 label.setPos(corner)
                 self._add_overlay(label, index, ann_row, "label")
         self._show_counts(counts)
         self._apply_visibility()
+        self._update_label_density()
 
     def _add_overlay(self, item: QGraphicsItem, index: CocoIndex, ann_row: int, kind: str) -> None:
         ann_id = int(index.ann_ids[ann_row])
@@ -672,6 +684,28 @@ class ImageViewer(QWidget):
         if box.isChecked() != visible:
             box.setChecked(visible)
         self._apply_visibility()
+
+    def _update_label_density(self) -> None:
+        """Labels shrink to fit their box on screen and fade when there are many of them.
+
+        With a few dozen boxes every tag is fully drawn; with hundreds they would cover the
+        image, so they fade (hover or click still names an annotation) and tags of boxes
+        too small on screen almost vanish.
+        """
+        labels = [item for items in self._items.values() for item in items if item.data(KIND) == "label"]
+        if not labels:
+            return
+        scale = self.view.scale_factor()
+        crowd = 1.0 if len(labels) <= LABELS_AT_FULL_OPACITY else max(0.35, (LABELS_AT_FULL_OPACITY / len(labels)) ** 0.5)
+        for label in labels:
+            full = label.boundingRect().width()
+            if label.box_width is None:
+                label.setScale(1.0)
+                label.setOpacity(crowd)
+                continue
+            room = label.box_width * scale / full
+            label.setScale(min(1.0, max(MIN_LABEL_SCALE, room)))
+            label.setOpacity(1.0 if label.isSelected() else (crowd if room >= MIN_LABEL_SCALE else min(crowd, 0.2)))
 
     def _apply_visibility(self) -> None:
         for items in self._items.values():
