@@ -93,3 +93,29 @@ def test_training_saves_the_resolved_recipe_in_run_yaml(sample_dataset, tmp_path
     saved = RunConfig.load(tmp_path / "ws" / "runs" / result.run_id / "run.yaml")
     assert saved.augmentation.strength == "light" and saved.optim.scheduler == "cosine"
     assert saved.augmentation.val == [{"name": "Resize", "height": 32, "width": 32}]
+
+
+def test_conditional_detr_scores_with_sigmoid_and_trains_a_step(sample_dataset):
+    import torch
+
+    from engine.models.loading import load_model
+    from engine.models.presets import get_preset
+    from engine.tasks.detection.lightning_module import detections_from_outputs
+
+    assert get_preset("conditional-detr-resnet-50").hub_id == "microsoft/conditional-detr-resnet-50"
+    model = load_model("conditional-detr-tiny", "detection", num_labels=4, pretrained=False)
+    x = torch.rand(1, 3, 64, 64)
+    out = model(pixel_values=x, labels=[{"class_labels": torch.tensor([2]),
+                                         "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]])}])
+    out.loss.backward()
+    assert out.logits.shape[-1] == 4 and torch.isfinite(out.loss)
+    # Four sigmoid classes, no "no object" column: a confident logit scores ~1 for its own category.
+    logits = torch.full((1, 2, 4), -9.0)
+    logits[0, 0, 3] = 9.0
+    boxes = torch.tensor([[[0.5, 0.5, 0.5, 0.5], [0.2, 0.2, 0.1, 0.1]]])
+    target = {"content_box": torch.tensor([0, 0, 64, 64]), "orig_size": torch.tensor([64, 64]),
+              "image_id": torch.tensor(7)}
+    found = detections_from_outputs(logits, boxes, [target], [1, 2, 3, 5], canvas=(64, 64))
+    best = max(found, key=lambda d: d["score"])
+    assert best["category_id"] == 5 and best["score"] > 0.99
+    assert best["bbox"] == pytest.approx([16.0, 16.0, 32.0, 32.0])

@@ -24,7 +24,10 @@ def detections_from_outputs(logits: torch.Tensor, pred_boxes: torch.Tensor, targ
     ``pred_boxes`` are normalised cx, cy, w, h on the batch canvas (H, W); each
     target's ``content_box`` says where the original image sits on it.
     """
-    probs = logits.float().softmax(-1)[..., :-1]  # the last class is "no object"
+    if logits.shape[-1] == len(category_ids):  # sigmoid classifiers (Conditional DETR): no "no object" class
+        probs = logits.float().sigmoid()
+    else:
+        probs = logits.float().softmax(-1)[..., :-1]  # the last class is "no object"
     scores, labels = probs.max(-1)
     height, width = canvas
     cx, cy, bw, bh = pred_boxes.float().unbind(-1)
