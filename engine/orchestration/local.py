@@ -204,6 +204,10 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     from engine.tracking.store import resolve_tracking_uri
 
     _quiet_known_noise()
+    if config is not None and config.compute.strategy == "ray" and not resume_run_id:
+        from engine.orchestration.ray_train import train_distributed  # Ray Train workers
+
+        return train_distributed(config, tracking_uri=tracking_uri)
     ckpt_path = None
     if resume_run_id:
         config, run_dir, ckpt_path, uri = _resume_state(resume_run_id, tracking_uri, config, workspace)
