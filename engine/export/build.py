@@ -1,0 +1,168 @@
+"""Export a run: build everything in a hidden sibling folder, then rename it into place.
+
+A failed export removes its temporary folder, so nothing half-written looks like a
+finished export, and an earlier export at the destination is replaced only by a
+complete new one (with --force), never partly overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .manifest import FORMAT_VERSION, ONNX_NAME, ExportError, write_manifest
+from .parity import Tolerance
+
+FORMATS = ("hf", "onnx")
+
+
+def parse_formats(text: str | list[str]) -> list[str]:
+    items = [f.strip() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]
+    bad = [f for f in items if f not in FORMATS]
+    if bad or not items:
+        raise ExportError(f"unknown export format {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
+    return items
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    import engine
+
+    out = {"lightbox": engine.__version__, "python": sys.version.split()[0]}
+    for dist in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _preprocessing(config, task: str, val_dataset, module) -> dict[str, Any]:
+    return {"transforms": list(val_dataset.transforms), "image_size": config.data.image_size,
+            "mean": list(module.mean), "std": list(module.std), "channels": "RGB", "layout": "NCHW",
+            "dtype": "float32", "scale": "x / 255, then (x - mean) / std",
+            "pad_value": 0}
+
+
+def _postprocessing(task: str) -> dict[str, Any]:
+    if task == "classification":
+        return {"type": "softmax top-1"}
+    if task == "detection":
+        return {"type": "DETR: softmax without the last (no-object) class, top-k queries, boxes cx,cy,w,h "
+                        "relative to the canvas mapped back to original pixels",
+                "top_k": 100, "min_score": 0.05}
+    return {"type": "logits at canvas size, crop to the image, resize to its original size, argmax; "
+                    "class 0 is background"}
+
+
+def _label_map(task: str, datamodule) -> dict[int, int]:
+    """Contiguous label -> original COCO category id (segmentation's 0 is background and has none)."""
+    ids = [int(c) for c in datamodule.train_dataset.index.category_ids.tolist()]
+    offset = 1 if task == "segmentation" else 0
+    return {k + offset: c for k, c in enumerate(ids)}
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.replaced-{os.getpid()}-{int(time.time())}")
+        out.rename(old)
+    try:
+        tmp.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf", "onnx"), force: bool = False,
+               tolerance: Tolerance | None = None, parity_images: int = 16, exporter: str = "auto",
+               tracking_uri: str | None = None, workspace: str | None = None,
+               say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message."""
+    from engine.orchestration.evaluate import load_module
+    from engine.orchestration.local import TrainingError, build_datamodule
+
+    from .hf import write_hf_folder
+    from .onnx_export import export_onnx
+    from .parity import compare, describe
+    from .runtime import TASKS, batches, collate_for
+    from .source import resolve_run
+
+    formats = parse_formats(formats)
+    out = Path(out)
+    if out.exists() and not force:
+        raise ExportError(f"{out} already exists; pass --force to replace it (it is replaced only once the new "
+                          "export is complete)")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is not a folder")
+    source = resolve_run(run_id, tracking_uri=tracking_uri, workspace=workspace)
+    if source.note:
+        say(source.note)
+    task = source.config.task.name
+    if task not in TASKS:
+        raise ExportError(f"run {run_id}: exporting a '{task}' run is not supported (only {', '.join(TASKS)})")
+    try:
+        datamodule = build_datamodule(source.config)
+        datamodule.setup("fit")
+    except (TrainingError, ValueError, OSError) as exc:
+        raise ExportError(f"run {run_id}: its dataset {source.config.data.path} is needed for the parity "
+                          f"check and could not be opened: {exc}") from None
+    module = load_module(source.config, source.checkpoint).eval()
+    model = module.model.float().eval()
+    preprocessing = _preprocessing(source.config, task, datamodule.val_dataset, module)
+    label_map = _label_map(task, datamodule)
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION, "lightbox_version": _versions()["lightbox"], "task": task,
+        "id2label": {str(k): v for k, v in id2label.items()},
+        "label_to_category_id": {str(k): v for k, v in label_map.items()},
+        "categories": [{"id": c, "name": id2label[k]} for k, c in label_map.items()],
+        "preprocessing": preprocessing, "postprocessing": _postprocessing(task),
+        "source": {"run_id": run_id, "run_status": source.status, "run_dir": str(source.run_dir),
+                   "checkpoint": str(source.checkpoint), "tracking_uri": source.tracking_uri,
+                   "dataset": str(source.config.data.path), "note": source.note},
+        "versions": _versions(), "formats": formats, "files": {},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        collate = collate_for(task, preprocessing)
+        example = next(batches(datamodule.val_dataset, collate, 2, range(min(2, len(datamodule.val_dataset)))))
+        if "hf" in formats:
+            manifest["hf"] = write_hf_folder(model, tmp, task, label_map, preprocessing)
+            manifest["files"]["hf"] = ["config.json", "model.safetensors", "preprocessor_config.json"]
+        if "onnx" in formats:
+            started = time.perf_counter()
+            manifest["onnx"] = export_onnx(model, task, example["pixel_values"].float().contiguous(),
+                                           tmp / ONNX_NAME, exporter=exporter)
+            manifest["onnx"]["export_seconds"] = round(time.perf_counter() - started, 2)
+            manifest["files"]["onnx"] = sorted(p.name for p in tmp.glob(ONNX_NAME + "*"))
+            say(f"ONNX written with the {manifest['onnx']['exporter']} exporter"
+                + (f" (dynamo failed: {manifest['onnx']['fallback_reason']})"
+                   if manifest["onnx"]["fallback_reason"] else ""))
+            tolerance = tolerance or Tolerance()
+            parity = compare(task, model, tmp / ONNX_NAME, datamodule.val_dataset, collate, manifest, tolerance,
+                             images=parity_images)
+            manifest["parity"] = parity
+            say(describe(parity))
+            if not parity["passed"]:
+                raise ExportError(f"run {run_id}: the ONNX model differs from PyTorch beyond tolerance "
+                                  f"({describe(parity)}); nothing was exported to {out}")
+        write_manifest(tmp, manifest)
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+

@@ -1,0 +1,80 @@
+"""Verbs: ``lightbox export`` (and the export half of ``lightbox predict``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .build import export_run
+    from .manifest import ExportError
+    from .parity import Tolerance
+    from .source import best_run_id
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    try:
+        if args.best:
+            if not args.experiment:
+                raise ExportError("--best needs --experiment NAME")
+            if args.run_id:
+                raise ExportError("give a run id or --best --experiment NAME, not both")
+            run_id = best_run_id(args.experiment, tracking_uri=args.tracking_uri, workspace=args.workspace)
+            say(f"best finished run of experiment '{args.experiment}': {run_id}")
+        elif args.run_id:
+            run_id = args.run_id
+        else:
+            raise ExportError("give a run id, or --best --experiment NAME")
+        tol = Tolerance(atol=args.atol, min_agreement=args.min_agreement)
+        manifest = export_run(run_id, args.out, formats=args.format, force=args.force, tolerance=tol,
+                              parity_images=args.parity_images, exporter=args.exporter,
+                              tracking_uri=args.tracking_uri, workspace=args.workspace, say=say)
+        if args.register:
+            from .registry import register_export
+
+            version = register_export(args.out, args.register, alias=args.alias, tracking_uri=args.tracking_uri)
+            say(f"registered {version['uri']} (version {version['version']}, models:/{args.register}@{args.alias})")
+    except (ExportError, ValueError, OSError) as exc:
+        print(f"lightbox export: {exc}", file=sys.stderr)
+        return 2
+    print(f"export written to {args.out} (run {manifest['source']['run_id']}, {manifest['task']})")
+    return 0
+
+
+def predict_export(args: argparse.Namespace) -> int:
+    """``lightbox predict EXPORT_DIR IMAGES...`` (engine.cli dispatches here for export folders)."""
+    from .manifest import ExportError
+    from .predict import predict_images
+
+    try:
+        summary = predict_images(args.run_id, args.images, args.out, backend=getattr(args, "backend", "onnx"),
+                                 batch_size=args.batch_size, progress=sys.stderr.isatty())
+    except (ExportError, ValueError, OSError) as exc:
+        print(f"lightbox predict: {exc}", file=sys.stderr)
+        return 2
+    for name, why in summary["skipped"]:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    print(f"{summary['results']} results for {summary['images']} images written to {args.out}")
+    return 0
+
+
+def add_verbs(sub) -> None:
+    ex = sub.add_parser("export", help="export a run to a Hugging Face folder and ONNX (parity checked)",
+                        description="Exit status: 0 exported, 2 bad input or failed parity (nothing written).")
+    ex.add_argument("run_id", nargs="?", help="run to export (or --best --experiment NAME)")
+    ex.add_argument("--format", default="hf,onnx", help="comma-separated: hf, onnx (default both)")
+    ex.add_argument("--out", required=True, help="export folder to write")
+    ex.add_argument("--force", action="store_true", help="replace an existing export folder (once complete)")
+    ex.add_argument("--best", action="store_true", help="the experiment's best finished run by its task metric")
+    ex.add_argument("--experiment", help="experiment for --best")
+    ex.add_argument("--atol", type=float, default=1e-3, help="largest allowed raw-output difference")
+    ex.add_argument("--min-agreement", type=float, default=0.99, help="smallest allowed decision agreement")
+    ex.add_argument("--parity-images", type=int, default=16, help="validation images compared")
+    ex.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto")
+    ex.add_argument("--register", metavar="NAME", help="also register the export as an MLflow model version")
+    ex.add_argument("--alias", default="best", help="alias set on the registered version (default: best)")
+    ex.add_argument("--tracking-uri", help="MLflow tracking URI")
+    ex.add_argument("--workspace", help="workspace folder")
+    ex.set_defaults(func=_cmd_export)

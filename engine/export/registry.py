@@ -1,0 +1,48 @@
+"""The MLflow model registry: an export as a version of a registered model, with an alias."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .manifest import ExportError, read_manifest
+
+
+def register_export(export_dir: str | Path, name: str, *, alias: str = "best",
+                    tracking_uri: str | None = None) -> dict[str, Any]:
+    """Log the export folder as artifacts of its run, make it a model version of ``name``, alias it.
+
+    ``models:/NAME@ALIAS`` then resolves to the folder. Aliases, not the deprecated stages.
+    """
+    from engine.orchestration.local import mlflow_available
+
+    manifest = read_manifest(export_dir)
+    source = manifest["source"]
+    uri = tracking_uri or source.get("tracking_uri")
+    if not mlflow_available() or not uri:
+        raise ExportError("--register needs MLflow and the run's tracking store")
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    run_id = source["run_id"]
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise ExportError(f"run {run_id} not found in {uri}: {exc}") from None
+    artifact_path = f"export-{Path(export_dir).name}"
+    try:
+        client.log_artifacts(run_id, str(export_dir), artifact_path=artifact_path)
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, description="Lightbox export (HF folder + ONNX)")
+        version = client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
+            tags={"lightbox.task": manifest["task"], "lightbox.checkpoint": source["checkpoint"]},
+            description=f"{manifest['task']} export of run {run_id}")
+        client.set_registered_model_alias(name, alias, version.version)
+    except MlflowException as exc:
+        raise ExportError(f"registering {export_dir} as '{name}' in {uri} failed: {exc}") from None
+    return {"name": name, "version": int(version.version), "alias": alias, "uri": f"models:/{name}@{alias}",
+            "source": version.source, "run_id": run_id}
