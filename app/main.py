@@ -35,7 +35,13 @@ def run(folder: str | Path | None = None, workspace: str | Path | None = None, *
             app.quit()
 
         QTimer.singleShot(0, report)
-    return app.exec()
+    code = app.exec()
+    # Join what still runs in the background (the check was cancelled on close; an import
+    # that started after the window came up finishes) before the interpreter tears down.
+    from PySide6.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone()
+    return code
 
 
 if __name__ == "__main__":

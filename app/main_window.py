@@ -16,6 +16,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from engine.data.health import plural
+
 from .dataset.browser import DatasetBrowser
 from .dataset.health_panel import HealthPanel
 from .dataset.session import DatasetSession, ImageRef, check_files, open_dataset
@@ -23,6 +25,8 @@ from .dataset.viewer import ImageViewer
 from .widgets.workers import BackgroundTask
 
 MAX_RECENT = 10
+CLOSE_JOIN_S = 20.0  # the longest a quit waits for cancelled background work to stop
+STATUS_NOTE_MS = 8000  # how long a passing note stays in the status bar
 
 
 class MainWindow(QMainWindow):
@@ -207,9 +211,10 @@ class MainWindow(QMainWindow):
         errors = sum(p.severity == "error" for p in session.problems)
         checked = "" if session.checked_files else "; checking image files…"
         self.status_text.setText(
-            f"{session.root} ({session.folder.layout} layout): {session.num_images} images, "
-            f"{session.num_annotations} annotations, {len(session.category_names())} categories, "
-            f"{len(session.problems)} problems ({errors} errors){checked}")
+            f"{session.root} ({session.folder.layout} layout): {plural(session.num_images, 'image')}, "
+            f"{plural(session.num_annotations, 'annotation')}, "
+            f"{plural(len(session.category_names()), 'category', 'categories')}, "
+            f"{plural(len(session.problems), 'problem')} ({plural(errors, 'error')}){checked}")
 
     def _checked(self, task: BackgroundTask, problems: list) -> None:
         if task is not self._check_task or self.session is None:
@@ -263,8 +268,11 @@ class MainWindow(QMainWindow):
         split = self.session.split_of_file(problem.file)
         ref = self.session.find_image(split, problem.image_id) if split and problem.image_id is not None else None
         if ref is None:
-            self.status_text.setText(f"This problem names no image that is in the index: {problem.message}")
+            # A passing note: the summary in the status bar comes back after it.
+            self.statusBar().showMessage(f"This problem names no image that is in the index: {problem.message}",
+                                         STATUS_NOTE_MS)
             return
+        self.statusBar().clearMessage()
         self.show_image(ref, problem.annotation_id)
 
     def set_current(self, ref: ImageRef | None) -> None:
@@ -339,5 +347,9 @@ class MainWindow(QMainWindow):
         if self.train_tab is not None and not self.train_tab.confirm_close():
             event.ignore()  # the user chose Cancel: a run is going
             return
+        running = [t for t in (self._open_task, self._check_task) if t is not None]
         self.cancel_open()
+        for task in running:  # join: no worker may outlive the window it reports to
+            if not task.join(CLOSE_JOIN_S):
+                self.status_text.setText("Background work is still stopping…")
         super().closeEvent(event)

@@ -196,3 +196,63 @@ def test_augment_panel_shows_progress_while_the_library_loads(qtbot, monkeypatch
     assert "Loading the augmentation library" in panel.message.text() and not panel.is_ready()
     release.set()
     qtbot.waitUntil(panel.is_ready, timeout=30_000)
+
+
+def test_health_double_click_notes_fade_and_duplicate_ids_jump_to_their_image(qtbot, window, sample_copy):
+    from engine.data.problems import Problem
+
+    doc_path = sample_copy / "annotations" / "instances_train.json"
+    doc = json.loads(doc_path.read_text())
+    doc["annotations"][7]["id"] = doc["annotations"][2]["id"]  # a duplicate annotation id
+    doc_path.write_text(json.dumps(doc))
+    _open(qtbot, window, sample_copy)
+    summary = window.status_text.text()
+    assert "1 problem " in summary or "1 problem (" in summary
+    orphan = Problem("empty_dataset", "the dataset has no images", str(doc_path))
+    window.show_problem(orphan)
+    assert "names no image" in window.statusBar().currentMessage()
+    (dup,) = [p for p in window.session.problems if p.code == "duplicate_annotation_id"]
+    window.show_problem(dup)
+    assert window.statusBar().currentMessage() == ""  # no stale note
+    assert window.status_text.text() == summary
+    assert window.tabs.currentWidget() is window.viewer
+    index = window.session.index(window.viewer.ref.split)
+    assert int(index.image_ids[window.viewer.ref.row]) == doc["annotations"][2]["image_id"]
+    assert window.current == window.viewer.ref
+
+
+def test_quitting_during_the_file_check_cancels_and_joins_it(qtbot, tmp_path, sample_dataset, monkeypatch, capfd):
+    import time
+
+    import app.main_window as main_window
+
+    def slow_check(session, *, progress=None, cancel=None):
+        while not cancel.is_set():
+            progress("checking image files", 1, 2)
+            time.sleep(0.01)
+        time.sleep(0.2)  # stopping takes a moment, as a process pool's does
+        progress("checking image files", 2, 2)  # reported after the window has started to close
+        return []
+
+    monkeypatch.setattr(main_window, "check_files", slow_check)
+    win = MainWindow(tmp_path / "ws")
+    win.show()
+    win.open_folder(sample_dataset)
+    qtbot.waitUntil(lambda: win._check_task is not None and "checking" in win.status_text.text(), timeout=30_000)
+    task = win._check_task
+    win.close()
+    assert task.cancelled and task.done.is_set()  # joined before the window went
+    win.deleteLater()
+    qtbot.wait(50)
+    assert "Signal source has been deleted" not in capfd.readouterr().err
+
+
+def test_a_task_whose_window_is_gone_stops_quietly(qtbot, capfd):
+    from app.widgets.workers import BackgroundTask
+
+    task = BackgroundTask(lambda progress=None: progress("x", 1, 1) or 5)
+    task.signals.deleteLater()
+    qtbot.wait(20)  # the signals object is deleted now
+    task.run()
+    assert task.done.is_set() and task.cancelled
+    assert "Signal source has been deleted" not in capfd.readouterr().err

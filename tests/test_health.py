@@ -250,6 +250,36 @@ def test_duplicate_annotation_id(sample_copy):
     write_doc(sample_copy, doc)
     p = single(check(sample_copy), "duplicate_annotation_id", sample_copy)
     assert p.annotation_id == 7777 and names_id(p.message, 7777)
+    first = [a for a in doc["annotations"] if a["id"] == 7777][0]
+    assert p.image_id == min(a["image_id"] for a in doc["annotations"] if a["id"] == 7777)
+    assert str(first["image_id"]) in p.message  # the app can jump to the image
+
+
+def test_exact_duplicate_annotations_are_a_warning_naming_both_ids(sample_copy):
+    doc = read_doc(sample_copy)
+    original = ann_of(doc, 5)
+    copy = {**original, "id": 8888}
+    doc["annotations"].append(copy)
+    near = {**original, "id": 8889, "bbox": [v + 1 for v in original["bbox"]]}  # not exact: not flagged
+    doc["annotations"].append(near)
+    write_doc(sample_copy, doc)
+    report = check(sample_copy)
+    p = single(report, "duplicate_annotation", sample_copy)
+    assert p.severity == "warning" and p.annotation_id == 8888 and p.image_id == original["image_id"]
+    assert names_id(p.message, 8888) and names_id(p.message, 5)
+    assert "1 warning" in report.to_text() and "0 errors" in report.to_text()
+
+
+def test_report_text_uses_singular_for_one(sample_copy):
+    doc = read_doc(sample_copy)
+    doc["images"] = doc["images"][:1]
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] == doc["images"][0]["id"]][:1]
+    doc["categories"] = [c for c in doc["categories"] if c["id"] == doc["annotations"][0]["category_id"]]
+    doc["annotations"].append({**doc["annotations"][0], "id": 999999})
+    write_doc(sample_copy, doc)
+    text = check(sample_copy, check_files=False).to_text()
+    assert "train: 1 image, 2 annotations, 1 category" in text
+    assert "0 errors, 1 warning" in text and "1 images" not in text and "1 categories" not in text
 
 
 def test_duplicate_category_id(sample_copy):

@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, Q
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListView, QSlider,
                                QSplitter, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
+from engine.data.health import plural
 from engine.data.paths import UnsafeFileName
 
 from .session import SORT_KEYS, DatasetSession, ImageRef
@@ -523,7 +524,7 @@ class DatasetBrowser(QWidget):
         if session is None:
             self.status.setText("No dataset open.")
             return
-        self.status.setText(f"{session.num_images:,} images · {session.num_annotations:,} annotations · "
+        self.status.setText(f"{plural(session.num_images, 'image')} · {plural(session.num_annotations, 'annotation')} · "
                             f"{len(self.model.refs):,} shown · {self.model.images_with_problems():,} with problems")
 
     def _update_histogram(self) -> None:
@@ -569,7 +570,7 @@ class DatasetBrowser(QWidget):
         x = self.plot.getPlotItem().vb.mapSceneToView(position).x()
         i = round(x)
         inside = self._bar_names and 0 <= i < len(self._bar_names) and abs(x - i) <= 0.35
-        self.plot.setToolTip(f"{self._bar_names[i]}: {self._bar_heights[i]:,} annotations" if inside else "")
+        self.plot.setToolTip(f"{self._bar_names[i]}: {plural(self._bar_heights[i], 'annotation')}" if inside else "")
 
     def eventFilter(self, watched, event) -> bool:
         if watched is self.plot and event.type() == QEvent.Type.Resize:

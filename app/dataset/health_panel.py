@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView,
                                QVBoxLayout, QWidget)
 
+from engine.data.health import plural
 from engine.data.problems import Problem
 
 COLUMNS = ("Severity", "Problem", "File", "Image", "Annotation", "Message")
@@ -136,7 +137,8 @@ class HealthPanel(QWidget):
         if not problems:
             text = "No problems found." + ("" if checked_files else " (image files not checked)")
         else:
-            text = f"{errors} errors, {len(problems) - errors} warnings. Double-click a row to open the image."
+            text = (f"{plural(errors, 'error')}, {plural(len(problems) - errors, 'warning')}. "
+                    "Double-click a row to open the image.")
         self.summary.setText(text)
         self._apply_filter()
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (QCheckBox, QGraphicsItem, QGraphicsPixmapItem, QG
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
 from engine.data.images import ImageReadError, load_image
 from engine.data.masks import annotation_mask
+from engine.data.health import plural
 from engine.data.paths import UnsafeFileName
 
 from .session import DatasetSession, ImageRef
@@ -828,11 +829,11 @@ class ImageViewer(QWidget):
         row = self.ref.row
         lines = [f"{index.file_names[row]} (id {int(index.image_ids[row])}, {self.ref.split})",
                  f"JSON size: {int(index.image_width[row])}×{int(index.image_height[row])}",
-                 f"{len(self._items)} annotations" + (" — loading image…" if self._loading else "")]
+                 plural(len(self._items), 'annotation') + (" — loading image…" if self._loading else "")]
         lines += self._image_notes
         problems = self.session.problems_of(self.ref)
         if problems:
-            lines.append(f"{len(problems)} problem(s):")
+            lines.append(f"{plural(len(problems), 'problem')}:")
             lines += [f"• {p.message}" for p in problems[:5]]
             if len(problems) > 5:
                 lines.append(f"… and {len(problems) - 5} more (see Health)")

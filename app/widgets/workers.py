@@ -37,10 +37,21 @@ class BackgroundTask(QRunnable):
             self.kwargs["cancel"] = self.cancel_event
 
     def _progress(self, text: str, done: int, total: int) -> None:
-        self.signals.progress.emit(text, done, total)
+        self._emit(self.signals.progress, text, done, total)
+
+    def _emit(self, signal, *args: Any) -> None:
+        # The window (and with it these signals) may be gone at quit: nobody is left to tell.
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            self.cancel_event.set()
 
     def cancel(self) -> None:
         self.cancel_event.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until ``run`` has returned; False if it is still running after ``timeout`` s."""
+        return self.done.wait(timeout)
 
     @property
     def cancelled(self) -> bool:
@@ -51,9 +62,9 @@ class BackgroundTask(QRunnable):
             result = self.fn(*self.args, **self.kwargs)
         except Exception as exc:  # reported to the GUI, never raised into Qt's thread
             message = str(exc) or type(exc).__name__
-            self.signals.failed.emit(message + ("" if str(exc) else "\n" + traceback.format_exc()))
+            self._emit(self.signals.failed, message + ("" if str(exc) else "\n" + traceback.format_exc()))
         else:
-            self.signals.finished.emit(result)
+            self._emit(self.signals.finished, result)
         finally:
             self.done.set()
 

@@ -37,6 +37,11 @@ ANNOTATION_LEVEL_CODES = {"unknown_image", "unknown_category", "bbox_nonpositive
 ProgressFn = Callable[[int, int], None]
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """'1 image', '2 images', '1,000 images' (``nouns`` for irregular plurals)."""
+    return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 @dataclass
 class SplitSummary:
     name: str
@@ -75,20 +80,20 @@ class HealthReport:
         lines = [f"Dataset: {self.root}" + (f" ({self.layout} layout)" if self.layout else "")]
         for s in self.splits.values():
             classes = ", ".join(f"{k} {v}" for k, v in s.class_counts.items())
-            lines.append(f"  {s.name}: {s.images} images, {s.annotations} annotations, "
-                         f"{s.categories} categories ({s.annotation_file})")
+            lines.append(f"  {s.name}: {plural(s.images, 'image')}, {plural(s.annotations, 'annotation')}, "
+                         f"{plural(s.categories, 'category', 'categories')} ({s.annotation_file})")
             if classes:
                 lines.append(f"    classes: {classes}")
         shown = self.problems if limit is None else self.problems[:limit]
         for p in shown:
             lines.append(str(p))
         if limit is not None and len(self.problems) > limit:
-            lines.append(f"... and {len(self.problems) - limit} more problems")
+            lines.append(f"... and {len(self.problems) - limit} more {'problem' if len(self.problems) - limit == 1 else 'problems'}")
         if self.cancelled:
             lines.append("check cancelled before it finished")
         n_err = sum(p.severity == "error" for p in self.problems)
         n_warn = len(self.problems) - n_err
-        lines.append("OK: no problems found" if self.ok else f"{n_err} errors, {n_warn} warnings")
+        lines.append("OK: no problems found" if self.ok else f"{plural(n_err, 'error')}, {plural(n_warn, 'warning')}")
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -160,8 +165,11 @@ def _structure_problems(ix: CocoIndex) -> list[Problem]:
         out.append(Problem("duplicate_image_id", f"image id {image_id} is used more than once "
                            f"('{ix.file_names[row]}' repeats it)", name, image_id=image_id))
     for ann_id in _repeated(ix.ann_ids):
-        out.append(Problem("duplicate_annotation_id", f"annotation id {ann_id} is used more than once",
-                           name, annotation_id=ann_id))
+        rows = np.flatnonzero(ix.ann_ids == ann_id)
+        images = sorted({int(i) for i in ix.ann_image_id[rows].tolist()})
+        out.append(Problem("duplicate_annotation_id", f"annotation id {ann_id} is used more than once "
+                           f"(on image{'s' * (len(images) != 1)} {', '.join(map(str, images))})",
+                           name, annotation_id=ann_id, image_id=images[0]))
     names: dict[str, int] = {}
     for cat_id, cat_name in zip(ix.category_ids.tolist(), ix.category_names):
         key = cat_name.strip().lower()
@@ -232,6 +240,29 @@ def _annotation_problems(ix: CocoIndex) -> list[Problem]:
             out.append(_ann_problem(ix, row, "bbox_outside_image",
                                     f"bbox {_fmt_box(box[row])} lies outside the {w[k]}x{h[k]} image "
                                     "(training clips it)", severity="warning"))
+    out += _duplicate_annotations(ix, np.flatnonzero(has_box & (ix.ann_image >= 0)))
+    return out
+
+
+def _duplicate_annotations(ix: CocoIndex, rows: np.ndarray) -> list[Problem]:
+    """Exact repeats: the same image, category and box (a converter that doubled its output)."""
+    if len(rows) < 2:
+        return []
+    keys = np.column_stack([ix.ann_image_id[rows].astype(np.float64), ix.ann_category_id[rows].astype(np.float64),
+                            ix.ann_bbox[rows]])
+    order = np.lexsort(keys.T[::-1])
+    same = np.all(keys[order[1:]] == keys[order[:-1]], axis=1)
+    out: list[Problem] = []
+    first = None
+    for k in range(len(order)):
+        if k > 0 and same[k - 1]:
+            row, original = int(rows[order[k]]), int(rows[first])
+            out.append(_ann_problem(ix, row, "duplicate_annotation",
+                                    f"repeats annotation {int(ix.ann_ids[original])} exactly (same image, "
+                                    f"category and bbox {_fmt_box(ix.ann_bbox[row])}); training sees the "
+                                    "object twice", severity="warning"))
+        else:
+            first = order[k]
     return out
 
 
