@@ -76,7 +76,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             result = train(config, resume_run_id=args.resume, tracking_uri=args.tracking_uri,
                            workspace=args.workspace, progress=args.progress)
         else:
-            result = train(_train_config(args), tracking_uri=args.tracking_uri, progress=args.progress)
+            config = _train_config(args)
+            from engine.orchestration.ray_cli import is_job_address, submit_from_args
+
+            if is_job_address(args.ray_address or config.compute.ray_address):
+                return submit_from_args(config, args, "train")  # a Ray job on the cluster
+            result = train(config, tracking_uri=args.tracking_uri, progress=args.progress)
     except (ConfigError, DatasetError, TrainingError, ValueError, OSError) as exc:
         # ModelLoadError and DatasetError are ValueError / Exception subclasses with clear messages.
         print(f"lightbox train: {exc}", file=sys.stderr)
@@ -180,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--run-name")
     tr.add_argument("--resume", metavar="RUN_ID", help="continue an earlier run from its newest checkpoint")
     tr.add_argument("--no-progress", dest="progress", action="store_false")
+    tr.add_argument("--ray-address", help="a Ray cluster's dashboard URL (http://host:8265): submit the run there "
+                    "as a Ray job and print its id")
+    from engine.orchestration.ray_cli import add_job_flags
+
+    add_job_flags(tr)
     _add_tracking(tr)
     tr.set_defaults(func=_cmd_train)
 

@@ -1,4 +1,4 @@
-"""Verbs for search and serving: ``lightbox tune`` and ``lightbox server``.
+"""Verbs for Ray and serving: ``lightbox tune``, ``lightbox jobs`` and ``lightbox server``.
 
 Light to import (argparse only); each verb imports Ray or MLflow when it runs.
 """
@@ -24,7 +24,7 @@ def _tune_config(args: argparse.Namespace):
         "data.num_workers": args.num_workers, "compute.accelerator": args.accelerator,
         "workspace": args.workspace, "tracking.uri": args.tracking_uri, "tracking.run_name": args.run_name,
         "search.num_samples": args.num_samples, "search.max_concurrent": args.max_concurrent,
-        "search.scheduler": args.scheduler, "compute.ray_address": args.ray_address,
+        "search.scheduler": args.scheduler,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return config.with_overrides(overrides) if overrides else config
@@ -41,11 +41,75 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         if config.search is None or not config.search.space:
             raise SearchError(f"{args.config or 'the run configuration'}: no search.space to search "
                               "(add a search: section with space: {optim.lr: {type: loguniform, ...}})")
+        address = args.ray_address or config.compute.ray_address
+        if is_job_address(address):
+            return submit_from_args(config, args, "tune")
+        if address:
+            config = config.with_overrides({"compute.ray_address": address})
         result = search(config, tracking_uri=args.tracking_uri)
     except (ConfigError, DatasetError, TrainingError, SearchError, ValueError, OSError) as exc:
         print(f"lightbox tune: {exc}", file=sys.stderr)
         return 2
     return 3 if result.status == "KILLED" else 0
+
+
+def is_job_address(address: str | None) -> bool:
+    """A dashboard address (http://host:8265): the run goes to the cluster as a Ray job."""
+    return bool(address) and address.startswith(("http://", "https://"))
+
+
+def submit_from_args(config, args: argparse.Namespace, verb: str) -> int:
+    """``lightbox train|tune --ray-address URL``: submit, print the job id, with --wait follow it."""
+    from engine.orchestration.ray_jobs import RayJobError, follow_logs, read_token, submit_job, wait_for
+
+    address = args.ray_address or config.compute.ray_address
+    try:
+        token = read_token(args.ray_token_file)
+        job_id = submit_job(config, address, verb=verb, token=token)
+        print(f"submitted Ray job {job_id} to {address}", flush=True)
+        if not args.wait:
+            return 0
+        for chunk in follow_logs(address, job_id, token):
+            print(chunk, end="", flush=True)
+        status = wait_for(address, job_id, token)
+    except RayJobError as exc:
+        print(f"lightbox {verb}: {exc}", file=sys.stderr)
+        return 2
+    print(f"Ray job {job_id}: {status}", file=sys.stderr)
+    return {"SUCCEEDED": 0, "STOPPED": 3}.get(status, 1)
+
+
+def add_job_flags(parser: argparse.ArgumentParser) -> None:
+    """--ray-address / --ray-token-file / --wait (for train and tune)."""
+    parser.add_argument("--ray-token-file", help="file holding the cluster's auth token (else $RAY_AUTH_TOKEN)")
+    parser.add_argument("--wait", action="store_true", help="with a dashboard --ray-address: follow the job's "
+                        "logs until it ends")
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.orchestration.ray_jobs import RayJobError, job_logs, list_jobs, read_token, stop_job
+
+    try:
+        if args.action != "list" and not args.job_id:
+            raise RayJobError(f"lightbox jobs {args.action} needs a job id (see lightbox jobs list)")
+        token = read_token(args.ray_token_file)
+        if args.action == "list":
+            for job in list_jobs(args.ray_address, token):
+                print(json.dumps(job))
+        elif args.action == "logs":
+            print(job_logs(args.ray_address, args.job_id, token), end="")
+        else:
+            ok = stop_job(args.ray_address, args.job_id, token)
+            print(f"Ray job {args.job_id}: {'stop requested' if ok else 'already ended'}")
+    except RayJobError as exc:
+        print(f"lightbox jobs: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # the SDK's error for an unknown job id
+        print(f"lightbox jobs: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
@@ -75,11 +139,20 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     tu.add_argument("--num-samples", type=int, help="trials to run (search.num_samples)")
     tu.add_argument("--max-concurrent", type=int, help="trials at the same time (search.max_concurrent)")
     tu.add_argument("--scheduler", choices=["asha", "fifo"])
-    tu.add_argument("--ray-address", help="Ray cluster to attach to ('auto' or ray://host:port)")
+    tu.add_argument("--ray-address", help="Ray cluster: 'auto' or ray://host:port to attach to, or a dashboard "
+                    "URL (http://host:8265) to submit the search as a job")
+    add_job_flags(tu)
     tu.add_argument("--run-name", help="name of the search's parent run")
     tu.add_argument("--tracking-uri", help="MLflow tracking URI (default: the workspace's SQLite store)")
     tu.add_argument("--workspace", help="workspace folder")
     tu.set_defaults(func=_cmd_tune)
+
+    jo = sub.add_parser("jobs", help="Ray jobs on a cluster: list, logs JOB, stop JOB")
+    jo.add_argument("action", choices=["list", "logs", "stop"], nargs="?", default="list")
+    jo.add_argument("job_id", nargs="?", help="job id (for logs and stop)")
+    jo.add_argument("--ray-address", required=True, help="the cluster's dashboard URL, e.g. http://host:8265")
+    jo.add_argument("--ray-token-file", help="file holding the cluster's auth token (else $RAY_AUTH_TOKEN)")
+    jo.set_defaults(func=_cmd_jobs)
 
     se = sub.add_parser("server", help="MLflow tracking server on the workspace (Ctrl-C stops it)")
     se.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
