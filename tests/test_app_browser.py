@@ -217,3 +217,31 @@ def test_loader_reports_unreadable_files(qtbot, tmp_path):
     assert results["good"].pixelColor(5, 5).red() == 200
     assert isinstance(results["bad"], str) and results["bad"]
     assert results["missing"] == "file not found"
+
+
+def test_ctrl_f_searches_file_names_and_says_when_nothing_matches(qtbot, session):
+    from PySide6.QtCore import Qt
+
+    browser = DatasetBrowser()
+    qtbot.addWidget(browser)
+    browser.resize(900, 600)
+    browser.show()
+    browser.set_session(session)
+    browser.activateWindow()
+    qtbot.waitUntil(browser.isActiveWindow, timeout=3_000)
+    browser.view.setFocus()
+    qtbot.keyClick(browser.view, Qt.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(browser.search_edit.hasFocus, timeout=3_000)
+    wanted = session.index("val").file_names[2]
+    qtbot.keyClicks(browser.search_edit, wanted.upper())  # case does not matter
+    qtbot.waitUntil(lambda: [session.index(r.split).file_names[r.row] for r in browser.current_refs()] == [wanted],
+                    timeout=3_000)
+    assert not browser.no_matches.isVisible()
+    browser.search_edit.setText("no-such-file")
+    qtbot.waitUntil(lambda: not browser.current_refs(), timeout=3_000)
+    assert browser.no_matches.isVisible() and "no-such-file" in browser.no_matches.text()
+    browser.search_edit.clear()
+    qtbot.waitUntil(lambda: len(browser.current_refs()) == session.num_images, timeout=3_000)
+    assert not browser.no_matches.isVisible()
+    browser.problems_check.setChecked(True)  # the sample has no problems: an empty filter result
+    assert browser.no_matches.isVisible() and "filters" in browser.no_matches.text()

@@ -13,9 +13,9 @@ from collections import OrderedDict
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListView, QSlider,
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView, QSlider,
                                QSplitter, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from engine.data.health import plural
@@ -30,6 +30,7 @@ PROBLEMS_ROLE = Qt.ItemDataRole.UserRole + 3  # number of problems the health ch
 UNREADABLE_ROLE = Qt.ItemDataRole.UserRole + 4  # why the thumbnail failed, or None
 
 DEFAULT_THUMB = 128
+SEARCH_DELAY_MS = 200
 ALL_SPLITS = "All splits"
 ALL_CATEGORIES = "All categories"
 # Pixmaps of recently painted rows; a few screens' worth, the QImage cache holds the rest.
@@ -376,7 +377,21 @@ class DatasetBrowser(QWidget):
         self.size_slider.setFixedWidth(120)
         self.size_slider.setToolTip("Thumbnail size")
 
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("Search file names (Ctrl+F)")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.setMinimumWidth(120)
+        self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)  # filter once typing pauses
+        self.search_edit.textChanged.connect(lambda _text: self._search_timer.start())
+        self._search_timer.timeout.connect(self._apply_filters)
+        self.search_edit.returnPressed.connect(self._apply_filters)
+        find = QShortcut(QKeySequence.StandardKey.Find, self)
+        find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        find.activated.connect(self.focus_search)
+
         bar = QHBoxLayout()
+        bar.addWidget(self.search_edit, 1)
+        bar.addSpacing(8)
         bar.addWidget(QLabel("Split:"))
         bar.addWidget(self.split_combo)
         bar.addSpacing(8)
@@ -404,6 +419,11 @@ class DatasetBrowser(QWidget):
         self.view.setItemDelegate(self.delegate)
         self.view.setModel(self.model)
         self._apply_thumb_size(DEFAULT_THUMB)
+        self.no_matches = QLabel(self.view.viewport())
+        self.no_matches.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_matches.setWordWrap(True)
+        self.no_matches.setStyleSheet("color: #6b6b6b; font-size: 14px; padding: 24px;")
+        self.no_matches.hide()
 
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
@@ -461,6 +481,10 @@ class DatasetBrowser(QWidget):
         self._set_filters_enabled(session is not None)
         self._apply_filters()
 
+    def focus_search(self) -> None:
+        self.search_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_edit.selectAll()
+
     def refresh_problems(self) -> None:
         """The session's problems changed (file check done): update badges, counts and filters."""
         self.model.refresh_problems()
@@ -494,7 +518,8 @@ class DatasetBrowser(QWidget):
                     category=(self.category_combo.currentText()
                               if self.category_combo.currentIndex() > 0 else None),
                     with_problems=self.problems_check.isChecked(),
-                    sort=self.sort_combo.currentText())
+                    sort=self.sort_combo.currentText(),
+                    name_contains=self.search_edit.text())
 
     def _apply_filters(self) -> None:
         if self.session is None:
@@ -508,9 +533,19 @@ class DatasetBrowser(QWidget):
             self.select_ref(current)
         self._update_status()
         self._update_histogram()
+        self._update_no_matches()
+
+    def _update_no_matches(self) -> None:
+        empty = self.session is not None and not self.model.refs and self.session.num_images > 0
+        if empty:
+            search = self.search_edit.text().strip()
+            what = f"no file name contains “{search}”" if search else "no image matches these filters"
+            self.no_matches.setText(f"No matches: {what}.\nClear the search or change the filters above.")
+            self.no_matches.setGeometry(self.view.viewport().rect())
+        self.no_matches.setVisible(empty)
 
     def _set_filters_enabled(self, enabled: bool) -> None:
-        for widget in (self.split_combo, self.category_combo, self.problems_check, self.sort_combo):
+        for widget in (self.search_edit, self.split_combo, self.category_combo, self.problems_check, self.sort_combo):
             widget.setEnabled(enabled)
 
     def _apply_thumb_size(self, size: int) -> None:

@@ -102,8 +102,12 @@ class DatasetSession:
 
     # ---------------------------------------------------------------- browsing
     def select(self, *, split: str | None = None, category: str | None = None,
-               with_problems: bool = False, sort: str = "file order") -> list[ImageRef]:
-        """The images a browser shows for a filter and a sort order (vectorised per split)."""
+               with_problems: bool = False, sort: str = "file order", name_contains: str = "") -> list[ImageRef]:
+        """The images a browser shows for a filter and a sort order (vectorised per split).
+
+        ``name_contains`` keeps the images whose file name contains it, ignoring case.
+        """
+        needle = name_contains.strip().lower()
         if sort not in SORT_KEYS:
             raise ValueError(f"unknown sort '{sort}'; use one of {', '.join(SORT_KEYS)}")
         refs: list[ImageRef] = []
@@ -123,6 +127,8 @@ class DatasetSession:
             bad_ids = self.problem_image_ids(name)
             if with_problems:
                 keep &= np.isin(index.image_ids, list(bad_ids))
+            if needle:
+                keep &= np.fromiter((needle in f.lower() for f in index.file_names), bool, index.num_images)
             rows = np.flatnonzero(keep)
             refs += [ImageRef(name, int(r)) for r in rows.tolist()]
             if sort == "file name":
