@@ -14,14 +14,17 @@ from engine.workspace import DEFAULT_WORKSPACE, default_workspace
 _WORKSPACE_HELP = f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})"
 
 
-def _open_app(folder: Path | str | None, workspace: Path | str | None) -> int:
+def _open_app(folder: Path | str | None, workspace: Path | str | None, **options) -> int:
     from app.main import run  # Qt is imported only when a window is wanted
 
-    return run(folder, workspace)
+    where = Path(workspace or default_workspace()).expanduser().resolve()
+    print(f"workspace: {where} (runs, exports and settings; choose another with --workspace "
+          "or $LIGHTBOX_WORKSPACE)", flush=True)
+    return run(folder, where, **options)
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
-    return _open_app(args.folder, args.workspace)
+    return _open_app(args.folder, args.workspace, reopen_last=args.folder is None)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_app_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        return _open_app(None, None)
+        return _open_app(None, None, reopen_last=True)  # plain `lightbox`: back to the last dataset
     return run_verb(parser, args)
 
 

@@ -10,8 +10,12 @@ _STARTED = time.perf_counter()
 
 
 def run(folder: str | Path | None = None, workspace: str | Path | None = None, *,
-        exit_after_show: bool = False) -> int:
-    """Open the main window (and a dataset folder, if given) and run the event loop."""
+        exit_after_show: bool = False, reopen_last: bool = False) -> int:
+    """Open the main window and run the event loop.
+
+    The window opens ``folder`` if given, else (``reopen_last``) the last dataset of the
+    workspace that still exists, else shows the start page.
+    """
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -28,6 +32,10 @@ def run(folder: str | Path | None = None, workspace: str | Path | None = None, *
     window.show()
     if folder is not None:
         window.open_folder(folder)
+    elif reopen_last:
+        last = next((f for f in window.recent_datasets() if Path(f).is_dir()), None)
+        if last is not None:
+            window.open_folder(last)
     if exit_after_show:
         # For start-up timing: report when the first frame is up, then leave.
         def report():

@@ -40,6 +40,7 @@ class MainWindow(QMainWindow):
         self.current: ImageRef | None = None  # the one current image: Browse, Image and Augment agree
         self._open_task: BackgroundTask | None = None
         self._preload_started = False
+        self._demo_task: BackgroundTask | None = None
         self._check_task: BackgroundTask | None = None
         self.setWindowTitle("Lightbox")
         self.resize(1280, 840)
@@ -89,6 +90,10 @@ class MainWindow(QMainWindow):
 
         self._build_menu()
         self.browser.image_activated.connect(self.show_image)
+        self.browser.start_page.choose_folder.connect(self._choose_folder)
+        self.browser.start_page.open_recent.connect(self.open_folder)
+        self.browser.start_page.open_demo.connect(self.open_demo)
+        self.browser.start_page.set_recent(self.recent_datasets())
         self.browser.selection_changed.connect(self._selection_changed)
         self.viewer.current_changed.connect(self._viewer_moved)
         self.health.problem_activated.connect(self.show_problem)
@@ -130,6 +135,23 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(folder)
             action.triggered.connect(lambda _=False, f=folder: self.open_folder(f))
         self.recent_menu.setEnabled(bool(self.recent_datasets()))
+        if hasattr(self, "browser"):
+            self.browser.start_page.set_recent(self.recent_datasets())
+
+    def open_demo(self) -> BackgroundTask:
+        """Write the sample dataset into the workspace (once, off the GUI thread) and open it."""
+        from engine.data.sample import write_sample_dataset
+
+        dataset = self.workspace / "datasets" / "shapes"
+        if (dataset / "annotations").is_dir():
+            return self.open_folder(dataset)
+        self.status_text.setText(f"Writing the demo dataset to {dataset}…")
+        task = BackgroundTask(write_sample_dataset, dataset)
+        task.signals.finished.connect(lambda _=None: self.open_folder(dataset))
+        task.signals.failed.connect(lambda message: self.show_error(f"Could not write the demo dataset: {message}"))
+        self._demo_task = task
+        QThreadPool.globalInstance().start(task)
+        return task
 
     def _choose_folder(self) -> None:
         start = self.recent_datasets()[0] if self.recent_datasets() else str(self.workspace)

@@ -256,3 +256,41 @@ def test_a_task_whose_window_is_gone_stops_quietly(qtbot, capfd):
     task.run()
     assert task.done.is_set() and task.cancelled
     assert "Signal source has been deleted" not in capfd.readouterr().err
+
+
+def test_first_window_offers_open_recent_and_demo(qtbot, tmp_path, sample_dataset):
+    win = MainWindow(tmp_path / "ws")
+    qtbot.addWidget(win)
+    win.show()
+    page = win.browser.start_page
+    assert win.browser.pages.currentWidget() is page
+    assert page.open_button.isVisible() and page.demo_button.isVisible() and not page.recent_list.isVisible()
+    _open(qtbot, win, sample_dataset)
+    assert win.browser.pages.currentWidget() is not page
+    again = MainWindow(tmp_path / "ws")
+    qtbot.addWidget(again)
+    again.show()
+    assert again.browser.start_page.recent_list.count() == 1
+    assert again.browser.start_page.recent_list.item(0).data(256) == str(sample_dataset)
+    again.browser.start_page.demo_button.click()  # writes the sample into the workspace and opens it
+    qtbot.waitUntil(lambda: again.session is not None and not again.is_busy(), timeout=60_000)
+    assert again.session.root == (tmp_path / "ws" / "datasets" / "shapes").resolve() or \
+        again.session.root == tmp_path / "ws" / "datasets" / "shapes"
+
+
+def test_plain_lightbox_reopens_the_last_dataset(qtbot, tmp_path, sample_dataset, monkeypatch):
+    import app.main
+    from PySide6.QtWidgets import QApplication
+
+    first = MainWindow(tmp_path / "ws")
+    qtbot.addWidget(first)
+    _open(qtbot, first, sample_dataset)
+    opened = []
+    monkeypatch.setattr(MainWindow, "open_folder", lambda self, folder: opened.append(str(folder)))
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)
+    assert app.main.run(None, tmp_path / "ws", reopen_last=True) == 0
+    assert opened == [str(sample_dataset)]
+    assert app.main.run(None, tmp_path / "ws") == 0 and len(opened) == 1
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, MainWindow) and widget is not first:
+            widget.close()

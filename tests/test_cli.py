@@ -40,17 +40,25 @@ def test_python_dash_m_engine_has_the_same_verbs(sample_dataset):
     assert "OK" in done.stdout
 
 
-def test_no_command_opens_the_app_and_gui_opens_a_folder(monkeypatch, tmp_path):
+def test_no_command_opens_the_app_and_gui_opens_a_folder(monkeypatch, tmp_path, capsys):
     import app.main
 
     calls = []
-    monkeypatch.setattr(app.main, "run", lambda folder, workspace: calls.append((folder, workspace)) or 0)
+    monkeypatch.setattr(app.main, "run", lambda folder, workspace, **kw: calls.append((folder, workspace, kw)) or 0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LIGHTBOX_WORKSPACE", raising=False)
     assert main([]) == 0
     assert main(["gui", str(tmp_path), "--workspace", str(tmp_path / "ws")]) == 0
     assert main(["demo", "--workspace", str(tmp_path / "ws")]) == 0
-    assert calls[0] == (None, None)
-    assert calls[1] == (str(tmp_path), str(tmp_path / "ws"))
+    assert main(["gui"]) == 0
+    out = capsys.readouterr().out
+    assert calls[0][0] is None and calls[0][2] == {"reopen_last": True}  # plain `lightbox` reopens the last one
+    assert calls[1][:2] == (str(tmp_path), (tmp_path / "ws").resolve()) and calls[1][2] == {"reopen_last": False}
     assert Path(calls[2][0]) == tmp_path / "ws" / "datasets" / "shapes"
+    assert calls[3][2] == {"reopen_last": True}
+    # Every start says where the workspace is, so it is never created somewhere unnoticed.
+    assert f"workspace: {(tmp_path / 'lightbox-workspace').resolve()}" in out
+    assert f"workspace: {(tmp_path / 'ws').resolve()}" in out
 
 
 def test_headless_engine_has_no_gui_verbs(capsys):

@@ -16,12 +16,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView, QSlider,
-                               QSplitter, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
+                               QSplitter, QStackedWidget, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
 from engine.data.health import plural
 from engine.data.paths import UnsafeFileName
 
 from .session import SORT_KEYS, DatasetSession, ImageRef
+from .start_page import StartPage
 from .thumbnails import ThumbnailLoader
 
 REF_ROLE = Qt.ItemDataRole.UserRole + 1  # the row's ImageRef
@@ -451,11 +452,20 @@ class DatasetBrowser(QWidget):
         self.status = QLabel("No dataset open.")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.status)
+        # Until a dataset is open, Browse offers the ways to open one.
+        self.start_page = StartPage()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.start_page)
+        self.pages.addWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.pages)
 
         self.split_combo.currentIndexChanged.connect(self._apply_filters)
         self.category_combo.currentIndexChanged.connect(self._apply_filters)
@@ -469,6 +479,7 @@ class DatasetBrowser(QWidget):
     # ---------------------------------------------------------------- public API
     def set_session(self, session: DatasetSession | None) -> None:
         self.session = session
+        self.pages.setCurrentIndex(0 if session is None else 1)
         self.model.set_session(session)
         for combo, first, items in ((self.split_combo, ALL_SPLITS, session.splits if session else []),
                                     (self.category_combo, ALL_CATEGORIES,
