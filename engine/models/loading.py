@@ -190,7 +190,7 @@ def load_model(
         if not preset.supports(task):
             raise _cannot_do(name, task, f"a {preset.family} preset for {', '.join(preset.tasks)}")
         config = preset.build_config(task, num_labels, labels)
-        return _auto_class(task).from_config(config)
+        return train_conv_backbone(_auto_class(task).from_config(config), pretrained_weights=False)
 
     source = str(Path(name).expanduser()) if kind == "folder" else name
     config = _load_config(name, kind, source)
@@ -203,14 +203,60 @@ def load_model(
     auto = _auto_class(task)
     try:
         if not pretrained:
-            return auto.from_config(config)
+            return train_conv_backbone(auto.from_config(config), pretrained_weights=False)
         # The config above already carries the new labels, so a head of
         # another size shows up as a shape mismatch and is re-initialised.
-        return auto.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
+        model = auto.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
+        return train_conv_backbone(model, pretrained_weights=True)
     except ImportError as err:
         raise ModelLoadError(_missing_package_message(name, err)) from err
     except OSError as err:
         raise ModelLoadError(_weights_message(name, kind, err)) from err
+
+
+def _is_conv_encoder(module: torch.nn.Module) -> bool:
+    # DetrConvEncoder and its relatives (Conditional / Deformable DETR...) wrap the
+    # backbone as ``.model`` and freeze it by parameter name at construction.
+    from torch import nn
+
+    return type(module).__name__.endswith("ConvEncoder") and isinstance(getattr(module, "model", None), nn.Module)
+
+
+def _thaw_batch_norm(module: torch.nn.Module) -> None:
+    """Swap transformers' frozen BatchNorm back for a trainable ``nn.BatchNorm2d`` (same values)."""
+    import torch
+    from torch import nn
+
+    for child_name, child in module.named_children():
+        if type(child).__name__.endswith("FrozenBatchNorm2d"):
+            norm = nn.BatchNorm2d(child.weight.numel())
+            with torch.no_grad():
+                norm.weight.copy_(child.weight)
+                norm.bias.copy_(child.bias)
+                norm.running_mean.copy_(child.running_mean)
+                norm.running_var.copy_(child.running_var)
+            module._modules[child_name] = norm.to(child.weight.device)
+        else:
+            _thaw_batch_norm(child)
+
+
+def train_conv_backbone(model: PreTrainedModel, *, pretrained_weights: bool) -> PreTrainedModel:
+    """Make a detector's convolutional backbone trainable.
+
+    transformers' DETR encoder freezes every backbone parameter whose name lacks
+    ``stage.1/2/3``, but its ResNet backbone names them ``encoder.stages.N``,
+    so nothing in it would ever train; it also swaps BatchNorm for a frozen one.
+    With pretrained weights everything but the stem (``embedder``) trains and the
+    frozen BatchNorm stays (the DETR recipe: small batches, ImageNet statistics);
+    with random weights everything trains, BatchNorm included.
+    """
+    for encoder in [m for m in model.modules() if _is_conv_encoder(m)]:
+        backbone = encoder.model
+        if not pretrained_weights:
+            _thaw_batch_norm(backbone)
+        for param_name, param in backbone.named_parameters():
+            param.requires_grad_(not pretrained_weights or "embedder" not in param_name)
+    return model
 
 
 def _load_config(name: str, kind: CheckpointKind, source: str) -> PretrainedConfig:
