@@ -63,4 +63,7 @@ def write_hf_folder(model, folder: Path, task: str, label_to_category_id: dict[i
     if not (folder / "model.safetensors").is_file() and not list(folder.glob("model-*.safetensors")):
         raise ExportError(f"{folder}: save_pretrained wrote no safetensors weights")
     return {"auto_class": AUTO_CLASSES[task], "image_processor": type(processor).__name__,
-            "model_type": config.model_type}
+            "model_type": config.model_type,
+            "note": "resizes with PIL (Lightbox with OpenCV: pixels differ slightly)"
+                    + ("; pads with 0 after normalising, Lightbox pads black before (predict with "
+                       "`lightbox predict` for the exact validation pixels)" if hasattr(processor, "pad_size") else "")}

@@ -100,6 +100,8 @@ def predict_images(export_dir: str | Path, images: Sequence[str | Path], out: st
             results.extend(postprocess(task, run(batch["pixel_values"]), batch, manifest, names))
             bar.update(int(batch["pixel_values"].shape[0]))
         bar.close()
+    for k, record in enumerate(results, start=1):
+        record["id"] = k  # pycocotools indexes results by id (it sets its own for boxes and masks)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")

@@ -1,0 +1,244 @@
+"""Export: a trained tiny run of each task -> HF folder + ONNX, parity, registry, predict, bad inputs."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from engine.cli import main
+from engine.config import RunConfig
+from engine.export.build import export_run
+from engine.export.manifest import MANIFEST_NAME, ExportError, read_manifest
+from engine.export.parity import Tolerance
+from engine.orchestration.local import train
+
+MODELS = {"classification": "resnet-tiny", "detection": "detr-tiny", "segmentation": "segformer-tiny"}
+AUTO = {"classification": "AutoModelForImageClassification", "detection": "AutoModelForObjectDetection",
+        "segmentation": "AutoModelForSemanticSegmentation"}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return tmp_path_factory.mktemp("export-ws")
+
+
+@pytest.fixture(scope="module")
+def runs(sample_dataset, workspace):
+    """One finished tiny run per task, trained once for the module."""
+    out = {}
+    for task, model in MODELS.items():
+        config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
+            "data.path": str(sample_dataset), "model.checkpoint": model, "optim.epochs": 1, "optim.batch_size": 8,
+            "data.image_size": 64, "data.num_workers": 0, "workspace": str(workspace)})
+        result = train(config, progress=False)
+        assert result.status == "FINISHED"
+        out[task] = result.run_id
+    return out
+
+
+@pytest.fixture(scope="module")
+def exports(runs, workspace):
+    folders = {}
+    for task, run_id in runs.items():
+        folder = workspace / f"export-{task}"
+        code = main(["export", run_id, "--format", "hf,onnx", "--out", str(folder), "--workspace", str(workspace),
+                     "--register", f"shapes-{task}"])
+        assert code == 0
+        folders[task] = folder
+    return folders
+
+
+@pytest.mark.parametrize("task", list(MODELS))
+def test_export_reloads_with_from_pretrained_and_passes_parity(task, exports, sample_dataset):
+    import transformers
+    from transformers import AutoImageProcessor
+
+    folder = exports[task]
+    manifest = read_manifest(folder)
+    assert manifest["task"] == task
+    index = json.loads((sample_dataset / "annotations" / "instances_train.json").read_text())
+    coco_ids = sorted(c["id"] for c in index["categories"])
+    assert sorted(manifest["label_to_category_id"].values()) == coco_ids
+    model = getattr(transformers, AUTO[task]).from_pretrained(str(folder))
+    assert {int(k): v for k, v in model.config.id2label.items()} == \
+        {int(k): v for k, v in manifest["id2label"].items()}
+    assert model.config.label2id == {v: int(k) for k, v in manifest["id2label"].items()}
+    assert sorted(model.config.coco_category_ids.values()) == coco_ids
+    processor = AutoImageProcessor.from_pretrained(str(folder))
+    assert list(processor.image_mean) == manifest["preprocessing"]["mean"]
+    assert (folder / "model.safetensors").is_file() and (folder / "model.onnx").is_file()
+    parity = manifest["parity"]
+    assert parity["passed"] and parity["images"] > 0
+    assert parity["max_abs_diff"] <= 1e-3 and parity["agreement"] >= 0.99
+    assert manifest["onnx"]["exporter"] in ("dynamo", "torchscript")
+    assert manifest["onnx"]["dynamic_axes"] == {"pixel_values": [0]}
+    assert not list(folder.parent.glob(f".{folder.name}.partial-*"))
+
+
+def test_hf_image_processor_reproduces_the_validation_transform(exports, sample_dataset):
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from engine.export.runtime import collate_for, dataset_for, image_index
+
+    folder = exports["classification"]
+    manifest = read_manifest(folder)
+    paths = sorted((sample_dataset / "val").glob("*.jpg"))[:4]
+    root, index = image_index(paths)
+    dataset = dataset_for("classification", root, index, manifest["preprocessing"])
+    ours = collate_for("classification", manifest["preprocessing"])([dataset[i] for i in range(4)])["pixel_values"]
+    theirs = AutoImageProcessor.from_pretrained(str(folder))(
+        images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")["pixel_values"]
+    assert ours.shape == theirs.shape
+    assert float((ours - theirs).abs().mean()) < 0.05  # OpenCV vs PIL bilinear resampling only
+
+
+@pytest.mark.parametrize("task", list(MODELS))
+def test_registered_alias_resolves_to_the_export(task, exports, runs, workspace):
+    import mlflow
+
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    version = client.get_model_version_by_alias(f"shapes-{task}", "best")
+    assert version.run_id == runs[task]
+    mlflow.set_tracking_uri(uri)
+    try:
+        local = mlflow.artifacts.download_artifacts(f"models:/shapes-{task}@best",
+                                                    dst_path=str(workspace / f"dl-{task}"))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert json.loads((workspace / f"dl-{task}" / MANIFEST_NAME).read_text())["source"]["run_id"] == runs[task]
+    assert local
+
+
+def _load_res(preds_file, manifest):
+    from pycocotools.coco import COCO
+
+    preds = json.loads(preds_file.read_text())
+    gt = COCO()
+    gt.dataset = {"images": [{"id": i} for i in sorted({p["image_id"] for p in preds})], "annotations": [],
+                  "categories": manifest["categories"]}
+    gt.createIndex()
+    return preds, gt.loadRes(str(preds_file))
+
+
+@pytest.mark.parametrize("task", list(MODELS))
+def test_predict_on_the_export_writes_coco_results_equal_to_the_checkpoint(task, exports, runs, workspace,
+                                                                          sample_dataset, tmp_path):
+    folder, manifest = exports[task], read_manifest(exports[task])
+    images = sample_dataset / "val"
+    onnx_out, torch_out, run_out = tmp_path / "onnx.json", tmp_path / "torch.json", tmp_path / "run.json"
+    assert main(["predict", str(folder), str(images), "--out", str(onnx_out)]) == 0
+    assert main(["predict", str(folder), str(images / "*.jpg"), "--out", str(torch_out), "--backend", "torch"]) == 0
+    assert main(["predict", runs[task], str(images), "--out", str(run_out), "--workspace", str(workspace)]) == 0
+    preds, res = _load_res(onnx_out, manifest)
+    assert preds and len(res.getAnnIds()) == len(preds)
+    cat_ids = {c["id"] for c in manifest["categories"]}
+    assert {p["category_id"] for p in preds} <= cat_ids
+    other = json.loads(torch_out.read_text())
+    from_run = json.loads(run_out.read_text())["predictions"]
+    if task == "classification":
+        assert all(len(p["scores"]) == len(manifest["id2label"]) for p in preds)
+        by_id = {r["image_id"]: r for r in from_run}
+        cat_of = {int(k): v for k, v in manifest["label_to_category_id"].items()}
+        for p in preds:
+            assert p["category_id"] == cat_of[by_id[p["image_id"]]["label"]]
+            assert abs(p["score"] - by_id[p["image_id"]]["score"]) < 1e-3
+        assert [p["category_id"] for p in other] == [p["category_id"] for p in preds]
+    elif task == "detection":
+        from engine.export.parity import detection_agreement
+
+        assert all(len(p["bbox"]) == 4 for p in preds)
+        assert detection_agreement(from_run, preds, Tolerance()) >= 0.99
+        assert detection_agreement(other, preds, Tolerance()) >= 0.99
+    else:
+        from PIL import Image
+        from pycocotools import mask as mask_utils
+
+        label_of = {v: int(k) for k, v in manifest["label_to_category_id"].items()}
+        agree = []
+        for record in from_run:
+            reference = np.array(Image.open(record["mask_file"]))
+            ours = np.zeros_like(reference)
+            for p in preds:
+                if p["image_id"] == record["image_id"]:
+                    ours[mask_utils.decode(p["segmentation"]).astype(bool)] = label_of[p["category_id"]]
+            agree.append((ours == reference).mean())
+        assert min(agree) >= 0.99
+        assert len(other) == len(preds)
+
+
+# ---------------------------------------------------------------------- bad input
+def test_unknown_run_id_is_refused(workspace, runs, tmp_path, capsys):
+    assert main(["export", "0123456789abcdef", "--out", str(tmp_path / "x"), "--workspace", str(workspace)]) == 2
+    assert "0123456789abcdef" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_run_without_checkpoint_is_refused(workspace, runs, tmp_path):
+    fake = workspace / "runs" / "nockpt000"
+    (fake / "checkpoints").mkdir(parents=True)
+    shutil.copy(workspace / "runs" / runs["classification"] / "run.yaml", fake / "run.yaml")
+    with pytest.raises(ExportError, match="no checkpoint"):
+        export_run("nockpt000", tmp_path / "x", workspace=str(workspace), say=lambda _: None)
+    assert not (tmp_path / "x").exists()
+
+
+def test_running_run_exports_its_best_checkpoint_so_far(workspace, runs, tmp_path):
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = runs["classification"]
+    client.update_run(run_id, status="RUNNING")
+    said = []
+    try:
+        manifest = export_run(run_id, tmp_path / "x", formats="onnx", workspace=str(workspace), say=said.append)
+    finally:
+        client.update_run(run_id, status="FINISHED")
+    assert any("still running" in s and "best checkpoint so far" in s for s in said)
+    assert manifest["source"]["run_status"] == "RUNNING" and "best-" in manifest["source"]["checkpoint"]
+    assert (tmp_path / "x" / "model.onnx").is_file() and not (tmp_path / "x" / "config.json").exists()
+
+
+def test_existing_output_needs_force_and_a_failed_export_keeps_the_old_one(workspace, runs, tmp_path, capsys):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier")
+    run_id = runs["classification"]
+    assert main(["export", run_id, "--out", str(out), "--workspace", str(workspace)]) == 2
+    assert "--force" in capsys.readouterr().err and (out / "keep.txt").read_text() == "earlier"
+    # Parity that cannot pass: the export fails and the earlier folder is untouched, no partial left.
+    assert main(["export", run_id, "--out", str(out), "--force", "--atol", "-1", "--workspace", str(workspace)]) == 2
+    assert "beyond tolerance" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["x"]
+    assert main(["export", run_id, "--out", str(out), "--force", "--workspace", str(workspace)]) == 0
+    assert (out / MANIFEST_NAME).is_file() and not (out / "keep.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["x"]
+
+
+def test_unreadable_image_is_skipped_and_named(exports, sample_dataset, tmp_path, capsys):
+    images = tmp_path / "imgs"
+    shutil.copytree(sample_dataset / "val", images)
+    (images / "broken.jpg").write_bytes(b"not an image at all")
+    out = tmp_path / "p.json"
+    assert main(["predict", str(exports["classification"]), str(images), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "broken.jpg" in captured.err
+    preds = json.loads(out.read_text())
+    assert len(preds) == len(list((sample_dataset / "val").glob("*.jpg")))
+    assert all("broken" not in p["file_name"] for p in preds)
+
+
+def test_export_from_a_newer_lightbox_is_refused(exports, sample_dataset, tmp_path, capsys):
+    folder = tmp_path / "newer"
+    shutil.copytree(exports["classification"], folder)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest["lightbox_version"] = "99.0.0"
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(ExportError, match="99.0.0"):
+        read_manifest(folder)
+    assert main(["predict", str(folder), str(sample_dataset / "val"), "--out", str(tmp_path / "p.json")]) == 2
+    assert "upgrade Lightbox" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
