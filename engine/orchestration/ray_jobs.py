@@ -108,7 +108,7 @@ def stage_working_dir(config: RunConfig, into: Path) -> Path:
 
 def _check_dataset_on_cluster(jobs, path: str, timeout: float = 120.0) -> None:
     """A small probe job: is the dataset folder readable where the job will run?"""
-    probe = jobs.submit_job(entrypoint=f"python -c \"import os,sys; p={path!r}; "
+    probe = jobs.submit_job(metadata={"lightbox.probe": "dataset"}, entrypoint=f"python -c \"import os,sys; p={path!r}; "
                             "sys.exit(0 if os.path.isdir(p) and os.access(p, os.R_OK) else 3)\"")
     status = _wait(jobs, probe, timeout)
     if status != "SUCCEEDED":
@@ -188,9 +188,10 @@ def stop_job(address: str, job_id: str, token: str | None = None) -> bool:
 
 def list_jobs(address: str, token: str | None = None) -> list[dict[str, Any]]:
     found = []
-    for info in client(address, token).list_jobs():
-        if not info.submission_id:
-            continue  # drivers attached with ray.init, not submitted jobs
+    jobs = client(address, token)
+    for info in jobs.list_jobs():
+        if not info.submission_id or (info.metadata or {}).get("lightbox.probe"):
+            continue  # drivers attached with ray.init, and our dataset probes, are not runs
         found.append({"job_id": info.submission_id, "status": str(info.status.value),
                       "entrypoint": info.entrypoint, "message": info.message,
                       "run_id": run_id_of(jobs.get_job_logs(info.submission_id))})

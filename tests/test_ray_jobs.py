@@ -1,0 +1,152 @@
+"""Ray jobs on a real local head (``ray start --head`` on loopback), charted from MLflow."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("mlflow")
+
+from engine.cli import main  # noqa: E402
+from engine.orchestration.ray_jobs import RayJobError, list_jobs, wait_for  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _start_head(extra_env: dict):
+    """``ray start --head --block`` in its own process group; SIGTERM to it stops what it started."""
+    gcs, dash, client, agent, low = _free_ports(5)
+    temp = tempfile.mkdtemp(prefix="lbray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
+           "HF_HUB_OFFLINE": "1", **extra_env}
+    proc = subprocess.Popen(
+        [str(Path(bin_dir) / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+         "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
+         "--ray-client-server-port", str(client), "--dashboard-agent-listen-port", str(agent),
+         "--num-cpus", "2", "--temp-dir", temp, "--disable-usage-stats"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{dash}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/version", timeout=2)
+            return proc, url
+        except urllib.error.HTTPError:
+            return proc, url  # answering (with 401 under token auth)
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("ray start --head exited")
+            time.sleep(1)
+    _stop_head(proc)
+    raise RuntimeError("the Ray head did not answer within 120 s")
+
+
+def _stop_head(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    proc, url = _start_head({"RAY_AUTH_MODE": "disabled"})
+    yield url
+    _stop_head(proc)
+
+
+def _train_args(data, workspace):
+    return ["train", "--data", str(data), "--task", "classification", "--model", "resnet-tiny", "--epochs", "1",
+            "--batch-size", "16", "--image-size", "32", "--num-workers", "0", "--workspace", str(workspace)]
+
+
+def test_a_submitted_train_job_is_charted_from_mlflow(ray_head, sample_dataset, tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    code = main([*_train_args(sample_dataset, tmp_path / "ws"), "--ray-address", ray_head, "--wait"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "submitted Ray job raysubmit_" in captured.out
+    summary = json.loads([line for line in captured.out.splitlines() if line.startswith('{"run_id"')][-1])
+    run = MlflowClient(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}").get_run(summary["run_id"])
+    assert run.info.status == "FINISHED" and "val/loss" in run.data.metrics
+
+    listed = {job["run_id"]: job for job in list_jobs(ray_head)}
+    assert listed[summary["run_id"]]["status"] == "SUCCEEDED"
+    assert main(["jobs", "logs", listed[summary["run_id"]]["job_id"], "--ray-address", ray_head]) == 0
+    assert summary["run_id"] in capsys.readouterr().out
+
+
+def test_a_failing_job_shows_its_error(ray_head, sample_dataset, tmp_path, capsys):
+    code = main([*_train_args(sample_dataset, tmp_path / "ws"), "--model", str(tmp_path / "no-such-model"),
+                 "--ray-address", ray_head, "--wait"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "no-such-model" in captured.out and "FAILED" in captured.err
+
+
+def test_a_dataset_the_cluster_cannot_read_is_refused_before_submitting(ray_head, tmp_path, capsys):
+    code = main([*_train_args(tmp_path / "nowhere", tmp_path / "ws"), "--ray-address", ray_head])
+    assert code == 2
+    assert "not readable on the Ray cluster" in capsys.readouterr().err
+
+
+def test_stop_ends_a_running_job(ray_head, sample_dataset, tmp_path, capsys):
+    args = _train_args(sample_dataset, tmp_path / "ws")
+    args[args.index("--epochs") + 1] = "50"
+    assert main([*args, "--ray-address", ray_head]) == 0
+    job_id = capsys.readouterr().out.split("submitted Ray job ")[1].split()[0]
+    assert main(["jobs", "stop", job_id, "--ray-address", ray_head]) == 0
+    assert wait_for(ray_head, job_id, timeout=60) == "STOPPED"
+
+
+def test_an_unreachable_cluster_is_a_clear_error_within_10_s(tmp_path, sample_dataset, capsys):
+    (port,) = _free_ports(1)
+    start = time.monotonic()
+    code = main(["jobs", "list", "--ray-address", f"http://127.0.0.1:{port}"])
+    assert code == 2 and time.monotonic() - start < 10
+    assert f"cannot reach the Ray cluster at http://127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_token_auth_needs_the_token_and_never_prints_it(tmp_path, capsys, monkeypatch):
+    secret = "lightbox-test-token-0123456789abcdef0123456789"
+    proc, url = _start_head({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secret})
+    try:
+        monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+        assert main(["jobs", "list", "--ray-address", url]) == 2
+        err = capsys.readouterr().err
+        assert "needs a valid token" in err
+        token_file = tmp_path / "token"
+        token_file.write_text(secret + "\n")
+        assert main(["jobs", "list", "--ray-address", url, "--ray-token-file", str(token_file)]) == 0
+        out, err = capsys.readouterr()
+        assert secret not in out + err
+        with pytest.raises(RayJobError, match="empty"):
+            from engine.orchestration.ray_jobs import read_token
+
+            (tmp_path / "blank").write_text("")
+            read_token(tmp_path / "blank")
+    finally:
+        _stop_head(proc)
