@@ -57,7 +57,7 @@ def test_counts_filters_and_sort(qtbot, browser, sample_dataset):
     # Hovering a bar names it (labels may be thinned out when there are many categories).
     vb = browser.plot.getPlotItem().vb
     browser._hover_bar(vb.mapViewToScene(QPointF(1, 1)))
-    assert browser.plot.toolTip() == f"square: {session.class_counts('val')['square']} annotations"
+    assert browser.plot.toolTip().startswith(f"square: {session.class_counts('val')['square']} annotations")
 
     browser.category_combo.setCurrentText("circle")
     expected = session.select(split="val", category="circle")
@@ -245,3 +245,31 @@ def test_ctrl_f_searches_file_names_and_says_when_nothing_matches(qtbot, session
     assert not browser.no_matches.isVisible()
     browser.problems_check.setChecked(True)  # the sample has no problems: an empty filter result
     assert browser.no_matches.isVisible() and "filters" in browser.no_matches.text()
+
+
+def test_histogram_labels_every_bar_shows_counts_and_filters_on_click(qtbot, browser, sample_dataset):
+    session = open_dataset(sample_dataset, check_files=False)
+    browser.set_session(session)
+    counts = session.class_counts()
+    assert [t.toPlainText() for t in browser.bar_labels] == [f"{n:,}" for n in counts.values()]
+    vb = browser.plot.getPlotItem().vb
+    assert browser.bar_at(vb.mapViewToScene(QPointF(2, 1))) == 2
+    assert browser.bar_at(vb.mapViewToScene(QPointF(2.5, 1))) is None  # between bars
+    browser.select_bar(2)  # what a click on the bar does
+    name = list(counts)[2]
+    assert browser.category_combo.currentText() == name
+    assert browser.current_refs() == session.select(category=name)
+    browser.select_bar(2)  # again: back to all categories
+    assert browser.category_combo.currentIndex() == 0 and len(browser.current_refs()) == 64
+
+    # Twenty long names on a narrow plot: every bar keeps a label, elided to its room.
+    from PySide6.QtGui import QFontMetrics
+
+    browser.plot.resize(500, 160)
+    browser._bar_names = [f"a rather long category name {k}" for k in range(20)]
+    browser._update_ticks()
+    axis = browser.plot.getAxis("bottom")
+    (ticks,) = axis._tickLevels
+    assert [i for i, _ in ticks] == list(range(20))
+    metrics = QFontMetrics(axis.style.get("tickFont") or browser.plot.font())
+    assert all(metrics.horizontalAdvance(text) <= max(440 / 20, metrics.horizontalAdvance("ab…")) for _, text in ticks)
