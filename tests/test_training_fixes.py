@@ -3,11 +3,15 @@
 import json
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from engine.config import RunConfig
 from engine.models.loading import load_model
+from engine.orchestration.local import train
+from engine.tracking.history import metric_history
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +58,76 @@ def test_detr_backbone_from_pretrained_folder_trains_all_but_the_stem(tmp_path):
     assert frozen and all("embedder" in n for n in frozen)
     trainable = set(tensors) - frozen
     assert trainable and _step_changes(model) == trainable
+
+
+# ---------------------------------------------------------------------- training runs
+def _config(data, workspace, **overrides):
+    base = {"data.path": str(data), "model.checkpoint": "resnet-tiny", "optim.epochs": 3,
+            "optim.batch_size": 8, "optim.lr": 3e-3, "data.image_size": 32, "data.num_workers": 0,
+            "optim.scheduler": "none", "optim.warmup_steps": 0, "workspace": str(workspace)}
+    base.update(overrides)
+    return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(base)
+
+
+class _Recorder(pl.Callback):
+    """Unscaled micro-batch losses by the step the MLflow callback logs them at; lr per step and epoch;
+    and, at the start of the last epoch, weights ruined so that epoch cannot be the best."""
+
+    def __init__(self, ruin_last_epoch=False):
+        self.ruin_last_epoch = ruin_last_epoch
+        self.pending, self.loss_at, self.lrs, self.final_step = None, {}, [], None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if self.ruin_last_epoch and trainer.current_epoch == trainer.max_epochs - 1:
+            with torch.no_grad():
+                for p in pl_module.model.parameters():
+                    p.add_(torch.randn_like(p) * 5)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append((trainer.global_step, trainer.current_epoch, trainer.optimizers[0].param_groups[0]["lr"]))
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.pending = float(loss.detach()) * trainer.accumulate_grad_batches
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.loss_at.setdefault(trainer.global_step, self.pending)
+
+    def on_train_end(self, trainer, pl_module):
+        self.final_step = trainer.global_step
+
+
+def test_final_state_is_saved_and_best_and_last_mean_what_they_say(sample_dataset, tmp_path):
+    recorder = _Recorder(ruin_last_epoch=True)
+    result = train(_config(sample_dataset, tmp_path / "ws"), progress=False, callbacks=[recorder])
+    assert result.status == "FINISHED"
+    last = torch.load(result.last_checkpoint, map_location="cpu", weights_only=False)
+    best = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False)
+    assert last["global_step"] == recorder.final_step  # the weights training ended with
+    assert best["global_step"] < recorder.final_step  # the ruined last epoch is not the best
+    history = metric_history(result.tracking_uri, result.run_id, ["val/loss"])["val/loss"]
+    best_loss = min(value for _, value, _ in history)
+    assert len(history) == 3
+    assert best["global_step"] == next(step for step, value, _ in history if value == best_loss)
+
+
+def test_mlflow_train_loss_is_not_divided_by_gradient_accumulation(sample_dataset, tmp_path):
+    recorder = _Recorder()
+    config = _config(sample_dataset, tmp_path / "ws", **{"optim.epochs": 1, "optim.accumulate_grad_batches": 2,
+                                                          "tracking.log_every_n_steps": 1})
+    result = train(config, progress=False, callbacks=[recorder])
+    logged = MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/loss")
+    assert len(logged) >= 3
+    for point in logged:
+        assert point.value == pytest.approx(recorder.loss_at[point.step], rel=1e-4)
+
+
+def test_step_schedule_counts_epochs_by_batches_when_max_steps_ends_early(sample_dataset, tmp_path):
+    recorder = _Recorder()
+    config = _config(sample_dataset, tmp_path / "ws", **{"optim.epochs": 50, "optim.max_steps": 9,
+                                                          "optim.scheduler": "step", "optim.step_size": 1,
+                                                          "optim.gamma": 0.5})
+    train(config, progress=False, callbacks=[recorder])
+    epochs = {epoch for _, epoch, _ in recorder.lrs}
+    assert len(epochs) >= 2  # the run crosses an epoch boundary
+    for _, epoch, lr in recorder.lrs:
+        assert lr == pytest.approx(3e-3 * 0.5 ** epoch)

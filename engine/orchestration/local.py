@@ -18,6 +18,8 @@ from engine.config import RunConfig
 
 RUN_DIR_TAG = "lightbox.run_dir"
 TASK_TAG = "lightbox.task"
+#: the state at the end of training, written whenever a run ends without a NaN loss
+FINAL_CHECKPOINT = "last.ckpt"
 CNN_FAMILIES = ("resnet", "detr", "convnext", "efficientnet", "mobilenet", "regnet")
 
 
@@ -218,7 +220,8 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
         run_dir = None
     from engine.recipes import resolve_recipe
 
-    config = resolve_recipe(config)  # "auto" settings made concrete, so run.yaml says what was used
+    if not resume_run_id:  # a resumed run keeps the choices its run.yaml recorded
+        config = resolve_recipe(config)  # "auto" settings made concrete, so run.yaml says what was used
     workspace = workspace_of(config)
     checkpoint_name = config.model.checkpoint or ""
     speed = speed_settings(config, _family(checkpoint_name))
@@ -250,7 +253,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
         ckpt_dir = run_dir / "checkpoints"
         ModelCheckpoint = _guarded_checkpoint_class()
         best = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch}-{step}", monitor=module.monitor,
-                               mode=module.monitor_mode, save_top_k=1, save_last=True)
+                               mode=module.monitor_mode, save_top_k=1)
         # A second checkpoint every N steps so a killed process loses at most N steps.
         periodic = ModelCheckpoint(dirpath=ckpt_dir, filename="latest-{step}",
                                    every_n_train_steps=checkpoint_every_n_steps, save_top_k=1,
@@ -278,7 +281,13 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         best_path = best.best_model_path or None
-        last_path = newest_checkpoint(ckpt_dir)
+        if module.nonfinite_step is None:
+            # The final weights, whatever the monitor thought of them (ModelCheckpoint's own
+            # last.ckpt is written only along with a new best).
+            last_path = ckpt_dir / FINAL_CHECKPOINT
+            trainer.save_checkpoint(last_path)
+        else:  # the last good checkpoint stays the newest
+            last_path = newest_checkpoint(ckpt_dir)
         message = None
         if module.nonfinite_step is not None:
             status = "FAILED"

@@ -89,8 +89,13 @@ class MlflowCallback(pl.Callback):
 
     def _log_train(self, trainer: pl.Trainer, outputs: Any, step: int) -> None:
         metrics: dict[str, float] = {}
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        value = _to_float(loss)
+        # Lightbox modules keep the step's loss before Lightning divides it by
+        # accumulate_grad_batches; other modules' outputs are scaled back.
+        value = _to_float(getattr(trainer.lightning_module, "last_train_loss", None))
+        if value is None:
+            value = _to_float(outputs.get("loss") if isinstance(outputs, dict) else outputs)
+            if value is not None:
+                value *= max(int(trainer.accumulate_grad_batches), 1)
         if value is None:  # manual optimisation returns nothing; fall back on what was self.log-ged
             cb = trainer.callback_metrics
             value = _to_float(cb.get("train/loss", cb.get("loss")))

@@ -56,6 +56,7 @@ class BaseVisionModule(pl.LightningModule):
         self.mean, self.std = tuple(mean), tuple(std)
         self.use_channels_last = channels_last
         self.nonfinite_step: int | None = None
+        self.last_train_loss: torch.Tensor | None = None
         self.log_every_n_steps = 10
 
     # ---------------------------------------------------------------- model hooks
@@ -92,6 +93,9 @@ class BaseVisionModule(pl.LightningModule):
             self.nonfinite_step = int(self.global_step)
             self.trainer.should_stop = True
             return None
+        # Lightning divides the step's output by accumulate_grad_batches before callbacks see
+        # it; the MLflow callback logs this unscaled value instead.
+        self.last_train_loss = loss.detach()
         # Lightning's logging costs about a millisecond a call; every few steps is enough for the
         # progress bar (the MLflow callback reads the loss from the step's output itself).
         if batch_idx % self.log_every_n_steps == 0:
@@ -125,8 +129,7 @@ class BaseVisionModule(pl.LightningModule):
         fused = self.device.type == "cuda"
         optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.lr, fused=fused or None)
         total = max(int(self.trainer.estimated_stepping_batches), 1) if self._trainer is not None else 1000
-        epochs = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
-        steps_per_epoch = max(total // epochs, 1)
+        steps_per_epoch = self._optimizer_steps_per_epoch(total)
         warmup = max(int(self.warmup_steps), 0)
 
         def factor(step: int) -> float:
@@ -146,6 +149,17 @@ class BaseVisionModule(pl.LightningModule):
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=self.monitor_mode, factor=self.gamma, patience=max(self.step_size // 5, 1))
         return [optimizer], [{"scheduler": plateau, "interval": "epoch", "monitor": self.monitor, "strict": False}]
+
+    def _optimizer_steps_per_epoch(self, total: int) -> int:
+        """Optimizer steps in one epoch, from the train loader (not total // max_epochs:
+        max_steps can end the run before max_epochs, which made an "epoch" too short)."""
+        if self._trainer is None:
+            return total
+        # estimated_stepping_batches (called first) has set up the train loader and its batch count.
+        batches = self.trainer.num_training_batches
+        if not isinstance(batches, int) or batches <= 0:  # an iterable without a length
+            return max(total // max(int(self.trainer.max_epochs or 1), 1), 1)
+        return max(math.ceil(batches / max(int(self.trainer.accumulate_grad_batches), 1)), 1)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.scheduler_name == "plateau" and self.global_step < self.warmup_steps:
