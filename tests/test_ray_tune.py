@@ -110,3 +110,42 @@ def test_tune_without_a_search_section_is_a_clear_error(sample_dataset, tmp_path
                  "--workspace", str(tmp_path / "ws")])
     assert code == 2
     assert "no search.space" in capsys.readouterr().err
+
+
+def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, tmp_path, ray_local):
+    import threading
+    import time
+
+    from engine.config import RunConfig
+    from engine.orchestration.tune import SEARCH_TAG, search
+    from engine.tracking.logger import request_stop
+
+    workspace = tmp_path / "ws"
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
+        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 1,
+        "optim.batch_size": 16, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
+        "search.scheduler": "fifo", "search.max_concurrent": 1, "search.num_samples": 3,
+        "search.space": {"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}})
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=search(config, tracking_uri=uri)))
+    worker.start()
+    client = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # stop once the first trial has finished
+        time.sleep(1)
+        if not (workspace / "mlflow.db").is_file():
+            continue
+        client = client or MlflowClient(uri)
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        parents = [r for r in runs if r.data.tags.get(SEARCH_TAG) == "true"]
+        if parents and any(r.info.status == "FINISHED" and r.data.tags.get(PARENT_TAG) for r in runs):
+            request_stop(uri, parents[0].info.run_id)
+            break
+    worker.join(timeout=240)
+    result = outcome["result"]
+    assert result.status == "KILLED"
+    statuses = [t["status"] for t in result.trials]
+    assert "FINISHED" in statuses and len([s for s in statuses if s == "FINISHED"]) < 3, statuses
+    assert result.best_run_id in {t["run_id"] for t in result.trials if t["status"] == "FINISHED"}
+    assert client.get_run(result.parent_run_id).info.status == "KILLED"
