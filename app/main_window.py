@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_open)
         self.status_text = QLabel("Open a COCO dataset folder to begin (File ▸ Open).")
+        self.status_text.setWordWrap(True)  # a long dataset path wraps instead of widening the window
         self.statusBar().addWidget(self.status_text, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)

@@ -294,3 +294,38 @@ def test_plain_lightbox_reopens_the_last_dataset(qtbot, tmp_path, sample_dataset
     for widget in QApplication.topLevelWidgets():
         if isinstance(widget, MainWindow) and widget is not first:
             widget.close()
+
+
+def _clipped(page) -> list[str]:
+    from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QWidget
+
+    out = []
+    for child in page.findChildren(QWidget):
+        if isinstance(child, (QAbstractButton, QComboBox)) or (isinstance(child, QLabel) and not child.wordWrap()):
+            if child.isVisible() and child.width() < child.minimumSizeHint().width():
+                text = child.text() if hasattr(child, "text") else type(child).__name__
+                out.append(f"{text!r}: {child.width()} < {child.minimumSizeHint().width()}")
+    return out
+
+
+def test_small_window_clips_no_control_and_long_file_names_are_elided(qtbot, window, sample_copy):
+    import json as _json
+
+    long_name = "a_very_long_file_name_that_a_camera_export_would_write_" * 3 + ".jpg"
+    ann = sample_copy / "annotations" / "instances_train.json"
+    doc = _json.loads(ann.read_text())
+    old = doc["images"][0]["file_name"]
+    (sample_copy / "train" / old).rename(sample_copy / "train" / long_name)
+    doc["images"][0]["file_name"] = long_name
+    ann.write_text(_json.dumps(doc))
+    window.resize(800, 560)
+    _open(qtbot, window, sample_copy)
+    qtbot.wait(50)
+    assert window.width() == 800 and window.height() == 560  # no minimum size forces it bigger
+    assert _clipped(window.browser) == []
+    window.show_image(window.browser.current_refs()[0])
+    qtbot.waitUntil(lambda: not window.viewer.is_loading(), timeout=10_000)
+    qtbot.wait(50)
+    assert _clipped(window.viewer) == []
+    assert long_name not in window.viewer.image_info.text() and "…" in window.viewer.image_info.text()
+    assert long_name in window.viewer.image_info.toolTip()

@@ -363,9 +363,12 @@ class DatasetBrowser(QWidget):
 
         self.split_combo = QComboBox()
         self.category_combo = QComboBox()
-        self.category_combo.setMinimumContentsLength(14)
+        self.category_combo.setMinimumContentsLength(10)
+        self.split_combo.setToolTip("Split")
+        self.category_combo.setToolTip("Category")
         self.category_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.problems_check = QCheckBox("Only images with problems")
+        self.problems_check = QCheckBox("Problems only")
+        self.problems_check.setToolTip("Show only the images the health check found problems in")
         self.sort_combo = QComboBox()
         self.sort_combo.addItems(list(SORT_KEYS))
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
@@ -374,13 +377,13 @@ class DatasetBrowser(QWidget):
         self.size_slider.setPageStep(32)
         self.size_slider.setValue(DEFAULT_THUMB)
         self.size_slider.setTracking(False)  # re-decode on release, not on every pixel of a drag
-        self.size_slider.setFixedWidth(120)
+        self.size_slider.setFixedWidth(90)
         self.size_slider.setToolTip("Thumbnail size")
 
         self.search_edit = QLineEdit()
         self.search_edit.setPlaceholderText("Search file names (Ctrl+F)")
         self.search_edit.setClearButtonEnabled(True)
-        self.search_edit.setMinimumWidth(120)
+        self.search_edit.setMinimumWidth(100)
         self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)  # filter once typing pauses
         self.search_edit.textChanged.connect(lambda _text: self._search_timer.start())
         self._search_timer.timeout.connect(self._apply_filters)
@@ -390,16 +393,15 @@ class DatasetBrowser(QWidget):
         find.activated.connect(self.focus_search)
 
         bar = QHBoxLayout()
+        # The combos read "All splits" / "All categories": no captions, so the bar fits 800 px.
         bar.addWidget(self.search_edit, 1)
-        bar.addSpacing(8)
-        bar.addWidget(QLabel("Split:"))
+        bar.addSpacing(6)
         bar.addWidget(self.split_combo)
-        bar.addSpacing(8)
-        bar.addWidget(QLabel("Category:"))
+        bar.addSpacing(6)
         bar.addWidget(self.category_combo)
         bar.addSpacing(8)
         bar.addWidget(self.problems_check)
-        bar.addSpacing(8)
+        bar.addSpacing(6)
         bar.addWidget(QLabel("Sort by:"))
         bar.addWidget(self.sort_combo)
         bar.addStretch(1)
@@ -451,6 +453,7 @@ class DatasetBrowser(QWidget):
         splitter.setChildrenCollapsible(False)
 
         self.status = QLabel("No dataset open.")
+        self.status.setWordWrap(True)  # wraps in a narrow window instead of widening it
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         content = QWidget()

@@ -396,7 +396,10 @@ class ImageViewer(QWidget):
             return
         where = f"{self._position + 1} / {n}   " if 0 <= self._position < n else ""
         name = self.session.index(self.ref.split).file_names[self.ref.row] if self.session else ""
-        self.position_label.setText(f"{where}{self.ref.split} / {name}")
+        self.position_label.setToolTip(f"{self.ref.split} / {name}")
+        room = max(60, self.position_label.width())
+        self.position_label.setText(QFontMetricsF(self.position_label.font()).elidedText(
+            f"{where}{self.ref.split} / {name}", Qt.TextElideMode.ElideMiddle, room))
 
     def _handle_key(self, event) -> bool:
         key = event.key()
@@ -827,7 +830,12 @@ class ImageViewer(QWidget):
             return
         index = self.session.index(self.ref.split)
         row = self.ref.row
-        lines = [f"{index.file_names[row]} (id {int(index.image_ids[row])}, {self.ref.split})",
+        name = index.file_names[row]
+        # Long names are elided in the middle (start and extension stay); the tooltip has it whole.
+        room = max(80, self.image_info.width() - 8)
+        shown = QFontMetricsF(self.image_info.font()).elidedText(name, Qt.TextElideMode.ElideMiddle, room * 0.8)
+        self.image_info.setToolTip(f"{self.session.image_dir(self.ref.split)}/{name}")
+        lines = [f"{shown} (id {int(index.image_ids[row])}, {self.ref.split})",
                  f"JSON size: {int(index.image_width[row])}×{int(index.image_height[row])}",
                  plural(len(self._items), 'annotation') + (" — loading image…" if self._loading else "")]
         lines += self._image_notes
