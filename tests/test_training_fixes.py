@@ -131,3 +131,30 @@ def test_step_schedule_counts_epochs_by_batches_when_max_steps_ends_early(sample
     assert len(epochs) >= 2  # the run crosses an epoch boundary
     for _, epoch, lr in recorder.lrs:
         assert lr == pytest.approx(3e-3 * 0.5 ** epoch)
+
+
+# ---------------------------------------------------------------------- sizes and normalisation
+@pytest.mark.parametrize(("task", "checkpoint", "size"), [("classification", "vit-tiny", 32),
+                                                          ("detection", "detr-tiny", 128)])
+def test_empty_image_size_takes_the_models_own_size(sample_dataset, tmp_path, task, checkpoint, size):
+    from engine.orchestration.local import build_datamodule
+
+    config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(
+        {"data.path": str(sample_dataset), "model.checkpoint": checkpoint, "data.num_workers": 0,
+         "compute.accelerator": "cpu"})
+    assert config.data.image_size is None
+    datamodule = build_datamodule(config)
+    assert datamodule.image_size == size
+
+
+def test_multitask_normalisation_comes_from_the_backbone_checkpoint(sample_dataset):
+    from engine.models.presets import IMAGENET_MEAN, IMAGENET_STD, get_preset
+    from engine.orchestration.local import build_datamodule
+
+    config = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["classification", "detection"]}})
+    config = config.with_overrides({"data.path": str(sample_dataset), "data.num_workers": 0,
+                                    "compute.accelerator": "cpu", "data.image_size": 32,
+                                    "model.checkpoints": {"classification": "vit-tiny", "detection": "detr-tiny"}})
+    assert get_preset("vit-tiny").mean != IMAGENET_MEAN  # the first entry would give other statistics
+    datamodule = build_datamodule(config)
+    assert tuple(datamodule.mean) == tuple(IMAGENET_MEAN) and tuple(datamodule.std) == tuple(IMAGENET_STD)

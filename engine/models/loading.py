@@ -396,20 +396,10 @@ def _preset_or_none(name: str) -> Preset | None:
 # --- backbones --------------------------------------------------------------------
 
 
-def load_backbone(
-    checkpoint: str | os.PathLike, *, pretrained: bool = True
-) -> tuple[torch.nn.Module, int]:
-    """A feature extractor returning the last stage map (B, C, H/s, W/s), and C.
-
-    Works for presets and checkpoints whose architecture transformers offers
-    as a backbone (ResNet, ConvNeXt, Swin, DINOv2...); DETR presets give their
-    ResNet backbone. The stride ``s`` is 32 for full ResNets (less for the tiny ones).
-    """
+def _backbone_form(name: str):
+    """(kind, source, architecture config, backbone class or None) of a checkpoint; builds no weights."""
     from transformers import MODEL_FOR_BACKBONE_MAPPING
 
-    from engine.models.backbone import LastFeatureMap
-
-    name = str(checkpoint).strip()
     kind = checkpoint_kind(name)
     if kind == "preset":
         config = get_preset(name).architecture()
@@ -419,9 +409,31 @@ def load_backbone(
     else:
         source = str(Path(name).expanduser()) if kind == "folder" else name
         config = _load_config(name, kind, source)
-
     backbone_class = MODEL_FOR_BACKBONE_MAPPING.get(type(config), None)
-    if backbone_class is None or not hasattr(config, "stage_names"):
+    if not hasattr(config, "stage_names"):
+        backbone_class = None
+    return kind, source, config, backbone_class
+
+
+def has_backbone_form(checkpoint: str | os.PathLike) -> bool:
+    """Whether :func:`load_backbone` can use this checkpoint (reads its config only)."""
+    return _backbone_form(str(checkpoint).strip())[3] is not None
+
+
+def load_backbone(
+    checkpoint: str | os.PathLike, *, pretrained: bool = True
+) -> tuple[torch.nn.Module, int]:
+    """A feature extractor returning the last stage map (B, C, H/s, W/s), and C.
+
+    Works for presets and checkpoints whose architecture transformers offers
+    as a backbone (ResNet, ConvNeXt, Swin, DINOv2...); DETR presets give their
+    ResNet backbone. The stride ``s`` is 32 for full ResNets (less for the tiny ones).
+    """
+    from engine.models.backbone import LastFeatureMap
+
+    name = str(checkpoint).strip()
+    kind, source, config, backbone_class = _backbone_form(name)
+    if backbone_class is None:
         usable = ", ".join(
             p.name for p in list_presets() if p.family in {"resnet", "detr"}
         )

@@ -88,6 +88,35 @@ def speed_settings(config: RunConfig, family: str | None = None) -> Speed:
 
 
 # ---------------------------------------------------------------------- builders
+def multitask_config(config: RunConfig):
+    from engine.tasks.common.multitask import MultiTaskConfig
+
+    return MultiTaskConfig(tasks=list(config.task.tasks), model_checkpoints=dict(config.model.checkpoints),
+                           loss_weights=dict(config.task.loss_weights), pretrained=config.model.pretrained)
+
+
+def model_checkpoint(config: RunConfig) -> str:
+    """The checkpoint whose preprocessing (normalisation, input size) the model expects:
+    in multi-task runs the one that provides the shared backbone."""
+    if config.task.name == "multitask":
+        from engine.tasks.common.multitask import backbone_checkpoint
+
+        return backbone_checkpoint(multitask_config(config))
+    from engine.config import DEFAULT_CHECKPOINTS
+
+    return config.model.checkpoint or DEFAULT_CHECKPOINTS[config.task.name]
+
+
+def image_size_of(config: RunConfig, checkpoint: str) -> int:
+    """``data.image_size``, else the size the model was built for (preset or checkpoint files)."""
+    from engine.models.loading import default_image_size
+
+    if config.data.image_size:
+        return int(config.data.image_size)
+    task = "detection" if config.task.name == "multitask" else config.task.name
+    return default_image_size(checkpoint, task)
+
+
 def build_datamodule(config: RunConfig, speed: Speed | None = None):
     from engine.models.loading import normalization_stats
     from engine.tasks.registry import get_task
@@ -96,11 +125,11 @@ def build_datamodule(config: RunConfig, speed: Speed | None = None):
         raise TrainingError("no dataset: set data.path (or pass --data DIR)")
     entry = get_task(config.task.name)
     speed = speed or speed_settings(config)
-    checkpoint = config.model.checkpoint or next(iter(config.model.checkpoints.values()), None)
-    mean, std = normalization_stats(checkpoint) if checkpoint else ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    checkpoint = model_checkpoint(config)
+    mean, std = normalization_stats(checkpoint)
     kwargs: dict[str, Any] = dict(
         batch_size=config.optim.batch_size, num_workers=config.data.num_workers,
-        image_size=config.data.image_size, val_fraction=config.data.val_fraction,
+        image_size=image_size_of(config, checkpoint), val_fraction=config.data.val_fraction,
         split_seed=config.data.split_seed, seed=config.optim.seed, on_problem=config.data.on_problem,
         normalize="device" if speed.normalize_on_device else "collate", mean=mean, std=std,
         pin_memory=speed.pin_memory,
@@ -128,11 +157,7 @@ def build_module(config: RunConfig, datamodule, speed: Speed):
                   normalize_on_device=speed.normalize_on_device, mean=datamodule.mean, std=datamodule.std,
                   channels_last=speed.channels_last)
     if config.task.name == "multitask":
-        from engine.tasks.common.multitask import MultiTaskConfig
-
-        mt = MultiTaskConfig(tasks=list(config.task.tasks), model_checkpoints=dict(config.model.checkpoints),
-                             loss_weights=dict(config.task.loss_weights), pretrained=config.model.pretrained)
-        return entry.module_class(mt, num_labels=datamodule.num_labels_per_task, **common)
+        return entry.module_class(multitask_config(config), num_labels=datamodule.num_labels_per_task, **common)
     num_labels = config.model.num_labels or datamodule.num_labels
     extra = {"category_ids": datamodule.train_dataset.index.category_ids.tolist()} \
         if config.task.name == "detection" else {}

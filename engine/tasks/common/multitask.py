@@ -52,7 +52,7 @@ from engine.data.splits import primary_labels
 from engine.metrics.classification import ClassificationMetrics
 from engine.metrics.detection import DetectionEvaluator
 from engine.metrics.segmentation import SegmentationMetrics
-from engine.models.loading import ModelLoadError, load_backbone
+from engine.models.loading import ModelLoadError, has_backbone_form, load_backbone
 from engine.tasks.detection.datamodule import DetectionDataset
 from engine.tasks.detection.lightning_module import detections_from_outputs
 
@@ -156,6 +156,17 @@ class MultiTaskConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 < self.no_object_weight <= 1.0:
             raise ValueError(f"no_object_weight must be in (0, 1], got {self.no_object_weight!r}")
+
+
+def backbone_checkpoint(config: MultiTaskConfig) -> str:
+    """The checkpoint :func:`shared_backbone` takes the backbone from (reads configs, builds nothing).
+
+    Its normalisation is the one the whole model expects.
+    """
+    for task in config.tasks:
+        if has_backbone_form(config.model_checkpoints[task]):
+            return config.model_checkpoints[task]
+    return shared_backbone(config)[2]  # raises the message that says why none fits
 
 
 def shared_backbone(config: MultiTaskConfig) -> tuple[nn.Module, int, str]:
