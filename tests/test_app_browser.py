@@ -273,3 +273,22 @@ def test_histogram_labels_every_bar_shows_counts_and_filters_on_click(qtbot, bro
     assert [i for i, _ in ticks] == list(range(20))
     metrics = QFontMetrics(axis.style.get("tickFont") or browser.plot.font())
     assert all(metrics.horizontalAdvance(text) <= max(440 / 20, metrics.horizontalAdvance("ab…")) for _, text in ticks)
+
+
+def test_thumbnail_box_overlay_toggle(qtbot, session):
+    browser = DatasetBrowser()
+    qtbot.addWidget(browser)
+    browser.resize(900, 600)
+    browser.show()
+    browser.set_session(session)
+    model = browser.model
+    qtbot.waitUntil(lambda: all(model.has_thumbnail(r) for r in range(4)), timeout=10_000)
+    rect = browser.view.visualRect(model.index(0))
+    plain = browser.view.viewport().grab(rect).toImage()
+    assert not browser.delegate.show_boxes
+    browser.boxes_check.setChecked(True)
+    assert browser.delegate.show_boxes
+    with_boxes = browser.view.viewport().grab(rect).toImage()
+    assert with_boxes != plain  # the boxes are drawn on the card
+    browser.set_thumbnail_boxes(False)
+    assert not browser.boxes_check.isChecked() and browser.view.viewport().grab(rect).toImage() == plain

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView, QSlider,
                                QSplitter, QStackedWidget, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineE
 from engine.data.health import plural
 from engine.data.paths import UnsafeFileName
 
+from ..widgets.colours import category_colour
 from .session import SORT_KEYS, DatasetSession, ImageRef
 from .start_page import StartPage
 from .thumbnails import ThumbnailLoader
@@ -141,6 +142,9 @@ class ThumbnailModel(QAbstractListModel):
             self._row_of = {r: i for i, r in enumerate(self.refs)}
         return self._row_of.get(ref)
 
+    def has_unreadable(self, row: int) -> bool:
+        return self.refs[row] in self._unreadable
+
     def has_thumbnail(self, row: int) -> bool:
         """Is the row's picture final: its thumbnail, or the 'unreadable' card?"""
         ref = self.refs[row]
@@ -255,6 +259,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
     def __init__(self, model: ThumbnailModel, parent=None):
         super().__init__(parent)
         self.model = model
+        self.show_boxes = False  # draw each image's boxes on its thumbnail
+        self._colours: dict[str, QColor] = {}
 
     def box_size(self) -> QSize:
         size = self.model.thumb_size
@@ -298,6 +304,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             target = QRect(0, 0, shown.width(), shown.height())
             target.moveCenter(box.center())
             painter.drawPixmap(target, pixmap)
+            if self.show_boxes and model.session is not None and not model.has_unreadable(row):
+                self._boxes(painter, target, model.session, model.refs[row])
             badge = (target, model.problems_count(model.refs[row]))
         else:
             badge = None
@@ -311,6 +319,26 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if badge is not None and badge[1]:
             self._badge(painter, *badge)  # last: it changes the painter's font
         painter.restore()
+
+    def _boxes(self, painter: QPainter, target: QRect, session: DatasetSession, ref: ImageRef) -> None:
+        """The image's boxes, scaled from JSON coordinates to the thumbnail, in category colours."""
+        index = session.index(ref.split)
+        width, height = int(index.image_width[ref.row]), int(index.image_height[ref.row])
+        if width <= 0 or height <= 0:
+            return
+        sx, sy = target.width() / width, target.height() / height
+        if not self._colours or self._colours.get(None) is not session:
+            self._colours = {name: category_colour(i) for i, name in enumerate(session.category_names())}
+            self._colours[None] = session  # which session the colours belong to
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for ann_row in index.annotation_rows(ref.row):
+            x, y, w, h = index.ann_bbox[ann_row]
+            if np.isnan(x):
+                continue
+            label = int(index.ann_label[ann_row])
+            name = index.category_names[label] if label >= 0 else None
+            painter.setPen(QPen(self._colours.get(name, QColor(160, 160, 160)), 1.5))
+            painter.drawRect(QRectF(target.x() + x * sx, target.y() + y * sy, w * sx, h * sy))
 
     def _badge(self, painter: QPainter, target: QRect, count: int) -> None:
         """A red disc with the number of problems on the thumbnail's top-right corner."""
@@ -377,7 +405,7 @@ class DatasetBrowser(QWidget):
         self.size_slider.setPageStep(32)
         self.size_slider.setValue(DEFAULT_THUMB)
         self.size_slider.setTracking(False)  # re-decode on release, not on every pixel of a drag
-        self.size_slider.setFixedWidth(90)
+        self.size_slider.setFixedWidth(80)
         self.size_slider.setToolTip("Thumbnail size")
 
         self.search_edit = QLineEdit()
@@ -405,7 +433,10 @@ class DatasetBrowser(QWidget):
         bar.addWidget(QLabel("Sort by:"))
         bar.addWidget(self.sort_combo)
         bar.addStretch(1)
-        bar.addWidget(QLabel("Size:"))
+        self.boxes_check = QCheckBox("Boxes")
+        self.boxes_check.setToolTip("Draw each image's boxes on its thumbnail")
+        self.boxes_check.toggled.connect(self.set_thumbnail_boxes)
+        bar.addWidget(self.boxes_check)
         bar.addWidget(self.size_slider)
 
         self.delegate = ThumbnailDelegate(self.model, self)
@@ -495,6 +526,13 @@ class DatasetBrowser(QWidget):
             combo.blockSignals(False)
         self._set_filters_enabled(session is not None)
         self._apply_filters()
+
+    def set_thumbnail_boxes(self, visible: bool) -> None:
+        """Draw the boxes on the thumbnails (or not)."""
+        if self.boxes_check.isChecked() != visible:
+            self.boxes_check.setChecked(visible)
+        self.delegate.show_boxes = visible
+        self.view.viewport().update()
 
     def focus_search(self) -> None:
         self.search_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
