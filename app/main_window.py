@@ -26,6 +26,7 @@ from .widgets.workers import BackgroundTask
 
 MAX_RECENT = 10
 CLOSE_JOIN_S = 20.0  # the longest a quit waits for cancelled background work to stop
+PRELOAD_QUIET_MS = 1500  # the augmentation import starts after this long without opening or scrolling
 STATUS_NOTE_MS = 8000  # how long a passing note stays in the status bar
 
 
@@ -40,6 +41,8 @@ class MainWindow(QMainWindow):
         self.current: ImageRef | None = None  # the one current image: Browse, Image and Augment agree
         self._open_task: BackgroundTask | None = None
         self._preload_started = False
+        self._preload_timer = QTimer(self, singleShot=True, interval=PRELOAD_QUIET_MS)
+        self._preload_timer.timeout.connect(self._preload_augment)
         self._demo_task: BackgroundTask | None = None
         self._check_task: BackgroundTask | None = None
         self.setWindowTitle("Lightbox")
@@ -91,6 +94,7 @@ class MainWindow(QMainWindow):
 
         self._build_menu()
         self.browser.image_activated.connect(self.show_image)
+        self.browser.view.verticalScrollBar().valueChanged.connect(self._postpone_preload)
         self.browser.start_page.choose_folder.connect(self._choose_folder)
         self.browser.start_page.open_recent.connect(self.open_folder)
         self.browser.start_page.open_demo.connect(self.open_demo)
@@ -347,10 +351,21 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._preload_started:
             self._preload_started = True
-            QTimer.singleShot(800, self, self._preload_augment)  # once the first frames are up
+            self._preload_timer.start()
+
+    def _postpone_preload(self, *_) -> None:
+        if self._preload_timer.isActive():
+            self._preload_timer.start()  # the grid is scrolling: wait for a quiet moment
 
     def _preload_augment(self) -> None:
-        """Import the augmentation library in the background, so Augment opens without a wait."""
+        """Import the augmentation library in the background, so Augment opens without a wait.
+
+        It holds the interpreter lock in long stretches, so it waits for a quiet moment:
+        no dataset being opened or checked, and the grid not scrolled for a while.
+        """
+        if self.is_busy():
+            self._preload_timer.start()
+            return
         from .dataset.augment_panel import start_warm_up  # light: albumentations loads in the task
 
         task, tab = start_warm_up(), self.tabs.indexOf(self.augment_host)

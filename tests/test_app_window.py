@@ -329,3 +329,27 @@ def test_small_window_clips_no_control_and_long_file_names_are_elided(qtbot, win
     assert _clipped(window.viewer) == []
     assert long_name not in window.viewer.image_info.text() and "…" in window.viewer.image_info.text()
     assert long_name in window.viewer.image_info.toolTip()
+
+
+def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(qtbot, window, sample_dataset,
+                                                                              monkeypatch):
+    import app.dataset.augment_panel as augment_panel
+
+    monkeypatch.setattr(augment_panel, "_WARM_UP", None)
+    started = []
+    monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1) or augment_panel.run_in_background(
+        lambda: None))
+    window._preload_timer.setInterval(300)
+    window._preload_started = False
+    window.hide()
+    window.show()
+    bar = window.browser.view.verticalScrollBar()
+    bar.setRange(0, 1000)
+    for k in range(10):  # scrolling for 1 s postpones it
+        bar.setValue(k * 10)
+        qtbot.wait(100)
+    assert not started
+    window.open_folder(sample_dataset)
+    window._preload_timer.start()
+    qtbot.waitUntil(lambda: not window.is_busy(), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(started), timeout=5_000)
