@@ -61,6 +61,12 @@ CONFIG_VERSION = 1
 
 SingleTask = Literal["classification", "detection", "segmentation"]
 
+def default_num_workers() -> int:
+    """Loader workers from the CPUs this process may use (one left for training), at most 4."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cpus - 1))
+
+
 # Used when model.checkpoint (or a multitask entry) is left empty.
 DEFAULT_CHECKPOINTS: dict[str, str] = {
     "classification": "resnet-18",
@@ -349,7 +355,7 @@ class DataConfig(BaseModel):
         "the category of the largest object, or the most frequent category.",
     )
     num_workers: int = Field(
-        4,
+        default_factory=lambda: default_num_workers(),
         ge=0,
         title="Loader workers",
         description="Background processes that load and augment images (0 loads in the main process).",

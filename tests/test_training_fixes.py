@@ -158,3 +158,29 @@ def test_multitask_normalisation_comes_from_the_backbone_checkpoint(sample_datas
     assert get_preset("vit-tiny").mean != IMAGENET_MEAN  # the first entry would give other statistics
     datamodule = build_datamodule(config)
     assert tuple(datamodule.mean) == tuple(IMAGENET_MEAN) and tuple(datamodule.std) == tuple(IMAGENET_STD)
+
+
+# ---------------------------------------------------------------------- silent settings
+def test_num_workers_default_follows_the_cpus_this_process_may_use(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert RunConfig.from_dict({"task": {"name": "classification"}}).data.num_workers == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    assert RunConfig.from_dict({"task": {"name": "classification"}}).data.num_workers == 4
+
+
+def test_truncated_coco_json_names_where_it_ends(tmp_path):
+    from engine.data.coco_index import CocoFormatError, CocoIndex
+
+    path = tmp_path / "instances.json"
+    path.write_text('{"images": [\n  {"id": 1, "file_name": "a.jpg",\n   "width": 4')
+    with pytest.raises(CocoFormatError) as err:
+        CocoIndex.load(path)
+    assert "line 3" in str(err.value) and "column 14" in str(err.value) and str(path) in str(err.value)
+
+
+def test_top5_is_logged_only_with_more_than_five_classes(sample_dataset, tmp_path):
+    result = train(_config(sample_dataset, tmp_path / "ws", **{"optim.epochs": 1}), progress=False)
+    metrics = MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
+    assert "val/accuracy" in metrics and "val/top5" not in metrics  # 4 classes: top-5 is always 1.0

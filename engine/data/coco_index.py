@@ -480,6 +480,12 @@ def _syntax_error(data: bytes, exc: msgspec.DecodeError, name: str) -> CocoForma
         # Characters, not bytes: editors count 'é' as one column.
         column = len(data[data.rfind(b"\n", 0, pos) + 1 : pos].decode("utf-8", "replace")) + 1
         text = _BYTE_RE.sub("", text).strip()
+    elif "truncated" in text.lower():
+        # msgspec gives no position for a file that stops early: it ends at the last byte.
+        end = len(data.rstrip())
+        line = data.count(b"\n", 0, end) + 1
+        column = len(data[data.rfind(b"\n", 0, end) + 1 : end].decode("utf-8", "replace")) + 1
+        text = f"the file ends too early (truncated after line {line}, column {column})"
     problem = Problem("json_syntax", f"invalid JSON: {text}", name, line=line, column=column)
     return CocoFormatError(f"{problem.where()}: invalid JSON: {text}", [problem])
 

@@ -48,7 +48,9 @@ class ClassificationModule(BaseVisionModule):
 
     def on_validation_epoch_end(self) -> None:
         values = self.metrics.compute()
-        for key in ("accuracy", "top5", "f1_macro"):
+        # Top-5 of 5 or fewer classes is always 1.0: it says nothing, so it is not logged.
+        keys = ("accuracy", "top5", "f1_macro") if self.metrics.num_classes > 5 else ("accuracy", "f1_macro")
+        for key in keys:
             self.log(f"val/{key}", float(values[key]), prog_bar=key == "accuracy")
         self.last_confusion_matrix = self.metrics.confusion_matrix()
 
