@@ -184,3 +184,14 @@ def test_top5_is_logged_only_with_more_than_five_classes(sample_dataset, tmp_pat
     result = train(_config(sample_dataset, tmp_path / "ws", **{"optim.epochs": 1}), progress=False)
     metrics = MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
     assert "val/accuracy" in metrics and "val/top5" not in metrics  # 4 classes: top-5 is always 1.0
+
+
+def test_a_cropping_detection_val_spec_is_refused(sample_dataset, tmp_path):
+    from engine.orchestration.local import TrainingError, build_datamodule
+
+    config = RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
+        {"data.path": str(sample_dataset), "model.checkpoint": "detr-tiny", "data.num_workers": 0,
+         "compute.accelerator": "cpu", "augmentation.val": [{"name": "SmallestMaxSize", "max_size": 64},
+                                                            {"name": "CenterCrop", "height": 64, "width": 64}]})
+    with pytest.raises(TrainingError, match=r"augmentation\.val\[1\] \(CenterCrop\) crops"):
+        build_datamodule(config)

@@ -95,6 +95,20 @@ def multitask_config(config: RunConfig):
                            loss_weights=dict(config.task.loss_weights), pretrained=config.model.pretrained)
 
 
+def check_val_spec(config: RunConfig) -> None:
+    """Refuse validation steps that crop: detections are mapped back to the original pixels
+    through the resize and padding only, so a crop would shift every box."""
+    if config.task.name not in ("detection", "multitask"):
+        return
+    for i, step in enumerate(config.augmentation.val or []):
+        name = str(step.get("name", "")) if isinstance(step, dict) else ""
+        if "crop" in name.lower():
+            raise TrainingError(
+                f"augmentation.val[{i}] ({name}) crops the image: {config.task.name} validation maps boxes back "
+                "to the original pixels through resizing and padding only, so a cropping val spec would score "
+                "wrong boxes; use LongestMaxSize + PadIfNeeded (keep the whole image) for validation")
+
+
 def model_checkpoint(config: RunConfig) -> str:
     """The checkpoint whose preprocessing (normalisation, input size) the model expects:
     in multi-task runs the one that provides the shared backbone."""
@@ -123,6 +137,7 @@ def build_datamodule(config: RunConfig, speed: Speed | None = None):
 
     if not config.data.path:
         raise TrainingError("no dataset: set data.path (or pass --data DIR)")
+    check_val_spec(config)
     entry = get_task(config.task.name)
     speed = speed or speed_settings(config)
     checkpoint = model_checkpoint(config)
