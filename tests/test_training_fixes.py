@@ -195,3 +195,28 @@ def test_a_cropping_detection_val_spec_is_refused(sample_dataset, tmp_path):
                                                             {"name": "CenterCrop", "height": 64, "width": 64}]})
     with pytest.raises(TrainingError, match=r"augmentation\.val\[1\] \(CenterCrop\) crops"):
         build_datamodule(config)
+
+
+def _strip_annotations(folder: Path, split: str, count: int) -> None:
+    ann_file = next((folder / "annotations").glob(f"*{split}*.json"))
+    doc = json.loads(ann_file.read_text())
+    bare = {image["id"] for image in doc["images"][:count]}
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] not in bare]
+    ann_file.write_text(json.dumps(doc))
+
+
+def test_images_without_annotations_are_counted_per_split(sample_copy, tmp_path):
+    from engine.orchestration.local import build_datamodule
+
+    _strip_annotations(sample_copy, "train", 3)
+    _strip_annotations(sample_copy, "val", 2)
+    overrides = {"data.path": str(sample_copy), "data.num_workers": 0, "compute.accelerator": "cpu",
+                 "data.image_size": 32}
+    classification = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(overrides)
+    assert build_datamodule(classification).dropped_images == {"train": 3, "val": 2}
+    detection = RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
+        {**overrides, "model.checkpoint": "detr-tiny"})
+    assert build_datamodule(detection).dropped_images == {"train": 0, "val": 0}  # negatives, kept
+    result = train(_config(sample_copy, tmp_path / "ws", **{"optim.epochs": 1}), progress=False)
+    tags = MlflowClient(result.tracking_uri).get_run(result.run_id).data.tags
+    assert tags["lightbox.dropped_images.train"] == "3" and tags["lightbox.dropped_images.val"] == "2"

@@ -286,6 +286,12 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
             run_logger.set_tag(RUN_DIR_TAG, str(run_dir))
             run_logger.log_params(_flatten("", config.model_dump(mode="json"), {}))
             run_logger.log_config(config.to_yaml())
+            dropped = datamodule.dropped_images
+            for split, count in dropped.items():
+                run_logger.set_tag(f"lightbox.dropped_images.{split}", str(count))
+            if any(dropped.values()):
+                print("images left out for having no usable annotation: "
+                      + ", ".join(f"{split} {count}" for split, count in dropped.items()), file=sys.stderr)
             problems = datamodule.problems
             if problems:
                 run_logger.set_tag("lightbox.data_problems", str(len(problems)))

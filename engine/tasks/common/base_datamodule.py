@@ -119,6 +119,14 @@ class BaseVisionDataModule(pl.LightningDataModule):
         return out
 
     @property
+    def dropped_images(self) -> dict[str, int]:
+        """Per split, images left out for having no usable annotation (classification needs a label;
+        detection and segmentation keep them as negatives)."""
+        self.setup()
+        return {split: int(getattr(ds, "skipped", 0))
+                for split, ds in (("train", self.train_dataset), ("val", self.val_dataset)) if ds is not None}
+
+    @property
     def num_labels(self) -> int:
         self.setup()
         return self.train_dataset.num_labels
