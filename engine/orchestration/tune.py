@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -263,8 +264,10 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
         except KeyboardInterrupt:
             interrupted = True
             grid = tune.Tuner.restore(str(storage / f"search-{parent.run_id}"), trainable).get_results()
-        stopped = interrupted or parent.stop_requested()
-        trials = _close_trial_runs(grid, uri, epochs, stopped, metric)
+        trials = _close_trial_runs(grid, uri, epochs, interrupted or parent.stop_requested(), metric,
+                                   parent.experiment_id, parent.run_id)
+        # Ctrl-C: Tune ends the experiment itself and returns normally; its cut-off trials say so.
+        stopped = any(t["status"] == "KILLED" for t in trials) or interrupted or parent.stop_requested()
         finished = [t for t in trials if t["metrics"].get(metric) is not None]
         if not finished:
             parent.finish("KILLED" if stopped else "FAILED")
@@ -281,21 +284,32 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     return result
 
 
-def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str) -> list[dict[str, Any]]:
+def _trial_runs(client, experiment_id: str, parent_run_id: str) -> dict[str, str]:
+    """Tune trial id -> MLflow run id, for the runs of one search."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                              max_results=10000)
+    return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
+
+
+def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str, experiment_id: str,
+                      parent_run_id: str) -> list[dict[str, Any]]:
     """Each trial's summary; runs a trial's process could not end (ASHA stop, kill) are ended here."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     trials = []
+    run_of = _trial_runs(client, experiment_id, parent_run_id)
     for res in grid:
         m = dict(res.metrics or {})
-        run_id = m.get(RUN_ID_KEY)
+        found = re.search(r"[0-9a-f]{5}_\d{5}", Path(res.path).name)
+        trial_id = m.get("trial_id") or (found.group(0) if found else Path(res.path).name)
+        run_id = m.get(RUN_ID_KEY) or run_of.get(trial_id)
         epochs_done = int(m.get("training_iteration", 0) or 0)
         if res.error is not None:
             status = "FAILED"
         elif epochs_done >= epochs:
             status = "FINISHED"
-        elif stopped:
+        elif stopped or epochs_done == 0:  # ASHA only stops a trial after it reported
             status = "KILLED"
         else:
             status = "EARLY_STOPPED"
@@ -309,7 +323,7 @@ def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str) -
             if run_status in ("RUNNING", "SCHEDULED") or (run_status == "FAILED" and final != "FAILED"):
                 client.set_terminated(run_id, final)
         trials.append({
-            "trial_id": m.get("trial_id") or Path(res.path).name, "run_id": run_id, "status": status,
+            "trial_id": trial_id, "run_id": run_id, "status": status,
             "epochs": epochs_done, "config": {k: _plain(v) for k, v in (res.config or {}).items()},
             "metrics": {k: float(v) for k, v in m.items()
                         if isinstance(v, (int, float)) and ("/" in k or k in (metric, "epoch", "step"))},
