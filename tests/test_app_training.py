@@ -1,5 +1,6 @@
 """The Train tab: run form from the config schema, Train / Stop, live charts, the runs table."""
 
+import os
 import time
 from pathlib import Path
 
@@ -77,6 +78,14 @@ def test_epochs_and_smoothing_of_chart_points():
 
 
 # ---------------------------------------------------------------------- the tab, end to end
+@pytest.fixture(autouse=True)
+def _no_close_dialog(monkeypatch):
+    """Closing with a run going would ask in a modal dialog; the tests answer "stop"."""
+    from app.training.train_tab import TrainTab
+
+    monkeypatch.setattr(TrainTab, "ask_close_choice", lambda self: "stop")
+
+
 def _wait(qtbot, predicate, timeout_s, what):
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -118,7 +127,9 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
     clicked = time.monotonic()
     qtbot.mouseClick(tab.train_button, Qt.LeftButton)
     first = tab.jobs[-1]
-    _wait(qtbot, lambda: first.run_id is not None and tab.charts.point_count(first.run_id) > 0, 30,
+    # 30 s on an otherwise idle 2-core CPU (the issue's bound); a loaded shared machine may set more.
+    bound = float(os.environ.get("LIGHTBOX_FIRST_POINT_S", "30"))
+    _wait(qtbot, lambda: first.run_id is not None and tab.charts.point_count(first.run_id) > 0, bound,
           "the first loss points in the chart")
     seconds_to_first_point = time.monotonic() - clicked
     _wait(qtbot, lambda: not first.alive(), 120, "the first run to end")
@@ -127,7 +138,9 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
     assert any("[lightbox]" in line for line in tab.log.toPlainText().splitlines())
     tab.runs.select_run(first.run_id)
     _wait(qtbot, lambda: tab.summary.metrics.toPlainText() != "", 20, "the run summary")
-    _wait(qtbot, lambda: tab.summary.heat.isVisible(), 20, "the confusion matrix")
+    _wait(qtbot, lambda: not tab.summary.heat.isHidden(), 20, "the confusion matrix")
+    tab.bottom.setCurrentWidget(tab.summary)
+    tab.summary.grab().save(str(screenshot_dir / "run_summary.png"))
     tab.grab().save(str(screenshot_dir / "train_tab.png"))
     tab.charts.grab().save(str(screenshot_dir / "train_charts.png"))
 
@@ -148,7 +161,8 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
     tab.refresh_runs()
     _wait(qtbot, lambda: getattr(tab.runs.row_for(second.run_id), "status", "") == "KILLED", 20,
           "KILLED in the runs table")
-    tab.bottom.setCurrentIndex(0)
+    assert tab.runs.row_for(first.run_id).name != tab.runs.row_for(second.run_id).name
+    tab.bottom.setCurrentWidget(tab.runs)
     tab.runs.grab().save(str(screenshot_dir / "runs_table.png"))
     window.close()
 
@@ -159,7 +173,7 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
           "both runs in the reopened window's table")
     statuses = {r.run_id: r.status for r in tab2.runs.rows}
     assert statuses[first.run_id] == "FINISHED" and statuses[second.run_id] == "KILLED"
-    assert seconds_to_first_point < 30
+    assert seconds_to_first_point < bound
     again.close()
 
 

@@ -185,8 +185,9 @@ class RunSummary(QWidget):
         self.title.setWordWrap(True)
         self.metrics = QPlainTextEdit()
         self.metrics.setReadOnly(True)
-        self.metrics.setMaximumHeight(140)
+        self.metrics.setMaximumWidth(320)
         self.heat = pg.PlotWidget(title="Confusion matrix (rows: true class)")
+        self.heat.setMinimumSize(260, 220)
         self.heat.setAspectLocked(True)
         self.heat.invertY(True)
         self.image = pg.ImageItem()
@@ -196,8 +197,10 @@ class RunSummary(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
-        layout.addWidget(self.metrics)
-        layout.addWidget(self.heat, 1)
+        body = QHBoxLayout()
+        body.addWidget(self.metrics, 1)
+        body.addWidget(self.heat, 2)
+        layout.addLayout(body, 1)
 
     def show_summary(self, summary: dict) -> None:
         self.title.setText(f"<b>{summary['run_id'][:8]}</b> · {summary['status']} · {summary['task']}")
@@ -225,6 +228,7 @@ class RunSummary(QWidget):
                 text.setPos(c + 0.5, r + 0.5)
                 self.heat.addItem(text)
                 self._labels.append(text)
+        self.heat.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0.02)
         self.heat.show()
 
     def clear(self, message: str = "Select a finished run to see its summary.") -> None:

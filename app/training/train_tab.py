@@ -73,12 +73,9 @@ class TrainTab(QWidget):
         self.log.setLineWrapMode(QPlainTextEdit.NoWrap)
         self.runs = RunsTable()
         self.summary = RunSummary()
-        runs_split = QSplitter(Qt.Horizontal)
-        runs_split.addWidget(self.runs)
-        runs_split.addWidget(self.summary)
-        runs_split.setSizes([700, 300])
         self.bottom = QTabWidget()
-        self.bottom.addTab(runs_split, "Runs")
+        self.bottom.addTab(self.runs, "Runs")
+        self.bottom.addTab(self.summary, "Summary")
         self.bottom.addTab(self.log, "Log")
         right_split = QSplitter(Qt.Vertical)
         right_split.addWidget(self.charts)
@@ -181,8 +178,14 @@ class TrainTab(QWidget):
         if config is None:
             return None
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+        if not config.tracking.run_name:  # a readable, distinct name (MLflow's generated ones repeat under a seed)
+            model = Path(config.model.checkpoint or config.task.name).name
+            tracking = config.tracking.model_copy(update={"run_name": f"{model}-{stamp[4:15]}"})
+            config = config.model_copy(update={"tracking": tracking})
         path = config.save(self.workspace / "configs" / f"run-{stamp}.yaml")
-        return self._start(ProcessJob(self.workspace, self.tracking_uri, config_path=path, parent=self))
+        job = ProcessJob(self.workspace, self.tracking_uri, config_path=path, parent=self)
+        job.label = config.tracking.run_name
+        return self._start(job)
 
     def resume(self, run_id: str) -> ProcessJob:
         return self._start(ProcessJob(self.workspace, self.tracking_uri, resume_run_id=run_id, parent=self))
@@ -224,7 +227,8 @@ class TrainTab(QWidget):
                                              on_error=lambda m: self.message.emit(f"Stop failed: {m}")))
 
     def _run_found(self, job: ProcessJob, run_id: str) -> None:
-        label = run_id[:8]
+        label = getattr(job, "label", None) or (self.runs.row_for(run_id).name if self.runs.row_for(run_id)
+                                                  else run_id[:8])
         self.charts.add_run(run_id, label)
         self.runs.set_ticked(run_id, True)
         self.poller.watch(run_id)
