@@ -180,3 +180,24 @@ def test_skip_policy_drops_a_missing_image_and_refuse_stops(sample_copy):
     assert [p.code for p in data.problems] == ["missing_file"]
     with pytest.raises(DatasetError, match="train_0000.jpg"):
         ClassificationDataModule(**files, num_workers=0, on_problem="refuse").setup()
+
+
+def test_training_dataset_never_opens_a_file_outside_its_image_folder(tmp_path):
+    from PIL import Image
+
+    from engine.data.paths import UnsafeFileName
+
+    images = tmp_path / "ds" / "images"
+    images.mkdir(parents=True)
+    outside = tmp_path / "secret.jpg"
+    Image.new("RGB", (8, 8)).save(outside)
+    (images / "a.jpg").symlink_to(outside)  # a link the JSON-only check cannot see
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16}],
+            "categories": [{"id": 1, "name": "a"}]}
+    ann = tmp_path / "ds" / "annotations.json"
+    ann.write_text(json.dumps(coco))
+    data = ClassificationDataset(images, ann, check_files=False)
+    assert len(data) == 1
+    with pytest.raises(UnsafeFileName, match="outside the dataset"):
+        data.load(0)

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, Sampler
 from engine.data import augment
 from engine.data.coco_index import CocoIndex
 from engine.data.health import apply_policy, check_index
+from engine.data.paths import resolve_image_path
 from engine.data.images import load_image
 from engine.data.problems import Problem
 
@@ -88,7 +89,9 @@ class BaseVisionDataset(Dataset):
         return len(self.rows)
 
     def image_path(self, i: int) -> Path:
-        return self.image_dir / self.index.file_names[int(self.rows[i])]
+        # The shared resolver: a file_name never opens a file outside the image folder,
+        # even when the health policy let the image through.
+        return resolve_image_path(self.image_dir, self.image_dir, self.index.file_names[int(self.rows[i])])
 
     def load(self, i: int) -> tuple[np.ndarray, dict[str, Any]]:
         """The image (RGB uint8) and its targets before augmentation."""
