@@ -77,6 +77,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                            workspace=args.workspace, progress=args.progress)
         else:
             config = _train_config(args)
+            if config.search is not None:
+                # Training one run would silently ignore the search space.
+                where = args.config or "the run configuration"
+                raise ConfigError([("search", "a search runs with `lightbox tune --config FILE`; "
+                                   "`lightbox train` trains one run (remove the search section)")], where)
             from engine.orchestration.ray_cli import is_job_address, submit_from_args
 
             if is_job_address(args.ray_address or config.compute.ray_address):

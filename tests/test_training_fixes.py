@@ -220,3 +220,17 @@ def test_images_without_annotations_are_counted_per_split(sample_copy, tmp_path)
     result = train(_config(sample_copy, tmp_path / "ws", **{"optim.epochs": 1}), progress=False)
     tags = MlflowClient(result.tracking_uri).get_run(result.run_id).data.tags
     assert tags["lightbox.dropped_images.train"] == "3" and tags["lightbox.dropped_images.val"] == "2"
+
+
+def test_train_refuses_a_config_with_a_search_section(sample_dataset, tmp_path, capsys):
+    from engine.cli import main
+
+    config = RunConfig.from_dict({
+        "task": {"name": "classification"}, "data": {"path": str(sample_dataset)},
+        "search": {"space": {"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}}})
+    path = tmp_path / "run.yaml"
+    config.save(path)
+    assert main(["train", "--config", str(path), "--workspace", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert "run.yaml: search:" in err and "lightbox tune" in err
+    assert not (tmp_path / "ws" / "runs").exists()  # nothing started
