@@ -242,3 +242,27 @@ def test_export_from_a_newer_lightbox_is_refused(exports, sample_dataset, tmp_pa
     assert main(["predict", str(folder), str(sample_dataset / "val"), "--out", str(tmp_path / "p.json")]) == 2
     assert "upgrade Lightbox" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_best_picks_the_finished_run_with_the_best_task_metric(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from engine.export.source import best_run_id
+    from engine.tasks.registry import get_task
+    from engine.tracking.store import resolve_tracking_uri
+
+    module = get_task("classification").module_class
+    uri = resolve_tracking_uri(None, tmp_path)
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("pick-best")
+    values = {"worse": 0.3, "better": 0.8, "unfinished": 0.99}
+    ids = {}
+    for name, value in values.items():
+        run = client.create_run(experiment, tags={"lightbox.task": "classification"}, run_name=name)
+        client.log_metric(run.info.run_id, module.monitor, value if module.monitor_mode == "max" else -value)
+        if name != "unfinished":
+            client.set_terminated(run.info.run_id, "FINISHED")
+        ids[name] = run.info.run_id
+    assert best_run_id("pick-best", workspace=str(tmp_path)) == ids["better"]
+    with pytest.raises(Exception, match="no experiment named 'nope'"):
+        best_run_id("nope", workspace=str(tmp_path))
