@@ -14,6 +14,7 @@ import argparse
 import importlib
 import sys
 
+from engine.run_flags import config_from_flags
 from engine.workspace import DEFAULT_WORKSPACE
 
 # Modules that add verbs of their own (light to import: argparse set-up only).
@@ -43,28 +44,6 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace):
-    """The run configuration from --config and/or flags (flags win)."""
-    from engine.config import RunConfig
-
-    if args.config:
-        config = RunConfig.load(args.config)
-    elif args.task:
-        config = RunConfig.from_dict({"task": {"name": args.task}})
-    else:
-        raise SystemExit("lightbox train: give --config run.yaml, or --data DIR and --task")
-    overrides = {
-        "data.path": args.data, "task.name": args.task if args.config else None, "model.checkpoint": args.model,
-        "optim.epochs": args.epochs, "optim.max_steps": args.max_steps, "optim.batch_size": args.batch_size,
-        "optim.lr": args.lr, "data.image_size": args.image_size, "data.num_workers": args.num_workers,
-        "compute.devices": args.devices, "compute.accelerator": args.accelerator,
-        "optim.precision": args.precision, "workspace": args.workspace, "tracking.uri": args.tracking_uri,
-        "tracking.run_name": args.run_name,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return config.with_overrides(overrides) if overrides else config
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
     from engine.data.problems import DatasetError
@@ -72,11 +51,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
-            config = _train_config(args) if (args.config or args.task) else None
+            config = config_from_flags(args) if (args.config or args.task) else None
             result = train(config, resume_run_id=args.resume, tracking_uri=args.tracking_uri,
                            workspace=args.workspace, progress=args.progress)
         else:
-            config = _train_config(args)
+            config = config_from_flags(args)
             if config.search is not None:
                 # Training one run would silently ignore the search space.
                 where = args.config or "the run configuration"

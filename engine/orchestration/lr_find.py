@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 
 from engine.config import RunConfig
+from engine.run_flags import config_from_flags
 
 __all__ = ["LrSuggestion", "add_verbs", "find_lr"]
 
@@ -83,31 +84,13 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
     return LrSuggestion(float(suggestion) if suggestion else None, min_lr, max_lr, len(lrs), lrs, losses)
 
 
-def _config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run configuration from --config and/or flags (flags win), as for ``lightbox train``."""
-    if args.config:
-        config = RunConfig.load(args.config)
-    elif args.task:
-        config = RunConfig.from_dict({"task": {"name": args.task}})
-    else:
-        raise ValueError("give --config run.yaml, or --data DIR and --task")
-    overrides = {
-        "data.path": args.data, "task.name": args.task if args.config else None, "model.checkpoint": args.model,
-        "optim.batch_size": args.batch_size, "data.image_size": args.image_size,
-        "data.num_workers": args.num_workers, "compute.accelerator": args.accelerator,
-        "optim.precision": args.precision,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return config.with_overrides(overrides) if overrides else config
-
-
 def _cmd_lr_find(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
     from engine.data.problems import DatasetError
     from engine.orchestration.local import TrainingError
 
     try:
-        result = find_lr(_config_from_args(args), min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.steps,
+        result = find_lr(config_from_flags(args), min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.steps,
                          progress=args.progress)
     except (ConfigError, DatasetError, TrainingError, ValueError, OSError) as exc:
         print(f"lightbox lr-find: {exc}", file=sys.stderr)

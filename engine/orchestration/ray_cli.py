@@ -8,26 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _tune_config(args: argparse.Namespace):
-    from engine.config import RunConfig
-
-    if args.config:
-        config = RunConfig.load(args.config)
-    elif args.task:
-        config = RunConfig.from_dict({"task": {"name": args.task}})
-    else:
-        raise SystemExit("lightbox tune: give --config run.yaml (with a search: section), or --data DIR and --task")
-    overrides = {
-        "data.path": args.data, "task.name": args.task if args.config else None, "model.checkpoint": args.model,
-        "optim.epochs": args.epochs, "optim.batch_size": args.batch_size, "data.image_size": args.image_size,
-        "data.num_workers": args.num_workers, "compute.accelerator": args.accelerator,
-        "workspace": args.workspace, "tracking.uri": args.tracking_uri, "tracking.run_name": args.run_name,
-        "search.num_samples": args.num_samples, "search.max_concurrent": args.max_concurrent,
-        "search.scheduler": args.scheduler,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return config.with_overrides(overrides) if overrides else config
+from engine.run_flags import config_from_flags
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -37,7 +18,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from engine.orchestration.tune import SearchError, search
 
     try:
-        config = _tune_config(args)
+        config = config_from_flags(args)
         if config.search is None or not config.search.space:
             raise SearchError(f"{args.config or 'the run configuration'}: no search.space to search "
                               "(add a search: section with space: {optim.lr: {type: loguniform, ...}})")
