@@ -339,7 +339,7 @@ def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(qt
     started = []
     monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1) or augment_panel.run_in_background(
         lambda: None))
-    window._preload_timer.setInterval(300)
+    window._preload_timer.setInterval(1500)  # a quiet moment, even on a loaded machine
     window._preload_started = False
     window.hide()
     window.show()

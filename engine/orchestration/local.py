@@ -260,8 +260,9 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
         run_dir = None
     from engine.recipes import resolve_recipe
 
-    if not resume_run_id:  # a resumed run keeps the choices its run.yaml recorded
-        config = resolve_recipe(config)  # "auto" settings made concrete, so run.yaml says what was used
+    # "auto" settings made concrete, so run.yaml says what was used; a resumed run keeps
+    # every choice its run.yaml recorded (only settings still on auto are filled in).
+    config = resolve_recipe(config)
     workspace = workspace_of(config)
     checkpoint_name = config.model.checkpoint or ""
     speed = speed_settings(config, _family(checkpoint_name))
