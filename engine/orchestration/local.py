@@ -48,6 +48,17 @@ def workspace_of(config: RunConfig) -> Path:
     return (Path(config.workspace).expanduser() if config.workspace else default_workspace()).resolve()
 
 
+def start_run_folder(run_logger, config: RunConfig, workspace: Path) -> Path:
+    """A new run's folder with its run.yaml, and the run's params and config in tracking."""
+    run_dir = workspace / "runs" / run_logger.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "run.yaml")
+    run_logger.set_tag(RUN_DIR_TAG, str(run_dir))
+    run_logger.log_params(_flatten("", config.model_dump(mode="json"), {}))
+    run_logger.log_config(config.to_yaml())
+    return run_dir
+
+
 @dataclass
 class Speed:
     accelerator: str
@@ -281,12 +292,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
         uri = None
     with run_logger:
         if run_dir is None:
-            run_dir = workspace / "runs" / run_logger.run_id
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config.save(run_dir / "run.yaml")
-            run_logger.set_tag(RUN_DIR_TAG, str(run_dir))
-            run_logger.log_params(_flatten("", config.model_dump(mode="json"), {}))
-            run_logger.log_config(config.to_yaml())
+            run_dir = start_run_folder(run_logger, config, workspace)
             dropped = datamodule.dropped_images
             for split, count in dropped.items():
                 run_logger.set_tag(f"lightbox.dropped_images.{split}", str(count))

@@ -102,7 +102,7 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from engine.orchestration.local import RUN_DIR_TAG, TASK_TAG, _flatten, open_run_logger, workspace_of
+    from engine.orchestration.local import TASK_TAG, open_run_logger, start_run_folder, workspace_of
     from engine.recipes import resolve_recipe
     from engine.tracking.store import resolve_tracking_uri
 
@@ -129,12 +129,7 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
                                  tags={TASK_TAG: config.task.name, "lightbox.strategy": "ray",
                                        "lightbox.num_workers": config.compute.num_workers})
     with run_logger:
-        run_dir = workspace / "runs" / run_logger.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / "run.yaml")
-        run_logger.set_tag(RUN_DIR_TAG, str(run_dir))
-        run_logger.log_params(_flatten("", config.model_dump(mode="json"), {}))
-        run_logger.log_config(config.to_yaml())
+        run_dir = start_run_folder(run_logger, config, workspace)
         storage = Path(storage_path or workspace / "ray_train").expanduser().resolve()
         trainer = TorchTrainer(
             _worker,
