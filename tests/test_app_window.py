@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from PySide6.QtCore import Qt
+
 from app.dataset.health_panel import HealthPanel
 from app.main_window import MainWindow
 from app.dataset.session import open_dataset
@@ -339,16 +341,23 @@ def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(qt
     started = []
     monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1) or augment_panel.run_in_background(
         lambda: None))
-    window._preload_timer.setInterval(1500)  # a quiet moment, even on a loaded machine
+    # The interval is long so that only the test decides when the quiet moment comes: a loaded
+    # machine can stall the event loop for longer than any real interval.
+    window._preload_timer.setInterval(60_000)
+    window._preload_timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse one rounds remainingTime()
     window._preload_started = False
     window.hide()
     window.show()
+    assert window._preload_timer.isActive()
     bar = window.browser.view.verticalScrollBar()
     bar.setRange(0, 1000)
-    for k in range(10):  # scrolling for 1 s postpones it
+    for k in range(1, 6):
+        qtbot.wait(30)
+        before = window._preload_timer.remainingTime()
         bar.setValue(k * 10)
-        qtbot.wait(100)
+        assert window._preload_timer.remainingTime() > before  # a scroll restarts the wait
     assert not started
+    window._preload_timer.setInterval(300)
     window.open_folder(sample_dataset)
     window._preload_timer.start()
     qtbot.waitUntil(lambda: not window.is_busy(), timeout=30_000)
