@@ -14,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-from engine.run_flags import config_from_flags
+from engine.run_flags import add_run_flags, config_from_flags
 from engine.workspace import DEFAULT_WORKSPACE
 
 # Modules that add verbs of their own (light to import: argparse set-up only).
@@ -153,20 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train one model and track it in MLflow",
                         description="Prints a final JSON line with the run id, best checkpoint and metrics. "
                         "Exit status: 0 finished, 1 failed, 2 bad input, 3 stopped on request.")
-    tr.add_argument("--config", help="run configuration YAML (flags override it)")
-    tr.add_argument("--data", help="dataset folder")
-    tr.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"])
-    tr.add_argument("--model", help="preset name (see `lightbox models`), local folder or hub id")
-    tr.add_argument("--epochs", type=int)
-    tr.add_argument("--max-steps", type=int)
-    tr.add_argument("--batch-size", type=int)
-    tr.add_argument("--lr", type=float)
-    tr.add_argument("--image-size", type=int)
-    tr.add_argument("--num-workers", type=int)
-    tr.add_argument("--devices", help="number of devices or 'auto'")
-    tr.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
-    tr.add_argument("--precision", choices=["auto", "32", "16-mixed", "bf16-mixed"])
-    tr.add_argument("--run-name")
+    add_run_flags(tr, "config", "data", "task", "model", "epochs", "max_steps", "batch_size", "lr", "image_size",
+                  "num_workers", "devices", "accelerator", "precision", "run_name")
     tr.add_argument("--resume", metavar="RUN_ID", help="continue an earlier run from its newest checkpoint")
     tr.add_argument("--no-progress", dest="progress", action="store_false")
     tr.add_argument("--ray-address", help="a Ray cluster's dashboard URL (http://host:8265): submit the run there "

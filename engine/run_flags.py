@@ -9,6 +9,35 @@ from __future__ import annotations
 
 import argparse
 
+_TASKS = ["classification", "detection", "segmentation", "multitask"]
+
+# flag -> argparse keywords; a verb picks the flags it takes (and may reword a help text)
+FLAG_ARGS: dict[str, dict] = {
+    "config": {"help": "run configuration YAML (flags override it)"},
+    "data": {"help": "dataset folder"},
+    "task": {"choices": _TASKS},
+    "model": {"help": "preset name (see `lightbox models`), local folder or hub id"},
+    "epochs": {"type": int},
+    "max_steps": {"type": int},
+    "batch_size": {"type": int},
+    "lr": {"type": float},
+    "image_size": {"type": int},
+    "num_workers": {"type": int},
+    "devices": {"help": "number of devices or 'auto'"},
+    "accelerator": {"choices": ["auto", "cpu", "gpu"]},
+    "precision": {"choices": ["auto", "32", "16-mixed", "bf16-mixed"]},
+    "run_name": {},
+}
+
+
+def add_run_flags(parser: argparse.ArgumentParser, *flags: str, **reworded: str) -> None:
+    """Add the named run-config flags to a verb's parser (``reworded``: flag -> its help text there)."""
+    for flag in flags:
+        kwargs = dict(FLAG_ARGS[flag])
+        if flag in reworded:
+            kwargs["help"] = reworded[flag]
+        parser.add_argument("--" + flag.replace("_", "-"), **kwargs)
+
 # argparse destination -> dotted RunConfig key
 FLAG_KEYS: dict[str, str] = {
     "data": "data.path", "model": "model.checkpoint", "epochs": "optim.epochs", "max_steps": "optim.max_steps",

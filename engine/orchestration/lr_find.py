@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 
 from engine.config import RunConfig
-from engine.run_flags import config_from_flags
+from engine.run_flags import add_run_flags, config_from_flags
 
 __all__ = ["LrSuggestion", "add_verbs", "find_lr"]
 
@@ -110,15 +110,8 @@ def add_verbs(sub) -> None:
                        description="Trains a few steps with a growing learning rate and prints the suggested "
                        "one, then a JSON line with the curve. Exit status: 0 suggested, 1 no suggestion, "
                        "2 bad input.")
-    p.add_argument("--config", help="run configuration YAML (flags override it)")
-    p.add_argument("--data", help="dataset folder")
-    p.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"])
-    p.add_argument("--model", help="preset name (see `lightbox models`), local folder or hub id")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--num-workers", type=int)
-    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--precision", choices=["auto", "32", "16-mixed", "bf16-mixed"])
+    add_run_flags(p, "config", "data", "task", "model", "batch_size", "image_size", "num_workers", "accelerator",
+                  "precision")
     p.add_argument("--min-lr", type=float, default=1e-6)
     p.add_argument("--max-lr", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=100, help="optimiser steps in the sweep")

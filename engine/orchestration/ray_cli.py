@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.run_flags import config_from_flags
+from engine.run_flags import add_run_flags, config_from_flags
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -108,15 +108,9 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
                         description="Searches the config's search: section; prints a final JSON line with the "
                         "parent run, the best trial and every trial's status. Exit status: 0 done, "
                         "2 bad input or no usable trial, 3 stopped (finished trials kept).")
-    tu.add_argument("--config", help="run configuration YAML with a search: section (flags override it)")
-    tu.add_argument("--data", help="dataset folder")
-    tu.add_argument("--task", choices=["classification", "detection", "segmentation", "multitask"])
-    tu.add_argument("--model", help="preset name, local folder or hub id")
-    tu.add_argument("--epochs", type=int, help="epochs per trial (ASHA's longest)")
-    tu.add_argument("--batch-size", type=int)
-    tu.add_argument("--image-size", type=int)
-    tu.add_argument("--num-workers", type=int)
-    tu.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
+    add_run_flags(tu, "config", "data", "task", "model", "epochs", "batch_size", "image_size", "num_workers",
+                  "accelerator", config="run configuration YAML with a search: section (flags override it)",
+                  epochs="epochs per trial (ASHA's longest)")
     tu.add_argument("--num-samples", type=int, help="trials to run (search.num_samples)")
     tu.add_argument("--max-concurrent", type=int, help="trials at the same time (search.max_concurrent)")
     tu.add_argument("--scheduler", choices=["asha", "fifo"])
