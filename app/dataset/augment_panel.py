@@ -25,7 +25,8 @@ import yaml
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem,
                                QPlainTextEdit, QPushButton, QScrollArea, QSpinBox, QSplitter,
                                QStackedWidget, QVBoxLayout, QWidget)
 
@@ -33,6 +34,7 @@ from engine.data.paths import UnsafeFileName
 
 from .session import DatasetSession, ImageRef
 from ..widgets.colours import UNKNOWN_RGB, category_rgb, text_colour
+from ..widgets.elided_label import ElidedLabel
 from ..widgets.workers import BackgroundTask, run_in_background
 
 if TYPE_CHECKING:
@@ -400,12 +402,15 @@ class AugmentationPanel(QWidget):
         self.preset_button = QPushButton("Load preset")
         self.preset_button.setToolTip("Replace the steps with the task's recommended pipeline")
         self.preset_button.clicked.connect(self.load_preset)
-        top = QHBoxLayout()
-        for text, widget in (("Task", self.task_combo), ("Pipeline", self.split_combo), ("Size", self.size_spin)):
-            top.addWidget(QLabel(text))
-            top.addWidget(widget)
-        top.addStretch(1)
-        top.addWidget(self.preset_button)
+        # Two short rows rather than one long one, so the panel fits a small window.
+        top = QGridLayout()
+        for k, (text, widget) in enumerate((("Task", self.task_combo), ("Pipeline", self.split_combo),
+                                            ("Size", self.size_spin))):
+            top.addWidget(QLabel(text), k // 2, 2 * (k % 2))
+            top.addWidget(widget, k // 2, 2 * (k % 2) + 1)
+        top.addWidget(self.preset_button, 1, 2, 1, 2)
+        top.setColumnStretch(1, 1)
+        top.setColumnStretch(3, 1)
 
         self.step_list = QListWidget()
         self.step_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -476,8 +481,8 @@ class AugmentationPanel(QWidget):
         layout.addWidget(yaml_box, 2)
 
     def _build_preview(self, samples: int) -> None:
-        self.source_label = QLabel("No image selected")
-        self.source_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.source_label = ElidedLabel("No image selected")  # a long file name must not widen the window
+        self.source_label.setStyleSheet("font-weight: bold")
         self.samples_spin = QSpinBox(minimum=1, maximum=64, value=samples)
         self.samples_spin.setToolTip("Number of samples (epochs 0…N-1)")
         self.samples_spin.valueChanged.connect(self._samples_changed)
@@ -487,9 +492,10 @@ class AugmentationPanel(QWidget):
         self.reseed_button.clicked.connect(self.reseed)
         self.busy_label = QLabel()
         self.busy_label.setStyleSheet(HINT_STYLE)
+        title = QHBoxLayout()
+        title.addWidget(self.source_label, 1)
+        title.addWidget(self.busy_label)
         header = QHBoxLayout()
-        header.addWidget(self.source_label, 1)
-        header.addWidget(self.busy_label)
         header.addWidget(QLabel("Samples"))
         header.addWidget(self.samples_spin)
         header.addWidget(self.seed_label)
@@ -499,6 +505,7 @@ class AugmentationPanel(QWidget):
         self.labels_check.setToolTip("Show category names on the boxes (Alt+L)")
         self.labels_check.toggled.connect(self.set_labels_visible)
         header.addWidget(self.labels_check)
+        header.addStretch(1)
 
         self.grid_host = TileGrid()
         self.tiles: list[PreviewTile] = []
@@ -509,8 +516,9 @@ class AugmentationPanel(QWidget):
         self.stack.addWidget(self.grid_host)
         self.stack.addWidget(self.message)
 
-        self.preview_box = QGroupBox("Preview — exactly what training does to this image, epoch by epoch")
+        self.preview_box = QGroupBox("Preview — what training does to this image, epoch by epoch")
         layout = QVBoxLayout(self.preview_box)
+        layout.addLayout(title)
         layout.addLayout(header)
         layout.addWidget(self.stack, 1)
         self._make_tiles(samples)
@@ -678,7 +686,7 @@ class AugmentationPanel(QWidget):
             self.source_label.setText("No image selected")
         else:
             name = session.index(ref.split).file_names[ref.row]
-            self.source_label.setText(f"<b>{name}</b> ({ref.split})")
+            self.source_label.setText(f"{name} ({ref.split})")
         self._schedule_preview()
 
     def reseed(self) -> None:

@@ -31,6 +31,7 @@ from engine.data.paths import UnsafeFileName
 
 from .session import DatasetSession, ImageRef
 from ..widgets.colours import UNKNOWN_RGB, category_colour, text_colour
+from ..widgets.elided_label import ElidedLabel
 from ..widgets.workers import BackgroundTask, run_in_background
 
 # Item data keys: which annotation an overlay item draws, and how.
@@ -305,7 +306,7 @@ class ImageViewer(QWidget):
         fit_button = QToolButton(text="Fit")
         fit_button.setToolTip("Fit the image in the view (F, double-click)")
         fit_button.clicked.connect(self.fit)
-        self.position_label = QLabel()
+        self.position_label = ElidedLabel()  # a long file name must not widen the window
         nav = QHBoxLayout()
         nav.setContentsMargins(0, 0, 0, 0)
         nav.addWidget(self.prev_button)
@@ -396,10 +397,7 @@ class ImageViewer(QWidget):
             return
         where = f"{self._position + 1} / {n}   " if 0 <= self._position < n else ""
         name = self.session.index(self.ref.split).file_names[self.ref.row] if self.session else ""
-        self.position_label.setToolTip(f"{self.ref.split} / {name}")
-        room = max(60, self.position_label.width())
-        self.position_label.setText(QFontMetricsF(self.position_label.font()).elidedText(
-            f"{where}{self.ref.split} / {name}", Qt.TextElideMode.ElideMiddle, room))
+        self.position_label.setText(f"{where}{self.ref.split} / {name}")
 
     def _handle_key(self, event) -> bool:
         key = event.key()

@@ -7,8 +7,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPlainTextEdit,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+                               QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .progress import format_duration
 from .runs_model import STATUSES, RunRow, filter_runs, run_config_text
@@ -52,15 +52,16 @@ class RunsTable(QWidget):
         self.table.itemSelectionChanged.connect(self._selection)
 
         self.buttons = {}
-        actions = QHBoxLayout()
-        for name, slot in (("Stop", self._stop), ("Resume", self._resume), ("Open folder", self._open),
-                           ("Show config", self._config), ("Copy id", self._copy)):
+        actions = QGridLayout()  # two short rows fit a small window where one long row clips
+        for k, (name, slot) in enumerate((("Stop", self._stop), ("Resume", self._resume),
+                                          ("Open folder", self._open), ("Show config", self._config),
+                                          ("Copy id", self._copy))):
             button = QPushButton(name)
             button.clicked.connect(slot)
             button.setEnabled(False)
             self.buttons[name] = button
-            actions.addWidget(button)
-        actions.addStretch(1)
+            actions.addWidget(button, k // 3, k % 3)
+        actions.setColumnStretch(3, 1)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Runs"))
