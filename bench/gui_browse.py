@@ -13,6 +13,10 @@ in this process with QT_QPA_PLATFORM=offscreen, it measures:
 * peak resident memory, and the thumbnail cache's bytes (bounded by its
   budget, not by the dataset).
 
+The baseline: a bare Qt event loop in a second process, probed by the same 5 ms timer
+while the grid scrolls. On a shared machine the scheduler alone stalls a process; the
+bare loop's longest stall is that floor, and the ratio says what the app adds to it.
+
 usage: python bench/gui_browse.py [--images N]
 """
 
@@ -93,10 +97,42 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def stall_summary(stalls: list[float]) -> dict:
+    ordered = sorted(stalls) or [0.0]
+    return {"longest_ms": round(ordered[-1], 1), "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+            "over_50_ms": sum(1 for s in ordered if s > 50)}
+
+
+def bare_loop_probe(stop_file: str) -> None:
+    """The baseline: a Qt event loop doing nothing but the 5 ms probe, until stop_file appears."""
+    from PySide6.QtCore import QCoreApplication, QElapsedTimer, QTimer
+
+    app = QCoreApplication([])
+    clock, stalls, last = QElapsedTimer(), [], [0]
+    clock.start()
+
+    def tick():
+        now = clock.elapsed()
+        stalls.append(now - last[0] - 5)
+        last[0] = now
+        if len(stalls) % 50 == 0 and os.path.exists(stop_file):
+            app.quit()
+
+    probe = QTimer()
+    probe.setInterval(5)
+    probe.timeout.connect(tick)
+    probe.start()
+    app.exec()
+    print(json.dumps(stall_summary(stalls[1:])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--bare-loop-probe", metavar="STOP_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_loop_probe:
+        return bare_loop_probe(args.bare_loop_probe)
     folder = generate(HERE / "_data" / f"gui_{args.images}", args.images)
 
     from PySide6.QtCore import QElapsedTimer, QTimer
@@ -167,6 +203,13 @@ def main() -> None:
     # Scroll the whole grid page by page, letting the loop run between pages.
     # Time to let the file check (worker processes) finish, so scrolling is measured both
     # with it running (first pages) and after; stalls are attributed below.
+    import subprocess
+    import tempfile
+
+    stop_file = Path(tempfile.mkdtemp()) / "stop"
+    baseline = subprocess.Popen([sys.executable, __file__, "--bare-loop-probe", str(stop_file)],
+                                stdout=subprocess.PIPE, text=True, env=os.environ)
+    time.sleep(1.0)  # let it start its loop before the scroll begins
     probe.start()
     last[0] = clock.elapsed()
     stalls.clear()
@@ -180,6 +223,8 @@ def main() -> None:
             app.processEvents()
     scroll_s = time.perf_counter() - scroll_start
     probe.stop()
+    stop_file.touch()
+    bare = json.loads(baseline.communicate(timeout=60)[0].strip().splitlines()[-1])
     # The last row must be on screen and painted (its thumbnail requested and delivered).
     last_row = model.rowCount() - 1
     on_screen = view.visualRect(last_index).intersects(view.viewport().rect())
@@ -189,7 +234,10 @@ def main() -> None:
     cache = window.browser.loader.cache
     result = {
         "images": args.images, "startup_s": round(startup, 2), "first_thumbnails_s": round(first_paint, 3),
-        "longest_stall_ms": round(max(stalls) if stalls else 0.0, 1), "pages_scrolled": pages,
+        "longest_stall_ms": round(max(stalls) if stalls else 0.0, 1), "stalls": stall_summary(stalls),
+        "bare_loop_stalls": bare,
+        "longest_stall_ratio_to_bare_loop": round(max(stalls or [0.0]) / max(bare["longest_ms"], 1.0), 2),
+        "pages_scrolled": pages,
         "pages_expected": int(expected_pages), "last_row_painted": bool(last_painted), "layout_s": round(layout_s, 1),
         "scroll_s": round(scroll_s, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
         "thumbnail_cache_mb": round(cache.bytes_used / 2**20, 1),

@@ -698,6 +698,17 @@ def test_resolver_refuses_paths_that_leave_the_dataset(tmp_path):
     cases = {"/etc/hostname": "absolute", "C:\\x.jpg": "absolute", "\\\\server\\x.jpg": "absolute",
              "../../outside.jpg": "'..'", "a/../../x.jpg": "'..'", "": "empty",
              "link_out.jpg": "symlink points outside"}
+    # A linked sub-folder counts the same as a linked file, at any depth and after '..'.
+    (tmp_path / "elsewhere" / "deep").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "deep" / "x.jpg").write_bytes(b"x")
+    (images / "nested").mkdir()
+    (images / "nested" / "dir_out").symlink_to(tmp_path / "elsewhere")
+    (images / "dir_in").symlink_to(images / "nested")
+    cases.update({"nested/dir_out/deep/x.jpg": "symlink points outside",
+                  "dir_in/dir_out/deep/x.jpg": "symlink points outside",
+                  "nested/dir_out/../../secret.jpg": "symlink points outside"})
+    assert resolve_image_path(root, images, "dir_in/missing.jpg") == images / "dir_in/missing.jpg"
+    assert resolve_image_path(root, images, "nested/not/there.jpg") == images / "nested/not/there.jpg"
     for name, reason in cases.items():
         with pytest.raises(UnsafeFileName) as info:
             resolve_image_path(root, images, name)

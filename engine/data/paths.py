@@ -10,7 +10,9 @@ elsewhere.
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
 from pathlib import Path
 
 StrPath = str | os.PathLike
@@ -47,6 +49,34 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _real_folder(folder: str) -> str:
+    # Dataset and image folders are resolved once: a grid paints thousands of paths a second,
+    # and realpath costs an lstat per component of the whole path.  (A relative folder
+    # depends on the working directory, so only absolute ones are remembered.)
+    return _real_absolute_folder(folder) if os.path.isabs(folder) else os.path.realpath(folder)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_absolute_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _real_path(image_dir: str, relative: str) -> str:
+    """realpath(image_dir/relative), with one lstat per component of ``relative`` when none is a link."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return os.path.realpath(os.path.join(image_dir, relative))  # let the OS rules decide
+    current = image_dir
+    for part in parts:
+        current = os.path.join(current, part)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return os.path.realpath(os.path.join(image_dir, relative))
+        except OSError:
+            break  # missing: nothing below it can be a link; the caller's open reports it
+    return os.path.join(_real_folder(image_dir), relative)
+
+
 def resolve_image_path(dataset_root: StrPath, image_dir: StrPath, file_name: str) -> Path:
     """The path of ``file_name`` under ``image_dir``; raises UnsafeFileName if it leaves the dataset.
 
@@ -57,9 +87,10 @@ def resolve_image_path(dataset_root: StrPath, image_dir: StrPath, file_name: str
     reason = unsafe_reason(file_name)
     if reason:
         raise UnsafeFileName(str(file_name), reason)
-    path = Path(image_dir) / file_name.replace("\\", "/")
-    real = os.path.realpath(path)
-    allowed = (os.path.realpath(dataset_root), os.path.realpath(image_dir))
+    relative = file_name.replace("\\", "/")
+    path = Path(image_dir) / relative
+    real = _real_path(os.fspath(image_dir), relative)
+    allowed = (_real_folder(os.fspath(dataset_root)), _real_folder(os.fspath(image_dir)))
     if not any(_inside(real, folder) for folder in allowed):
         raise UnsafeFileName(file_name, f"symlink points outside the dataset folder (to {real})")
     return path
