@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from engine.cli import main
@@ -73,8 +74,28 @@ def test_export_reloads_with_from_pretrained_and_passes_parity(task, exports, sa
     assert parity["passed"] and parity["images"] > 0
     assert parity["max_abs_diff"] <= 1e-3 and parity["agreement"] >= 0.99
     assert manifest["onnx"]["exporter"] in ("dynamo", "torchscript")
-    assert manifest["onnx"]["dynamic_axes"] == {"pixel_values": [0]}
+    assert manifest["onnx"]["dynamic_axes"] == {"pixel_values": [0, 2, 3]}
+    assert manifest["onnx"]["dynamic_size"] and manifest["onnx"]["input_shape"][2:] == [None, None]
     assert not list(folder.parent.glob(f".{folder.name}.partial-*"))
+
+
+@pytest.mark.parametrize("task", list(MODELS))
+def test_onnx_takes_two_image_sizes_like_the_hf_model(task, exports):
+    import transformers
+
+    from engine.export.runtime import OnnxBackend, TorchBackend
+
+    folder = exports[task]
+    onnx, hf = OnnxBackend(folder / "model.onnx"), TorchBackend(
+        getattr(transformers, AUTO[task]).from_pretrained(str(folder)).eval(), task)
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(2, 3, 64, 64), (1, 3, 96, 128)]:
+        pixels = torch.randn(*shape, generator=generator)
+        got, reference = onnx(pixels), hf(pixels)
+        assert [o.shape for o in got] == [r.shape for r in reference]
+        assert max(float((a - b).abs().max()) for a, b in zip(got, reference)) < 1e-3
+        if task == "segmentation":
+            assert tuple(got[0].shape[-2:]) == shape[-2:]
 
 
 def test_hf_image_processor_reproduces_the_validation_transform(exports, sample_dataset):
@@ -93,6 +114,46 @@ def test_hf_image_processor_reproduces_the_validation_transform(exports, sample_
         images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")["pixel_values"]
     assert ours.shape == theirs.shape
     assert float((ours - theirs).abs().mean()) < 0.05  # OpenCV vs PIL bilinear resampling only
+
+
+def test_hf_detr_processor_reproduces_the_validation_pixels_but_its_documented_padding(exports, sample_dataset):
+    """Resize (longest side) and normalisation match; the pad differs as the manifest says:
+    DetrImageProcessor pads with 0 after normalising, Lightbox pads black before."""
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from engine.export.runtime import collate_for, dataset_for, image_index
+
+    folder = exports["detection"]
+    manifest = read_manifest(folder)
+    assert "pads with 0 after normalising" in manifest["hf"]["note"]
+    paths = sorted((sample_dataset / "val").glob("*.jpg"))[:4]
+    root, index = image_index(paths)
+    dataset = dataset_for("detection", root, index, manifest["preprocessing"])
+    samples = [dataset[i] for i in range(len(paths))]
+    ours = collate_for("detection", manifest["preprocessing"])(samples)["pixel_values"]
+    encoded = AutoImageProcessor.from_pretrained(str(folder))(
+        images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")
+    theirs, their_mask = encoded["pixel_values"], encoded["pixel_mask"].bool()
+    assert ours.shape == theirs.shape
+    pre = manifest["preprocessing"]
+    black = torch.tensor([(0 - m) / s for m, s in zip(pre["mean"], pre["std"])]).view(3, 1)
+    padded = 0
+    for k, sample in enumerate(samples):
+        x, y, w, h = (int(round(v)) for v in sample["labels"]["content_box"].tolist())
+        assert (x, y) == (0, 0)  # top-left placement, as pad_size pads bottom/right
+        their_h, their_w = int(their_mask[k].any(1).sum()), int(their_mask[k].any(0).sum())
+        assert abs(their_h - h) <= 1 and abs(their_w - w) <= 1  # HF floors the short side, albumentations rounds
+        common_h, common_w = min(h, their_h), min(w, their_w)
+        content = (ours[k, :, :common_h, :common_w] - theirs[k, :, :common_h, :common_w]).abs().mean()
+        assert float(content) < 0.05  # OpenCV vs PIL resampling only
+        pad = torch.ones(ours.shape[-2:], dtype=torch.bool)
+        pad[: max(h, their_h), : max(w, their_w)] = False
+        if pad.any():
+            padded += 1
+            assert torch.allclose(ours[k][:, pad], black.expand(3, int(pad.sum())), atol=1e-5)
+            assert float(theirs[k][:, pad].abs().max()) == 0.0
+    assert padded  # the demo images are not square: the difference was really looked at
 
 
 @pytest.mark.parametrize("task", list(MODELS))
@@ -244,25 +305,68 @@ def test_export_from_a_newer_lightbox_is_refused(exports, sample_dataset, tmp_pa
     assert not (tmp_path / "p.json").exists()
 
 
-def test_best_picks_the_finished_run_with_the_best_task_metric(tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    from engine.export.source import best_run_id
+def _scored_runs(uri, experiment_name, runs):
+    """Runs (name, task, value, finished) with the task's metric logged; name -> run id."""
     from engine.tasks.registry import get_task
-    from engine.tracking.store import resolve_tracking_uri
 
-    module = get_task("classification").module_class
-    uri = resolve_tracking_uri(None, tmp_path)
     client = MlflowClient(uri)
-    experiment = client.create_experiment("pick-best")
-    values = {"worse": 0.3, "better": 0.8, "unfinished": 0.99}
+    experiment = client.create_experiment(experiment_name)
     ids = {}
-    for name, value in values.items():
-        run = client.create_run(experiment, tags={"lightbox.task": "classification"}, run_name=name)
-        client.log_metric(run.info.run_id, module.monitor, value if module.monitor_mode == "max" else -value)
-        if name != "unfinished":
+    for name, task, value, finished in runs:
+        run = client.create_run(experiment, tags={"lightbox.task": task}, run_name=name)
+        client.log_metric(run.info.run_id, get_task(task).module_class.monitor, value)
+        if finished:
             client.set_terminated(run.info.run_id, "FINISHED")
         ids[name] = run.info.run_id
-    assert best_run_id("pick-best", workspace=str(tmp_path)) == ids["better"]
-    with pytest.raises(Exception, match="no experiment named 'nope'"):
-        best_run_id("nope", workspace=str(tmp_path))
+    return ids
+
+
+def test_best_picks_the_finished_run_with_the_best_task_metric(tmp_path):
+    from engine.export.source import best_run
+    from engine.tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(None, tmp_path)
+    ids = _scored_runs(uri, "pick-best", [("worse", "classification", 0.3, True),
+                                          ("better", "classification", 0.8, True),
+                                          ("unfinished", "classification", 0.99, False)])
+    best = best_run("pick-best", workspace=str(tmp_path))
+    assert (best.run_id, best.task, best.metric, best.value, best.compared) == \
+        (ids["better"], "classification", "val/accuracy", 0.8, 2)
+    with pytest.raises(ExportError, match="no experiment named 'nope'"):
+        best_run("nope", workspace=str(tmp_path))
+
+
+def test_best_uses_the_score_of_the_checkpoint_that_would_be_exported(tmp_path):
+    from engine.export.source import best_run
+    from engine.tracking.callback import BEST_MONITOR_TAG, BEST_SCORE_METRIC
+    from engine.tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(None, tmp_path)
+    ids = _scored_runs(uri, "by-checkpoint", [("steady", "classification", 0.6, True),
+                                              ("peaked", "classification", 0.4, True)])
+    client = MlflowClient(uri)
+    client.set_tag(ids["peaked"], BEST_MONITOR_TAG, "val/accuracy")  # its best checkpoint scored 0.9
+    client.log_metric(ids["peaked"], BEST_SCORE_METRIC, 0.9)
+    assert best_run("by-checkpoint", workspace=str(tmp_path)).run_id == ids["peaked"]
+
+
+def test_best_in_an_experiment_of_several_tasks_needs_task(tmp_path, capsys):
+    from engine.export.source import best_run
+    from engine.tracking.store import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(None, tmp_path)
+    # mAP and accuracy are not comparable: the classification run's higher number must not win by itself.
+    ids = _scored_runs(uri, "mixed", [("cls", "classification", 0.9, True), ("det-a", "detection", 0.2, True),
+                                      ("det-b", "detection", 0.4, True)])
+    with pytest.raises(ExportError, match=r"several tasks: classification \(1 run\), detection \(2 runs\).*--task"):
+        best_run("mixed", workspace=str(tmp_path))
+    assert best_run("mixed", task="detection", workspace=str(tmp_path)).run_id == ids["det-b"]
+    assert best_run("mixed", task="classification", workspace=str(tmp_path)).run_id == ids["cls"]
+    with pytest.raises(ExportError, match=r"no finished segmentation run.*classification \(1 run\), detection"):
+        best_run("mixed", task="segmentation", workspace=str(tmp_path))
+    with pytest.raises(ExportError, match="unknown task 'nope'"):
+        best_run("mixed", task="nope", workspace=str(tmp_path))
+    out = tmp_path / "never"
+    assert main(["export", "--best", "--experiment", "mixed", "--out", str(out), "--workspace", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "classification (1 run), detection (2 runs)" in err and "--task" in err and not out.exists()

@@ -84,14 +84,14 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf", "onnx"), force: bool = False,
                tolerance: Tolerance | None = None, parity_images: int = 16, exporter: str = "auto",
-               tracking_uri: str | None = None, workspace: str | None = None,
+               dynamic_size: bool = True, tracking_uri: str | None = None, workspace: str | None = None,
                say: Callable[[str], None] = print) -> dict[str, Any]:
     """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message."""
     from engine.orchestration.evaluate import load_module
     from engine.orchestration.local import TrainingError, build_datamodule
 
     from .hf import write_hf_folder
-    from .onnx_export import export_onnx
+    from .onnx_export import describe_onnx, export_onnx
     from .parity import compare, describe
     from .runtime import TASKS, batches, collate_for
     from .source import resolve_run
@@ -145,12 +145,10 @@ def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf"
         if "onnx" in formats:
             started = time.perf_counter()
             manifest["onnx"] = export_onnx(model, task, example["pixel_values"].float().contiguous(),
-                                           tmp / ONNX_NAME, exporter=exporter)
+                                           tmp / ONNX_NAME, exporter=exporter, dynamic_size=dynamic_size)
             manifest["onnx"]["export_seconds"] = round(time.perf_counter() - started, 2)
             manifest["files"]["onnx"] = sorted(p.name for p in tmp.glob(ONNX_NAME + "*"))
-            say(f"ONNX written with the {manifest['onnx']['exporter']} exporter"
-                + (f" (dynamo failed: {manifest['onnx']['fallback_reason']})"
-                   if manifest["onnx"]["fallback_reason"] else ""))
+            say(describe_onnx(manifest["onnx"]))
             tolerance = tolerance or Tolerance()
             parity = compare(task, model, tmp / ONNX_NAME, datamodule.val_dataset, collate, manifest, tolerance,
                              images=parity_images)

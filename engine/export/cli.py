@@ -10,7 +10,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .build import export_run
     from .manifest import ExportError
     from .parity import Tolerance
-    from .source import best_run_id
+    from .source import best_run
 
     def say(text: str) -> None:
         print(text, file=sys.stderr)
@@ -21,8 +21,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 raise ExportError("--best needs --experiment NAME")
             if args.run_id:
                 raise ExportError("give a run id or --best --experiment NAME, not both")
-            run_id = best_run_id(args.experiment, tracking_uri=args.tracking_uri, workspace=args.workspace)
-            say(f"best finished run of experiment '{args.experiment}': {run_id}")
+            best = best_run(args.experiment, task=args.task, tracking_uri=args.tracking_uri,
+                            workspace=args.workspace)
+            run_id = best.run_id
+            say(f"best finished {best.task} run of experiment '{args.experiment}': {run_id} "
+                f"({best.metric} {best.value:.4f}, best of {best.compared})")
         elif args.run_id:
             run_id = args.run_id
         else:
@@ -30,6 +33,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         tol = Tolerance(atol=args.atol, min_agreement=args.min_agreement)
         manifest = export_run(run_id, args.out, formats=args.format, force=args.force, tolerance=tol,
                               parity_images=args.parity_images, exporter=args.exporter,
+                              dynamic_size=not args.fixed_size,
                               tracking_uri=args.tracking_uri, workspace=args.workspace, say=say)
         if args.register:
             from .registry import register_export
@@ -69,10 +73,14 @@ def add_verbs(sub) -> None:
     ex.add_argument("--force", action="store_true", help="replace an existing export folder (once complete)")
     ex.add_argument("--best", action="store_true", help="the experiment's best finished run by its task metric")
     ex.add_argument("--experiment", help="experiment for --best")
+    ex.add_argument("--task", help="for --best: compare only this task's runs (needed when the experiment "
+                                   "holds runs of several tasks)")
     ex.add_argument("--atol", type=float, default=1e-3, help="largest allowed raw-output difference")
     ex.add_argument("--min-agreement", type=float, default=0.99, help="smallest allowed decision agreement")
     ex.add_argument("--parity-images", type=int, default=16, help="validation images compared")
     ex.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto")
+    ex.add_argument("--fixed-size", action="store_true",
+                    help="keep model.onnx's height/width fixed at the run's size (dynamic where the model allows it)")
     ex.add_argument("--register", metavar="NAME", help="also register the export as an MLflow model version")
     ex.add_argument("--alias", default="best", help="alias set on the registered version (default: best)")
     ex.add_argument("--tracking-uri", help="MLflow tracking URI")

@@ -65,5 +65,6 @@ def write_hf_folder(model, folder: Path, task: str, label_to_category_id: dict[i
     return {"auto_class": AUTO_CLASSES[task], "image_processor": type(processor).__name__,
             "model_type": config.model_type,
             "note": "resizes with PIL (Lightbox with OpenCV: pixels differ slightly)"
-                    + ("; pads with 0 after normalising, Lightbox pads black before (predict with "
-                       "`lightbox predict` for the exact validation pixels)" if hasattr(processor, "pad_size") else "")}
+                    + ("; pads with 0 after normalising, Lightbox pads black before, and may make the short side "
+                       "1 px shorter (it floors, albumentations rounds): predict with `lightbox predict` for the "
+                       "exact validation pixels" if hasattr(processor, "pad_size") else "")}

@@ -76,7 +76,7 @@ def predict_images(export_dir: str | Path, images: Sequence[str | Path], out: st
     """
     from tqdm import tqdm
 
-    from .runtime import batches, collate_for, dataset_for, image_index, postprocess
+    from .runtime import batches, collate_for, dataset_for, fit_to_input, image_index, postprocess
 
     export_dir = Path(export_dir)
     manifest = read_manifest(export_dir)
@@ -97,6 +97,7 @@ def predict_images(export_dir: str | Path, images: Sequence[str | Path], out: st
             if task == "detection":
                 for target in batch["labels"]:
                     target["image_id"] = target["image_id"].clone().fill_(index_ids[int(target["image_id"])])
+            batch = fit_to_input(batch, task, manifest, names)
             results.extend(postprocess(task, run(batch["pixel_values"]), batch, manifest, names))
             bar.update(int(batch["pixel_values"].shape[0]))
         bar.close()

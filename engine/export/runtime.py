@@ -85,6 +85,36 @@ def batches(dataset, collate, batch_size: int, rows: Iterable[int]):
         yield collate([dataset[i] for i in rows[start : start + batch_size]])
 
 
+def fit_to_input(batch: dict[str, Any], task: str, manifest: dict[str, Any], file_names: dict[int, str]):
+    """The batch as model.onnx takes it: as it is where height/width are dynamic; else padded
+    bottom/right to the fixed canvas (black, as the validation pad), or an error naming the images.
+
+    Padding bottom/right moves no pixel, so detection boxes (relative to the canvas, which
+    post-processing reads from the batch) and segmentation content boxes stay right.
+    """
+    from .manifest import ExportError
+
+    onnx = manifest.get("onnx") or {}
+    shape = onnx.get("input_shape")
+    if not shape or onnx.get("dynamic_size", False) or shape[2] is None:
+        return batch
+    height, width = int(shape[2]), int(shape[3])
+    pixels = batch["pixel_values"]
+    got_h, got_w = (int(v) for v in pixels.shape[-2:])
+    if (got_h, got_w) == (height, width):
+        return batch
+    if task == "classification" or got_h > height or got_w > width:
+        names = ", ".join(file_names[int(i)] for i in batch["image_ids"].tolist())
+        raise ExportError(f"model.onnx takes {height}x{width} images only ({onnx.get('fixed_size_reason')}); "
+                          f"the export's preprocessing made {got_h}x{got_w} of {names}")
+    pre = manifest["preprocessing"]
+    black = torch.tensor([(pre.get("pad_value", 0) / 255 - m) / s for m, s in zip(pre["mean"], pre["std"])],
+                         dtype=pixels.dtype).view(1, -1, 1, 1)
+    canvas = black.expand(pixels.shape[0], pixels.shape[1], height, width).clone()
+    canvas[..., :got_h, :got_w] = pixels
+    return {**batch, "pixel_values": canvas}
+
+
 # ---------------------------------------------------------------------- post-processing
 def postprocess(task: str, outputs: Sequence[torch.Tensor], batch: dict[str, Any], manifest: dict[str, Any],
                 file_names: dict[int, str]) -> list[dict[str, Any]]:

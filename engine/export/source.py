@@ -51,8 +51,32 @@ def resolve_run(run_id: str, *, tracking_uri: str | None = None, workspace: str 
     return Source(run_id, config, run_dir, checkpoint, uri, status, note)
 
 
-def best_run_id(experiment: str, *, tracking_uri: str | None = None, workspace: str | None = None) -> str:
-    """The finished run of ``experiment`` with the best value of its task's metric."""
+def _checkpoint_score(run, monitor: str) -> float | None:
+    """The score of the checkpoint an export would take: its best one where the run logged it
+    for ``monitor``, else the metric's last value."""
+    from engine.tracking.callback import BEST_MONITOR_TAG, BEST_SCORE_METRIC
+
+    if run.data.tags.get(BEST_MONITOR_TAG) == monitor and BEST_SCORE_METRIC in run.data.metrics:
+        return run.data.metrics[BEST_SCORE_METRIC]
+    return run.data.metrics.get(monitor)
+
+
+@dataclass
+class BestRun:
+    run_id: str
+    task: str
+    metric: str
+    value: float
+    compared: int  # finished runs of the task that logged the metric
+
+
+def best_run(experiment: str, *, task: str | None = None, tracking_uri: str | None = None,
+             workspace: str | None = None) -> BestRun:
+    """The finished run of ``experiment`` with the best value of its task's metric.
+
+    Runs of different tasks have different metrics (accuracy, mAP, mIoU) that cannot be
+    compared: an experiment holding several tasks needs ``task`` to choose among them.
+    """
     from engine.orchestration.local import mlflow_available
     from engine.tasks.registry import get_task
     from engine.tracking.store import resolve_tracking_uri
@@ -62,6 +86,11 @@ def best_run_id(experiment: str, *, tracking_uri: str | None = None, workspace: 
         raise ExportError("--best needs MLflow to compare runs; give a run id instead")
     from mlflow.tracking import MlflowClient
 
+    if task is not None:
+        try:
+            get_task(task)
+        except ValueError as exc:
+            raise ExportError(f"--task: {exc}") from None
     uri = resolve_tracking_uri(tracking_uri, Path(workspace) if workspace else default_workspace())
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
@@ -69,18 +98,26 @@ def best_run_id(experiment: str, *, tracking_uri: str | None = None, workspace: 
         raise ExportError(f"no experiment named '{experiment}' in {uri}")
     runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'",
                               max_results=5000)
-    best, best_value = None, None
+    by_task: dict[str, list] = {}
     for run in runs:
-        task = run.data.tags.get("lightbox.task") or run.data.params.get("task.name")
-        if not task:
-            continue
-        module = get_task(task).module_class
-        value = run.data.metrics.get(module.monitor)
-        if value is None:
-            continue
-        key = value if module.monitor_mode == "max" else -value
-        if best_value is None or key > best_value:
-            best, best_value = run, key
-    if best is None:
-        raise ExportError(f"experiment '{experiment}' has no finished run with a validation metric")
-    return best.info.run_id
+        name = run.data.tags.get("lightbox.task") or run.data.params.get("task.name")
+        if name:
+            by_task.setdefault(name, []).append(run)
+    found_text = ", ".join(f"{name} ({len(r)} run{'s' * (len(r) != 1)})" for name, r in sorted(by_task.items()))
+    if task is None and len(by_task) > 1:
+        raise ExportError(f"experiment '{experiment}' holds finished runs of several tasks: {found_text}; "
+                          "their metrics cannot be compared, choose one with --task")
+    if task is not None and task not in by_task:
+        raise ExportError(f"experiment '{experiment}' has no finished {task} run (it holds "
+                          f"{found_text or 'no finished run of a known task'})")
+    chosen = task or next(iter(by_task), None)
+    if chosen is None:
+        raise ExportError(f"experiment '{experiment}' has no finished Lightbox run")
+    module = get_task(chosen).module_class
+    scored = [(run, value) for run in by_task[chosen]
+              if (value := _checkpoint_score(run, module.monitor)) is not None]
+    if not scored:
+        raise ExportError(f"experiment '{experiment}': no finished {chosen} run logged {module.monitor}")
+    sign = 1 if module.monitor_mode == "max" else -1
+    run, value = max(scored, key=lambda item: sign * item[1])
+    return BestRun(run.info.run_id, chosen, module.monitor, float(value), len(scored))
