@@ -1,7 +1,8 @@
 """ONNX (onnxruntime, CPU) against PyTorch eager on the same exported model and batches.
 
 Builds each preset offline (random weights: speed does not depend on them), exports it
-with Lightbox's exporter, checks the outputs agree, then times both backends on the same
+with Lightbox's exporter (dynamic batch and image size, checked at a second size; the
+export time includes that check), checks the outputs agree, then times both backends on the same
 batches after a warm-up. Prints one JSON line per preset, with the export time.
 
     .venv/bin/python bench/export_speed.py [--quick]
@@ -51,7 +52,8 @@ def bench(task: str, preset: str, size: int, labels: int, batch_size: int, round
         torch_ips = images_per_second(eager, batches)
         onnx_ips = images_per_second(onnx, batches)
     return {"task": task, "preset": preset, "image_size": size, "batch_size": batch_size, "batches": rounds,
-            "threads": torch.get_num_threads(), "exporter": info["exporter"], "export_s": round(export_s, 1),
+            "threads": torch.get_num_threads(), "exporter": info["exporter"], "dynamic_size": info["dynamic_size"],
+            "export_s": round(export_s, 1),
             "max_abs_diff": diff, "torch_eager_img_s": round(torch_ips, 1), "onnxruntime_img_s": round(onnx_ips, 1),
             "speedup": round(onnx_ips / torch_ips, 2)}
 
