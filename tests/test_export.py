@@ -292,17 +292,35 @@ def test_unreadable_image_is_skipped_and_named(exports, sample_dataset, tmp_path
     assert all("broken" not in p["file_name"] for p in preds)
 
 
-def test_export_from_a_newer_lightbox_is_refused(exports, sample_dataset, tmp_path, capsys):
+@pytest.mark.parametrize(("key", "value"), [("lightbox_version", "99.0.0"), ("format_version", 99)])
+def test_export_from_a_newer_lightbox_is_refused(key, value, exports, sample_dataset, tmp_path, capsys):
     folder = tmp_path / "newer"
     shutil.copytree(exports["classification"], folder)
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
-    manifest["lightbox_version"] = "99.0.0"
+    manifest[key] = value
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
-    with pytest.raises(ExportError, match="99.0.0"):
+    with pytest.raises(ExportError, match="99"):
         read_manifest(folder)
     assert main(["predict", str(folder), str(sample_dataset / "val"), "--out", str(tmp_path / "p.json")]) == 2
     assert "upgrade Lightbox" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_best_of_one_task_with_a_fixed_size_then_predict(runs, workspace, sample_dataset, tmp_path, capsys):
+    """The fixture's runs share experiment 'lightbox' (three tasks): --task picks within one."""
+    out = tmp_path / "best"
+    assert main(["export", "--best", "--experiment", "lightbox", "--out", str(out), "--workspace",
+                 str(workspace)]) == 2
+    assert "several tasks" in capsys.readouterr().err and not out.exists()
+    assert main(["export", "--best", "--experiment", "lightbox", "--task", "classification", "--format", "onnx",
+                 "--fixed-size", "--out", str(out), "--workspace", str(workspace)]) == 0
+    assert "best finished classification run" in capsys.readouterr().err
+    manifest = read_manifest(out)
+    assert manifest["source"]["run_id"] == runs["classification"]
+    assert not manifest["onnx"]["dynamic_size"] and manifest["onnx"]["input_shape"] == [None, 3, 64, 64]
+    preds = tmp_path / "p.json"
+    assert main(["predict", str(out), str(sample_dataset / "val"), "--out", str(preds)]) == 0
+    assert len(json.loads(preds.read_text())) == len(list((sample_dataset / "val").glob("*.jpg")))
 
 
 def _scored_runs(uri, experiment_name, runs):
