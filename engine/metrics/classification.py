@@ -2,7 +2,9 @@
 
 Everything (accuracy, macro F1, per-class F1) follows from the K x K confusion
 matrix, so an update is one ``bincount`` plus one ``topk``; nothing is copied to
-the host until ``compute()``.
+the host until ``compute()``. In a distributed run ``compute()`` and
+``confusion_matrix()`` sum the counts of every process, so each process gets
+the same values, those of the whole validation set.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from torch import Tensor
 
 from engine.metrics import class_names_for
+from engine.metrics.distributed import sum_across_ranks
 
 
 class ClassificationMetrics:
@@ -34,6 +37,7 @@ class ClassificationMetrics:
         # State tensors are created on the first update, on that batch's device.
         self._confmat: Tensor | None = None
         self._topk_correct: Tensor | None = None
+        self._global: Tensor | None = None  # counts of every process, summed once per state
 
     @torch.no_grad()
     def update(self, logits: Tensor, labels: Tensor) -> None:
@@ -53,6 +57,7 @@ class ClassificationMetrics:
         if self._confmat is None:
             self._confmat = torch.zeros(k * k, dtype=torch.long, device=logits.device)
             self._topk_correct = torch.zeros((), dtype=torch.long, device=logits.device)
+        self._global = None
         if labels.numel() == 0:
             return
         preds = logits.argmax(dim=1)
@@ -60,14 +65,27 @@ class ClassificationMetrics:
         top = logits.topk(self.top_k, dim=1).indices
         self._topk_correct += (top == labels[:, None]).any(dim=1).sum()
 
+    def _counts(self) -> Tensor:
+        """Confusion matrix counts then the top-k hits, summed over every process.
+
+        A process that saw no batch still takes part, with zeros.
+        """
+        if self._global is None:
+            k = self.num_classes
+            if self._confmat is None:
+                local = torch.zeros(k * k + 1, dtype=torch.long)
+            else:
+                local = torch.cat([self._confmat, self._topk_correct.reshape(1)])
+            self._global = sum_across_ranks(local)
+        return self._global
+
     def confusion_matrix(self) -> np.ndarray:
         """(K, K) int64 counts; rows are true classes, columns predicted classes."""
         k = self.num_classes
-        if self._confmat is None:
-            return np.zeros((k, k), dtype=np.int64)
-        return self._confmat.reshape(k, k).cpu().numpy()
+        return self._counts()[: k * k].reshape(k, k).cpu().numpy()
 
     def compute(self) -> dict:
+        counts = self._counts()
         cm = self.confusion_matrix().astype(np.float64)
         total = cm.sum()
         tp = np.diag(cm)
@@ -75,7 +93,7 @@ class ClassificationMetrics:
         support = cm.sum(axis=0) + cm.sum(axis=1)
         f1 = np.divide(2 * tp, support, out=np.zeros_like(tp), where=support > 0)
         present = support > 0
-        topk = float(self._topk_correct.item()) if self._topk_correct is not None else 0.0
+        topk = float(counts[-1].item())
         return {
             "accuracy": float(tp.sum() / total) if total else 0.0,
             "top5": topk / total if total else 0.0,

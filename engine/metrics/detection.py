@@ -4,6 +4,8 @@ Both backends implement the official COCO protocol; faster-coco-eval does the
 matching in C++ and is the default, pycocotools is the reference. Inputs use
 the dataset's ORIGINAL category ids and boxes in original pixels, so results
 are comparable with any other COCO evaluation of the same data.
+``DetectionEvaluator`` gathers the detections of every process of a
+distributed run before evaluating.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import contextlib
 import io
 
 import numpy as np
+
+from engine.metrics.distributed import broadcast_from_rank_zero, gather_to_rank_zero
 
 SUMMARY_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_1", "mar_10", "mar_100")
 BACKENDS = ("faster", "pycocotools")
@@ -133,7 +137,11 @@ class DetectionEvaluator:
     """Collects detections over an epoch, then runs one COCO evaluation.
 
     Every ground-truth image is evaluated, so images without any detection
-    count as misses.
+    count as misses. In a distributed run ``compute()`` gathers the detections
+    of every process on rank 0, evaluates them once and hands every process the
+    same result. When ``add`` is told which images a batch held, an image seen
+    again (a sample a sampler repeated, here or in another process) is counted
+    once: its first detections are kept.
     """
 
     def __init__(self, ground_truth: dict, backend: str = "faster", class_names: dict[int, str] | None = None) -> None:
@@ -143,17 +151,53 @@ class DetectionEvaluator:
         self.backend = backend
         self.class_names = class_names
         self._image_ids = {int(img["id"]) for img in ground_truth.get("images", [])}
-        self._detections: list[dict] = []
+        self.reset()
 
-    def add(self, detections: list[dict]) -> None:
+    def add(self, detections: list[dict], image_ids=None) -> None:
+        """Add a batch's COCO result dicts; ``image_ids``: the images the batch held (with or without detections)."""
         prepared = _prepare_detections(detections)
-        unknown = {d["image_id"] for d in prepared} - self._image_ids
+        found = {d["image_id"] for d in prepared}
+        listed = found if image_ids is None else {int(i) for i in image_ids}
+        unknown = (found | listed) - self._image_ids
         if unknown:
             raise ValueError(f"detections for images not in the ground truth: {sorted(unknown)[:5]}")
+        if image_ids is not None:
+            if found - listed:
+                raise ValueError(f"detections for images the batch did not hold: {sorted(found - listed)[:5]}")
+            fresh = listed - self._evaluated
+            prepared = [d for d in prepared if d["image_id"] in fresh]
+        self._evaluated |= listed
         self._detections.extend(prepared)
 
     def compute(self) -> dict:
-        return coco_evaluate(self.ground_truth, self._detections, backend=self.backend, class_names=self.class_names)
+        shards = gather_to_rank_zero((sorted(self._evaluated), _pack(self._detections)))
+        results = None
+        if shards is not None:  # rank 0, or the only process
+            results = coco_evaluate(self.ground_truth, _merge(shards), backend=self.backend,
+                                    class_names=self.class_names)
+        return broadcast_from_rank_zero(results)
 
     def reset(self) -> None:
-        self._detections = []
+        self._detections: list[dict] = []
+        self._evaluated: set[int] = set()
+
+
+_PACKED_FIELDS = 7  # image_id, category_id, x, y, w, h, score
+
+
+def _pack(detections: list[dict]) -> np.ndarray:
+    """Detections as one float64 array: far smaller to send between processes than dicts."""
+    rows = [(d["image_id"], d["category_id"], *d["bbox"], d["score"]) for d in detections]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, _PACKED_FIELDS)
+
+
+def _merge(shards: list[tuple[list[int], np.ndarray]]) -> list[dict]:
+    """Every process's detections, each image's from the first process (in rank order) that evaluated it."""
+    claimed: set[int] = set()
+    merged: list[dict] = []
+    for evaluated, packed in shards:
+        fresh = set(evaluated) - claimed
+        claimed |= fresh
+        merged += [{"image_id": int(r[0]), "category_id": int(r[1]), "bbox": r[2:6].tolist(), "score": float(r[6])}
+                   for r in packed if int(r[0]) in fresh]
+    return merged

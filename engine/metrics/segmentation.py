@@ -1,4 +1,8 @@
-"""Semantic segmentation metrics from a confusion matrix accumulated on device."""
+"""Semantic segmentation metrics from a confusion matrix accumulated on device.
+
+In a distributed run the matrix of every process is summed before any metric
+is taken, so each process gets the values of the whole validation set.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.metrics import class_names_for
+from engine.metrics.distributed import sum_across_ranks
 
 
 def upsample_logits(logits: Tensor, size: tuple[int, int]) -> Tensor:
@@ -33,6 +38,7 @@ class SegmentationMetrics:
 
     def reset(self) -> None:
         self._confmat: Tensor | None = None  # created on the first update's device
+        self._global: Tensor | None = None  # every process's matrix summed, once per state
 
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> None:
@@ -56,13 +62,18 @@ class SegmentationMetrics:
         if self._confmat is None:
             self._confmat = torch.zeros(k * k, dtype=torch.long, device=pred.device)
         self._confmat += counts
+        self._global = None
 
     def confusion_matrix(self) -> Tensor:
-        """(K, K) counts on the accumulation device; rows true, columns predicted."""
+        """(K, K) counts of every process, on the accumulation device; rows true, columns predicted.
+
+        A process that saw no batch still takes part, with zeros.
+        """
         k = self.num_classes
-        if self._confmat is None:
-            return torch.zeros(k, k, dtype=torch.long)
-        return self._confmat.reshape(k, k)
+        if self._global is None:
+            local = torch.zeros(k * k, dtype=torch.long) if self._confmat is None else self._confmat
+            self._global = sum_across_ranks(local)
+        return self._global.reshape(k, k)
 
     def compute(self) -> dict:
         cm = self.confusion_matrix().double().cpu()

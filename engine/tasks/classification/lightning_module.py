@@ -47,11 +47,12 @@ class ClassificationModule(BaseVisionModule):
         self.metrics.reset()
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()  # the losses
         values = self.metrics.compute()
         # Top-5 of 5 or fewer classes is always 1.0: it says nothing, so it is not logged.
         keys = ("accuracy", "top5", "f1_macro") if self.metrics.num_classes > 5 else ("accuracy", "f1_macro")
         for key in keys:
-            self.log(f"val/{key}", float(values[key]), prog_bar=key == "accuracy")
+            self.log_validation_metric(f"val/{key}", values[key], prog_bar=key == "accuracy")
         self.last_confusion_matrix = self.metrics.confusion_matrix()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:

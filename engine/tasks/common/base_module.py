@@ -15,6 +15,8 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import torch
 
+from engine.metrics.distributed import sum_across_ranks
+
 from .collate import IMAGENET_MEAN, IMAGENET_STD, normalize_batch
 
 SCHEDULERS = ("cosine", "step", "plateau", "none")
@@ -57,6 +59,7 @@ class BaseVisionModule(pl.LightningModule):
         self.use_channels_last = channels_last
         self.nonfinite_step: int | None = None
         self.last_train_loss: torch.Tensor | None = None
+        self._validation_losses: dict[str, torch.Tensor] = {}  # name -> (sum of loss x images, images)
         self.log_every_n_steps = 10
 
     # ---------------------------------------------------------------- model hooks
@@ -104,11 +107,41 @@ class BaseVisionModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, outputs = self.compute_loss(batch)
-        self.log("val/loss", loss.detach(), prog_bar=True, batch_size=self._batch_size(batch), sync_dist=True)
+        self.add_validation_loss("val/loss", loss, self._batch_size(batch))
         self.update_metrics(batch, outputs)
+
+    def add_validation_loss(self, name: str, loss: torch.Tensor, batch_size: int) -> None:
+        """Add a batch's mean loss to the validation-set mean logged as ``name`` at the epoch's end."""
+        loss = loss.detach().float()
+        batch = torch.stack([loss * batch_size, torch.full_like(loss, batch_size)])
+        total = self._validation_losses.get(name)
+        self._validation_losses[name] = batch if total is None else total + batch
+
+    def on_validation_epoch_end(self) -> None:
+        """Log each added loss as its mean over every validation image of every process.
+
+        Not Lightning's ``sync_dist`` mean: it divides the summed image count by the number
+        of processes as an integer, which is wrong when their shares differ (7 images on 2).
+        Tasks call this first from their own ``on_validation_epoch_end``.
+        """
+        names = sorted(self._validation_losses)
+        if names:
+            totals = sum_across_ranks(torch.stack([self._validation_losses[n] for n in names]))
+            for name, (loss_sum, images) in zip(names, totals.tolist()):
+                self.log_validation_metric(name, loss_sum / max(images, 1.0), prog_bar=name == "val/loss")
+        self._validation_losses = {}
 
     def update_metrics(self, batch: dict[str, Any], outputs: Any) -> None:
         """Accumulate validation metrics; tasks implement it."""
+
+    def log_validation_metric(self, name: str, value: float, prog_bar: bool = False) -> None:
+        """Log a whole-validation-set value, which every process already holds (the metrics
+        combine their state across processes), so the checkpoint monitor agrees everywhere.
+
+        ``sync_dist`` with ``max`` leaves identical values exact (a mean of N copies can round)
+        and keeps Lightning from warning that an epoch value was not synchronised.
+        """
+        self.log(name, float(value), prog_bar=prog_bar, sync_dist=True, reduce_fx="max")
 
     @staticmethod
     def _batch_size(batch: dict[str, Any]) -> int:

@@ -629,7 +629,7 @@ class MultiTaskModule(BaseVisionModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
         for task, value in self._task_losses.items():
-            self.log(f"val/loss_{task}", value, batch_size=self._batch_size(batch), sync_dist=True)
+            self.add_validation_loss(f"val/loss_{task}", value, self._batch_size(batch))
 
     def on_validation_epoch_start(self) -> None:
         if "classification" in self.tasks:
@@ -653,7 +653,8 @@ class MultiTaskModule(BaseVisionModule):
             det = outputs["detection"]
             self.evaluator.add(detections_from_outputs(det["logits"].detach(), det["pred_boxes"].detach(),
                                                        labels["detection"], self.category_ids,
-                                                       canvas=tuple(batch["pixel_values"].shape[-2:])))
+                                                       canvas=tuple(batch["pixel_values"].shape[-2:])),
+                               image_ids=batch["image_ids"].tolist())
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Per image: its class, its detections (original pixels and ids) and its class map."""
@@ -686,16 +687,17 @@ class MultiTaskModule(BaseVisionModule):
         return results
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()  # the losses
         if "classification" in self.tasks:
             values = self.cls_metrics.compute()
-            self.log("val/accuracy", values["accuracy"])
-            self.log("val/f1_macro", values["f1_macro"])
+            self.log_validation_metric("val/accuracy", values["accuracy"])
+            self.log_validation_metric("val/f1_macro", values["f1_macro"])
         if "segmentation" in self.tasks:
             values = self.seg_metrics.compute()
-            self.log("val/miou", values["miou"])
-            self.log("val/pixel_accuracy", values["pixel_accuracy"])
+            self.log_validation_metric("val/miou", values["miou"])
+            self.log_validation_metric("val/pixel_accuracy", values["pixel_accuracy"])
         # COCO evaluation is slow and meaningless on the sanity check's two batches.
         if self.evaluator is not None and not self.trainer.sanity_checking:
             values = self.evaluator.compute()
             for key in ("map", "map_50", "map_75"):
-                self.log(f"val/{key}", float(values[key]))
+                self.log_validation_metric(f"val/{key}", values[key])

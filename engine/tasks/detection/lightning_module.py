@@ -101,14 +101,16 @@ class DetectionModule(BaseVisionModule):
             return
         canvas = tuple(batch["pixel_values"].shape[-2:])
         self.evaluator.add(detections_from_outputs(outputs.logits, outputs.pred_boxes, batch["labels"],
-                                                   self.category_ids, canvas=canvas))
+                                                   self.category_ids, canvas=canvas),
+                           image_ids=[int(t["image_id"]) for t in batch["labels"]])
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()  # the losses
         if self.evaluator is None or self.trainer.sanity_checking:
             return
         values = self.evaluator.compute()
         for key in ("map", "map_50", "map_75"):
-            self.log(f"val/{key}", float(values[key]), prog_bar=key == "map")
+            self.log_validation_metric(f"val/{key}", values[key], prog_bar=key == "map")
         self.last_coco_metrics = values
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:

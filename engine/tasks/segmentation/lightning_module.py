@@ -58,9 +58,10 @@ class SegmentationModule(BaseVisionModule):
         self.metrics.update(pred, labels)
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()  # the losses
         values = self.metrics.compute()
-        self.log("val/miou", float(values["miou"]), prog_bar=True)
-        self.log("val/pixel_accuracy", float(values["pixel_accuracy"]))
+        self.log_validation_metric("val/miou", values["miou"], prog_bar=True)
+        self.log_validation_metric("val/pixel_accuracy", values["pixel_accuracy"])
         self.last_per_class_iou = values["per_class_iou"]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
