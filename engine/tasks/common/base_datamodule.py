@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from engine.data.coco_index import CocoIndex
 from engine.data.folders import find_splits
 from engine.data.splits import stratified_split
+from engine.metrics.distributed import evaluation_sampler
 
 from .base_dataset import BaseVisionDataset, EpochSampler
 from .collate import IMAGENET_MEAN, IMAGENET_STD, Collate
@@ -143,10 +144,14 @@ class BaseVisionDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: BaseVisionDataset, train: bool) -> DataLoader:
         workers = self.num_workers
+        sampler = EpochSampler(len(dataset), shuffle=train, seed=self.seed)
+        if not train:  # on N processes: each image once, so the metrics count it once
+            source = self.val_annotation_file or f"the split of {self.train_annotation_file}"
+            sampler = evaluation_sampler(sampler, f"validation images ({source})")
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochSampler(len(dataset), shuffle=train, seed=self.seed),
+            sampler=sampler,
             num_workers=workers,
             collate_fn=self.collate(),
             pin_memory=self.pin_memory,
