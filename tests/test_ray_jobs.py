@@ -65,9 +65,10 @@ def _stop_head(proc) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=10)  # `ray start --block` can take longer; the group dies with SIGKILL
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -117,13 +118,27 @@ def test_a_dataset_the_cluster_cannot_read_is_refused_before_submitting(ray_head
     assert "not readable on the Ray cluster" in capsys.readouterr().err
 
 
-def test_stop_ends_a_running_job(ray_head, sample_dataset, tmp_path, capsys):
+def test_a_stopped_job_ends_its_run_killed_with_a_checkpoint(ray_head, sample_dataset, tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    uri = os.environ.get("LIGHTBOX_TEST_MLFLOW_URI") or f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}"
     args = _train_args(sample_dataset, tmp_path / "ws")
-    args[args.index("--epochs") + 1] = "50"
-    assert main([*args, "--ray-address", ray_head]) == 0
+    args[args.index("--epochs") + 1] = "1000"
+    assert main([*args, "--tracking-uri", uri, "--ray-address", ray_head]) == 0
     job_id = capsys.readouterr().out.split("submitted Ray job ")[1].split()[0]
+    runs = tmp_path / "ws" / "runs"
+    deadline = time.monotonic() + 180
+    while not list(runs.glob("*/checkpoints/best-*.ckpt")):  # stop once it trains (an epoch is done)
+        assert time.monotonic() < deadline, "the job never finished an epoch"
+        time.sleep(1)
     assert main(["jobs", "stop", job_id, "--ray-address", ray_head]) == 0
     assert wait_for(ray_head, job_id, timeout=60) == "STOPPED"
+    (run_dir,) = [folder for folder in runs.iterdir() if (folder / "run.yaml").is_file()]
+    run = MlflowClient(uri).get_run(run_dir.name)
+    assert run.info.status == "KILLED"
+    # SIGTERM came mid-epoch: the run saved its state there, after the last epoch's best.
+    saved = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert saved[-1].name.startswith("latest-"), [p.name for p in saved]
 
 
 def test_an_unreachable_cluster_is_a_clear_error_within_10_s(tmp_path, sample_dataset, capsys):

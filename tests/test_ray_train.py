@@ -82,21 +82,50 @@ def test_two_workers_give_the_weights_of_one_process_on_the_combined_batch(ray_c
     assert torch.allclose(distributed["bias"], reference.layer.bias, atol=1e-5)
 
 
-def test_strategy_ray_trains_the_demo_data_into_one_mlflow_run(ray_cluster, sample_dataset, tmp_path):
+def _kill_once_callback(marker: Path, starts: Path):
+    """Rank 1 kills its own process at step 3 (epoch 2's first batch), once; every start's step is noted."""
+    import signal
+    import time
+
+    import lightning.pytorch as pl
+
+    class KillWorkerOnce(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            if trainer.global_rank == 0:
+                with open(starts, "a") as out:
+                    out.write(f"{trainer.global_step}\n")
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_rank == 1 and trainer.global_step == 3 and not marker.exists():
+                marker.touch()
+                # The controller collects epoch 1's checkpoint at its next poll (every 2 s): let it.
+                time.sleep(8)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return KillWorkerOnce()
+
+
+def test_strategy_ray_trains_into_one_mlflow_run_and_a_killed_worker_resumes_it(ray_cluster, sample_dataset,
+                                                                                tmp_path):
     from mlflow.tracking import MlflowClient
 
     from engine.config import RunConfig
-    from engine.orchestration.local import train
+    from engine.orchestration.ray_train import train_distributed
 
     config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
         "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 2,
         "optim.batch_size": 8, "data.image_size": 32, "data.num_workers": 0, "workspace": str(tmp_path / "ws"),
         "compute.strategy": "ray", "compute.num_workers": 2, "tracking.log_every_n_steps": 1})
-    result = train(config)
+    marker, starts = tmp_path / "killed", tmp_path / "starts"
+    result = train_distributed(config, callbacks=[_kill_once_callback(marker, starts)])
     assert result.status == "FINISHED" and result.last_checkpoint and os.path.isfile(result.last_checkpoint)
+    assert marker.exists()
+    # The group restarted from the checkpoint of epoch 1 (3 steps), not from scratch.
+    assert starts.read_text().split() == ["0", "3"]
     client = MlflowClient(result.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["lightbox.strategy"] == "ray"
+    assert len(client.search_runs([run.info.experiment_id])) == 1  # the restart logged into the same run
     steps = [m.step for m in client.get_metric_history(result.run_id, "train/loss")]
     assert steps and len(steps) == len(set(steps)), steps  # rank 0 alone logs
     # 48 training images, 8 per worker and step on 2 workers: 3 steps an epoch.

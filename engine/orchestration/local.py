@@ -214,6 +214,11 @@ def _guarded_checkpoint_class():
                 return True
             return super()._should_skip_saving_checkpoint(trainer)
 
+        def _should_save_on_exception(self, trainer) -> bool:
+            if getattr(trainer.lightning_module, "nonfinite_step", None) is not None:
+                return False
+            return super()._should_save_on_exception(trainer)
+
     return GuardedCheckpoint
 
 
@@ -307,10 +312,11 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
         ModelCheckpoint = _guarded_checkpoint_class()
         best = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch}-{step}", monitor=module.monitor,
                                mode=module.monitor_mode, save_top_k=1)
-        # A second checkpoint every N steps so a killed process loses at most N steps.
+        # A second checkpoint every N steps so a killed process loses at most N steps, and one
+        # when training ends on an exception (SIGTERM from `lightbox jobs stop` included).
         periodic = ModelCheckpoint(dirpath=ckpt_dir, filename="latest-{step}",
                                    every_n_train_steps=checkpoint_every_n_steps, save_top_k=1,
-                                   monitor="step", mode="max")
+                                   monitor="step", mode="max", save_on_exception=True)
         mlflow_cb = MlflowCallback(run_logger, log_every_n_steps=config.tracking.log_every_n_steps)
         all_callbacks = [best, periodic, mlflow_cb, *(callbacks or [])]
         if progress:
@@ -368,12 +374,31 @@ def mlflow_available() -> bool:
     return True
 
 
+def check_tracking_reachable(uri: str | None, timeout_s: float = 5.0) -> None:
+    """Refuse an MLflow server that does not answer, in seconds (MLflow's own client retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    if not uri or not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a server without /health is still a server
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrainingError(f"cannot reach the MLflow tracking server at {uri} ({reason}): start it "
+                            "(lightbox server) or set tracking.uri / --tracking-uri; nothing was trained") from None
+
+
 def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str | None,
                     run_id: str | None, tags: dict):
     """An MLflow RunLogger, or, where MLflow is not installed, files in the run folder."""
     if mlflow_available():
         from engine.tracking.logger import RunLogger
 
+        check_tracking_reachable(uri)
         return RunLogger(uri, experiment=experiment, run_name=run_name, run_id=run_id, workspace=workspace,
                          tags=tags)
     from engine.tracking.local_run import LocalRunLogger

@@ -17,10 +17,12 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 from engine.config import RunConfig
+from engine.orchestration.jobs import LAUNCH_ID_ENV, LAUNCH_ID_TAG
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 ENGINE_DIR = Path(__file__).resolve().parents[1]
@@ -141,7 +143,11 @@ def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: s
     if check_dataset:
         _check_dataset_on_cluster(jobs, str(config.data.path))
     remote = config.with_overrides({"compute.ray_address": None}) if config.compute.ray_address else config
-    env_vars = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "PYTHONUNBUFFERED": "1"}
+    # A stop sends SIGTERM; the run then saves a checkpoint and ends KILLED, which takes longer
+    # than Ray's default 3 s before SIGKILL. The launch id tags the job's MLflow run.
+    launch_id = uuid.uuid4().hex
+    env_vars = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "PYTHONUNBUFFERED": "1",
+                "RAY_JOB_STOP_WAIT_TIME_S": "30", LAUNCH_ID_ENV: launch_id}
     with tempfile.TemporaryDirectory(prefix="lightbox-job-") as folder:
         stage_working_dir(remote, Path(folder))
         args = " ".join(extra_args or [])
@@ -149,7 +155,8 @@ def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: s
         try:
             return jobs.submit_job(entrypoint=f"{entry} {args}".strip(),
                                    runtime_env={"working_dir": folder, "env_vars": env_vars},
-                                   metadata={"lightbox.verb": verb, "lightbox.task": config.task.name})
+                                   metadata={"lightbox.verb": verb, "lightbox.task": config.task.name,
+                                             LAUNCH_ID_TAG: launch_id})
         except Exception as exc:
             raise RayJobError(f"the cluster at {address} refused the job: {str(exc).splitlines()[0]}") from None
 

@@ -20,6 +20,36 @@ from engine.config import RunConfig
 from engine.orchestration.local import TrainingError, TrainResult
 
 MAX_FAILURES = 2
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def start_ray(address: str | None, error: type[Exception], env: dict[str, str] | None = None) -> None:
+    """Attach to the cluster at ``address`` (``host:port``), or start a local Ray; once per process.
+
+    The engine's folder goes on the workers' PYTHONPATH. An address nobody answers on is an
+    ``error`` within seconds (``ray.init`` itself would wait for a minute or more).
+    """
+    import socket
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    root = str(Path(__file__).resolve().parents[2])
+    env_vars = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    attach = address if address and address not in ("local", "auto") else None
+    if attach and not attach.startswith("ray://"):
+        host, _, port = attach.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+        except (OSError, ValueError) as exc:
+            raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
+    try:
+        ray.init(address=attach or (address if address == "auto" else None), include_dashboard=False,
+                 runtime_env={"env_vars": env_vars}, configure_logging=False)
+    except ConnectionError as exc:
+        raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
 class _NullLogger:
@@ -81,7 +111,7 @@ def _worker(loop_config: dict[str, Any]) -> None:
     trainer = pl.Trainer(max_epochs=config.optim.epochs, max_steps=config.optim.max_steps or -1,
                          precision=speed.precision, gradient_clip_val=config.optim.grad_clip,
                          accumulate_grad_batches=config.optim.accumulate_grad_batches,
-                         **ray_trainer_settings([mlflow_cb]))
+                         **ray_trainer_settings([mlflow_cb, *loop_config.get("callbacks", [])]))
     trainer = prepare_trainer(trainer)
     checkpoint = ray.train.get_checkpoint()
     try:
@@ -96,9 +126,11 @@ def _worker(loop_config: dict[str, Any]) -> None:
 
 
 def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
-                      storage_path: str | Path | None = None) -> TrainResult:
-    """Train ``config`` on ``compute.num_workers`` Ray Train workers; one MLflow run for all of them."""
-    import ray
+                      storage_path: str | Path | None = None, callbacks: list | None = None) -> TrainResult:
+    """Train ``config`` on ``compute.num_workers`` Ray Train workers; one MLflow run for all of them.
+
+    ``callbacks``: extra Lightning callbacks, pickled to every worker.
+    """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -113,17 +145,7 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri, workspace)
     config = config.with_overrides({"data.path": str(Path(config.data.path).expanduser().resolve()),
                                     "workspace": str(workspace)})
-    if not ray.is_initialized():
-        root = str(Path(__file__).resolve().parents[2])
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        address = config.compute.ray_address
-        try:
-            ray.init(address=address if address and address != "local" else None, include_dashboard=False,
-                     runtime_env={"env_vars": env}, configure_logging=False)
-        except ConnectionError as exc:
-            raise TrainingError(f"cannot reach the Ray cluster at {address}: {exc}") from None
-
+    start_ray(config.compute.ray_address, TrainingError)
     run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
                                  run_name=config.tracking.run_name, run_id=None,
                                  tags={TASK_TAG: config.task.name, "lightbox.strategy": "ray",
@@ -134,7 +156,8 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
         trainer = TorchTrainer(
             _worker,
             train_loop_config={"config": config.model_dump(mode="json"), "run_id": run_logger.run_id,
-                               "tracking_uri": run_logger.tracking_uri, "workspace": str(workspace)},
+                               "tracking_uri": run_logger.tracking_uri, "workspace": str(workspace),
+                               "callbacks": list(callbacks or [])},
             scaling_config=ScalingConfig(num_workers=config.compute.num_workers, use_gpu=config.compute.use_gpu),
             run_config=RayRunConfig(name=run_logger.run_id, storage_path=str(storage),
                                     failure_config=FailureConfig(max_failures=MAX_FAILURES),

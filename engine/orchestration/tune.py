@@ -1,8 +1,9 @@
 """Hyper-parameter search: Ray Tune trials that each run the ordinary training path.
 
 Every trial calls :func:`engine.orchestration.local.train` (its checkpoints, its
-MLflow run) with a :class:`TuneReportCallback` that reports each epoch's
-validation metrics and checkpoint folder to Tune. The search itself is an MLflow
+MLflow run) with :mod:`engine.orchestration.tune_trial`'s callback that reports each
+epoch's validation metrics and checkpoint folder to Tune; trial actors are reused, so
+a worker imports torch and Lightning and reads the dataset index once per search. The search itself is an MLflow
 run; every trial's run carries ``mlflow.parentRunId`` pointing at it, so one
 chart shows all trials. ASHA (the default scheduler) stops weak trials early:
 their runs end FINISHED with the ``lightbox.early_stopped`` tag, not FAILED. A stop
@@ -16,12 +17,10 @@ import json
 import os
 import re
 import sys
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-
-import lightning.pytorch as pl
 
 from engine.config import RunConfig, SearchConfig, SearchParam
 
@@ -106,68 +105,25 @@ def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- inside a trial
-class TuneReportCallback(pl.Callback):
-    """Reports each epoch's validation metrics, the trial's MLflow run and its checkpoints to Tune."""
+def _trial(params: dict[str, Any], **settings: Any) -> None:
+    """Tune's trainable. Its work lives in :mod:`engine.orchestration.tune_trial`, imported here,
+    in the trial actor: the driver never imports torch or Lightning."""
+    from engine.orchestration.tune_trial import run_trial
 
-    def __init__(self, metric: str) -> None:
-        super().__init__()
-        self.metric = metric
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Validation and ModelCheckpoint have run by now, so the folder holds this epoch's files.
-        from ray import tune
-
-        metrics: dict[str, Any] = {}
-        for key, value in trainer.callback_metrics.items():
-            if getattr(value, "numel", lambda: 0)() == 1:
-                metrics[key] = float(value)
-        metrics["epoch"] = trainer.current_epoch + 1
-        metrics["step"] = trainer.global_step
-        run_id = next((cb.logger.run_id for cb in trainer.callbacks if type(cb).__name__ == "MlflowCallback"), None)
-        if run_id:
-            metrics[RUN_ID_KEY] = run_id
-        # The trial's own checkpoint of this epoch (Tune keeps the newest one per trial).
-        with tempfile.TemporaryDirectory(prefix="lightbox-trial-") as folder:
-            trainer.save_checkpoint(str(Path(folder) / "trial.ckpt"))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-
-
-def _trial(params: dict[str, Any], *, base: dict, tracking_uri: str | None, parent_run_id: str,
-           metric: str) -> None:
-    from ray import tune
-
-    from engine.orchestration.local import train
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    config = RunConfig.from_dict(base, "search base").with_overrides(params)
-    trial_id = tune.get_context().get_trial_id()
-    result = train(config, tracking_uri=tracking_uri, progress=False, callbacks=[TuneReportCallback(metric)],
-                   tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id})
-    if result.status == "FAILED":
-        raise SearchError(result.message or f"trial run {result.run_id} failed")
+    run_trial(params, **settings)
 
 
 # ---------------------------------------------------------------------- the search
 def _start_ray(config: RunConfig) -> None:
-    import ray
+    from engine.orchestration.ray_train import start_ray
 
-    if ray.is_initialized():
-        return
     address = config.compute.ray_address
     if address and address.startswith(("http://", "https://")):
         raise SearchError(f"compute.ray_address {address} is a dashboard address: submit the search as a job "
                           "(lightbox tune --ray-address URL); a search runs on a cluster it is attached to")
-    root = str(Path(__file__).resolve().parents[2])
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    kwargs: dict[str, Any] = dict(runtime_env={"env_vars": env}, include_dashboard=False,
-                                  log_to_driver=True, configure_logging=False)
-    if address and address != "local":
-        kwargs["address"] = address
-    try:
-        ray.init(**kwargs)
-    except ConnectionError as exc:
-        raise SearchError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+    # A trial ASHA stops unwinds through Lightning and MLflow before its actor can take the next
+    # trial; Tune's default 2 s wait is too short on a loaded machine and would start a fresh actor.
+    start_ray(address, SearchError, {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "20"})
 
 
 def _stop_on_request(tracking_uri: str, run_id: str, every_s: float = 2.0):
@@ -208,7 +164,8 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from engine.orchestration.local import TASK_TAG, mlflow_available, open_run_logger, workspace_of
+    from engine.orchestration.local import (TASK_TAG, check_tracking_reachable, mlflow_available, open_run_logger,
+                                            workspace_of)
     from engine.tracking.store import resolve_tracking_uri
 
     if not mlflow_available():
@@ -230,15 +187,32 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     metric, mode = search_cfg.metric, search_cfg.mode
     epochs = max(1, config.optim.epochs)
 
-    parent = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
-                             run_name=config.tracking.run_name or "search",
-                             run_id=None, tags={SEARCH_TAG: "true", TASK_TAG: config.task.name})
+    check_tracking_reachable(uri)  # before Ray starts: an unreachable server fails in seconds
+
+    def open_parent():
+        run = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
+                              run_name=config.tracking.run_name or "search",
+                              run_id=None, tags={SEARCH_TAG: "true", TASK_TAG: config.task.name})
+        try:
+            run.log_params({"search.num_samples": samples, "search.metric": metric, "search.mode": mode,
+                            "search.scheduler": search_cfg.scheduler,
+                            **{f"space.{k}": str(v) for k, v in space.items()}})
+            run.log_config(config.to_yaml())
+        except BaseException:
+            run.finish("FAILED")
+            raise
+        return run
+
+    # Ray's start (about 9 s on two cores) mostly waits on its own processes: open the parent run meanwhile.
+    with ThreadPoolExecutor(1, thread_name_prefix="search-parent") as pool:
+        opening = pool.submit(open_parent)
+        try:
+            _start_ray(config)
+        except BaseException:
+            opening.result().finish("FAILED")
+            raise
+        parent = opening.result()
     with parent:
-        parent.log_params({"search.num_samples": samples, "search.metric": metric, "search.mode": mode,
-                           "search.scheduler": search_cfg.scheduler,
-                           **{f"space.{k}": str(v) for k, v in space.items()}})
-        parent.log_config(config.to_yaml())
-        _start_ray(config)
         if search_cfg.scheduler == "asha":
             scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs,
                                       grace_period=min(search_cfg.grace_period, epochs),
@@ -251,8 +225,9 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
         storage = Path(storage_path or workspace / "tune").expanduser().resolve()
         tuner = tune.Tuner(
             trainable, param_space=space,
+            # Warm actors: a trial after the first skips the worker start and the torch import.
             tune_config=tune.TuneConfig(metric=metric, mode=mode, num_samples=samples, scheduler=scheduler,
-                                        max_concurrent_trials=search_cfg.max_concurrent),
+                                        max_concurrent_trials=search_cfg.max_concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name=f"search-{parent.run_id}", storage_path=str(storage),
                                       stop=_stop_on_request(uri, parent.run_id), verbose=0,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -314,14 +289,15 @@ def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str, e
         else:
             status = "EARLY_STOPPED"
         if run_id:
-            run_status = client.get_run(run_id).info.status
+            info = client.get_run(run_id).info
+            run_status = info.status
             if status == "EARLY_STOPPED":
                 client.set_tag(run_id, EARLY_STOPPED_TAG, "true")
             # Tune ends a stopped trial by raising inside it, which the trial's run records as FAILED
             # (or it is killed and stays RUNNING): the search knows better.
             final = {"EARLY_STOPPED": "FINISHED"}.get(status, status)
             if run_status in ("RUNNING", "SCHEDULED") or (run_status == "FAILED" and final != "FAILED"):
-                client.set_terminated(run_id, final)
+                client.set_terminated(run_id, final, end_time=info.end_time)  # keep when it really ended
         trials.append({
             "trial_id": trial_id, "run_id": run_id, "status": status,
             "epochs": epochs_done, "config": {k: _plain(v) for k, v in (res.config or {}).items()},
@@ -339,4 +315,4 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["SearchError", "SearchResult", "TuneReportCallback", "search", "to_tune_space"]
+__all__ = ["SearchError", "SearchResult", "search", "to_tune_space"]

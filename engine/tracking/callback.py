@@ -194,4 +194,8 @@ class MlflowCallback(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.is_global_zero:
-            self.logger.finish("KILLED" if isinstance(exception, KeyboardInterrupt) else "FAILED")
+            # SIGTERM (``lightbox jobs stop``, a cluster ending the job) is a stop, not a failure.
+            from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+            stopped = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+            self.logger.finish("KILLED" if stopped else "FAILED")
