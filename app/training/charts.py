@@ -46,11 +46,12 @@ class MetricPoller(QObject):
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
 
-    def watch(self, run_id: str) -> None:
+    def watch(self, run_id: str, tracking_uri: str | None = None) -> None:
+        """Chart ``run_id``, read from ``tracking_uri`` (a Ray job's own store) or the workspace's."""
         if run_id not in self.readers:
             from engine.tracking.history import MetricReader
 
-            self.readers[run_id] = MetricReader(self.tracking_uri, run_id)
+            self.readers[run_id] = MetricReader(tracking_uri or self.tracking_uri, run_id)
         if not self.timer.isActive():
             self.timer.start()
         self.poll()

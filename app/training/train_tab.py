@@ -1,9 +1,11 @@
 """The Train tab: the run form, Train / Stop, the child's log and progress, live charts, the runs.
 
 Train writes the run config into ``<workspace>/configs/`` and starts
-``python -m engine train --config ...`` as a child process (:class:`ProcessJob`); the
-GUI process never trains.  Run lists, metric points and summaries are read from MLflow
-in worker threads.
+``python -m engine train --config ...`` as a child process (:class:`ProcessJob`), or,
+when ``compute.ray_address`` is a Ray dashboard URL, submits it as a Ray job
+(:class:`RayJob`): two kinds of one :class:`TrainingJob`, so the rest of the tab does
+not care which.  The GUI process never trains.  Run lists, metric points and summaries
+are read from MLflow in worker threads.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QP
 
 from ..widgets.workers import run_in_background
 from .charts import ChartPanel, MetricPoller
+from .job import TrainingJob
 from .process_job import ProcessJob
 from .progress import Progress
+from .ray_job import RayJob
 from .run_form import RunForm
 from .runs_view import RunsTable, RunSummary
 
@@ -35,7 +39,7 @@ class TrainTab(QWidget):
 
         self.workspace = Path(workspace).resolve()
         self.tracking_uri = resolve_tracking_uri(tracking_uri, self.workspace)
-        self.jobs: list[ProcessJob] = []
+        self.jobs: list[TrainingJob] = []
         self.augmentation_source = None  # the Augment tab's panel: its spec is the run's augmentation
         self._tasks: list = []
         self._runs_task = None
@@ -173,7 +177,7 @@ class TrainTab(QWidget):
                 self.message.emit(str(exc))
 
     # ------------------------------------------------------------------ train / stop / resume
-    def train(self) -> ProcessJob | None:
+    def train(self) -> TrainingJob | None:
         config = self.run_config()
         if config is None:
             return None
@@ -182,22 +186,42 @@ class TrainTab(QWidget):
             model = Path(config.model.checkpoint or config.task.name).name
             tracking = config.tracking.model_copy(update={"run_name": f"{model}-{stamp[4:15]}"})
             config = config.model_copy(update={"tracking": tracking})
-        path = config.save(self.workspace / "configs" / f"run-{stamp}.yaml")
-        job = ProcessJob(self.workspace, self.tracking_uri, config_path=path, parent=self)
+        from engine.orchestration.ray_cli import is_job_address
+
+        if is_job_address(config.compute.ray_address):
+            job = self._ray_job(config)
+        else:
+            path = config.save(self.workspace / "configs" / f"run-{stamp}.yaml")
+            job = ProcessJob(self.workspace, self.tracking_uri, config_path=path, parent=self)
         job.label = config.tracking.run_name
         return self._start(job)
+
+    def _ray_job(self, config) -> RayJob:
+        """The run as a Ray job that logs where it is charted from: ``tracking.uri``, else this workspace's store."""
+        if config.tracking.uri is None:
+            config = config.model_copy(update={"tracking": config.tracking.model_copy(
+                update={"uri": self.tracking_uri})})
+        uri = config.tracking.uri
+        config.save(self.workspace / "configs" / f"ray-{config.tracking.run_name}.yaml")
+        job = RayJob(config, config.compute.ray_address, uri, parent=self)
+        if uri.startswith(("sqlite:", "file:")):
+            self._append_log([f"[lightbox] note: the job logs to {uri}, a store on the cluster's machine; "
+                              "it is charted here only when the cluster runs on this machine (else set "
+                              "tracking.uri to an MLflow server, e.g. `lightbox server`)"])
+        return job
 
     def resume(self, run_id: str) -> ProcessJob:
         return self._start(ProcessJob(self.workspace, self.tracking_uri, resume_run_id=run_id, parent=self))
 
-    def _start(self, job: ProcessJob) -> ProcessJob:
+    def _start(self, job: TrainingJob) -> TrainingJob:
         self.jobs.append(job)
         job.output.connect(self._append_log)
         job.progress.connect(lambda p, job=job: self._show_progress(job, p))
+        job.state.connect(lambda text, job=job: self._show_state(job, text))
         job.run_found.connect(lambda run_id, job=job: self._run_found(job, run_id))
         job.finished.connect(lambda code, job=job: self._job_finished(job, code))
         job.stopping.connect(lambda what: self._append_log([f"[lightbox] {what}"]))
-        self._append_log([f"[lightbox] {' '.join(job.command)}"])
+        self._append_log([f"[lightbox] {job.describe()}"])
         job.start()
         if job.run_id:
             self._run_found(job, job.run_id)
@@ -205,7 +229,7 @@ class TrainTab(QWidget):
         self.progress_label.setText("Starting…")
         return job
 
-    def current_job(self) -> ProcessJob | None:
+    def current_job(self) -> TrainingJob | None:
         live = [j for j in self.jobs if j.alive()]
         return live[-1] if live else None
 
@@ -226,30 +250,36 @@ class TrainTab(QWidget):
         self._tasks.append(run_in_background(request_stop, self.tracking_uri, run_id,
                                              on_error=lambda m: self.message.emit(f"Stop failed: {m}")))
 
-    def _run_found(self, job: ProcessJob, run_id: str) -> None:
-        label = getattr(job, "label", None) or (self.runs.row_for(run_id).name if self.runs.row_for(run_id)
-                                                  else run_id[:8])
+    def _run_found(self, job: TrainingJob, run_id: str) -> None:
+        label = job.label or (self.runs.row_for(run_id).name if self.runs.row_for(run_id) else run_id[:8])
         self.charts.add_run(run_id, label)
         self.runs.set_ticked(run_id, True)
-        self.poller.watch(run_id)
+        self.poller.watch(run_id, job.tracking_uri)
         self.refresh_runs()
         self.run_started.emit(run_id)
 
     def _append_log(self, lines: list[str]) -> None:
         self.log.appendPlainText("\n".join(lines))
 
-    def _show_progress(self, job: ProcessJob, progress: Progress) -> None:
-        values = self.form.model.values
-        step = None
+    def _charted_step(self, job: TrainingJob) -> int | None:
         if job.run_id and job.run_id in self.charts.runs:
             series = self.charts.runs[job.run_id].series.get("train/loss")
-            step = int(series.step[-1]) if series is not None and len(series) else None
-        name = job.run_id[:8] if job.run_id else "new run"
-        self.progress_label.setText(f"{name}: {progress.describe(values.get('optim.epochs'), step)}")
+            return int(series.step[-1]) if series is not None and len(series) else None
+        return None
 
-    def _job_finished(self, job: ProcessJob, code: int) -> None:
+    def _show_progress(self, job: TrainingJob, progress: Progress) -> None:
+        values = self.form.model.values
+        name = job.run_id[:8] if job.run_id else "new run"
+        self.progress_label.setText(f"{name}: {progress.describe(values.get('optim.epochs'), self._charted_step(job))}")
+
+    def _show_state(self, job: TrainingJob, text: str) -> None:
+        """A job without a progress bar in its log (a Ray job): its state and the newest charted step."""
+        step = self._charted_step(job)
+        self.progress_label.setText(text + (f" · step {step}" if step is not None else ""))
+
+    def _job_finished(self, job: TrainingJob, code: int) -> None:
         self.stop_button.setEnabled(self.current_job() is not None)
-        self.progress_label.setText(f"{job.run_id[:8] if job.run_id else 'run'}: process ended (exit code {code})")
+        self.progress_label.setText(f"{job.run_id[:8] if job.run_id else 'run'}: {job.ended_text(code)}")
         self.poller.poll()
         self.refresh_runs()
 
@@ -295,7 +325,7 @@ class TrainTab(QWidget):
             self.summary.show_summary(summary)
 
     # ------------------------------------------------------------------ closing
-    def active_jobs(self) -> list[ProcessJob]:
+    def active_jobs(self) -> list[TrainingJob]:
         return [j for j in self.jobs if j.alive()]
 
     def ask_close_choice(self) -> str:
@@ -317,14 +347,10 @@ class TrainTab(QWidget):
             choice = self.ask_close_choice()
             if choice == "cancel":
                 return False
-            from engine.orchestration.jobs import request_stop
-
             for job in active:
-                if choice == "stop" and job.run_id:
-                    request_stop(self.tracking_uri, job.run_id)  # one write; the run then ends KILLED by itself
-                elif choice == "stop":
-                    job.process.terminate()  # not logging yet: nothing to keep
-                job.detach()  # the relay keeps the run (and its log) going after the app is gone
+                if choice == "stop":
+                    job.stop_at_exit()
+                job.detach()  # a local run's relay (or the Ray cluster) keeps it going after the app is gone
         self.runs_timer.stop()
         self.poller.timer.stop()
         return True

@@ -1,0 +1,148 @@
+"""One training job as the Train tab sees it, of either kind: a local process or a Ray job.
+
+Both kinds give the same signals (log lines, progress, the MLflow run once found, the
+end) and the same control (start, stop, detach at exit), so the tab has one code path.
+What they share lives here: splitting output into log lines and progress, finding the
+run in a worker thread, and driving ``engine.orchestration.jobs.StopSequence`` from a
+timer (the stop tag first, then the kind's terminate, then its kill).
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from engine.orchestration import jobs
+
+from ..widgets.workers import run_in_background
+from .progress import OutputSplitter
+
+
+class TrainingJob(QObject):
+    output = Signal(list)  # complete lines
+    progress = Signal(object)  # progress.Progress
+    state = Signal(str)  # a short text for the progress line when there is no progress bar (Ray)
+    run_found = Signal(str)
+    finished = Signal(int)  # exit code
+    stopping = Signal(str)  # what the stop protocol just did
+
+    kind = "job"
+
+    def __init__(self, tracking_uri: str, run_id: str | None = None, grace_s: float = jobs.STOP_GRACE_S,
+                 kill_grace_s: float = jobs.KILL_GRACE_S, parent=None):
+        super().__init__(parent)
+        self.tracking_uri = tracking_uri  # where the run logs, and where it is charted from
+        self.run_id: str | None = run_id
+        self.label: str | None = None
+        self.grace_s, self.kill_grace_s = grace_s, kill_grace_s
+        self.log_lines: list[str] = []
+        self.exit_code: int | None = None
+        self._splitter = OutputSplitter()
+        self._stop: jobs.StopSequence | None = None
+        self._tasks: list = []
+        self._looking = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self._tick)
+
+    # ------------------------------------------------------------------ what each kind provides
+    def start(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must say how it starts")
+
+    def alive(self) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} must say whether it runs")
+
+    def describe(self) -> str:
+        """The line the log panel shows when the job starts."""
+        raise NotImplementedError(f"{type(self).__name__} must describe itself")
+
+    def detach(self) -> None:
+        """Leave the job going when the app closes (it is found again in MLflow)."""
+        self._timer.stop()
+
+    def stop_at_exit(self) -> None:
+        """The app is closing and the user chose Stop: one quick, blocking request."""
+        raise NotImplementedError(f"{type(self).__name__} must say how it stops at exit")
+
+    def ended_text(self, code: int) -> str:
+        """The progress line once the job has ended."""
+        return f"process ended (exit code {code})"
+
+    def _terminate(self) -> None:
+        raise NotImplementedError
+
+    def _kill(self) -> None:
+        raise NotImplementedError
+
+    def _run_lookup(self):
+        """``(function, args)`` that finds the job's MLflow run id (or None) in a worker thread."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+    def stop(self) -> None:
+        """Ask the run to stop (tag), then the kind's terminate after the grace period, then its kill."""
+        if self._stop is None and self.alive():
+            self._stop = jobs.StopSequence(grace_s=self.grace_s, kill_grace_s=self.kill_grace_s)
+            self._tick()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop is not None
+
+    def _background(self, fn, *args, **kwargs):
+        self._tasks = [t for t in self._tasks if not t.done.is_set()]
+        task = run_in_background(fn, *args, **kwargs)
+        self._tasks.append(task)
+        return task
+
+    def _feed(self, text: str) -> None:
+        """New output of the job: complete lines to the log, the latest progress redraw to the line."""
+        lines = self._splitter.feed(text)
+        if lines:
+            self.log_lines.extend(lines)
+            self.output.emit(lines)
+        if self._splitter.progress is not None:
+            self.progress.emit(self._splitter.progress)
+
+    def _say(self, text: str) -> None:
+        self.log_lines.append(f"[lightbox] {text}")
+        self.output.emit([f"[lightbox] {text}"])
+
+    def _tick(self) -> None:
+        if self.run_id is None:
+            self._find_run()
+        if self._stop is None or not self.alive():
+            return
+        for action in self._stop.step(time.monotonic(), run_known=self.run_id is not None):
+            if action == "request":
+                self._background(jobs.request_stop, self.tracking_uri, self.run_id,
+                                 on_error=lambda m: self.stopping.emit(f"stop tag failed: {m}"))
+                self.stopping.emit("stop requested")
+            elif action == "terminate":
+                self._terminate()
+            else:
+                self._kill()
+
+    def _set_run(self, run_id: str | None) -> None:
+        if run_id and self.run_id is None:
+            self.run_id = run_id
+            self.run_found.emit(run_id)
+
+    def _find_run(self) -> None:
+        if self._looking:
+            return
+        lookup = self._run_lookup()
+        if lookup is None:
+            return
+        self._looking = True
+
+        def found(run_id):
+            self._looking = False
+            self._set_run(run_id)
+
+        def failed(_message):
+            self._looking = False
+
+        fn, args = lookup
+        self._background(fn, *args, on_done=found, on_error=failed)
