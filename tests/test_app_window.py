@@ -328,17 +328,18 @@ def test_small_window_clips_no_control_and_long_file_names_are_elided(qtbot, win
     window.show_image(window.browser.current_refs()[0])
     qtbot.waitUntil(lambda: not window.viewer.is_loading(), timeout=10_000)
     qtbot.wait(50)
-    assert window.width() == 800 and _clipped(window.viewer) == []  # the long name did not widen it
+    assert (window.width(), window.height()) == (800, 560) and _clipped(window.viewer) == []  # not widened
     assert long_name not in window.viewer.image_info.text() and "…" in window.viewer.image_info.text()
     assert long_name in window.viewer.image_info.toolTip()
     window.tabs.setCurrentWidget(window.augment_host)
-    qtbot.waitUntil(lambda: window.augment is not None, timeout=60_000)
-    qtbot.wait(200)
-    assert window.width() == 800 and _clipped(window.augment_host) == []
+    qtbot.waitUntil(lambda: window.augment is not None and window.augment.is_ready() and not window.augment.is_busy(),
+                    timeout=60_000)
+    qtbot.wait(200)  # the layout settles after the busy label's last change
+    assert (window.width(), window.height()) == (800, 560) and _clipped(window.augment_host) == []
     window.tabs.setCurrentWidget(window.train_host)
     qtbot.waitUntil(lambda: window.train_tab is not None, timeout=60_000)
     qtbot.wait(200)
-    assert window.width() == 800 and _clipped(window.train_host) == []
+    assert (window.width(), window.height()) == (800, 560) and _clipped(window.train_host) == []
 
 
 def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(qtbot, window, sample_dataset,

@@ -216,6 +216,7 @@ class PreviewTile(QWidget):
 
     def set_tile(self, tile: SampleTile | None) -> None:
         self.tile = tile
+        self.setToolTip(tile.caption if tile is not None else "")
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -257,7 +258,9 @@ class PreviewTile(QWidget):
         painter.setPen(self.palette().color(self.foregroundRole()))
         painter.setFont(self.font())
         caption = QRectF(0, self.height() - caption_h, self.width(), caption_h)
-        painter.drawText(caption, Qt.AlignCenter, tile.caption)
+        # A narrow tile elides its caption (the tooltip has it whole) instead of cutting both ends.
+        painter.drawText(caption, Qt.AlignCenter,
+                         self.fontMetrics().elidedText(tile.caption, Qt.ElideRight, self.width()))
 
 
 class TileGrid(QWidget):
@@ -369,8 +372,13 @@ class AugmentationPanel(QWidget):
 
         self._build_editor()
         self._build_preview(samples)
+        # The editor scrolls in a short window instead of forcing the window taller.
+        editor_scroll = QScrollArea(widgetResizable=True, frameShape=QScrollArea.NoFrame)
+        editor_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        editor_scroll.setWidget(self.editor)
+        editor_scroll.setMinimumWidth(self.editor.minimumSizeHint().width())
         splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(self.editor)
+        splitter.addWidget(editor_scroll)
         splitter.addWidget(self.preview_box)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
