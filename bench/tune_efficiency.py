@@ -12,7 +12,9 @@ Runs the same budget of trials (same learning rates) once as one ``lightbox tune
   imports, Tune's bookkeeping; everything a trial spends outside its training run;
 * ``plain_overhead_s_per_run``: the same for the plain runs (process start, imports, model build);
 * ``tune_added_s_per_trial``: what Tune adds per trial over that: the search's time outside
-  its trial runs, less one plain run's (a search is one process too), per trial.
+  its trial runs, less one plain run's (a search is one process too), per trial;
+* ``warm_gap_s``: the median time from one trial's run ending to the next one's starting
+  (with one trial at a time): a warm worker's cost per trial, data and model set-up included.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,12 @@ def _summary(stdout: str) -> dict:
 def _open_seconds(client, run_id: str) -> float:
     info = client.get_run(run_id).info
     return (info.end_time - info.start_time) / 1000
+
+
+def _warm_gap_s(client, run_ids: list[str]) -> float | None:
+    spans = sorted((info.start_time, info.end_time) for info in (client.get_run(r).info for r in run_ids))
+    gaps = [(start - end) / 1000 for (_, end), (start, _) in zip(spans, spans[1:])]
+    return round(statistics.median(gaps), 2) if gaps else None
 
 
 def main() -> None:
@@ -101,6 +110,7 @@ def main() -> None:
         "early_stopped_share": round(early / len(trials), 2),
         "tune_overhead_s_per_trial": round(tune_outside / len(trials), 1),
         "plain_overhead_s_per_run": round(plain_outside, 1),
+        "warm_gap_s": _warm_gap_s(client, [t["run_id"] for t in trials if t["run_id"]]) if args.concurrent == 1 else None,
         "tune_added_s_per_trial": round((tune_outside - plain_outside) / len(trials), 1),
         "cpus": len(os.sched_getaffinity(0)), "load_1min": round(os.getloadavg()[0], 1),
     }))

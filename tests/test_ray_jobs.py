@@ -147,6 +147,12 @@ def test_an_unreachable_cluster_is_a_clear_error_within_10_s(tmp_path, sample_da
     code = main(["jobs", "list", "--ray-address", f"http://127.0.0.1:{port}"])
     assert code == 2 and time.monotonic() - start < 10
     assert f"cannot reach the Ray cluster at http://127.0.0.1:{port}" in capsys.readouterr().err
+    # A job whose tracking server does not answer would train unseen: it is not submitted.
+    start = time.monotonic()
+    code = main([*_train_args(sample_dataset, tmp_path / "ws"), "--tracking-uri", f"http://127.0.0.1:{port}",
+                 "--ray-address", f"http://127.0.0.1:{port}"])
+    assert code == 2 and time.monotonic() - start < 10
+    assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_token_auth_needs_the_token_and_never_prints_it(tmp_path, capsys, monkeypatch):

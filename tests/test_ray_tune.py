@@ -177,3 +177,43 @@ def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, 
     assert "FINISHED" in statuses and len([s for s in statuses if s == "FINISHED"]) < 12, statuses
     assert result.best_run_id in {t["run_id"] for t in result.trials if t["status"] == "FINISHED"}
     assert client.get_run(result.parent_run_id).info.status == "KILLED"
+
+
+def test_ctrl_c_on_lightbox_tune_keeps_and_reports_the_finished_trials(sample_dataset, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    workspace = tmp_path / "ws"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"""
+task: {{name: classification}}
+data: {{path: {sample_dataset}, image_size: 32, num_workers: 0}}
+model: {{checkpoint: resnet-tiny}}
+optim: {{epochs: 1, batch_size: 16}}
+workspace: {workspace}
+search: {{num_samples: 40, scheduler: fifo, space: {{optim.lr: {{type: loguniform, low: 1.0e-4, high: 1.0e-2}}}}}}
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "tune", "--config", str(config)],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(workspace.glob("runs/*/checkpoints/last.ckpt"))) < 2:  # two trials done
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3  # stopped
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "KILLED"
+    finished = [t for t in summary["trials"] if t["status"] == "FINISHED"]
+    assert 2 <= len(finished) < 40 and summary["best_run_id"] in {t["run_id"] for t in finished}
+    client = MlflowClient(summary["tracking_uri"])
+    assert client.get_run(summary["parent_run_id"]).info.status == "KILLED"
+    assert all(client.get_run(t["run_id"]).info.status == "FINISHED" for t in finished)

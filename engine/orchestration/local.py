@@ -199,6 +199,9 @@ def _quiet_known_noise() -> None:
     # The data module's own batch hook is intentionally overridden by the module's device-side one.
     warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    # Lightbox's train loader resumes mid-epoch from the loop's own count (ResumableDataLoader),
+    # without the state_dict Lightning looks for.
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage())
 
@@ -220,6 +223,39 @@ def _guarded_checkpoint_class():
             return super()._should_save_on_exception(trainer)
 
     return GuardedCheckpoint
+
+
+def _periodic_checkpoint_class():
+    """The every-N-steps checkpoint, except that one due at an epoch's last batch waits until
+    that epoch's validation ran: resumed from it, a run does not validate the epoch again."""
+    Guarded = _guarded_checkpoint_class()
+
+    class PeriodicCheckpoint(Guarded):
+        _due_after_validation = False
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            last_batch = batch_idx + 1 >= trainer.num_training_batches
+            every = self._every_n_train_steps
+            if last_batch and trainer.enable_validation and every > 0 and trainer.global_step % every == 0:
+                self._due_after_validation = True
+                return
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+        def _save_if_due(self, trainer) -> None:
+            if self._due_after_validation:
+                self._due_after_validation = False
+                if not self._should_skip_saving_checkpoint(trainer):
+                    self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            super().on_validation_end(trainer, pl_module)
+            self._save_if_due(trainer)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:  # the epoch had no validation after all
+            super().on_train_epoch_end(trainer, pl_module)
+            self._save_if_due(trainer)
+
+    return PeriodicCheckpoint
 
 
 def _family(checkpoint: str) -> str | None:
@@ -314,9 +350,9 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
                                mode=module.monitor_mode, save_top_k=1)
         # A second checkpoint every N steps so a killed process loses at most N steps, and one
         # when training ends on an exception (SIGTERM from `lightbox jobs stop` included).
-        periodic = ModelCheckpoint(dirpath=ckpt_dir, filename="latest-{step}",
-                                   every_n_train_steps=checkpoint_every_n_steps, save_top_k=1,
-                                   monitor="step", mode="max", save_on_exception=True)
+        periodic = _periodic_checkpoint_class()(dirpath=ckpt_dir, filename="latest-{step}",
+                                                every_n_train_steps=checkpoint_every_n_steps, save_top_k=1,
+                                                monitor="step", mode="max", save_on_exception=True)
         mlflow_cb = MlflowCallback(run_logger, log_every_n_steps=config.tracking.log_every_n_steps)
         all_callbacks = [best, periodic, mlflow_cb, *(callbacks or [])]
         if progress:
@@ -389,7 +425,7 @@ def check_tracking_reachable(uri: str | None, timeout_s: float = 5.0) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrainingError(f"cannot reach the MLflow tracking server at {uri} ({reason}): start it "
-                            "(lightbox server) or set tracking.uri / --tracking-uri; nothing was trained") from None
+                            "(lightbox server) or set tracking.uri / --tracking-uri") from None
 
 
 def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str | None,

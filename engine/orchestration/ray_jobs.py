@@ -139,6 +139,13 @@ def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: s
     if config.tracking.uri is None or config.tracking.uri.startswith(("sqlite:", "file:")):
         print("note: tracking.uri is not an MLflow server; the job records into a store on the cluster's "
               "machine (use `lightbox server` and set tracking.uri to chart it here)", file=sys.stderr)
+    else:
+        from engine.orchestration.local import TrainingError, check_tracking_reachable
+
+        try:  # the job would train unseen: refuse it here, in seconds
+            check_tracking_reachable(config.tracking.uri)
+        except TrainingError as exc:
+            raise RayJobError(str(exc)) from None
     jobs = client(address, token)
     if check_dataset:
         _check_dataset_on_cluster(jobs, str(config.data.path))
