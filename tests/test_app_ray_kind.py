@@ -81,9 +81,10 @@ def _log_like_the_job(tracking_uri, run_name, steps):
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
+    from engine.tracking.store import get_or_create_experiment
+
     client = MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name("lightbox")
-    experiment = found.experiment_id if found else client.create_experiment("lightbox")
+    experiment = get_or_create_experiment(client, "lightbox")  # artifacts beside the store, not in the cwd
     run = client.create_run(experiment, run_name=run_name)
     now = int(time.time() * 1000)
     client.log_batch(run.info.run_id, metrics=[Metric("train/loss", 1.0 / s, now, s) for s in range(1, steps + 1)])
