@@ -194,3 +194,81 @@ def test_a_running_run_whose_process_died_is_lost_and_resumable(qtbot, tmp_path)
     tab.runs.select_run(run.run_id)
     assert tab.runs.buttons["Resume"].isEnabled() and not tab.runs.buttons["Stop"].isEnabled()
     assert Path(workspace / "mlflow.db").is_file()
+
+
+# ---------------------------------------------------------------------- learning-rate Suggest
+def _suggest_tab(qtbot, tmp_path, dataset):
+    from app.training.train_tab import TrainTab
+
+    tab = TrainTab(tmp_path / "ws")
+    qtbot.addWidget(tab)
+    tab.set_dataset(dataset)
+    _tiny(tab)
+    return tab
+
+
+def test_suggest_runs_in_the_background_fills_the_lr_and_cannot_run_twice(qtbot, monkeypatch, tmp_path,
+                                                                          sample_dataset):
+    import threading
+
+    from PySide6.QtCore import Qt
+
+    from app.training import lr_suggest
+
+    release, calls = threading.Event(), []
+
+    def fake_lr_find(config_path, *, progress=None, cancel=None, **_):
+        from engine.config import RunConfig
+
+        calls.append(RunConfig.load(config_path))
+        progress("finding a learning rate", 40, 100)
+        assert release.wait(20), "the test never released the finder"
+        return 0.012345
+
+    monkeypatch.setattr(lr_suggest, "run_lr_find", fake_lr_find)
+    tab = _suggest_tab(qtbot, tmp_path, sample_dataset)
+    button = tab.form.suggest_button
+    assert button.text() == "Suggest" and button.isEnabled()
+    qtbot.mouseClick(button, Qt.LeftButton)
+    assert button.text() == "Suggesting…" and not button.isEnabled()
+    _wait(qtbot, lambda: "40/100" in tab.form.suggest_status.text(), 10, "the finder's progress")
+    assert not tab.form.suggest_status.isHidden()
+    qtbot.mouseClick(button, Qt.LeftButton)  # disabled: ignored
+    assert tab.suggest_lr() is False  # and the slot itself refuses a second search
+    release.set()
+    _wait(qtbot, lambda: tab.form.model.values["optim.lr"] == 0.0123, 10, "the suggestion in the lr field")
+    assert len(calls) == 1 and calls[0].model.checkpoint == "resnet-tiny"
+    assert calls[0].data.path == str(sample_dataset) and calls[0].workspace == str(tab.workspace)
+    assert button.text() == "Suggest" and button.isEnabled() and tab.banner.isHidden()
+    assert tab.form.editors["optim.lr"].value() == pytest.approx(0.0123)
+
+
+def test_a_failed_suggestion_shows_a_banner_naming_the_problem(qtbot, monkeypatch, tmp_path, sample_dataset):
+    from app.training import lr_suggest
+
+    def failing(config_path, **_):
+        raise lr_suggest.LrFindError("the loss did not fall anywhere in the range; try a wider range")
+
+    monkeypatch.setattr(lr_suggest, "run_lr_find", failing)
+    tab = _suggest_tab(qtbot, tmp_path, sample_dataset)
+    before = tab.form.model.values["optim.lr"]
+    assert tab.suggest_lr()
+    _wait(qtbot, lambda: not tab.banner.isHidden(), 10, "the error banner")
+    assert tab.banner.text() == ("Learning-rate finder failed: the loss did not fall anywhere in the range; "
+                                 "try a wider range")
+    assert tab.form.model.values["optim.lr"] == before and tab.form.suggest_button.isEnabled()
+    tab.form.set_value("optim.lr", 0.0)  # an invalid form cannot be searched
+    assert not tab.form.suggest_button.isEnabled() and tab.suggest_lr() is False
+
+
+@pytest.mark.slow
+def test_the_real_finder_suggests_a_learning_rate_for_a_tiny_preset(tmp_path, sample_dataset):
+    from app.training.lr_suggest import run_lr_find
+    from engine.config import RunConfig
+
+    config = RunConfig.from_dict({"task": {"name": "classification"}, "model": {"checkpoint": "resnet-tiny"},
+                                  "data": {"path": str(sample_dataset), "image_size": 32, "num_workers": 0},
+                                  "optim": {"batch_size": 8}}, "test")
+    seen = []
+    lr = run_lr_find(config.save(tmp_path / "run.yaml"), num_steps=20, progress=lambda *a: seen.append(a[1:]))
+    assert 1e-6 <= lr <= 1.0 and seen and seen[-1][1] == 20

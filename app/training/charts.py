@@ -1,8 +1,9 @@
 """Live charts: training loss, validation metrics, learning rate, for any set of runs.
 
-A :class:`MetricPoller` reads new points of every charted run from MLflow about once a
-second in a worker thread (one poll at a time, incremental); the GUI thread only appends
-and redraws the curves that changed.
+A :class:`MetricPoller` reads new points of every charted run from MLflow about twice a
+second in worker threads (one poll per run at a time, incremental; long histories on a
+thread of their own); the GUI thread only appends and redraws the curves that changed,
+each drawn at one min/max pair per pixel column (``bench/live_chart.py`` measures it).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout,
+                               QWidget)
 
 from ..widgets.workers import run_in_background
 from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData
@@ -21,27 +23,39 @@ pg.setConfigOptions(antialias=False, background="w", foreground="k")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 
 
-def poll_readers(readers: dict) -> dict:
-    """Worker-thread side: ``{run_id: (new points, status, tags)}`` (errors per run as strings)."""
-    out = {}
-    for run_id, reader in readers.items():
-        try:
-            out[run_id] = reader.poll()
-        except Exception as exc:  # a deleted run or a store hiccup must not stop the others
-            out[run_id] = str(exc)
-    return out
+POLL_MS = 500
+ENDED = ("FINISHED", "FAILED", "KILLED")
+
+
+def poll_reader(reader):
+    """Worker-thread side: ``(new points, status, tags)`` of one run."""
+    return reader.poll()
 
 
 class MetricPoller(QObject):
+    """Polls every charted run about twice a second, each run as its own worker task.
+
+    A run's first read (its whole history, maybe 10,000s of points) goes to a backlog
+    thread, so it never delays the small incremental reads of live runs, which have a
+    thread of their own.  A run that has ended and been read to its end is not asked again
+    (until it is watched anew, e.g. resumed).
+    """
+
     points = Signal(str, dict)  # run_id, {key: [(step, value, ts)]}
     status = Signal(str, str, dict)  # run_id, status, tags
-    polled = Signal(float)  # wall time the poll's answer reached the GUI thread
+    polled = Signal(float)  # wall time a poll's answer reached the GUI thread
 
-    def __init__(self, tracking_uri: str, interval_ms: int = 1000, parent=None):
+    def __init__(self, tracking_uri: str, interval_ms: int = POLL_MS, parent=None):
         super().__init__(parent)
         self.tracking_uri = tracking_uri
         self.readers: dict = {}
-        self._task = None
+        self._tasks: dict = {}  # run_id -> its poll in flight
+        self._caught_up: set[str] = set()
+        self._settled: set[str] = set()
+        self.backlog_pool = QThreadPool(self)
+        self.backlog_pool.setMaxThreadCount(1)
+        self.live_pool = QThreadPool(self)
+        self.live_pool.setMaxThreadCount(1)
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
@@ -52,28 +66,38 @@ class MetricPoller(QObject):
             from engine.tracking.history import MetricReader
 
             self.readers[run_id] = MetricReader(tracking_uri or self.tracking_uri, run_id)
+        self._settled.discard(run_id)  # watched again (e.g. resumed): it may grow again
         if not self.timer.isActive():
             self.timer.start()
         self.poll()
 
     def unwatch(self, run_id: str) -> None:
         self.readers.pop(run_id, None)
+        self._caught_up.discard(run_id)
+        self._settled.discard(run_id)
 
     def poll(self) -> None:
-        if self._task is not None and not self._task.done.is_set():
-            return  # one poll at a time
-        if not self.readers:
-            return
-        self._task = run_in_background(poll_readers, dict(self.readers), on_done=self._answered)
+        for run_id, reader in list(self.readers.items()):
+            busy = self._tasks.get(run_id)
+            if run_id in self._settled or (busy is not None and not busy.done.is_set()):
+                continue  # one poll per run at a time
+            pool = self.live_pool if run_id in self._caught_up else self.backlog_pool
+            self._tasks[run_id] = run_in_background(
+                poll_reader, reader, pool=pool,
+                on_done=lambda result, r=run_id, rd=reader: self._answered(r, rd, result),
+                on_error=lambda _message, r=run_id: self._tasks.pop(r, None))
 
-    def _answered(self, results: dict) -> None:
-        for run_id, result in results.items():
-            if run_id not in self.readers or isinstance(result, str):
-                continue
-            fresh, status, tags = result
-            if fresh:
-                self.points.emit(run_id, fresh)
-            self.status.emit(run_id, status, tags)
+    def _answered(self, run_id: str, reader, result) -> None:
+        self._tasks.pop(run_id, None)
+        if self.readers.get(run_id) is not reader:
+            return  # unwatched (or watched anew) while it was read
+        fresh, status, tags = result
+        self._caught_up.add(run_id)
+        if status in ENDED:
+            self._settled.add(run_id)  # it had ended before these points were read: no more will come
+        if fresh:
+            self.points.emit(run_id, fresh)
+        self.status.emit(run_id, status, tags)
         self.polled.emit(time.time())
 
 
@@ -120,6 +144,8 @@ class ChartPanel(QWidget):
             plot.addLegend(offset=(-10, 10))
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
+            for axis in plot.axes.values():  # repainted from a cached pixmap unless its ticks changed
+                axis["item"].setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         self.layout_widget.ci.layout.setRowStretchFactor(0, 3)
         self.layout_widget.ci.layout.setRowStretchFactor(1, 1)
         self._proxy = pg.SignalProxy(self.layout_widget.scene().sigMouseMoved, rateLimit=30, slot=self._mouse)
@@ -190,11 +216,13 @@ class ChartPanel(QWidget):
             if curve is None:
                 index = vals.index(key) if plot_name == "val" else 0
                 style = (0, 1, 2, 3)[index % 4]
-                pen = pg.mkPen(self._colour(run.run_id, index), width=1.5,
+                # Width 1: a wider pen goes through Qt's stroker, several times slower to paint.
+                pen = pg.mkPen(self._colour(run.run_id, index), width=1,
                                style=[pg.QtCore.Qt.SolidLine, pg.QtCore.Qt.DashLine, pg.QtCore.Qt.DotLine,
                                       pg.QtCore.Qt.DashDotLine][style])
                 name = run.label if plot_name != "val" else f"{run.label} {key[4:]}"
-                curve = self.plots[plot_name].plot(name=name, pen=pen,
+                # One min/max pair per pixel column ("peak"): 10,000 steps draw as ~1,000 points.
+                curve = self.plots[plot_name].plot(name=name, pen=pen, autoDownsampleFactor=1.0,
                                                    symbol="o" if plot_name == "val" else None, symbolSize=4)
                 self.curves[(run.run_id, plot_name, key)] = curve
             curve.setData(x, y)

@@ -16,6 +16,7 @@ from .model_choices import check_model_folder
 
 EMPTY = "(empty)"
 INT_LIMIT = 2**31 - 1
+LR_PATH = "optim.lr"  # gets a "Suggest" button (the learning-rate finder)
 
 
 class _FloatSpin(QDoubleSpinBox):
@@ -55,6 +56,8 @@ class RunForm(QWidget):
         self.errors: dict[str, QLabel] = {}
         self._valid: bool | None = None
         self._loading = False
+        self.suggest_button: QPushButton | None = None
+        self.suggest_status: QLabel | None = None
         self.general_error = QLabel()
         self.general_error.setObjectName("formError")
         self.general_error.setWordWrap(True)
@@ -80,7 +83,9 @@ class RunForm(QWidget):
             cell_layout = QVBoxLayout(cell)
             cell_layout.setContentsMargins(0, 0, 0, 0)
             cell_layout.setSpacing(1)
-            cell_layout.addWidget(editor)
+            cell_layout.addWidget(self._with_suggest(editor) if spec.path == LR_PATH else editor)
+            if spec.path == LR_PATH:
+                cell_layout.addWidget(self.suggest_status)
             cell_layout.addWidget(error)
             label = QLabel(spec.title)
             label.setToolTip(spec.description)
@@ -143,6 +148,22 @@ class RunForm(QWidget):
             w.textChanged.connect(lambda t, p=spec.path: self._edited(p, parse_text(t)))
         self.editors[spec.path] = w
         return w
+
+    def _with_suggest(self, editor: QWidget) -> QWidget:
+        """The learning rate's editor with a Suggest button beside it and a status line under it."""
+        row_widget = QWidget()
+        row = QHBoxLayout(row_widget)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.suggest_button = QPushButton("Suggest")
+        self.suggest_button.setToolTip("Find a learning rate for this model and data: a short range test run "
+                                       "in the background (lightbox lr-find); the result fills this field.")
+        self.suggest_status = QLabel()
+        self.suggest_status.setObjectName("suggestStatus")
+        self.suggest_status.setStyleSheet("color: #555;")
+        self.suggest_status.hide()
+        row.addWidget(editor, 1)
+        row.addWidget(self.suggest_button)
+        return row_widget
 
     def _model_picker(self, spec: FieldSpec) -> QWidget:
         w = QWidget()

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QP
 from ..widgets.workers import run_in_background
 from .charts import ChartPanel, MetricPoller
 from .job import TrainingJob
+from .lr_suggest import LrSuggester
 from .process_job import ProcessJob
 from .progress import Progress
 from .ray_job import RayJob
@@ -57,6 +58,13 @@ class TrainTab(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
+        self.lr_suggester = LrSuggester(self)
+        self.lr_suggester.busy.connect(self._suggest_busy)
+        self.lr_suggester.progress.connect(self._suggest_progress)
+        self.lr_suggester.suggested.connect(self._lr_suggested)
+        self.lr_suggester.failed.connect(lambda m: self.show_error(f"Learning-rate finder failed: {m}"))
+        if self.form.suggest_button is not None:
+            self.form.suggest_button.clicked.connect(self.suggest_lr)
         self.form.valid_changed.connect(self._valid_changed)
         self._valid_changed(self.form.is_valid)
         buttons = QHBoxLayout()
@@ -65,6 +73,12 @@ class TrainTab(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        self.banner = QLabel()
+        self.banner.setObjectName("errorBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background: #fdecea; color: #b00020; border: 1px solid #f5c2c0; padding: 6px;")
+        self.banner.hide()
+        left_layout.addWidget(self.banner)
         left_layout.addWidget(self.form, 1)
         left_layout.addLayout(buttons)
 
@@ -121,6 +135,39 @@ class TrainTab(QWidget):
     def _valid_changed(self, valid: bool) -> None:
         self.train_button.setEnabled(valid)
         self.train_button.setToolTip("" if valid else "fix the fields marked in red first")
+        if self.form.suggest_button is not None:
+            self.form.suggest_button.setEnabled(valid and not self.lr_suggester.running)
+
+    def show_error(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.show()
+
+    # ------------------------------------------------------------------ learning-rate suggestion
+    def suggest_lr(self) -> bool:
+        """Run the learning-rate finder on the form's config in the background; False if it cannot start."""
+        if self.lr_suggester.running:
+            return False
+        config = self.run_config()
+        if config is None:
+            self.show_error("Learning-rate finder: fix the fields marked in red first")
+            return False
+        self.banner.hide()
+        return self.lr_suggester.start(config)
+
+    def _suggest_busy(self, busy: bool) -> None:
+        button = self.form.suggest_button
+        if button is not None:
+            button.setText("Suggesting…" if busy else "Suggest")
+            button.setEnabled(not busy and self.form.is_valid)
+            self.form.suggest_status.setVisible(busy)
+
+    def _suggest_progress(self, text: str) -> None:
+        if self.form.suggest_status is not None:
+            self.form.suggest_status.setText(text)
+
+    def _lr_suggested(self, lr: float) -> None:
+        self.form.set_value("optim.lr", float(f"{lr:.3g}"))
+        self.message.emit(f"Suggested learning rate: {lr:.3g} (filled in)")
 
     def _form_changed(self) -> None:
         task = self.form.model.values["task.name"]
@@ -353,6 +400,7 @@ class TrainTab(QWidget):
                 job.detach()  # a local run's relay (or the Ray cluster) keeps it going after the app is gone
         self.runs_timer.stop()
         self.poller.timer.stop()
+        self.lr_suggester.cancel()
         return True
 
 
