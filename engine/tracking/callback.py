@@ -9,6 +9,7 @@ calls ``RunLogger.finish`` with ``final_status``.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ import torch
 
 if TYPE_CHECKING:  # the callback also drives LocalRunLogger, so MLflow stays optional
     from engine.tracking.logger import RunLogger
+
+log = logging.getLogger(__name__)
 
 BEST_CHECKPOINT_TAG = "lightbox.best_checkpoint"
 BEST_MONITOR_TAG = "lightbox.best_monitor"
@@ -49,6 +52,25 @@ def _batch_size(batch: Any) -> int:
     return 0
 
 
+def last_logged_steps(logger: Any) -> dict[str, int]:
+    """The highest step of each metric the run already holds (earlier attempts of a resumed run)."""
+    from engine.tracking.local_run import LocalRunLogger, read_metrics
+
+    if isinstance(logger, LocalRunLogger):
+        points = [(m["key"], int(m["step"])) for m in read_metrics(logger.folder.parent)]
+    elif getattr(logger, "tracking_uri", None) and getattr(logger, "run_id", None):
+        from engine.tracking.history import metric_history
+
+        points = [(key, step) for key, history in metric_history(logger.tracking_uri, logger.run_id).items()
+                  for step, _, _ in history]
+    else:
+        return {}
+    last: dict[str, int] = {}
+    for key, step in points:
+        last[key] = max(step, last.get(key, step))
+    return last
+
+
 class MlflowCallback(pl.Callback):
     def __init__(self, logger: RunLogger, log_every_n_steps: int = 10) -> None:
         super().__init__()
@@ -61,6 +83,9 @@ class MlflowCallback(pl.Callback):
         self._images = 0
         self._window_start = time.perf_counter()
         self._reported_best: str | None = None
+        # Per metric, the last step earlier attempts logged: a run resumed from a checkpoint
+        # replays the steps after it, and those already have their point.
+        self._logged_before: dict[str, int] = {}
 
     @property
     def final_status(self) -> str:
@@ -68,6 +93,20 @@ class MlflowCallback(pl.Callback):
         return "KILLED" if self.stopped_by_request else "FINISHED"
 
     # ------------------------------------------------------------------ training
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        try:
+            self._logged_before = last_logged_steps(self.logger)
+        except Exception as exc:  # tracking trouble must not end the training
+            log.warning("could not read the metrics this run already has (%s): a resumed run may log "
+                        "replayed steps twice", exc)
+
+    def _log(self, metrics: dict[str, float], step: int) -> None:
+        fresh = {key: value for key, value in metrics.items() if step > self._logged_before.get(key, -1)}
+        if fresh:
+            self.logger.log_metrics(fresh, step)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restart_window()
 
@@ -109,7 +148,7 @@ class MlflowCallback(pl.Callback):
             metrics["train/throughput_img_s"] = self._images * trainer.world_size / elapsed
         self._restart_window()
         if metrics:
-            self.logger.log_metrics(metrics, step)
+            self._log(metrics, step)
 
     def _restart_window(self) -> None:
         self._images = 0
@@ -140,7 +179,7 @@ class MlflowCallback(pl.Callback):
                     metrics[key] = number
         if metrics:
             metrics["epoch"] = float(trainer.current_epoch)
-            self.logger.log_metrics(metrics, trainer.global_step)
+            self._log(metrics, trainer.global_step)
         self._log_confusion_matrix(pl_module)
         self._report_best(trainer)
         self._restart_window()  # validation time is not training throughput
@@ -176,7 +215,7 @@ class MlflowCallback(pl.Callback):
             self.logger.set_tag(BEST_MONITOR_TAG, ckpt.monitor)
         score = _to_float(getattr(ckpt, "best_model_score", None))
         if score is not None and not math.isnan(score):
-            self.logger.log_metrics({BEST_SCORE_METRIC: score}, trainer.global_step)
+            self._log({BEST_SCORE_METRIC: score}, trainer.global_step)
 
     # ------------------------------------------------------------------ end
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:

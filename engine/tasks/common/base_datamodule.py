@@ -22,6 +22,7 @@ from engine.metrics.distributed import evaluation_sampler
 
 from .base_dataset import BaseVisionDataset, EpochSampler
 from .collate import IMAGENET_MEAN, IMAGENET_STD, Collate
+from .resumable_loader import ResumableBatchSampler, ResumableDataLoader
 
 
 class BaseVisionDataModule(pl.LightningDataModule):
@@ -148,21 +149,31 @@ class BaseVisionDataModule(pl.LightningDataModule):
         if not train:  # on N processes: each image once, so the metrics count it once
             source = self.val_annotation_file or f"the split of {self.train_annotation_file}"
             sampler = evaluation_sampler(sampler, f"validation images ({source})")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
+        options: dict[str, Any] = dict(
             num_workers=workers,
             collate_fn=self.collate(),
             pin_memory=self.pin_memory,
-            drop_last=train and len(dataset) > self.batch_size,
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=4 if workers > 0 else None,
         )
+        if not train:
+            return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **options)
+        # Starts each epoch where the training loop is, so a run resumed mid-epoch sees the same batches.
+        batches = ResumableBatchSampler(sampler, self.batch_size, drop_last=len(dataset) > self.batch_size)
+        return ResumableDataLoader(dataset, batch_sampler=batches, batches_done=self._batches_done_in_epoch,
+                                   **options)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")
         return self._loader(self.train_dataset, True)
+
+    def _batches_done_in_epoch(self) -> int:
+        """Batches of the current epoch the training loop has already trained on: 0 unless
+        Lightning restored a run mid-epoch (its own count, the one it goes on from)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
 
     def val_dataloader(self) -> DataLoader:
         self.setup("fit")
