@@ -199,7 +199,7 @@ def main() -> int:
         panel.add_run(run_id, f"history-{i}")
         poller.watch(run_id)
     panel.add_run(job.run_id, "live")
-    poller.watch(job.run_id)
+    poller.watch(job.run_id, live=True)  # as the Train tab watches its own run
     wait(app, args.seconds)
     meter.phase = None
     loaded = sum(panel.point_count(r) for r in history)

@@ -60,12 +60,18 @@ class MetricPoller(QObject):
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
 
-    def watch(self, run_id: str, tracking_uri: str | None = None) -> None:
-        """Chart ``run_id``, read from ``tracking_uri`` (a Ray job's own store) or the workspace's."""
+    def watch(self, run_id: str, tracking_uri: str | None = None, live: bool = False) -> None:
+        """Chart ``run_id``, read from ``tracking_uri`` (a Ray job's own store) or the workspace's.
+
+        ``live``: a run known to be going is read on the live thread from the first read on,
+        so it never waits behind the histories of finished runs.
+        """
         if run_id not in self.readers:
             from engine.tracking.history import MetricReader
 
             self.readers[run_id] = MetricReader(tracking_uri or self.tracking_uri, run_id)
+        if live:
+            self._caught_up.add(run_id)
         self._settled.discard(run_id)  # watched again (e.g. resumed): it may grow again
         if not self.timer.isActive():
             self.timer.start()

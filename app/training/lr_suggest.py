@@ -97,7 +97,7 @@ class LrSuggester(QObject):
         self.progress.emit("starting the learning-rate finder…")
         self.task = run_in_background(run_lr_find, path, pool=self.pool, on_done=self._done, on_error=self._failed,
                                       on_progress=lambda text, done, total: self.progress.emit(
-                                          f"{text}: step {done}/{total}"))
+                                          f"step {done}/{total}"))
         return True
 
     def cancel(self) -> None:

@@ -167,7 +167,9 @@ class TrainTab(QWidget):
 
     def _lr_suggested(self, lr: float) -> None:
         self.form.set_value("optim.lr", float(f"{lr:.3g}"))
-        self.message.emit(f"Suggested learning rate: {lr:.3g} (filled in)")
+        if self.form.suggest_status is not None:  # said beside the field, not in the window's message bar
+            self.form.suggest_status.setText(f"suggested {lr:.3g} (range test)")
+            self.form.suggest_status.show()
 
     def _form_changed(self) -> None:
         task = self.form.model.values["task.name"]
@@ -301,7 +303,7 @@ class TrainTab(QWidget):
         label = job.label or (self.runs.row_for(run_id).name if self.runs.row_for(run_id) else run_id[:8])
         self.charts.add_run(run_id, label)
         self.runs.set_ticked(run_id, True)
-        self.poller.watch(run_id, job.tracking_uri)
+        self.poller.watch(run_id, job.tracking_uri, live=True)
         self.refresh_runs()
         self.run_started.emit(run_id)
 
@@ -345,12 +347,12 @@ class TrainTab(QWidget):
             if row.status == "RUNNING" and row.run_id not in self._auto_charted:
                 self._auto_charted.add(row.run_id)
                 self.runs.set_ticked(row.run_id, True)
-                self._chart_toggled(row.run_id, row.name, True)
+                self._chart_toggled(row.run_id, row.name, True, live=True)
 
-    def _chart_toggled(self, run_id: str, label: str, ticked: bool) -> None:
+    def _chart_toggled(self, run_id: str, label: str, ticked: bool, live: bool = False) -> None:
         if ticked:
             self.charts.add_run(run_id, label or run_id[:8])
-            self.poller.watch(run_id)
+            self.poller.watch(run_id, live=live)
         else:
             self.poller.unwatch(run_id)
             self.charts.remove_run(run_id)
