@@ -1,5 +1,6 @@
 """Issue 7 fix 5: a resumed run sees exactly the batches an uninterrupted one would, logs no step twice,
-and does not validate again an epoch whose validation the checkpoint already holds."""
+does not validate again an epoch whose validation the checkpoint already holds, and validates one
+whose validation a kill cut short."""
 
 from collections import Counter
 from pathlib import Path
