@@ -84,7 +84,8 @@ def test_every_preset_builds_a_config(name):
 def test_preset_lists_and_hub_map():
     assert {p.name for p in list_presets()} == set(PRESETS)
     assert {p.name for p in list_presets("detection")} == {
-        "detr-resnet-50", "detr-tiny", "conditional-detr-resnet-50", "conditional-detr-tiny"}
+        "detr-resnet-50", "detr-tiny", "conditional-detr-resnet-50", "conditional-detr-tiny",
+        "rt-detr-v2-r18", "rt-detr-v2-r50", "rt-detr-v2-tiny"}
     assert all("segmentation" in p.tasks for p in list_presets("segmentation"))
     assert all(name in PRESETS for name in PRESET_FOR_HUB_ID.values())
     assert PRESET_FOR_HUB_ID["microsoft/resnet-50"] == "resnet-50"

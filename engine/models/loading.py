@@ -435,7 +435,7 @@ def load_backbone(
     kind, source, config, backbone_class = _backbone_form(name)
     if backbone_class is None:
         usable = ", ".join(
-            p.name for p in list_presets() if p.family in {"resnet", "detr"}
+            p.name for p in list_presets() if p.family in {"resnet", "detr", "conditional_detr", "rt_detr_v2"}
         )
         raise ModelLoadError(
             f"{name!r} (model type {config.model_type!r}) has no backbone form in "

@@ -26,6 +26,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # switch to the hub weights does not change the input pipeline.
 HALF_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 HALF_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
+# RT-DETR's processors only rescale to 0..1 (no mean/std); its presets keep that.
+ZERO_MEAN: tuple[float, float, float] = (0.0, 0.0, 0.0)
+UNIT_STD: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,51 @@ def _conditional_detr(backbone, d_model, layers, heads, ffn, queries):
     return build
 
 
+def _rt_detr_resnet(embedding_size, hidden_sizes, depths, layer_type):
+    def build():
+        from transformers import RTDetrResNetConfig
+
+        # RT-DETR's ResNet-vd (deep stem, average-pool shortcut); the hybrid encoder
+        # reads the last three stages (strides 8, 16, 32).
+        return RTDetrResNetConfig(
+            embedding_size=embedding_size,
+            hidden_sizes=list(hidden_sizes),
+            depths=list(depths),
+            layer_type=layer_type,
+            downsample_in_bottleneck=True,
+            out_features=["stage2", "stage3", "stage4"],
+        )
+
+    return build
+
+
+def _rt_detr_v2(backbone, encoder_in, d_model, ffn, heads, decoder_layers, queries, denoising,
+                expansion):
+    def build():
+        from transformers import RTDetrV2Config
+
+        # RT-DETR v2: a CNN + hybrid encoder whose top-scoring features seed the
+        # queries, denoising queries and a varifocal loss; it needs far fewer epochs
+        # from scratch than DETR's learned queries.
+        return RTDetrV2Config(
+            backbone_config=backbone(),
+            encoder_in_channels=list(encoder_in),
+            encoder_hidden_dim=d_model,
+            encoder_ffn_dim=ffn,
+            encoder_attention_heads=heads,
+            hidden_expansion=expansion,
+            d_model=d_model,
+            decoder_in_channels=[d_model] * 3,
+            decoder_ffn_dim=ffn,
+            decoder_attention_heads=heads,
+            decoder_layers=decoder_layers,
+            num_queries=queries,
+            num_denoising=denoising,
+        )
+
+    return build
+
+
 def _segformer(depths, hidden_sizes, heads, decoder_hidden_size):
     def build():
         from transformers import SegformerConfig
@@ -183,6 +231,9 @@ _RESNET_50 = _resnet(64, [256, 512, 1024, 2048], [3, 4, 6, 3], "bottleneck")
 _RESNET_TINY = _resnet(16, [16, 32], [1, 1], "basic")
 # Three stages so the detector sees stride 16, enough cells for a 128 px image.
 _RESNET_DETR_TINY = _resnet(16, [16, 32, 64], [1, 1, 1], "basic")
+_RT_RESNET_18 = _rt_detr_resnet(64, [64, 128, 256, 512], [2, 2, 2, 2], "basic")
+_RT_RESNET_50 = _rt_detr_resnet(64, [256, 512, 1024, 2048], [3, 4, 6, 3], "bottleneck")
+_RT_RESNET_TINY = _rt_detr_resnet(16, [16, 32, 64, 128], [1, 1, 1, 1], "basic")
 
 _PRESETS: tuple[Preset, ...] = (
     Preset(
@@ -270,6 +321,38 @@ _PRESETS: tuple[Preset, ...] = (
         family="conditional_detr",
         image_size=128,
         architecture=_conditional_detr(_RESNET_DETR_TINY, 32, 1, 2, 64, 20),
+    ),
+    Preset(
+        name="rt-detr-v2-r18",
+        tasks=("detection",),
+        description="RT-DETR v2 with a ResNet-18-vd backbone (20M parameters), layout of PekingU/rtdetr_v2_r18vd",
+        family="rt_detr_v2",
+        image_size=640,
+        architecture=_rt_detr_v2(_RT_RESNET_18, [128, 256, 512], 256, 1024, 8, 3, 300, 100, 0.5),
+        mean=ZERO_MEAN,
+        std=UNIT_STD,
+        hub_id="PekingU/rtdetr_v2_r18vd",
+    ),
+    Preset(
+        name="rt-detr-v2-r50",
+        tasks=("detection",),
+        description="RT-DETR v2 with a ResNet-50-vd backbone (43M parameters), layout of PekingU/rtdetr_v2_r50vd",
+        family="rt_detr_v2",
+        image_size=640,
+        architecture=_rt_detr_v2(_RT_RESNET_50, [512, 1024, 2048], 256, 1024, 8, 6, 300, 100, 1.0),
+        mean=ZERO_MEAN,
+        std=UNIT_STD,
+        hub_id="PekingU/rtdetr_v2_r50vd",
+    ),
+    Preset(
+        name="rt-detr-v2-tiny",
+        tasks=("detection",),
+        description="Toy RT-DETR v2 (64-wide hybrid encoder, 3 decoder layers, 50 queries) for tests and CPU demos",
+        family="rt_detr_v2",
+        image_size=128,
+        architecture=_rt_detr_v2(_RT_RESNET_TINY, [32, 64, 128], 64, 256, 4, 3, 50, 50, 0.5),
+        mean=ZERO_MEAN,
+        std=UNIT_STD,
     ),
     Preset(
         name="segformer-b0",
