@@ -274,7 +274,7 @@ def test_with_overrides_rejects_bad_paths_and_values():
 
 def test_with_overrides_rederives_the_default_checkpoint():
     base = RunConfig(task={"name": "classification"})
-    assert base.with_overrides({"task.name": "detection"}).model.checkpoint == "detr-resnet-50"
+    assert base.with_overrides({"task.name": "detection"}).model.checkpoint == "rt-detr-v2-tiny"
     custom = base.with_overrides({"model.checkpoint": "my/net"})
     assert custom.with_overrides({"task.name": "detection"}).model.checkpoint == "my/net"
 
