@@ -1,8 +1,8 @@
 """Live charts: training loss, validation metrics, learning rate, for any set of runs.
 
 A :class:`MetricPoller` reads new points of every charted run from MLflow about twice a
-second in worker threads (one poll per run at a time, incremental; long histories on a
-thread of their own); the GUI thread only appends and redraws the curves that changed,
+second in helper processes (one poll per run at a time, incremental; long histories in a
+process of their own); the GUI thread only appends and redraws the curves that changed,
 each drawn at one min/max pair per pixel column (``bench/live_chart.py`` measures it).
 """
 
@@ -27,18 +27,14 @@ POLL_MS = 500
 ENDED = ("FINISHED", "FAILED", "KILLED")
 
 
-def poll_reader(reader):
-    """Worker-thread side: ``(new points, status, tags)`` of one run."""
-    return reader.poll()
-
-
 class MetricPoller(QObject):
-    """Polls every charted run about twice a second, each run as its own worker task.
+    """Polls every charted run about twice a second, each run as its own task.
 
-    A run's first read (its whole history, maybe 10,000s of points) goes to a backlog
-    thread, so it never delays the small incremental reads of live runs, which have a
-    thread of their own.  A run that has ended and been read to its end is not asked again
-    (until it is watched anew, e.g. resumed).
+    The reads run in helper processes (:mod:`.reader_process`), waited for by worker
+    threads.  A run's whole history (maybe 10,000s of points) is read by a backlog
+    process, so it never delays the small incremental reads of live runs, which have a
+    process of their own.  A run that has ended and been read to its end is not asked
+    again (until it is watched anew, e.g. resumed).
     """
 
     points = Signal(str, dict)  # run_id, {key: [(step, value, ts)]}
@@ -47,15 +43,18 @@ class MetricPoller(QObject):
 
     def __init__(self, tracking_uri: str, interval_ms: int = POLL_MS, parent=None):
         super().__init__(parent)
+        from .reader_process import ReaderProcess
+
         self.tracking_uri = tracking_uri
-        self.readers: dict = {}
+        self.readers: dict[str, tuple[str, str]] = {}  # run_id -> (tracking uri, "live" | "backlog")
         self._tasks: dict = {}  # run_id -> its poll in flight
-        self._caught_up: set[str] = set()
+        self._start_over: set[str] = set()
         self._settled: set[str] = set()
-        self.backlog_pool = QThreadPool(self)
-        self.backlog_pool.setMaxThreadCount(1)
-        self.live_pool = QThreadPool(self)
-        self.live_pool.setMaxThreadCount(1)
+        self._processes = {"live": ReaderProcess(), "backlog": ReaderProcess()}
+        self._threads = {}
+        for name in self._processes:  # one waiting thread per process
+            self._threads[name] = QThreadPool(self)
+            self._threads[name].setMaxThreadCount(1)
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
@@ -63,23 +62,21 @@ class MetricPoller(QObject):
     def watch(self, run_id: str, tracking_uri: str | None = None, live: bool = False) -> None:
         """Chart ``run_id``, read from ``tracking_uri`` (a Ray job's own store) or the workspace's.
 
-        ``live``: a run known to be going is read on the live thread from the first read on,
-        so it never waits behind the histories of finished runs.
+        ``live``: a run known to be going is read by the live process, so it never waits
+        behind the histories of finished runs.
         """
         if run_id not in self.readers:
-            from engine.tracking.history import MetricReader
-
-            self.readers[run_id] = MetricReader(tracking_uri or self.tracking_uri, run_id)
-        if live:
-            self._caught_up.add(run_id)
+            self.readers[run_id] = (tracking_uri or self.tracking_uri, "live" if live else "backlog")
+            self._start_over.add(run_id)
         self._settled.discard(run_id)  # watched again (e.g. resumed): it may grow again
         if not self.timer.isActive():
             self.timer.start()
         self.poll()
 
     def unwatch(self, run_id: str) -> None:
-        self.readers.pop(run_id, None)
-        self._caught_up.discard(run_id)
+        uri, process = self.readers.pop(run_id, (None, None))
+        if uri is not None:
+            self._processes[process].forget(uri, run_id)
         self._settled.discard(run_id)
 
     def poll(self) -> None:
@@ -87,9 +84,11 @@ class MetricPoller(QObject):
             busy = self._tasks.get(run_id)
             if run_id in self._settled or (busy is not None and not busy.done.is_set()):
                 continue  # one poll per run at a time
-            pool = self.live_pool if run_id in self._caught_up else self.backlog_pool
+            uri, process = reader
+            start_over = run_id in self._start_over
+            self._start_over.discard(run_id)
             self._tasks[run_id] = run_in_background(
-                poll_reader, reader, pool=pool,
+                self._processes[process].poll, uri, run_id, start_over, pool=self._threads[process],
                 on_done=lambda result, r=run_id, rd=reader: self._answered(r, rd, result),
                 on_error=lambda _message, r=run_id: self._tasks.pop(r, None))
 
@@ -98,13 +97,18 @@ class MetricPoller(QObject):
         if self.readers.get(run_id) is not reader:
             return  # unwatched (or watched anew) while it was read
         fresh, status, tags = result
-        self._caught_up.add(run_id)
         if status in ENDED:
             self._settled.add(run_id)  # it had ended before these points were read: no more will come
         if fresh:
             self.points.emit(run_id, fresh)
         self.status.emit(run_id, status, tags)
         self.polled.emit(time.time())
+
+    def close(self) -> None:
+        """Stop polling and end the helper processes (the app is closing)."""
+        self.timer.stop()
+        for process in self._processes.values():
+            process.close()
 
 
 class ChartPanel(QWidget):

@@ -401,7 +401,7 @@ class TrainTab(QWidget):
                     job.stop_at_exit()
                 job.detach()  # a local run's relay (or the Ray cluster) keeps it going after the app is gone
         self.runs_timer.stop()
-        self.poller.timer.stop()
+        self.poller.close()
         self.lr_suggester.cancel()
         return True
 
