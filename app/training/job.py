@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from engine.orchestration import jobs
 
@@ -41,6 +41,9 @@ class TrainingJob(QObject):
         self._splitter = OutputSplitter()
         self._stop: jobs.StopSequence | None = None
         self._tasks: list = []
+        # The job's own threads: a Ray submission can take a minute, and the shared pool is for the charts.
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
         self._looking = False
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
@@ -92,7 +95,7 @@ class TrainingJob(QObject):
 
     def _background(self, fn, *args, **kwargs):
         self._tasks = [t for t in self._tasks if not t.done.is_set()]
-        task = run_in_background(fn, *args, **kwargs)
+        task = run_in_background(fn, *args, pool=self.pool, **kwargs)
         self._tasks.append(task)
         return task
 
