@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CANDIDATES = "rt-detr-v2-tiny,conditional-detr-tiny,detr-tiny"
-# Epochs that fill about 600 CPU seconds: a DETR step costs a sixth of an RT-DETR v2 one.
+# Epochs planned per preset (the budget may end a run sooner): a DETR step costs about a
+# sixth of an RT-DETR v2 one, so the DETRs get more epochs for their CPU time.
 EPOCHS = "rt-detr-v2-tiny=40,conditional-detr-tiny=100,detr-tiny=100"
 CLOCKS = {"cpu": time.process_time, "wall": time.monotonic}
 
