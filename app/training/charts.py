@@ -25,6 +25,23 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 POLL_MS = 500
 ENDED = ("FINISHED", "FAILED", "KILLED")
+SLICE_POINTS = 4000  # a long history reaches the chart in slices, one per event-loop turn
+
+
+def slices(fresh: dict, size: int = SLICE_POINTS) -> list[dict]:
+    """``{key: points}`` cut into pieces of about ``size`` points, each key's points in order."""
+    out, current, count = [], {}, 0
+    for key, points in fresh.items():
+        for start in range(0, len(points), size):
+            piece = points[start:start + size]
+            if count and count + len(piece) > size:
+                out.append(current)
+                current, count = {}, 0
+            current.setdefault(key, []).extend(piece)
+            count += len(piece)
+    if current:
+        out.append(current)
+    return out
 
 
 class MetricPoller(QObject):
@@ -99,10 +116,17 @@ class MetricPoller(QObject):
         fresh, status, tags = result
         if status in ENDED:
             self._settled.add(run_id)  # it had ended before these points were read: no more will come
-        if fresh:
-            self.points.emit(run_id, fresh)
+        pieces = slices(fresh) if fresh else []
+        if pieces:
+            self.points.emit(run_id, pieces[0])
+        for later, piece in enumerate(pieces[1:], 1):  # the event loop runs (and paints) between slices
+            QTimer.singleShot(20 * later, self, lambda r=run_id, rd=reader, p=piece: self._emit_slice(r, rd, p))
         self.status.emit(run_id, status, tags)
         self.polled.emit(time.time())
+
+    def _emit_slice(self, run_id: str, reader, piece: dict) -> None:
+        if self.readers.get(run_id) is reader:
+            self.points.emit(run_id, piece)
 
     def close(self) -> None:
         """Stop polling and end the helper processes (the app is closing)."""
