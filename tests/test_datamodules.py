@@ -86,7 +86,7 @@ def test_batches_do_not_depend_on_the_number_of_workers(sample_dataset):
         loader = data.train_dataloader()
         out = []
         for epoch in range(2):
-            loader.sampler.set_epoch(epoch)
+            loader.batch_sampler.sampler.set_epoch(epoch)  # where Lightning sets it too (resumable loader)
             out += [b["pixel_values"] for b in loader]
         return out
 

@@ -233,9 +233,17 @@ def ranks(data, tmp_path_factory) -> list[dict]:
     return [json.loads((out_dir / f"rank{r}.json").read_text()) for r in range(PROCESSES)]
 
 
+def _reference_worker(_index: int, data: dict, out_dir: str) -> None:
+    # A fresh process like the ranks (one thread, no state left by earlier tests in this one).
+    torch.set_num_threads(1)
+    Path(out_dir, "one.json").write_text(json.dumps({"metrics": _metric_cases(), "validate": _validate_cases(data)}))
+
+
 @pytest.fixture(scope="module")
-def one(data) -> dict:
-    return {"metrics": _metric_cases(), "validate": _validate_cases(data)}
+def one(data, tmp_path_factory) -> dict:
+    out_dir = tmp_path_factory.mktemp("one")
+    mp.spawn(_reference_worker, args=(data, str(out_dir)), nprocs=1, join=True)
+    return json.loads((out_dir / "one.json").read_text())
 
 
 # --------------------------------------------------------------------------- tests

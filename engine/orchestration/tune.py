@@ -239,6 +239,8 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
         except KeyboardInterrupt:
             interrupted = True
             grid = tune.Tuner.restore(str(storage / f"search-{parent.run_id}"), trainable).get_results()
+        # Ctrl-C between trials: Tune returns normally, without the trials it never created.
+        interrupted = interrupted or len(grid) < samples
         trials = _close_trial_runs(grid, uri, epochs, interrupted or parent.stop_requested(), metric,
                                    parent.experiment_id, parent.run_id)
         # Ctrl-C: Tune ends the experiment itself and returns normally; its cut-off trials say so.
