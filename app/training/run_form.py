@@ -72,6 +72,8 @@ class RunForm(QWidget):
             if spec.section not in groups:
                 box = QGroupBox(spec.section)
                 groups[spec.section] = QFormLayout(box)
+                # In a narrow window a field goes under its label instead of scrolling sideways.
+                groups[spec.section].setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
                 column.addWidget(box)
             editor = self._editor(spec)
             editor.setToolTip(spec.description)
