@@ -363,6 +363,9 @@ class MainWindow(QMainWindow):
         It holds the interpreter lock in long stretches, so it waits for a quiet moment:
         no dataset being opened or checked, and the grid not scrolled for a while.
         """
+        if not self.isVisible():
+            self._preload_started = False  # closed or hidden: the next showEvent starts it again
+            return
         if self.is_busy():
             self._preload_timer.start()
             return
@@ -387,6 +390,7 @@ class MainWindow(QMainWindow):
             return
         running = [t for t in (self._open_task, self._check_task) if t is not None]
         self.cancel_open()
+        self._preload_timer.stop()  # a closed window has nothing to preload for
         for task in running:  # join: no worker may outlive the window it reports to
             if not task.join(CLOSE_JOIN_S):
                 self.status_text.setText("Background work is still stopping…")

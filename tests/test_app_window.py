@@ -342,6 +342,17 @@ def test_small_window_clips_no_control_and_long_file_names_are_elided(qtbot, win
     assert (window.width(), window.height()) == (800, 560) and _clipped(window.train_host) == []
 
 
+def test_a_closed_or_hidden_window_never_starts_the_preload(qtbot, window, monkeypatch):
+    import app.dataset.augment_panel as augment_panel
+
+    started = []
+    monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1))
+    window.close()
+    assert not window._preload_timer.isActive()
+    window._preload_augment()  # a timeout already queued when it closed
+    assert not started
+
+
 def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(qtbot, window, sample_dataset,
                                                                               monkeypatch):
     import app.dataset.augment_panel as augment_panel
