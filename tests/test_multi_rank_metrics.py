@@ -195,6 +195,10 @@ def _fit_case(data: dict, checkpoints: Path) -> dict:
 
 
 def _worker(rank: int, port: int, data: dict, out_dir: str) -> None:
+    # An earlier seed_everything in the test process leaves PL_GLOBAL_SEED, and Lightning's DDP set-up
+    # reseeds from it before the multi-task module builds its weights: the ranks' weights would differ
+    # from the one-process reference.
+    os.environ.pop("PL_GLOBAL_SEED", None)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(PROCESSES),
                       RANK=str(rank), LOCAL_RANK=str(rank), NODE_RANK="0")
     torch.set_num_threads(1)
@@ -235,6 +239,7 @@ def ranks(data, tmp_path_factory) -> list[dict]:
 
 def _reference_worker(_index: int, data: dict, out_dir: str) -> None:
     # A fresh process like the ranks (one thread, no state left by earlier tests in this one).
+    os.environ.pop("PL_GLOBAL_SEED", None)
     torch.set_num_threads(1)
     Path(out_dir, "one.json").write_text(json.dumps({"metrics": _metric_cases(), "validate": _validate_cases(data)}))
 
