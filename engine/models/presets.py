@@ -117,15 +117,17 @@ def _vit(image_size, patch_size, hidden_size, layers, heads, intermediate):
     return build
 
 
-def _detr(backbone, d_model, layers, heads, ffn, queries):
-    def build():
-        from transformers import DetrConfig
+def _detr_layout(config_name, backbone, d_model, layers, heads, ffn, queries):
+    """A DETR-family config (``DetrConfig`` or ``ConditionalDetrConfig``: the same fields)."""
 
-        # DetrConfig defaults to a timm backbone, and timm is not a dependency:
-        # give it the transformers ResNet backbone instead. backbone=None and
+    def build():
+        import transformers
+
+        # The DETR configs default to a timm backbone, and timm is not a dependency:
+        # give them the transformers ResNet backbone instead. backbone=None and
         # use_pretrained_backbone=False keep transformers 4.x from rejecting the
         # mix or fetching weights; 5.x ignores them.
-        return DetrConfig(
+        return getattr(transformers, config_name)(
             use_timm_backbone=False,
             backbone=None,
             use_pretrained_backbone=False,
@@ -143,28 +145,14 @@ def _detr(backbone, d_model, layers, heads, ffn, queries):
     return build
 
 
-def _conditional_detr(backbone, d_model, layers, heads, ffn, queries):
-    def build():
-        from transformers import ConditionalDetrConfig
+def _detr(*layout):
+    return _detr_layout("DetrConfig", *layout)
 
-        # Conditional DETR: DETR's layout with conditional cross-attention and a sigmoid
-        # focal classifier; it converges several times faster than DETR from scratch.
-        return ConditionalDetrConfig(
-            use_timm_backbone=False,
-            backbone=None,
-            use_pretrained_backbone=False,
-            backbone_config=backbone(),
-            d_model=d_model,
-            encoder_layers=layers,
-            decoder_layers=layers,
-            encoder_attention_heads=heads,
-            decoder_attention_heads=heads,
-            encoder_ffn_dim=ffn,
-            decoder_ffn_dim=ffn,
-            num_queries=queries,
-        )
 
-    return build
+def _conditional_detr(*layout):
+    # Conditional DETR: DETR's layout with conditional cross-attention and a sigmoid
+    # focal classifier; it converges several times faster than DETR from scratch.
+    return _detr_layout("ConditionalDetrConfig", *layout)
 
 
 def _rt_detr_resnet(embedding_size, hidden_sizes, depths, layer_type):
