@@ -43,3 +43,18 @@ def screenshot_dir() -> Path:
     folder = Path(__file__).resolve().parent / "screenshots"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def browser(qtbot):
+    """A shown dataset browser; its thumbnail loader is drained afterwards."""
+    from app.dataset.browser import DatasetBrowser
+
+    widget = DatasetBrowser()
+    qtbot.addWidget(widget)
+    widget.resize(1100, 750)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.loader.cancel_pending()
+    widget.loader.wait_idle(5)

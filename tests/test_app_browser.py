@@ -7,22 +7,10 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
-from app.dataset.browser import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE, DatasetBrowser
+from app.dataset.browser import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE
 from app.dataset.session import ImageRef, open_dataset
 from app.dataset.thumbnails import ThumbnailCache, ThumbnailLoader
 
-
-
-@pytest.fixture
-def browser(qtbot):
-    widget = DatasetBrowser()
-    qtbot.addWidget(widget)
-    widget.resize(1100, 750)
-    widget.show()
-    qtbot.waitExposed(widget)
-    yield widget
-    widget.loader.cancel_pending()
-    widget.loader.wait_idle(5)
 
 
 def _visible_rows(browser) -> list[int]:
@@ -219,13 +207,7 @@ def test_loader_reports_unreadable_files(qtbot, tmp_path):
     assert results["missing"] == "file not found"
 
 
-def test_ctrl_f_searches_file_names_and_says_when_nothing_matches(qtbot, session):
-    from PySide6.QtCore import Qt
-
-    browser = DatasetBrowser()
-    qtbot.addWidget(browser)
-    browser.resize(900, 600)
-    browser.show()
+def test_ctrl_f_searches_file_names_and_says_when_nothing_matches(qtbot, browser, session):
     browser.set_session(session)
     browser.activateWindow()
     qtbot.waitUntil(browser.isActiveWindow, timeout=3_000)
@@ -275,11 +257,7 @@ def test_histogram_labels_every_bar_shows_counts_and_filters_on_click(qtbot, bro
     assert all(metrics.horizontalAdvance(text) <= max(440 / 20, metrics.horizontalAdvance("ab…")) for _, text in ticks)
 
 
-def test_thumbnail_box_overlay_toggle(qtbot, session):
-    browser = DatasetBrowser()
-    qtbot.addWidget(browser)
-    browser.resize(900, 600)
-    browser.show()
+def test_thumbnail_box_overlay_toggle(qtbot, browser, session):
     browser.set_session(session)
     model = browser.model
     qtbot.waitUntil(lambda: all(model.has_thumbnail(r) for r in range(4)), timeout=10_000)

@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from app.dataset.browser import UNREADABLE_ROLE, DatasetBrowser
+from app.dataset.browser import UNREADABLE_ROLE
 from app.dataset.session import ImageRef, open_dataset
 from app.dataset.viewer import ImageViewer
 from engine.data import images as image_io
@@ -70,12 +70,8 @@ def test_viewer_shows_refused_image_with_reason(qtbot, unsafe, spy):
     assert not any("outside" in p or "out_link" in p for p in spy)
 
 
-def test_browser_marks_refused_thumbnails(qtbot, unsafe, spy):
+def test_browser_marks_refused_thumbnails(qtbot, browser, unsafe, spy):
     session, _ = unsafe
-    browser = DatasetBrowser()
-    qtbot.addWidget(browser)
-    browser.resize(900, 600)
-    browser.show()
     browser.set_session(session)
     model = browser.model
     rows = {model.ref(r): r for r in range(model.rowCount())}
