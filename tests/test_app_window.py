@@ -45,6 +45,14 @@ def test_open_a_dataset_fills_every_panel_and_is_remembered(qtbot, window, sampl
     assert [a.text() for a in again.recent_menu.actions()][0] == str(sample_dataset)
 
 
+def test_a_dataset_opened_by_a_relative_path_has_an_absolute_root(sample_dataset, monkeypatch):
+    # The demo opens ./lightbox-workspace/datasets/shapes; a run started from the Train tab reads
+    # its config from another folder, where the relative path named nothing (exit 2, missing_folder).
+    monkeypatch.chdir(sample_dataset.parent)
+    session = open_dataset(sample_dataset.name, check_files=False)
+    assert session.root.is_absolute() and session.root == sample_dataset.absolute()
+
+
 @pytest.mark.parametrize("breakage", ["no_coco_file", "broken_json", "missing_folder"])
 def test_bad_folders_show_a_message_and_the_app_stays_usable(qtbot, window, sample_dataset, tmp_path, breakage):
     _open(qtbot, window, sample_dataset)

@@ -152,7 +152,8 @@ def open_dataset(root: str | Path, *, check_files: bool = True,
     Raises ``DatasetError`` when the folder has no usable COCO file at all; a
     split whose JSON is broken is reported as problems and left out.
     """
-    folder = find_splits(root)
+    # Absolute: the session's paths go into run configs that child processes read from other folders.
+    folder = find_splits(Path(root).expanduser().absolute())
     indexes: dict[str, CocoIndex] = {}
     problems: list[Problem] = []
     for name, split in folder.splits.items():
