@@ -191,7 +191,7 @@ def main() -> int:
             return False
 
     watch = PaintWatch()
-    panel.layout_widget.viewport().installEventFilter(watch)
+    panel.views["loss"].viewport().installEventFilter(watch)  # where train/loss is drawn
     poller.points.connect(live_points)
 
     meter.start("charts")

@@ -1,5 +1,7 @@
 """The launcher (engine.orchestration.jobs): command line, stop protocol, lost runs, incremental reading."""
 
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -8,7 +10,8 @@ import pytest
 
 from engine.config import RunConfig
 from engine.orchestration.jobs import (
-    HEARTBEAT_TAG, LAUNCH_ID_TAG, LOST, LocalJob, StopSequence, effective_status, run_status, train_command,
+    HEARTBEAT_TAG, LAUNCH_ID_TAG, LOST, LocalJob, StopSequence, effective_status, relay_command, run_status,
+    train_command,
 )
 
 
@@ -22,6 +25,19 @@ def test_train_command_names_the_config_workspace_and_store(tmp_path):
     assert resume[resume.index("--resume") + 1] == "abc" and "--config" not in resume
     with pytest.raises(ValueError, match="config file or a run id"):
         train_command(workspace=tmp_path)
+
+
+def test_the_relay_runs_its_command_at_the_niceness_asked_and_keeps_its_output(tmp_path):
+    """The app's runs train below the app's CPU priority (so its drawing never waits behind them)."""
+    probe = [sys.executable, "-c", "import os; print('niceness', os.nice(0))"]
+    base = os.nice(0)
+    for asked, expected in ((0, base), (7, min(base + 7, 19))):
+        log = tmp_path / f"relay-{asked}.log"
+        out = subprocess.run(relay_command(probe, log, nice=asked), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"niceness {expected}"
+        assert log.read_text().strip() == f"niceness {expected}"
+    assert "--nice" not in relay_command(probe, tmp_path / "x.log")
 
 
 def test_stop_sequence_requests_then_terminates_then_kills():

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel,
+                               QVBoxLayout, QWidget)
 
 from ..widgets.workers import run_in_background
 from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData
@@ -54,7 +54,7 @@ class MetricPoller(QObject):
     again (until it is watched anew, e.g. resumed).
     """
 
-    points = Signal(str, dict)  # run_id, {key: [(step, value, ts)]}
+    points = Signal(str, object)  # run_id, {key: [(step, value, ts)]}
     status = Signal(str, str, dict)  # run_id, status, tags
     polled = Signal(float)  # wall time a poll's answer reached the GUI thread
 
@@ -135,6 +135,17 @@ class MetricPoller(QObject):
             process.close()
 
 
+PLOT_LAYOUT = (  # name, title, (row, column, column span)
+    ("loss", "Training loss", (0, 0, 1)),
+    ("val", "Validation", (0, 1, 1)),
+    ("lr", "Learning rate", (1, 0, 2)),
+)
+# Plots other than the loss redraw this much later, one after another: each plot is a view
+# of its own, so each paints in its own event-loop turn and no single paint holds the loop
+# for all three (bench/live_chart.py).
+STAGGER_MS = 15
+
+
 class ChartPanel(QWidget):
     """Three plots (loss by step, validation metrics, learning rate) with smoothing, log scale,
     x axis choice, a legend and the values under the cursor."""
@@ -158,6 +169,10 @@ class ChartPanel(QWidget):
         self.smooth.valueChanged.connect(self._smooth_changed)
         self.log_box = QCheckBox("Log scale")
         self.log_box.toggled.connect(self._log_changed)
+        # Off by default: grid lines make every axis span its whole plot, and repainting
+        # them on each range change was the largest cost of a live chart's paint.
+        self.grid_box = QCheckBox("Grid")
+        self.grid_box.toggled.connect(self._grid_changed)
         self.cursor_label = QLabel(" ")
         self.cursor_label.setObjectName("cursorValues")
         bar = QHBoxLayout()
@@ -165,30 +180,45 @@ class ChartPanel(QWidget):
         bar.addWidget(self.axis_combo)
         bar.addWidget(self.smooth)
         bar.addWidget(self.log_box)
+        bar.addWidget(self.grid_box)
         bar.addStretch(1)
         bar.addWidget(self.cursor_label)
 
-        self.layout_widget = pg.GraphicsLayoutWidget()
-        self.loss_plot = self.layout_widget.addPlot(row=0, col=0, title="Training loss")
-        self.val_plot = self.layout_widget.addPlot(row=0, col=1, title="Validation")
-        self.lr_plot = self.layout_widget.addPlot(row=1, col=0, colspan=2, title="Learning rate")
-        self.plots = {"loss": self.loss_plot, "val": self.val_plot, "lr": self.lr_plot}
-        for plot in self.plots.values():
-            plot.showGrid(x=True, y=True, alpha=0.2)
+        grid = QGridLayout()
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(0)
+        self.views: dict[str, pg.PlotWidget] = {}
+        self.plots: dict[str, pg.PlotItem] = {}
+        self._pending: dict[str, dict[str, set | None]] = {}  # plot -> {run_id: keys to redraw (None: all)}
+        self._flush_timers: dict[str, QTimer] = {}
+        self._proxies = []
+        for order, (name, title, (row, col, span)) in enumerate(PLOT_LAYOUT):
+            view = pg.PlotWidget(title=title)
+            plot = view.getPlotItem()
             plot.addLegend(offset=(-10, 10))
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             for axis in plot.axes.values():  # repainted from a cached pixmap unless its ticks changed
                 axis["item"].setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-        self.layout_widget.ci.layout.setRowStretchFactor(0, 3)
-        self.layout_widget.ci.layout.setRowStretchFactor(1, 1)
-        self._proxy = pg.SignalProxy(self.layout_widget.scene().sigMouseMoved, rateLimit=30, slot=self._mouse)
+            view.setMinimumSize(160, 90)
+            grid.addWidget(view, row, col, 1, span)
+            self.views[name], self.plots[name] = view, plot
+            timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.setInterval(STAGGER_MS * order)
+            timer.timeout.connect(lambda n=name: self._flush(n))
+            self._flush_timers[name] = timer
+            self._proxies.append(pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=30,
+                                                slot=lambda event, n=name: self._mouse(n, event)))
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 1)
+        self.loss_plot, self.val_plot, self.lr_plot = self.plots["loss"], self.plots["val"], self.plots["lr"]
         self._set_labels()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.layout_widget, 1)
+        layout.addLayout(grid, 1)
 
     # ------------------------------------------------------------------ runs
     def add_run(self, run_id: str, label: str) -> None:
@@ -214,7 +244,18 @@ class ChartPanel(QWidget):
         if run is None:
             return
         changed = run.add(points)
-        self._draw_run(run, None if "epoch" in changed else changed)
+        keys = None if "epoch" in changed else changed  # new epoch marks move every point on an epoch axis
+        for name in self.plots:
+            if name == "loss":
+                self._draw_run(run, keys, name)  # at once: the live loss is what a user watches
+                continue
+            pending = self._pending.setdefault(name, {})
+            if keys is None or (run_id in pending and pending[run_id] is None):
+                pending[run_id] = None
+            else:
+                pending[run_id] = pending.get(run_id, set()) | set(keys)
+            if not self._flush_timers[name].isActive():
+                self._flush_timers[name].start()
         newest = {k: int(max(p[2] for p in v)) for k, v in points.items() if v}
         self.drawn.emit(run_id, newest)
 
@@ -236,10 +277,16 @@ class ChartPanel(QWidget):
             out.append(("lr", LEARNING_RATE))
         return out
 
-    def _draw_run(self, run: RunData, keys) -> None:
+    def _flush(self, plot_name: str) -> None:
+        for run_id, keys in self._pending.pop(plot_name, {}).items():
+            run = self.runs.get(run_id)
+            if run is not None:
+                self._draw_run(run, keys, plot_name)
+
+    def _draw_run(self, run: RunData, keys, only_plot: str | None = None) -> None:
         vals = run.validation_keys()
         for plot_name, key in self._targets(run):
-            if keys is not None and key not in keys:
+            if (keys is not None and key not in keys) or (only_plot is not None and plot_name != only_plot):
                 continue
             axis = self.x_axis if plot_name != "val" or self.x_axis == "wall time" else "epoch"
             alpha = self.alpha if plot_name == "loss" else 0.0
@@ -262,6 +309,7 @@ class ChartPanel(QWidget):
             curve.setData(x, y)
 
     def redraw(self) -> None:
+        self._pending.clear()
         for run in self.runs.values():
             self._draw_run(run, None)
         self._set_labels()
@@ -284,20 +332,23 @@ class ChartPanel(QWidget):
         self.loss_plot.setLogMode(y=on)
         self.lr_plot.setLogMode(y=on)
 
+    def _grid_changed(self, on: bool) -> None:
+        for plot in self.plots.values():
+            plot.showGrid(x=on, y=on, alpha=0.2)
+
     def set_log_scale(self, on: bool) -> None:
         self.log_box.setChecked(on)
 
-    def _mouse(self, event) -> None:
+    def _mouse(self, name: str, event) -> None:
         pos = event[0]
-        for name, plot in self.plots.items():
-            if not plot.sceneBoundingRect().contains(pos):
-                continue
+        plot = self.plots[name]
+        if plot.sceneBoundingRect().contains(pos):
             point = plot.vb.mapSceneToView(pos)
             parts = []
             for (run_id, plot_name, key), curve in self.curves.items():
                 if plot_name != name:
                     continue
-                x, y = curve.getData()
+                x, y = curve.getOriginalDataset()  # every point, not the ones drawn per pixel
                 if x is None or not len(x):
                     continue
                 i = int(np.clip(np.searchsorted(x, point.x()), 0, len(x) - 1))

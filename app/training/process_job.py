@@ -16,6 +16,11 @@ from engine.orchestration import jobs
 from .job import TrainingJob
 
 
+# Runs started from the app train at a lower CPU priority: they still take every core the
+# app leaves idle, but the app's drawing never waits behind them (bench/live_chart.py).
+TRAINING_NICENESS = 10
+
+
 class ProcessJob(TrainingJob):
     kind = "local"
 
@@ -30,7 +35,8 @@ class ProcessJob(TrainingJob):
         # Under the relay, so a run left going when the app closes keeps its output (in log_path).
         self.command = jobs.relay_command(jobs.train_command(config_path, workspace=workspace,
                                                              tracking_uri=tracking_uri,
-                                                             resume_run_id=resume_run_id), self.log_path)
+                                                             resume_run_id=resume_run_id), self.log_path,
+                                           nice=TRAINING_NICENESS)
         self.process = QProcess(self)
         self.process.setProcessChannelMode(QProcess.MergedChannels)
         self.process.setWorkingDirectory(str(self.workspace))
