@@ -36,6 +36,9 @@ ALL_SPLITS = "All splits"
 ALL_CATEGORIES = "All categories"
 # Pixmaps of recently painted rows; a few screens' worth, the QImage cache holds the rest.
 PIXMAP_CACHE_ROWS = 600
+# Per-row results that cost a path resolution or a text layout at every paint; a scroll
+# paints each row at least twice (placeholder, then thumbnail). Cleared when this full.
+ROW_MEMO_ROWS = 20_000
 PROBLEM_RED = QColor("#c62828")
 
 
@@ -79,10 +82,12 @@ class ThumbnailModel(QAbstractListModel):
         self._unreadable: dict[ImageRef, str] = {}
         self._problem_counts: dict[str, dict[int, int]] = {}  # split -> image id -> problems
         self._placeholders: dict[tuple[int, bool], QPixmap] = {}
+        self._paths: dict[ImageRef, str] = {}  # resolved (and checked) image paths
 
     # ---------------------------------------------------------------- setup
     def set_session(self, session: DatasetSession | None) -> None:
         self.session = session
+        self._paths.clear()
         self._pixmaps.clear()
         self._unreadable.clear()
         self.refresh_problems()
@@ -172,7 +177,13 @@ class ThumbnailModel(QAbstractListModel):
         return self._placeholders[key]
 
     def _cache_key(self, ref: ImageRef) -> tuple[str, int]:
-        return str(self.session.image_path(ref)), self.thumb_size
+        path = self._paths.get(ref)
+        if path is None:
+            path = str(self.session.image_path(ref))  # raises UnsafeFileName: never remembered
+            if len(self._paths) >= ROW_MEMO_ROWS:
+                self._paths.clear()
+            self._paths[ref] = path
+        return path, self.thumb_size
 
     # ---------------------------------------------------------------- Qt model
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -261,10 +272,29 @@ class ThumbnailDelegate(QStyledItemDelegate):
         self.model = model
         self.show_boxes = False  # draw each image's boxes on its thumbnail
         self._colours: dict[str, QColor] = {}
+        self._box: tuple[int, QSize] | None = None
+        self._names: dict[tuple, str] = {}  # (ref, width, font) -> the file name as drawn
+        self._names_session = None
 
     def box_size(self) -> QSize:
         size = self.model.thumb_size
-        return QSize(size, size * 3 // 4)  # most photos are landscape; portraits shrink to fit
+        if self._box is None or self._box[0] != size:
+            self._box = (size, QSize(size, size * 3 // 4))  # most photos are landscape; portraits shrink to fit
+        return self._box[1]
+
+    def _shown_name(self, row: int, width: int, option) -> str:
+        """The row's file name elided to ``width`` (a text layout: worth remembering)."""
+        if self._names_session is not self.model.session:  # refs name other files in another dataset
+            self._names.clear()
+            self._names_session = self.model.session
+        key = (self.model.refs[row], width, option.font.key())
+        name = self._names.get(key)
+        if name is None:
+            if len(self._names) >= ROW_MEMO_ROWS:
+                self._names.clear()
+            name = self._names[key] = option.fontMetrics.elidedText(self.model.file_name(row),
+                                                                    Qt.TextElideMode.ElideMiddle, width)
+        return name
 
     def cell_size(self) -> QSize:
         box = self.box_size()
@@ -289,7 +319,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.setBrush(QColor(0, 0, 0, 18))
             painter.drawRoundedRect(rect, 6, 6)
 
-        box = QRect(0, 0, self.box_size().width(), self.box_size().height())
+        box_size = self.box_size()
+        box = QRect(0, 0, box_size.width(), box_size.height())
         box.moveCenter(rect.center())
         box.moveTop(rect.y() + 5)
         # Straight to the Python model: going through index.data() costs a C++
@@ -299,7 +330,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if not pixmap.isNull():
             shown = pixmap.size()
             if shown.width() > box.width() or shown.height() > box.height():
-                shown = shown.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+                shown = shown.scaled(box_size, Qt.AspectRatioMode.KeepAspectRatio)
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             target = QRect(0, 0, shown.width(), shown.height())
             target.moveCenter(box.center())
@@ -311,8 +342,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             badge = None
 
         text_rect = QRect(rect.x() + 4, box.bottom() + 4, rect.width() - 8, option.fontMetrics.height())
-        name = option.fontMetrics.elidedText(model.file_name(row),
-                                             Qt.TextElideMode.ElideMiddle, text_rect.width())
+        name = self._shown_name(row, text_rect.width(), option)
         painter.setFont(option.font)
         painter.setPen(palette.text().color())
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
