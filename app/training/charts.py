@@ -200,7 +200,7 @@ class ChartPanel(QWidget):
             plot.setDownsampling(auto=True, mode="peak")
             for axis in plot.axes.values():  # repainted from a cached pixmap unless its ticks changed
                 axis["item"].setCacheMode(QGraphicsItem.DeviceCoordinateCache)
-            view.setMinimumSize(160, 90)
+            view.setMinimumSize(120, 50)  # the Train tab still fits an 800x560 window
             grid.addWidget(view, row, col, 1, span)
             self.views[name], self.plots[name] = view, plot
             timer = QTimer(self)
