@@ -40,6 +40,10 @@ PIXMAP_CACHE_ROWS = 600
 # paints each row at least twice (placeholder, then thumbnail). Cleared when this full.
 ROW_MEMO_ROWS = 20_000
 PROBLEM_RED = QColor("#c62828")
+_SELECTED = QStyle.StateFlag.State_Selected.value
+_HOVERED = QStyle.StateFlag.State_MouseOver.value
+_HOVER_FILL = QColor(0, 0, 0, 18)
+_CENTRED = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter
 
 
 def _placeholder(size: int, *, broken: bool) -> QPixmap:
@@ -304,49 +308,61 @@ class ThumbnailDelegate(QStyledItemDelegate):
         return self.cell_size()
 
     def paint(self, painter: QPainter, option, index: QModelIndex) -> None:
-        rect = option.rect.adjusted(2, 2, -2, -2)
-        palette = option.palette
+        # Plain ints and module constants: a scroll paints ~35 fresh cells a page, and each
+        # QRect helper or enum operation here is a Python -> C++ round trip.
+        cell = option.rect
+        x, y, width, height = cell.x(), cell.y(), cell.width(), cell.height()
+        state = option.state.value
         painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        if option.state & QStyle.StateFlag.State_Selected:
-            fill = QColor(palette.highlight().color())
-            fill.setAlpha(70)
-            painter.setPen(QPen(palette.highlight().color(), 1.5))
-            painter.setBrush(fill)
-            painter.drawRoundedRect(rect, 6, 6)
-        elif option.state & QStyle.StateFlag.State_MouseOver:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(0, 0, 0, 18))
+        if state & _SELECTED or state & _HOVERED:
+            palette = option.palette
+            rect = QRect(x + 2, y + 2, width - 4, height - 4)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            if state & _SELECTED:
+                fill = QColor(palette.highlight().color())
+                fill.setAlpha(70)
+                painter.setPen(QPen(palette.highlight().color(), 1.5))
+                painter.setBrush(fill)
+            else:
+                painter.setPen(Qt.PenStyle.NoPen)
+                painter.setBrush(_HOVER_FILL)
             painter.drawRoundedRect(rect, 6, 6)
 
         box_size = self.box_size()
-        box = QRect(0, 0, box_size.width(), box_size.height())
-        box.moveCenter(rect.center())
-        box.moveTop(rect.y() + 5)
+        box_width, box_height = box_size.width(), box_size.height()
+        box_left, box_top = x + (width - box_width) // 2, y + 7
         # Straight to the Python model: going through index.data() costs a C++
         # round trip (and a GIL hand-over) per role per painted item.
         model, row = self.model, index.row()
         pixmap = model.decoration(row)
+        badge = None
         if not pixmap.isNull():
-            shown = pixmap.size()
-            if shown.width() > box.width() or shown.height() > box.height():
-                shown = shown.scaled(box_size, Qt.AspectRatioMode.KeepAspectRatio)
+            shown_width, shown_height = pixmap.width(), pixmap.height()
+            scaled = shown_width > box_width or shown_height > box_height
+            if scaled:
+                shown = pixmap.size().scaled(box_size, Qt.AspectRatioMode.KeepAspectRatio)
+                shown_width, shown_height = shown.width(), shown.height()
+            target = QRect(box_left + (box_width - shown_width) // 2, box_top + (box_height - shown_height) // 2,
+                           shown_width, shown_height)
+            if scaled:
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            target = QRect(0, 0, shown.width(), shown.height())
-            target.moveCenter(box.center())
-            painter.drawPixmap(target, pixmap)
+                painter.drawPixmap(target, pixmap)
+            else:
+                painter.drawPixmap(target.x(), target.y(), pixmap)  # no scaling: a straight copy
             if self.show_boxes and model.session is not None and not model.has_unreadable(row):
                 self._boxes(painter, target, model.session, model.refs[row])
-            badge = (target, model.problems_count(model.refs[row]))
-        else:
-            badge = None
+            problems = model.problems_count(model.refs[row])
+            if problems:
+                badge = (target, problems)
 
-        text_rect = QRect(rect.x() + 4, box.bottom() + 4, rect.width() - 8, option.fontMetrics.height())
-        name = self._shown_name(row, text_rect.width(), option)
+        metrics = option.fontMetrics
+        text_rect = QRect(x + 6, box_top + box_height + 4, width - 12, metrics.height())
+        name = self._shown_name(row, width - 12, option)
         painter.setFont(option.font)
-        painter.setPen(palette.text().color())
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
-        if badge is not None and badge[1]:
+        painter.setPen(option.palette.text().color())
+        painter.drawText(text_rect, _CENTRED, name)
+        if badge is not None:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
             self._badge(painter, *badge)  # last: it changes the painter's font
         painter.restore()
 

@@ -135,10 +135,10 @@ class MetricPoller(QObject):
             process.close()
 
 
-PLOT_LAYOUT = (  # name, title, (row, column, column span)
+PLOT_LAYOUT = (  # name, title, (row, column, column span); the short bottom plot is named on its axis
     ("loss", "Training loss", (0, 0, 1)),
     ("val", "Validation", (0, 1, 1)),
-    ("lr", "Learning rate", (1, 0, 2)),
+    ("lr", None, (1, 0, 2)),
 )
 # Plots other than the loss redraw this much later, one after another: each plot is a view
 # of its own, so each paints in its own event-loop turn and no single paint holds the loop
@@ -194,12 +194,17 @@ class ChartPanel(QWidget):
         self._proxies = []
         for order, (name, title, (row, col, span)) in enumerate(PLOT_LAYOUT):
             view = pg.PlotWidget(title=title)
+            if title is None:
+                view.getPlotItem().setLabel("left", "lr")  # pyqtgraph adds the scale: "lr (x1e-06)"
             plot = view.getPlotItem()
             plot.addLegend(offset=(-10, 10))
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             for axis in plot.axes.values():  # repainted from a cached pixmap unless its ticks changed
                 axis["item"].setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+            # Fewer tick labels than pyqtgraph's default on short axes: they overlapped on the
+            # learning-rate plot of a small window.
+            plot.getAxis("left").setStyle(textFillLimits=[(0, 0.5), (2, 0.3)])
             view.setMinimumSize(120, 50)  # the Train tab still fits an 800x560 window
             grid.addWidget(view, row, col, 1, span)
             self.views[name], self.plots[name] = view, plot
@@ -210,7 +215,7 @@ class ChartPanel(QWidget):
             self._flush_timers[name] = timer
             self._proxies.append(pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=30,
                                                 slot=lambda event, n=name: self._mouse(n, event)))
-        grid.setRowStretch(0, 3)
+        grid.setRowStretch(0, 2)
         grid.setRowStretch(1, 1)
         self.loss_plot, self.val_plot, self.lr_plot = self.plots["loss"], self.plots["val"], self.plots["lr"]
         self._set_labels()
