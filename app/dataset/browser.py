@@ -256,9 +256,12 @@ class ThumbnailModel(QAbstractListModel):
         return row if generation == self._generation and row < len(self.refs) else None
 
     def _thumbnail_ready(self, key, image: QImage) -> None:
+        # The image is in the loader's cache: decoration() makes the pixmap if the row is
+        # painted. While scrolling fast, most rows are gone by the time theirs is decoded.
         row = self._current_row(key)
         if row is not None:
-            self._remember(self.refs[row], image)
+            if image.sizeInBytes() > self.loader.cache.max_bytes:  # the cache could not keep it
+                self._remember(self.refs[row], image)
             self.dataChanged.emit(self.index(row), self.index(row), [Qt.ItemDataRole.DecorationRole])
 
     def _thumbnail_failed(self, key, message: str) -> None:
