@@ -10,7 +10,7 @@ import pytest
 
 from engine.config import RunConfig
 from engine.orchestration.jobs import (
-    HEARTBEAT_TAG, LAUNCH_ID_TAG, LOST, LocalJob, StopSequence, effective_status, relay_command, run_status,
+    HEARTBEAT_TAG, LAUNCH_ID_TAG, LOST, LocalJob, StopSequence, effective_status, niced_command, relay_command, run_status,
     train_command,
 )
 
@@ -38,6 +38,9 @@ def test_the_relay_runs_its_command_at_the_niceness_asked_and_keeps_its_output(t
         assert out.stdout.strip() == f"niceness {expected}"
         assert log.read_text().strip() == f"niceness {expected}"
     assert "--nice" not in relay_command(probe, tmp_path / "x.log")
+    niced = subprocess.run(niced_command(probe, 5), capture_output=True, text=True, timeout=60)
+    assert niced.stdout.strip() == f"niceness {min(base + 5, 19)}", niced.stderr
+    assert niced_command(probe, 0) == probe
 
 
 def test_stop_sequence_requests_then_terminates_then_kills():

@@ -207,6 +207,14 @@ class Job(ABC):
 
 
 # ---------------------------------------------------------------------- relay
+def niced_command(command: list[str], nice: int, python: str | None = None) -> list[str]:
+    """``command`` started at ``nice`` more than ours (a lower CPU priority), through a tiny exec."""
+    if nice <= 0:
+        return list(command)
+    return [python or sys.executable, "-c", "import os, sys; os.nice(int(sys.argv[1])); os.execvp(sys.argv[2], sys.argv[2:])",
+            str(int(nice)), *command]
+
+
 def relay_command(command: list[str], log_path: str | Path, python: str | None = None, nice: int = 0) -> list[str]:
     """``command`` run under :func:`relay`: its output goes to ``log_path`` and to our stdout.
 
@@ -301,7 +309,7 @@ class LocalJob(Job):
 
 
 __all__ = ["Job", "LocalJob", "LOST", "StopSequence", "child_environment", "effective_status",
-           "find_launched_run", "relay", "relay_command", "run_status", "train_command"]
+           "find_launched_run", "niced_command", "relay", "relay_command", "run_status", "train_command"]
 
 
 if __name__ == "__main__":  # python -m engine.orchestration.jobs relay LOG [--nice N] -- COMMAND...
