@@ -23,13 +23,11 @@ MAX_FAILURES = 2
 RAY_CONNECT_TIMEOUT_S = 5.0
 
 
-def start_ray(address: str | None, error: type[Exception], env: dict[str, str] | None = None,
-              preload: tuple[str, ...] = ()) -> None:
+def start_ray(address: str | None, error: type[Exception], env: dict[str, str] | None = None) -> None:
     """Attach to the cluster at ``address`` (``host:port``), or start a local Ray; once per process.
 
     The engine's folder goes on the workers' PYTHONPATH. An address nobody answers on is an
-    ``error`` within seconds (``ray.init`` itself would wait for a minute or more). A Ray
-    started here has its workers import ``preload`` before they take work.
+    ``error`` within seconds (``ray.init`` itself would wait for a minute or more).
     """
     import socket
 
@@ -47,29 +45,11 @@ def start_ray(address: str | None, error: type[Exception], env: dict[str, str] |
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
         except (OSError, ValueError) as exc:
             raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
-    if attach or address == "auto" or os.environ.get("RAY_ADDRESS"):  # an existing cluster
-        try:
-            ray.init(address=attach or (address if address == "auto" else None), include_dashboard=False,
-                     runtime_env={"env_vars": env_vars}, configure_logging=False)
-        except ConnectionError as exc:
-            raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
-        return
-    # A Ray started here: its workers inherit the raylet's environment, so the variables go there
-    # rather than into a runtime_env, which costs a runtime-env agent round trip and keeps the
-    # prestarted workers from taking the first task (about 4 s of a search's start on two cores).
-    # The prestarted workers import ``preload`` while the driver sets up, not when work arrives.
-    if preload:
-        env_vars["RAY_preload_python_modules"] = ",".join(preload)
-    saved = {key: os.environ.get(key) for key in env_vars}
-    os.environ.update(env_vars)
     try:
-        ray.init(include_dashboard=False, configure_logging=False)
-    finally:  # the driver's own environment stays as it was
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        ray.init(address=attach or (address if address == "auto" else None), include_dashboard=False,
+                 runtime_env={"env_vars": env_vars}, configure_logging=False)
+    except ConnectionError as exc:
+        raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
 class _NullLogger:

@@ -123,10 +123,7 @@ def _start_ray(config: RunConfig) -> None:
                           "(lightbox tune --ray-address URL); a search runs on a cluster it is attached to")
     # A trial ASHA stops unwinds through Lightning and MLflow before its actor can take the next
     # trial; Tune's default 2 s wait is too short on a loaded machine and would start a fresh actor.
-    # A local Ray's prestarted workers import the trial's module (torch, Lightning) while the
-    # driver opens the parent run and sets up Tune, instead of after the first trial is placed.
-    start_ray(address, SearchError, {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "20"},
-              preload=("engine.orchestration.tune_trial",))
+    start_ray(address, SearchError, {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "20"})
 
 
 def _stop_on_request(tracking_uri: str, run_id: str, every_s: float = 2.0):
