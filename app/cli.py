@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.cli import build_parser, run_verb, subparsers_of
+from engine.cli import build_parser, exit_process, run_verb, subparsers_of
 from engine.workspace import DEFAULT_WORKSPACE, default_workspace
 
 _WORKSPACE_HELP = f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})"
@@ -70,5 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     return run_verb(parser, args)
 
 
+def console() -> None:
+    """The ``lightbox`` command."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console()

@@ -66,3 +66,29 @@ def test_headless_engine_has_no_gui_verbs(capsys):
 
     assert engine_main([]) == 2  # prints help instead of opening a window
     assert "gui" not in capsys.readouterr().out.split("COMMAND")[-1].split()
+
+
+def test_a_process_that_loaded_ray_exits_with_its_code_after_its_threads_and_exit_handlers(tmp_path):
+    """exit_process skips only the interpreter's teardown (slow once Ray is loaded)."""
+    script = f"""
+import atexit, sys, threading, time, types
+from pathlib import Path
+from engine.cli import exit_process
+sys.modules.setdefault("ray", types.ModuleType("ray"))  # as after a search
+out = Path({str(tmp_path)!r})
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+def late():
+    time.sleep(0.3)
+    (out / "thread").write_text("finished")
+threading.Thread(target=late).start()
+print("last line", flush=False)
+exit_process(7)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 7, done.stderr
+    assert done.stdout.strip() == "last line"  # flushed, though os._exit skips the usual flush
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "finished"
+    plain = subprocess.run([sys.executable, "-c", "from engine.cli import exit_process; exit_process(4)"],
+                           timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert plain.returncode == 4
