@@ -89,11 +89,12 @@ def test_values_under_the_cursor_grid_log_scale_and_x_axis(panel, qtbot):
 
 
 def test_metric_reads_run_below_the_apps_priority():
-    from app.training.reader_process import READER_NICENESS, ReaderProcess
+    from app.training.reader_process import ReaderProcess
+    from app.widgets.workers import BACKGROUND_NICENESS
 
     reader = ReaderProcess()
     try:
         niceness = reader._pool().submit(os.nice, 0).result(timeout=120)
     finally:
         reader.close()
-    assert niceness == min(os.nice(0) + READER_NICENESS, 19)
+    assert niceness == min(os.nice(0) + BACKGROUND_NICENESS, 19)

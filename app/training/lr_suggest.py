@@ -22,8 +22,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from engine.orchestration import jobs
 
-from ..widgets.workers import run_in_background
-from .process_job import TRAINING_NICENESS
+from ..widgets.workers import BACKGROUND_NICENESS, run_in_background
 
 _STEPS = re.compile(r"(\d+)/(\d+) \[")
 NUM_STEPS = 100  # the engine's default sweep
@@ -41,8 +40,7 @@ def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: 
     """
     command = [python or sys.executable, "-u", "-m", "engine", "lr-find", "--config", str(config_path),
                "--steps", str(num_steps)]
-    # Below the app's priority, as its training runs (app.training.process_job).
-    command = jobs.niced_command(command, TRAINING_NICENESS, python=python)
+    command = jobs.niced_command(command, BACKGROUND_NICENESS, python=python)
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines, partial = [], ""
     with selectors.DefaultSelector() as sel:

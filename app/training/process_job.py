@@ -13,12 +13,8 @@ from PySide6.QtCore import QProcess, QProcessEnvironment
 
 from engine.orchestration import jobs
 
+from ..widgets.workers import BACKGROUND_NICENESS
 from .job import TrainingJob
-
-
-# Runs started from the app train at a lower CPU priority: they still take every core the
-# app leaves idle, but the app's drawing never waits behind them (bench/live_chart.py).
-TRAINING_NICENESS = 10
 
 
 class ProcessJob(TrainingJob):
@@ -36,7 +32,7 @@ class ProcessJob(TrainingJob):
         self.command = jobs.relay_command(jobs.train_command(config_path, workspace=workspace,
                                                              tracking_uri=tracking_uri,
                                                              resume_run_id=resume_run_id), self.log_path,
-                                           nice=TRAINING_NICENESS)
+                                           nice=BACKGROUND_NICENESS)
         self.process = QProcess(self)
         self.process.setProcessChannelMode(QProcess.MergedChannels)
         self.process.setWorkingDirectory(str(self.workspace))

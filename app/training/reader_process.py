@@ -14,9 +14,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-# Reads run below the app's priority (as the app's training runs do), so the GUI thread
-# is never the one kept waiting for a core.
-READER_NICENESS = 10
+from ..widgets.workers import BACKGROUND_NICENESS
 
 _READERS: dict = {}  # in the helper process: (tracking_uri, run_id) -> MetricReader
 
@@ -43,7 +41,7 @@ class ReaderProcess:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=os.nice, initargs=(READER_NICENESS,))
+                                                 initializer=os.nice, initargs=(BACKGROUND_NICENESS,))
         return self._executor
 
     def poll(self, tracking_uri: str, run_id: str, start_over: bool = False):

@@ -15,6 +15,11 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+# The niceness of every process the app starts to work beside it (training runs, the lr
+# finder, metric readers): they take every core the app leaves idle, but the GUI thread
+# never waits for a core behind them (bench/live_chart.py).
+BACKGROUND_NICENESS = 10
+
 
 class TaskSignals(QObject):
     progress = Signal(str, int, int)

@@ -218,14 +218,13 @@ def niced_command(command: list[str], nice: int, python: str | None = None) -> l
 def relay_command(command: list[str], log_path: str | Path, python: str | None = None, nice: int = 0) -> list[str]:
     """``command`` run under :func:`relay`: its output goes to ``log_path`` and to our stdout.
 
-    ``nice`` > 0 runs it at a lower CPU priority (the desktop app's runs: training then
-    takes every core the app leaves idle, but never delays the app's own drawing)."""
-    niceness = ["--nice", str(int(nice))] if nice > 0 else []
-    return [python or sys.executable, "-u", "-m", "engine.orchestration.jobs", "relay", str(log_path), *niceness,
-            "--", *command]
+    ``nice`` > 0 runs relay and command at a lower CPU priority (the desktop app's runs:
+    training then takes every core the app leaves idle, but never delays the app's drawing)."""
+    relayed = [python or sys.executable, "-u", "-m", "engine.orchestration.jobs", "relay", str(log_path), "--", *command]
+    return niced_command(relayed, nice, python=python)
 
 
-def relay(command: list[str], log_path: str | Path, nice: int = 0) -> int:
+def relay(command: list[str], log_path: str | Path) -> int:
     """Run ``command`` in a process group of its own, copy its output to ``log_path`` and to stdout.
 
     A launcher that goes away (the app closed with "leave running") only closes our stdout:
@@ -235,8 +234,6 @@ def relay(command: list[str], log_path: str | Path, nice: int = 0) -> int:
     import signal
 
     os.setpgrp()
-    if nice > 0:
-        os.nice(nice)  # inherited by the training and its data-loader workers
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -312,12 +309,7 @@ __all__ = ["Job", "LocalJob", "LOST", "StopSequence", "child_environment", "effe
            "find_launched_run", "niced_command", "relay", "relay_command", "run_status", "train_command"]
 
 
-if __name__ == "__main__":  # python -m engine.orchestration.jobs relay LOG [--nice N] -- COMMAND...
-    args = sys.argv[1:]
-    niceness = 0
-    if len(args) > 3 and args[2] == "--nice" and args[3].isdigit():
-        niceness = int(args[3])
-        del args[2:4]
-    if len(args) < 4 or args[0] != "relay" or args[2] != "--":
-        sys.exit("usage: python -m engine.orchestration.jobs relay LOG [--nice N] -- COMMAND...")
-    sys.exit(relay(args[3:], args[1], nice=niceness))
+if __name__ == "__main__":  # python -m engine.orchestration.jobs relay LOG -- COMMAND...
+    if len(sys.argv) < 5 or sys.argv[1] != "relay" or sys.argv[3] != "--":
+        sys.exit("usage: python -m engine.orchestration.jobs relay LOG -- COMMAND...")
+    sys.exit(relay(sys.argv[4:], sys.argv[2]))
