@@ -194,9 +194,9 @@ class ChartPanel(QWidget):
         self._proxies = []
         for order, (name, title, (row, col, span)) in enumerate(PLOT_LAYOUT):
             view = pg.PlotWidget(title=title)
-            if title is None:
-                view.getPlotItem().setLabel("left", "lr")  # pyqtgraph adds the scale: "lr (x1e-06)"
             plot = view.getPlotItem()
+            if title is None:
+                plot.setLabel("left", "lr")  # pyqtgraph adds the scale: "lr (x1e-06)"
             plot.addLegend(offset=(-10, 10))
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
@@ -208,16 +208,16 @@ class ChartPanel(QWidget):
             view.setMinimumSize(120, 50)  # the Train tab still fits an 800x560 window
             grid.addWidget(view, row, col, 1, span)
             self.views[name], self.plots[name] = view, plot
-            timer = QTimer(self)
-            timer.setSingleShot(True)
-            timer.setInterval(STAGGER_MS * order)
-            timer.timeout.connect(lambda n=name: self._flush(n))
-            self._flush_timers[name] = timer
+            if order:  # the loss draws at once
+                timer = QTimer(self)
+                timer.setSingleShot(True)
+                timer.setInterval(STAGGER_MS * order)
+                timer.timeout.connect(lambda n=name: self._flush(n))
+                self._flush_timers[name] = timer
             self._proxies.append(pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=30,
                                                 slot=lambda event, n=name: self._mouse(n, event)))
         grid.setRowStretch(0, 2)
         grid.setRowStretch(1, 1)
-        self.loss_plot, self.val_plot, self.lr_plot = self.plots["loss"], self.plots["val"], self.plots["lr"]
         self._set_labels()
 
         layout = QVBoxLayout(self)
@@ -250,17 +250,13 @@ class ChartPanel(QWidget):
             return
         changed = run.add(points)
         keys = None if "epoch" in changed else changed  # new epoch marks move every point on an epoch axis
-        for name in self.plots:
-            if name == "loss":
-                self._draw_run(run, keys, name)  # at once: the live loss is what a user watches
-                continue
+        self._draw_run(run, keys, "loss")  # at once: the live loss is what a user watches
+        for name, timer in self._flush_timers.items():
             pending = self._pending.setdefault(name, {})
-            if keys is None or (run_id in pending and pending[run_id] is None):
-                pending[run_id] = None
-            else:
-                pending[run_id] = pending.get(run_id, set()) | set(keys)
-            if not self._flush_timers[name].isActive():
-                self._flush_timers[name].start()
+            known = pending.get(run_id, set())
+            pending[run_id] = None if keys is None or known is None else known | set(keys)
+            if not timer.isActive():
+                timer.start()
         newest = {k: int(max(p[2] for p in v)) for k, v in points.items() if v}
         self.drawn.emit(run_id, newest)
 
@@ -321,9 +317,9 @@ class ChartPanel(QWidget):
 
     def _set_labels(self) -> None:
         xlabel = {"step": "step", "epoch": "epoch", "wall time": "seconds"}[self.x_axis]
-        self.loss_plot.setLabel("bottom", xlabel)
-        self.lr_plot.setLabel("bottom", xlabel)
-        self.val_plot.setLabel("bottom", "seconds" if self.x_axis == "wall time" else "epoch")
+        self.plots["loss"].setLabel("bottom", xlabel)
+        self.plots["lr"].setLabel("bottom", xlabel)
+        self.plots["val"].setLabel("bottom", "seconds" if self.x_axis == "wall time" else "epoch")
 
     def _axis_changed(self, text: str) -> None:
         self.x_axis = text
@@ -334,8 +330,8 @@ class ChartPanel(QWidget):
         self.redraw()
 
     def _log_changed(self, on: bool) -> None:
-        self.loss_plot.setLogMode(y=on)
-        self.lr_plot.setLogMode(y=on)
+        self.plots["loss"].setLogMode(y=on)
+        self.plots["lr"].setLogMode(y=on)
 
     def _grid_changed(self, on: bool) -> None:
         for plot in self.plots.values():
