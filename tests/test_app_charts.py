@@ -98,3 +98,17 @@ def test_metric_reads_run_below_the_apps_priority():
     finally:
         reader.close()
     assert niceness == min(os.nice(0) + BACKGROUND_NICENESS, 19)
+
+
+def test_a_short_axis_keeps_its_labels_apart_and_a_tall_one_is_as_pyqtgraph_ticks_it():
+    import pyqtgraph as pg
+
+    from app.training.charts import SparseAxis
+
+    sparse, plain = SparseAxis("left"), pg.AxisItem("left")
+    short = sparse.tickSpacing(0.0, 1.0, 30)
+    assert 1.0 / short[0][0] <= 30 // SparseAxis.MIN_LABEL_PX  # pyqtgraph gives 0.2: five labels in 30 px
+    assert plain.tickSpacing(0.0, 1.0, 30)[0][0] == pytest.approx(0.2)
+    assert all(level[0] < short[0][0] for level in short[1:])
+    assert sparse.tickSpacing(0.0, 1.0, 600) == plain.tickSpacing(0.0, 1.0, 600)
+    assert sparse.tickSpacing(0.0, 8e-5, 40)[0][0] in (pytest.approx(5e-5), pytest.approx(1e-4))

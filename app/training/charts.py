@@ -135,6 +135,28 @@ class MetricPoller(QObject):
             process.close()
 
 
+class SparseAxis(pg.AxisItem):
+    """A vertical axis whose labels stay apart on a short plot.
+
+    pyqtgraph always puts at least ~5 major ticks on an axis, however short: on the
+    learning-rate plot of an 800x560 window their labels lay on top of each other.
+    Here the major spacing grows (1, 2, 5 x 10^k) until each label has ``MIN_LABEL_PX``.
+    """
+
+    MIN_LABEL_PX = 18
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802 (pyqtgraph's name)
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if not levels or self.orientation not in ("left", "right"):
+            return levels
+        span, fit = abs(maxVal - minVal), max(1, int(size // self.MIN_LABEL_PX))
+        major, offset = levels[0]
+        while span / major > fit:
+            mantissa = major / 10 ** np.floor(np.log10(major))
+            major *= 2.5 if round(mantissa) == 2 else 2.0  # 1 -> 2 -> 5 -> 10
+        return [(major, offset)] + [level for level in levels[1:] if level[0] < major]
+
+
 PLOT_LAYOUT = (  # name, title, (row, column, column span); the short bottom plot is named on its axis
     ("loss", "Training loss", (0, 0, 1)),
     ("val", "Validation", (0, 1, 1)),
@@ -193,7 +215,7 @@ class ChartPanel(QWidget):
         self._flush_timers: dict[str, QTimer] = {}
         self._proxies = []
         for order, (name, title, (row, col, span)) in enumerate(PLOT_LAYOUT):
-            view = pg.PlotWidget(title=title)
+            view = pg.PlotWidget(title=title, axisItems={"left": SparseAxis("left")})
             plot = view.getPlotItem()
             if title is None:
                 plot.setLabel("left", "lr")  # pyqtgraph adds the scale: "lr (x1e-06)"
