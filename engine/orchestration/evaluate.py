@@ -33,7 +33,20 @@ def load_module(config: RunConfig, checkpoint: Path):
 
     cls = get_task(config.task.name).module_class
     # The architecture comes from the checkpoint's hyper-parameters; never fetch weights again.
-    return cls.load_from_checkpoint(str(checkpoint), map_location="cpu", pretrained=False)
+    # weights_only: a checkpoint holds tensors and plain data only, and nothing else is unpickled.
+    return cls.load_from_checkpoint(str(checkpoint), map_location="cpu", pretrained=False, weights_only=True)
+
+
+def follow_data_normalisation(module, normalize_on_device: bool):
+    """Make ``module`` expect the images the data loader of *this* machine produces.
+
+    ``normalize_on_device`` is saved with the checkpoint as the training machine chose
+    it (on a GPU: uint8 batches normalised by the model), but the evaluating machine
+    builds its own loaders and may choose otherwise; a model left expecting floats
+    would then get uint8 images (or the other way round).
+    """
+    module.normalize_on_device = bool(normalize_on_device)
+    return module
 
 
 def evaluate_run(run_id: str, *, tracking_uri: str | None = None, workspace: str | None = None) -> dict[str, Any]:
@@ -43,7 +56,7 @@ def evaluate_run(run_id: str, *, tracking_uri: str | None = None, workspace: str
     config, _, checkpoint, _ = run_files(run_id, tracking_uri, workspace)
     speed = speed_settings(config)
     datamodule = build_datamodule(config, speed)
-    module = load_module(config, checkpoint)
+    module = follow_data_normalisation(load_module(config, checkpoint), speed.normalize_on_device)
     trainer = pl.Trainer(accelerator=speed.accelerator, devices=1, precision=speed.precision, logger=False,
                          enable_progress_bar=False, enable_model_summary=False)
     (metrics,) = trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -75,7 +88,10 @@ def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_ur
     from engine.tasks.registry import get_task
 
     config, _, checkpoint, _ = run_files(run_id, tracking_uri, workspace)
-    module = load_module(config, checkpoint)
+    out = Path(out)
+    refuse_to_overwrite(out)
+    # The loader below normalises in its collate function, whatever the training machine did.
+    module = follow_data_normalisation(load_module(config, checkpoint), False)
     folder = Path(images)
     index = _folder_index(folder)
     datamodule_cls = get_task(config.task.name).datamodule_class
@@ -101,7 +117,6 @@ def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_ur
                          enable_progress_bar=False, enable_model_summary=False)
     batches = trainer.predict(module, dataloaders=loader)
     file_of = dict(zip(index.image_ids.tolist(), index.file_names))
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     records = []
     for batch in batches:
@@ -109,10 +124,36 @@ def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_ur
             item = dict(item)
             item["file_name"] = file_of[item["image_id"]]
             if "mask" in item:
-                mask_path = out.with_suffix("") / (Path(item["file_name"]).stem + ".png")
+                mask_path = mask_file(out, item["file_name"])
                 mask_path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(item.pop("mask")).save(mask_path)
                 item["mask_file"] = str(mask_path)
             records.append(item)
-    out.write_text(json.dumps({"run_id": run_id, "task": config.task.name, "predictions": records}, indent=1))
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps({"run_id": run_id, "task": config.task.name, "predictions": records}, indent=1))
+    partial.replace(out)
     return out
+
+
+def mask_folder(out: Path) -> Path:
+    """Where the masks of the predictions written to ``out`` go: beside it, named after it."""
+    return out.with_suffix("")
+
+
+def mask_file(out: Path, file_name: str) -> Path:
+    """A mask's file: the image's path relative to the predicted folder, plus ``.png``.
+
+    The whole relative path is kept (``a/x.jpg`` and ``b/x.jpg`` are different images), and
+    so is the image's own suffix (``x.jpg`` and ``x.png`` are too).
+    """
+    relative = Path(file_name)
+    return mask_folder(out) / relative.parent / (relative.name + ".png")
+
+
+def refuse_to_overwrite(out: Path) -> None:
+    """Predictions never replace earlier ones: refuse an ``out`` (or its mask folder) already there."""
+    masks = mask_folder(out)
+    for taken in (out, masks):
+        if taken.exists() and (taken.is_file() or any(taken.iterdir())):
+            raise TrainingError(f"{taken} already exists: predictions never write over earlier ones; "
+                                "choose another --out, or move it away first")

@@ -366,7 +366,8 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
             default_root_dir=str(run_dir), num_sanity_val_steps=0,
         )
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                        weights_only=True)
         except torch.cuda.OutOfMemoryError as exc:
             run_logger.finish("FAILED")
             raise TrainingError(
