@@ -1,5 +1,6 @@
 """Ray Train data parallel: gradients are averaged across workers; one MLflow run, logged by rank 0."""
 
+import json
 import os
 from pathlib import Path
 
@@ -131,3 +132,98 @@ def test_strategy_ray_trains_into_one_mlflow_run_and_a_killed_worker_resumes_it(
     # 48 training images, 8 per worker and step on 2 workers: 3 steps an epoch.
     assert max(steps) == 6
     assert "val/loss" in run.data.metrics
+
+
+def _ray_config(sample_dataset, workspace, **overrides):
+    from engine.config import RunConfig
+
+    return RunConfig.from_dict({"task": {"name": overrides.pop("task", "classification")}}).with_overrides({
+        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 2, "optim.lr": 3e-3,
+        "optim.batch_size": 8, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
+        "compute.strategy": "ray", "compute.num_workers": 2, "tracking.log_every_n_steps": 1, **overrides})
+
+
+def test_a_ray_run_is_evaluated_exported_and_predicted_like_a_local_one(ray_cluster, sample_dataset, tmp_path):
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from engine.export.build import export_run
+    from engine.orchestration.evaluate import evaluate_run, predict_run
+    from engine.orchestration.ray_train import train_distributed
+
+    workspace = tmp_path / "ws"
+    result = train_distributed(_ray_config(sample_dataset, workspace))
+    assert result.status == "FINISHED"
+    folder = workspace / "runs" / result.run_id / "checkpoints"
+    (best,) = folder.glob("best-*.ckpt")  # the best by the task's monitor, named as a local run names it
+    assert result.best_checkpoint == str(best) and result.last_checkpoint == str(folder / "last.ckpt")
+    assert (folder / "last.ckpt").is_file()
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.data.tags["lightbox.best_checkpoint"] == str(best)
+    assert run.data.tags["lightbox.best_monitor"] == "val/accuracy"
+    # The copy is the checkpoint whose score was best among the epochs Ray saw.
+    accuracies = [m.value for m in MlflowClient(result.tracking_uri).get_metric_history(result.run_id,
+                                                                                        "val/accuracy")]
+    assert len(accuracies) == 2 and run.data.metrics["best_score"] == max(accuracies)
+
+    evaluated = evaluate_run(result.run_id, workspace=str(workspace))
+    assert evaluated["checkpoint"] == str(best) and "val/accuracy" in evaluated["metrics"]
+    manifest = export_run(result.run_id, tmp_path / "export", formats="onnx", workspace=str(workspace),
+                          say=lambda _: None)
+    assert (tmp_path / "export" / "model.onnx").is_file() and "best-" in manifest["source"]["checkpoint"]
+    out = predict_run(result.run_id, sample_dataset / "val", tmp_path / "predictions.json",
+                      workspace=str(workspace))
+    predictions = json.loads(out.read_text())["predictions"]
+    assert len(predictions) == len(list((sample_dataset / "val").glob("*.*")))
+
+
+def test_a_stop_request_ends_a_ray_run_killed_with_exit_3_and_its_checkpoints(ray_cluster, sample_dataset, tmp_path,
+                                                                            capsys):
+    import threading
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from engine.cli import main
+    from engine.tracking.logger import request_stop
+
+    workspace = tmp_path / "ws"
+    config_file = tmp_path / "run.yaml"
+    _ray_config(sample_dataset, workspace, **{"optim.epochs": 200}).save(config_file)
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    asked = {}
+
+    def stop_once_it_trains():  # what the app does: a stop tag on the run, once it logs
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not asked:
+            time.sleep(1)
+            if not (workspace / "mlflow.db").is_file():
+                continue
+            client = MlflowClient(uri)
+            for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
+                if run.info.status == "RUNNING" and client.get_metric_history(run.info.run_id, "val/loss"):
+                    request_stop(uri, run.info.run_id)
+                    asked["run_id"] = run.info.run_id
+
+    stopper = threading.Thread(target=stop_once_it_trains, daemon=True)
+    stopper.start()
+    code = main(["train", "--config", str(config_file), "--tracking-uri", uri, "--no-progress"])
+    stopper.join(timeout=5)
+    out = capsys.readouterr().out
+    assert asked and code == 3, out[-2000:]
+    summary = json.loads([line for line in out.splitlines() if line.startswith('{"run_id"')][-1])
+    assert summary["status"] == "KILLED" and summary["run_id"] == asked["run_id"]
+    assert MlflowClient(uri).get_run(asked["run_id"]).info.status == "KILLED"
+    folder = workspace / "runs" / asked["run_id"] / "checkpoints"
+    assert (folder / "last.ckpt").is_file() and list(folder.glob("best-*.ckpt"))
+
+
+def test_conditional_detr_with_parameters_no_loss_reaches_trains_under_ray(ray_cluster, sample_dataset, tmp_path):
+    from engine.orchestration.ray_train import train_distributed
+
+    config = _ray_config(sample_dataset, tmp_path / "ws", task="detection", **{
+        "model.checkpoint": "conditional-detr-tiny", "optim.epochs": 1, "data.image_size": 64})
+    result = train_distributed(config)
+    assert result.status == "FINISHED", result.message
+    assert result.best_checkpoint and os.path.isfile(result.best_checkpoint)

@@ -1,24 +1,35 @@
 """``compute.strategy: ray``: data-parallel training with Ray Train's TorchTrainer.
 
 Each of ``compute.num_workers`` workers builds the same data module and task
-module as a local run (:mod:`engine.orchestration.local`'s builders) and trains
-them with Lightning under ``ray.train.lightning`` (``RayDDPStrategy``,
-``RayLightningEnvironment``, ``RayTrainReportCallback``, ``prepare_trainer``), so
-gradients are averaged across workers every step. The MLflow run is created by
-the driver; only rank 0 logs into it. Checkpoints go to
-``<workspace>/ray_train/<run_id>``; with ``FailureConfig`` a lost worker restarts
-the group from the newest checkpoint, into the same MLflow run.
+module as a local run (:mod:`engine.orchestration.ray_worker`) and trains them
+with Lightning under ``ray.train.lightning`` (``RayDDPStrategy``,
+``RayLightningEnvironment``, ``prepare_trainer``), so gradients are averaged
+across workers every step. The MLflow run is created by the driver; only rank 0
+logs into it. Ray Train keeps its checkpoints under ``<workspace>/ray_train/<run_id>``
+(the best by the task's monitor, and the latest); with ``FailureConfig`` a lost
+worker restarts the group from the newest one, into the same MLflow run. At the
+end the driver copies the best and the latest into the run folder, where a local
+run keeps its own (``checkpoints/best-epoch=E-step=S.ckpt`` and ``last.ckpt``).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
-from engine.orchestration.local import TrainingError, TrainResult
+from engine.orchestration.local import FINAL_CHECKPOINT, TrainingError, TrainResult
+from engine.orchestration.tune import RUN_ID_KEY
 
+#: the file name of the Lightning checkpoint inside each checkpoint folder Ray Train keeps
+CHECKPOINT_NAME = "checkpoint.ckpt"
+#: what rank 0 returns: stopped on request, and the step whose loss was not finite (or None)
+STOPPED_KEY, NONFINITE_KEY = "stopped_by_request", "nonfinite_step"
+LAST_CHECKPOINT_TAG = "lightbox.last_checkpoint"
 MAX_FAILURES = 2
 RAY_CONNECT_TIMEOUT_S = 5.0
 
@@ -52,90 +63,79 @@ def start_ray(address: str | None, error: type[Exception], env: dict[str, str] |
         raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
-class _NullLogger:
-    """What ranks other than 0 give the MLflow callback: they log nothing."""
-
-    run_id = None
-
-    def stop_requested(self) -> bool:
-        return False
-
-    def log_metrics(self, metrics, step) -> None:
-        pass
-
-    def set_tag(self, key, value) -> None:
-        pass
-
-    def flush(self) -> bool:
-        return True
-
-    def finish(self, status: str = "FINISHED") -> bool:
-        return True
+@dataclass
+class KeptCheckpoints:
+    best: Path | None = None
+    best_score: float = math.nan
+    best_step: int = 0
+    last: Path | None = None
 
 
-def ray_trainer_settings(callbacks: list) -> dict[str, Any]:
-    """Keyword arguments for ``pl.Trainer`` inside a Ray Train worker (DDP over Ray's process group)."""
+def _copy_checkpoint(checkpoint, target: Path) -> Path:
+    """The Lightning file of a Ray checkpoint copied to ``target`` (written whole, then renamed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    with checkpoint.as_directory() as folder:
+        shutil.copyfile(Path(folder) / CHECKPOINT_NAME, partial)
+    os.replace(partial, target)
+    return target
+
+
+def keep_checkpoints(result, folder: Path, monitor: str, mode: str) -> KeptCheckpoints:
+    """Copy the best checkpoint Ray kept (by ``monitor``) and the latest into ``folder``.
+
+    Named as a local run names them, so whatever reads a run's checkpoints finds these.
+    """
+    kept = KeptCheckpoints()
+    candidates = list(result.best_checkpoints or [])
+    if result.checkpoint is not None:
+        candidates.append((result.checkpoint, result.metrics or {}))
+    scored = [(float(metrics[monitor]), checkpoint, metrics) for checkpoint, metrics in candidates
+              if isinstance(metrics.get(monitor), (int, float)) and math.isfinite(float(metrics[monitor]))]
+    if scored:
+        score, checkpoint, metrics = (min if mode == "min" else max)(scored, key=lambda item: item[0])
+        epoch, step = int(metrics.get("epoch", 0)), int(metrics.get("step", 0))
+        kept.best = _copy_checkpoint(checkpoint, folder / f"best-epoch={epoch}-step={step}.ckpt")
+        kept.best_score, kept.best_step = score, step
+    if result.checkpoint is not None:
+        kept.last = _copy_checkpoint(result.checkpoint, folder / FINAL_CHECKPOINT)
+    return kept
+
+
+def ray_trainer_settings(callbacks: list, *, find_unused_parameters: bool = False,
+                         report: Any = None) -> dict[str, Any]:
+    """Keyword arguments for ``pl.Trainer`` inside a Ray Train worker (DDP over Ray's process group).
+
+    ``report``: the callback that reports each epoch to Ray (Ray's own when None);
+    ``find_unused_parameters``: see :func:`engine.models.ddp.has_unused_parameters`.
+    """
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrainReportCallback
 
-    return dict(strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()],
-                callbacks=[*callbacks, RayTrainReportCallback()], devices="auto", accelerator="auto",
-                logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                enable_model_summary=False, num_sanity_val_steps=0)
-
-
-def _worker(loop_config: dict[str, Any]) -> None:
-    import lightning.pytorch as pl
-    import ray.train
-    from ray.train.lightning import RayTrainReportCallback, prepare_trainer
-
-    from engine.orchestration.local import _quiet_known_noise, build_datamodule, build_module, speed_settings
-    from engine.tracking.callback import MlflowCallback
-
-    _quiet_known_noise()
-    config = RunConfig.from_dict(loop_config["config"], "ray train worker")
-    speed = speed_settings(config.with_overrides({"compute.accelerator": "gpu" if config.compute.use_gpu else "cpu",
-                                                  "compute.devices": 1}))
-    pl.seed_everything(config.optim.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(config, speed)
-    module = build_module(config, datamodule, speed)
-    module.log_every_n_steps = config.tracking.log_every_n_steps
-    rank = ray.train.get_context().get_world_rank()
-    if rank == 0 and loop_config["tracking_uri"]:
-        from engine.tracking.logger import RunLogger
-
-        logger = RunLogger(loop_config["tracking_uri"], run_id=loop_config["run_id"],
-                           workspace=loop_config["workspace"])
-    else:
-        logger = _NullLogger()
-    mlflow_cb = MlflowCallback(logger, log_every_n_steps=config.tracking.log_every_n_steps)
-    trainer = pl.Trainer(max_epochs=config.optim.epochs, max_steps=config.optim.max_steps or -1,
-                         precision=speed.precision, gradient_clip_val=config.optim.grad_clip,
-                         accumulate_grad_batches=config.optim.accumulate_grad_batches,
-                         **ray_trainer_settings([mlflow_cb, *loop_config.get("callbacks", [])]))
-    trainer = prepare_trainer(trainer)
-    checkpoint = ray.train.get_checkpoint()
-    try:
-        if checkpoint:
-            with checkpoint.as_directory() as folder:
-                trainer.fit(module, datamodule=datamodule,
-                            ckpt_path=str(Path(folder) / RayTrainReportCallback.CHECKPOINT_NAME))
-        else:
-            trainer.fit(module, datamodule=datamodule)
-    finally:
-        logger.flush()  # the driver ends the run once every worker is done
+    return dict(strategy=RayDDPStrategy(find_unused_parameters=find_unused_parameters),
+                plugins=[RayLightningEnvironment()],
+                callbacks=[*callbacks, report if report is not None else RayTrainReportCallback()],
+                devices="auto", accelerator="auto", logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 
 
 def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
-                      storage_path: str | Path | None = None, callbacks: list | None = None) -> TrainResult:
+                      storage_path: str | Path | None = None, callbacks: list | None = None,
+                      tags: dict | None = None, ray_callbacks: list | None = None) -> TrainResult:
     """Train ``config`` on ``compute.num_workers`` Ray Train workers; one MLflow run for all of them.
 
-    ``callbacks``: extra Lightning callbacks, pickled to every worker.
+    ``callbacks``: extra Lightning callbacks, pickled to every worker; ``tags``: extra MLflow run
+    tags; ``ray_callbacks``: Ray Train callbacks of the run (a Tune trial forwards reports with one).
+    The best checkpoint (by the task module's monitor) and the latest end up in the run folder's
+    ``checkpoints/``, named as a local run names them, so eval, export and predict find them.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from engine.orchestration.local import TASK_TAG, open_run_logger, start_run_folder, workspace_of
+    from engine.orchestration.ray_worker import train_worker
     from engine.recipes import resolve_recipe
+    from engine.tasks.registry import get_task
+    from engine.tracking.callback import BEST_CHECKPOINT_TAG, BEST_MONITOR_TAG, BEST_SCORE_METRIC
     from engine.tracking.store import resolve_tracking_uri
 
     if not config.data.path or not Path(config.data.path).expanduser().is_dir():
@@ -145,23 +145,29 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri, workspace)
     config = config.with_overrides({"data.path": str(Path(config.data.path).expanduser().resolve()),
                                     "workspace": str(workspace)})
+    module_class = get_task(config.task.name).module_class
+    monitor, mode = module_class.monitor, module_class.monitor_mode
     start_ray(config.compute.ray_address, TrainingError)
     run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
                                  run_name=config.tracking.run_name, run_id=None,
                                  tags={TASK_TAG: config.task.name, "lightbox.strategy": "ray",
-                                       "lightbox.num_workers": config.compute.num_workers})
+                                       "lightbox.num_workers": config.compute.num_workers, **(tags or {})})
     with run_logger:
         run_dir = start_run_folder(run_logger, config, workspace)
         storage = Path(storage_path or workspace / "ray_train").expanduser().resolve()
         trainer = TorchTrainer(
-            _worker,
+            train_worker,
             train_loop_config={"config": config.model_dump(mode="json"), "run_id": run_logger.run_id,
                                "tracking_uri": run_logger.tracking_uri, "workspace": str(workspace),
-                               "callbacks": list(callbacks or [])},
+                               "callbacks": list(callbacks or []),
+                               "report_extra": {RUN_ID_KEY: run_logger.run_id}},
             scaling_config=ScalingConfig(num_workers=config.compute.num_workers, use_gpu=config.compute.use_gpu),
             run_config=RayRunConfig(name=run_logger.run_id, storage_path=str(storage),
                                     failure_config=FailureConfig(max_failures=MAX_FAILURES),
-                                    checkpoint_config=CheckpointConfig(num_to_keep=1)),
+                                    callbacks=list(ray_callbacks or []),
+                                    # Ray keeps the best by the monitor, and the latest besides.
+                                    checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=monitor,
+                                                                       checkpoint_score_order=mode)),
         )
         try:
             result = trainer.fit()
@@ -170,9 +176,22 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
             raise TrainingError(f"distributed training failed: {str(exc).strip().splitlines()[-1]}") from exc
         metrics = {k: float(v) for k, v in (result.metrics or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        last = None
-        if result.checkpoint is not None:
-            last = str(Path(result.checkpoint.path) / "checkpoint.ckpt")
-            run_logger.set_tag("lightbox.last_checkpoint", last)
-        run_logger.finish("FINISHED")
-    return TrainResult(run_logger.run_id, "FINISHED", None, last, metrics, None, run_logger.tracking_uri)
+        kept = keep_checkpoints(result, run_dir / "checkpoints", monitor, mode)
+        outcome = result.return_value or {}
+        status, message = "FINISHED", None
+        if outcome.get(NONFINITE_KEY) is not None:
+            status = "FAILED"
+            message = (f"the loss became NaN or infinite at step {outcome[NONFINITE_KEY]}; training stopped "
+                       f"without applying that step. Last good checkpoint: {kept.last or 'none yet'}. "
+                       "Try a lower learning rate or gradient clipping (optim.grad_clip).")
+        elif outcome.get(STOPPED_KEY):
+            status, message = "KILLED", "stopped on request; checkpoints kept"
+        if kept.best:
+            run_logger.set_tag(BEST_CHECKPOINT_TAG, str(kept.best))
+            run_logger.set_tag(BEST_MONITOR_TAG, monitor)
+            run_logger.log_metrics({BEST_SCORE_METRIC: kept.best_score}, kept.best_step)
+        if kept.last:
+            run_logger.set_tag(LAST_CHECKPOINT_TAG, str(kept.last))
+        run_logger.finish(status)
+    return TrainResult(run_logger.run_id, status, str(kept.best) if kept.best else None,
+                       str(kept.last) if kept.last else None, metrics, message, run_logger.tracking_uri)

@@ -1,0 +1,32 @@
+"""One rule says which models leave trainable parameters out of the loss (DDP must then look for them)."""
+
+import pytest
+
+from engine.models.ddp import has_unused_parameters
+
+
+def _parameters_without_gradient(module, datamodule) -> list[str]:
+    batch = next(iter(datamodule.train_dataloader()))
+    batch = module.on_after_batch_transfer(batch, 0)
+    loss, _ = module.compute_loss(batch)
+    loss.backward()
+    return [name for name, p in module.named_parameters() if p.requires_grad and p.grad is None]
+
+
+@pytest.mark.parametrize("task, checkpoint", [("detection", "conditional-detr-tiny"), ("detection", "detr-tiny"),
+                                              ("detection", "rt-detr-v2-tiny"),
+                                              ("classification", "resnet-tiny"), ("classification", "vit-tiny"),
+                                              ("segmentation", "segformer-tiny")])
+def test_the_rule_agrees_with_the_gradients_of_a_training_step(task, checkpoint, sample_dataset):
+    from engine.config import RunConfig
+    from engine.orchestration.local import build_datamodule, build_module, speed_settings
+
+    config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
+        "data.path": str(sample_dataset), "model.checkpoint": checkpoint, "data.image_size": 64,
+        "optim.batch_size": 2, "optim.lr": 1e-3, "optim.scheduler": "none", "data.num_workers": 0,
+        "compute.accelerator": "cpu"})
+    speed = speed_settings(config)
+    datamodule = build_datamodule(config, speed)
+    module = build_module(config, datamodule, speed)
+    unused = _parameters_without_gradient(module, datamodule)
+    assert has_unused_parameters(module.model) == bool(unused), unused
