@@ -10,6 +10,33 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+#: the home folder of the person running the tests, which the tests must leave alone
+REAL_HOME = os.environ.get("HOME")
+#: where a Ray token (or a Ray auth choice) from the person's own setup could come from
+RAY_AUTH_VARIABLES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_home(tmp_path_factory):
+    """Every process the tests start gets a temporary HOME.
+
+    Ray 2.60 writes ``~/.ray/auth_token`` for each local cluster started without
+    ``RAY_AUTH_MODE`` (and a token there turns token authentication on for every later
+    ``ray start`` on the machine); the tests must neither leave one in the person's home
+    nor read theirs.
+    """
+    home = tmp_path_factory.mktemp("home")
+    saved = {name: os.environ.get(name) for name in ("HOME", *RAY_AUTH_VARIABLES)}
+    os.environ["HOME"] = str(home)
+    for name in RAY_AUTH_VARIABLES:
+        os.environ.pop(name, None)
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
 
 @pytest.fixture(scope="session")
 def sample_dataset(tmp_path_factory) -> Path:

@@ -22,7 +22,7 @@ def test_the_rule_agrees_with_the_gradients_of_a_training_step(task, checkpoint,
     from engine.orchestration.local import build_datamodule, build_module, speed_settings
 
     config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
-        "data.path": str(sample_dataset), "model.checkpoint": checkpoint, "data.image_size": 64,
+        "data.path": str(sample_dataset), "model.checkpoint": checkpoint,  # each at its own size
         "optim.batch_size": 2, "optim.lr": 1e-3, "optim.scheduler": "none", "data.num_workers": 0,
         "compute.accelerator": "cpu"})
     speed = speed_settings(config)
