@@ -49,22 +49,26 @@ def _preprocessing(config, task: str, val_dataset, module) -> dict[str, Any]:
             "pad_value": 0}
 
 
-def _postprocessing(task: str) -> dict[str, Any]:
+def _postprocessing(task: str, model, example, num_labels: int) -> dict[str, Any]:
     if task == "classification":
         return {"type": "softmax top-1"}
     if task == "detection":
-        return {"type": "DETR: softmax without the last (no-object) class, top-k queries, boxes cx,cy,w,h "
-                        "relative to the canvas mapped back to original pixels",
-                "top_k": 100, "min_score": 0.05}
+        # The model's head says which, by the rule detections_from_outputs applies: one logit per class
+        # (sigmoid: Conditional DETR, RT-DETR) or one more for "no object" (softmax: DETR).
+        import torch
+
+        with torch.no_grad():
+            width = int(model(pixel_values=example[:1]).logits.shape[-1])
+        sigmoid = width == num_labels
+        if sigmoid:
+            kind = ("sigmoid: every (query, class) pair scored on its own, the top-k pairs kept (a box may carry "
+                    "two classes), boxes cx,cy,w,h relative to the canvas mapped back to original pixels")
+        else:
+            kind = ("softmax without the last (no-object) class, each query's best class, top-k queries, boxes "
+                    "cx,cy,w,h relative to the canvas mapped back to original pixels")
+        return {"type": kind, "activation": "sigmoid" if sigmoid else "softmax", "top_k": 100, "min_score": 0.05}
     return {"type": "logits at canvas size, crop to the image, resize to its original size, argmax; "
                     "class 0 is background"}
-
-
-def _label_map(task: str, datamodule) -> dict[int, int]:
-    """Contiguous label -> original COCO category id (segmentation's 0 is background and has none)."""
-    ids = [int(c) for c in datamodule.train_dataset.index.category_ids.tolist()]
-    offset = 1 if task == "segmentation" else 0
-    return {k + offset: c for k, c in enumerate(ids)}
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -83,7 +87,7 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 
 def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf", "onnx"), force: bool = False,
-               tolerance: Tolerance | None = None, parity_images: int = 16, exporter: str = "auto",
+               tolerance: Tolerance | None = None, parity_images: int = 64, exporter: str = "auto",
                dynamic_size: bool = True, tracking_uri: str | None = None, workspace: str | None = None,
                say: Callable[[str], None] = print) -> dict[str, Any]:
     """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message."""
@@ -94,6 +98,7 @@ def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf"
     from .onnx_export import describe_onnx, export_onnx
     from .parity import compare, describe
     from .runtime import TASKS, batches, collate_for
+    from .labels import checkpoint_labels
     from .source import resolve_run
 
     formats = parse_formats(formats)
@@ -118,17 +123,19 @@ def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf"
     module = load_module(source.config, source.checkpoint).eval()
     model = module.model.float().eval()
     preprocessing = _preprocessing(source.config, task, datamodule.val_dataset, module)
-    label_map = _label_map(task, datamodule)
-    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    labels = checkpoint_labels(task, module, datamodule.val_dataset.index)
+    if labels.note:
+        say(labels.note)
+    id2label, label_map = labels.id2label, labels.label_to_category_id
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION, "lightbox_version": _versions()["lightbox"], "task": task,
         "id2label": {str(k): v for k, v in id2label.items()},
         "label_to_category_id": {str(k): v for k, v in label_map.items()},
         "categories": [{"id": c, "name": id2label[k]} for k, c in label_map.items()],
-        "preprocessing": preprocessing, "postprocessing": _postprocessing(task),
+        "preprocessing": preprocessing, "postprocessing": None,
         "source": {"run_id": run_id, "run_status": source.status, "run_dir": str(source.run_dir),
                    "checkpoint": str(source.checkpoint), "tracking_uri": source.tracking_uri,
-                   "dataset": str(source.config.data.path), "note": source.note},
+                   "dataset": str(source.config.data.path), "note": source.note, "labels_note": labels.note},
         "versions": _versions(), "formats": formats, "files": {},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +146,8 @@ def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf"
     try:
         collate = collate_for(task, preprocessing)
         example = next(batches(datamodule.val_dataset, collate, 2, range(min(2, len(datamodule.val_dataset)))))
+        manifest["postprocessing"] = _postprocessing(task, model, example["pixel_values"].float(), len(label_map))
+        model.config.id2label = dict(id2label)  # the checkpoint's names, whatever the dataset says now
         if "hf" in formats:
             manifest["hf"] = write_hf_folder(model, tmp, task, label_map, preprocessing)
             manifest["files"]["hf"] = ["config.json", "model.safetensors", "preprocessor_config.json"]
@@ -151,12 +160,14 @@ def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf"
             say(describe_onnx(manifest["onnx"]))
             tolerance = tolerance or Tolerance()
             parity = compare(task, model, tmp / ONNX_NAME, datamodule.val_dataset, collate, manifest, tolerance,
-                             images=parity_images)
+                             images=parity_images, truth_map=labels.truth_map, category_map=labels.category_map)
             manifest["parity"] = parity
             say(describe(parity))
             if not parity["passed"]:
-                raise ExportError(f"run {run_id}: the ONNX model differs from PyTorch beyond tolerance "
-                                  f"({describe(parity)}); nothing was exported to {out}")
+                raise ExportError(f"run {run_id}: the ONNX model differs from the checkpoint beyond tolerance: "
+                                  f"{'; '.join(parity['failures'])} (most different images: "
+                                  f"{', '.join(w['file_name'] + ' ' + w['what'] for w in parity['worst_images']) or 'none'})"
+                                  f"; nothing was exported to {out}")
         write_manifest(tmp, manifest)
         _swap_into_place(tmp, out)
     except BaseException:

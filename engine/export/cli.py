@@ -30,7 +30,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             run_id = args.run_id
         else:
             raise ExportError("give a run id, or --best --experiment NAME")
-        tol = Tolerance(atol=args.atol, min_agreement=args.min_agreement)
+        tol = Tolerance(metric=args.max_metric_diff, per_class=args.max_class_diff, atol=args.atol,
+                        min_agreement=args.min_agreement)
         manifest = export_run(run_id, args.out, formats=args.format, force=args.force, tolerance=tol,
                               parity_images=args.parity_images, exporter=args.exporter,
                               dynamic_size=not args.fixed_size,
@@ -75,9 +76,16 @@ def add_verbs(sub) -> None:
     ex.add_argument("--experiment", help="experiment for --best")
     ex.add_argument("--task", help="for --best: compare only this task's runs (needed when the experiment "
                                    "holds runs of several tasks)")
-    ex.add_argument("--atol", type=float, default=1e-3, help="largest allowed raw-output difference")
-    ex.add_argument("--min-agreement", type=float, default=0.99, help="smallest allowed decision agreement")
-    ex.add_argument("--parity-images", type=int, default=16, help="validation images compared")
+    ex.add_argument("--max-metric-diff", type=float, default=0.01,
+                    help="largest allowed |ONNX - checkpoint| of the task metric (mAP, accuracy, mIoU) on the "
+                         "validation images (default 0.01)")
+    ex.add_argument("--max-class-diff", type=float, default=0.05,
+                    help="largest allowed |ONNX - checkpoint| of one class's AP / F1 / IoU (default 0.05)")
+    ex.add_argument("--atol", type=float, default=None,
+                    help="also refuse a raw-output difference above this (default: reported only)")
+    ex.add_argument("--min-agreement", type=float, default=None,
+                    help="also refuse a share of matched decisions below this (default: reported only)")
+    ex.add_argument("--parity-images", type=int, default=64, help="validation images compared (default 64)")
     ex.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto")
     ex.add_argument("--fixed-size", action="store_true",
                     help="keep model.onnx's height/width fixed at the run's size (dynamic where the model allows it)")

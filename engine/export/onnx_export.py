@@ -10,8 +10,9 @@ baked the size in is exported again with a fixed height/width, and the manifest 
 from __future__ import annotations
 
 import io
+import os
 import warnings
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +26,62 @@ OPSET = 18
 SIZE_CHECK_ATOL = 1e-3
 
 
+@contextmanager
+def _no_traced_asserts():
+    """transformers turns its shape checks into ``torch._check_tensor_all`` while tracing, which
+    the ONNX translator cannot lower (``aten._is_all_true``: RT-DETR's ConversionError); its own
+    switch leaves them out of the graph for the export only."""
+    previous = os.environ.get("TRANSFORMERS_DISABLE_TORCH_CHECK")
+    os.environ["TRANSFORMERS_DISABLE_TORCH_CHECK"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TRANSFORMERS_DISABLE_TORCH_CHECK", None)
+        else:
+            os.environ["TRANSFORMERS_DISABLE_TORCH_CHECK"] = previous
+
+
+def _symbolic_axes(program) -> list[int]:
+    """Which axes of the program's image input stayed symbolic."""
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int
+
+    user = program.graph_signature.user_inputs[0]
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == user)
+    return [k for k, size in enumerate(node.meta["val"].shape) if not is_concrete_int(size)]
+
+
+def _capture(net: RawOutputs, example: torch.Tensor, axes: list[int]):
+    """The model as an ExportedProgram whose ``axes`` of the image input stay dynamic.
+
+    Non-strict tracing first (it copes with most Python); where it turns an axis into a
+    constant (RT-DETR's ``len(tensor)`` makes the batch size 2), TorchDynamo's strict tracing,
+    which keeps it symbolic. ``Dim.AUTO`` lets either add the guards a model needs (sizes a
+    multiple of 32); whether the graph really takes another size is checked afterwards.
+    """
+    shapes = {"pixel_values": {k: torch.export.Dim.AUTO for k in axes}}
+    problems = []
+    for strict in (False, True):
+        mode = "strict" if strict else "non-strict"
+        try:
+            program = torch.export.export(net, (example,), dynamic_shapes=shapes, strict=strict)
+        except Exception as exc:
+            problems.append(f"{mode} tracing: {_first_line(exc)}")
+            continue
+        fixed = [k for k in axes if k not in _symbolic_axes(program)]
+        if not fixed:
+            return program
+        names = {0: "batch", 2: "height", 3: "width"}
+        problems.append(f"{mode} tracing fixed the {', '.join(names[k] for k in fixed)} axis")
+    raise ExportError("; ".join(problems))
+
+
 def _dynamo(net: RawOutputs, example: torch.Tensor, path: Path, dynamic_size: bool) -> None:
-    axes: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=1024)}
-    if dynamic_size:
-        h, w = example.shape[-2:]
-        axes[2] = torch.export.Dim("height", min=min(32, int(h)), max=4096)
-        axes[3] = torch.export.Dim("width", min=min(32, int(w)), max=4096)
-    program = torch.onnx.export(net, (example,), dynamo=True, input_names=["pixel_values"],
-                                output_names=OUTPUT_NAMES[net.task], opset_version=OPSET,
-                                dynamic_shapes={"pixel_values": axes}, verbose=False)
-    program.save(str(path))
+    with _no_traced_asserts():
+        program = _capture(net, example, [0, 2, 3] if dynamic_size else [0])
+        onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["pixel_values"],
+                                         output_names=OUTPUT_NAMES[net.task], opset_version=OPSET, verbose=False)
+    onnx_program.save(str(path))
 
 
 def _torchscript(net: RawOutputs, example: torch.Tensor, path: Path, dynamic_size: bool) -> None:
