@@ -155,17 +155,59 @@ def test_an_unreachable_cluster_is_a_clear_error_within_10_s(tmp_path, sample_da
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in capsys.readouterr().err
 
 
+def test_a_path_with_shell_syntax_reaches_the_probe_as_data(ray_head, tmp_path, capsys):
+    marker = tmp_path / "ran"
+    data = tmp_path / f"data $(touch {marker}) `touch {marker}`"
+    code = main([*_train_args(data, tmp_path / "ws"), "--ray-address", ray_head])
+    assert code == 2 and "not readable on the Ray cluster" in capsys.readouterr().err
+    assert not marker.exists()  # the shell that runs the probe never ran the path
+    data.mkdir(parents=True)  # and a folder with that name is found as it is
+    assert main([*_train_args(data, tmp_path / "ws"), "--epochs", "1", "--ray-address", ray_head, "--wait"]) == 1
+    assert "not readable" not in capsys.readouterr().err and not marker.exists()
+
+
+def test_the_token_is_found_where_ray_keeps_it(tmp_path, monkeypatch):
+    from engine.orchestration.ray_jobs import read_token
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    assert read_token() is None
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("from-home\nsecond line\n")  # Ray reads the first line
+    assert read_token() == "from-home"
+    (tmp_path / "named").write_text("  from-path  \n")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "named"))
+    assert read_token() == "from-path"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "from-env")
+    assert read_token() == "from-env"
+    (tmp_path / "flag").write_text("from-flag")
+    assert read_token(tmp_path / "flag") == "from-flag"
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
+    with pytest.raises(RayJobError, match="RAY_AUTH_TOKEN_PATH"):  # as Ray, no fall-back past a bad named file
+        read_token()
+
+
 def test_token_auth_needs_the_token_and_never_prints_it(tmp_path, capsys, monkeypatch):
     secret = "lightbox-test-token-0123456789abcdef0123456789"
     proc, url = _start_head({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secret})
     try:
         monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+        monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no token of an earlier local Ray here
         assert main(["jobs", "list", "--ray-address", url]) == 2
         err = capsys.readouterr().err
         assert "needs a valid token" in err
         token_file = tmp_path / "token"
         token_file.write_text(secret + "\n")
         assert main(["jobs", "list", "--ray-address", url, "--ray-token-file", str(token_file)]) == 0
+        out, err = capsys.readouterr()
+        assert secret not in out + err
+        # Where Ray keeps it: ~/.ray/auth_token (Ray 2.60 writes one for each local cluster).
+        (tmp_path / "home" / ".ray").mkdir(parents=True)
+        (tmp_path / "home" / ".ray" / "auth_token").write_text(secret)
+        assert main(["jobs", "list", "--ray-address", url]) == 0
         out, err = capsys.readouterr()
         assert secret not in out + err
         with pytest.raises(RayJobError, match="empty"):

@@ -31,7 +31,7 @@ def _ray_jobs():
 
 
 def submit(config, address: str) -> tuple[str, str | None]:
-    """Worker thread: ``(job id, token)``; the token comes from ``RAY_AUTH_TOKEN`` (never shown)."""
+    """Worker thread: ``(job id, token)``; the token is found where Ray keeps it (never shown)."""
     ray_jobs = _ray_jobs()
     token = ray_jobs.read_token()
     return ray_jobs.submit_job(config, address, verb="train", token=token), token

@@ -10,6 +10,9 @@ import sys
 
 from engine.run_flags import add_run_flags, config_from_flags
 
+TOKEN_HELP = ("file holding the cluster's auth token (else where Ray keeps it: $RAY_AUTH_TOKEN, "
+              "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)")
+
 
 def _cmd_tune(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
@@ -62,7 +65,7 @@ def submit_from_args(config, args: argparse.Namespace, verb: str) -> int:
 
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
     """--ray-address / --ray-token-file / --wait (for train and tune)."""
-    parser.add_argument("--ray-token-file", help="file holding the cluster's auth token (else $RAY_AUTH_TOKEN)")
+    parser.add_argument("--ray-token-file", help=TOKEN_HELP)
     parser.add_argument("--wait", action="store_true", help="with a dashboard --ray-address: follow the job's "
                         "logs until it ends")
 
@@ -126,7 +129,7 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     jo.add_argument("action", choices=["list", "logs", "stop"], nargs="?", default="list")
     jo.add_argument("job_id", nargs="?", help="job id (for logs and stop)")
     jo.add_argument("--ray-address", required=True, help="the cluster's dashboard URL, e.g. http://host:8265")
-    jo.add_argument("--ray-token-file", help="file holding the cluster's auth token (else $RAY_AUTH_TOKEN)")
+    jo.add_argument("--ray-token-file", help=TOKEN_HELP)
     jo.set_defaults(func=_cmd_jobs)
 
     se = sub.add_parser("server", help="MLflow tracking server on the workspace (Ctrl-C stops it)")

@@ -6,13 +6,15 @@ address, e.g. ``http://host:8265``): :func:`submit_job`, :func:`job_status`,
 environment carries a copy of the engine package and the run configuration
 (never the repository's .git, virtual environments or datasets); the job logs to
 the MLflow server named by ``tracking.uri``, so it is charted like a local run.
-A token for clusters with token authentication comes from ``--ray-token-file`` or
-``RAY_AUTH_TOKEN`` and is never printed.
+A token for clusters with token authentication comes from ``--ray-token-file``, else from
+where Ray keeps it (:func:`read_token`), and is never printed. Values reach the shell
+that runs a job's entrypoint only quoted (``shlex``).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -34,18 +36,46 @@ class RayJobError(RuntimeError):
     """The cluster cannot be reached, refused us, or the job failed; the message says which."""
 
 
+def _first_line(path: Path, source: str) -> str:
+    """The token in ``path``: its first line, trimmed, as Ray reads it; never printed."""
+    try:
+        with path.open() as handle:
+            token = handle.readline().strip()
+    except OSError as exc:
+        raise RayJobError(f"cannot read the Ray token file {path} ({source}): {exc.strerror}") from None
+    if not token:
+        raise RayJobError(f"the Ray token file {path} ({source}) is empty")
+    return token
+
+
+def default_token_path() -> Path:
+    """``~/.ray/auth_token``: where Ray keeps the token of the clusters this account starts."""
+    return Path.home() / ".ray" / "auth_token"
+
+
 def read_token(token_file: str | os.PathLike | None = None) -> str | None:
-    """The cluster token from a file or ``RAY_AUTH_TOKEN``; None when neither is set."""
+    """The cluster token, found where Ray itself looks for it; None when there is none.
+
+    ``token_file`` (``--ray-token-file``) comes first; then, in Ray's own order,
+    ``RAY_AUTH_TOKEN``, the file named by ``RAY_AUTH_TOKEN_PATH``, and ``~/.ray/auth_token``
+    (Ray 2.60 writes one for every local cluster started without ``RAY_AUTH_MODE``).
+    """
     if token_file:
-        path = Path(token_file).expanduser()
-        try:
-            token = path.read_text().strip()
-        except OSError as exc:
-            raise RayJobError(f"cannot read the Ray token file {path}: {exc.strerror}") from None
-        if not token:
-            raise RayJobError(f"the Ray token file {path} is empty")
+        return _first_line(Path(token_file).expanduser(), "--ray-token-file")
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if token:
         return token
-    return os.environ.get("RAY_AUTH_TOKEN") or None
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH", "")
+    if named:  # Ray refuses a named file it cannot read, rather than look further
+        return _first_line(Path(named).expanduser(), "RAY_AUTH_TOKEN_PATH")
+    default = default_token_path()
+    if default.is_file():
+        try:
+            with default.open() as handle:
+                return handle.readline().strip() or None
+        except OSError as exc:
+            raise RayJobError(f"cannot read the Ray token file {default}: {exc.strerror}") from None
+    return None
 
 
 def _dashboard_url(address: str) -> str:
@@ -70,7 +100,8 @@ def _check_reachable(url: str, token: str | None) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
             raise RayJobError(f"the Ray cluster at {url} refused the request ({exc.code}): it needs a valid "
-                              "token (--ray-token-file FILE or RAY_AUTH_TOKEN)") from None
+                              "token (--ray-token-file FILE, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                              f"{default_token_path()})") from None
         raise RayJobError(f"the Ray cluster at {url} answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -110,8 +141,10 @@ def stage_working_dir(config: RunConfig, into: Path) -> Path:
 
 def _check_dataset_on_cluster(jobs, path: str, timeout: float = 120.0) -> None:
     """A small probe job: is the dataset folder readable where the job will run?"""
-    probe = jobs.submit_job(metadata={"lightbox.probe": "dataset"}, entrypoint=f"python -c \"import os,sys; p={path!r}; "
-                            "sys.exit(0 if os.path.isdir(p) and os.access(p, os.R_OK) else 3)\"")
+    # Ray runs an entrypoint through a shell: the path goes in as one quoted argument, never as code.
+    check = "import os, sys; p = sys.argv[1]; sys.exit(0 if os.path.isdir(p) and os.access(p, os.R_OK) else 3)"
+    probe = jobs.submit_job(metadata={"lightbox.probe": "dataset"},
+                            entrypoint=shlex.join(["python", "-c", check, path]))
     status = _wait(jobs, probe, timeout)
     if status != "SUCCEEDED":
         raise RayJobError(f"the dataset folder {path} is not readable on the Ray cluster (probe job {probe}: "
@@ -157,10 +190,10 @@ def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: s
                 "RAY_JOB_STOP_WAIT_TIME_S": "30", LAUNCH_ID_ENV: launch_id}
     with tempfile.TemporaryDirectory(prefix="lightbox-job-") as folder:
         stage_working_dir(remote, Path(folder))
-        args = " ".join(extra_args or [])
-        entry = f"python -m engine {verb} --config run.yaml" + (" --no-progress" if verb == "train" else "")
+        entry = ["python", "-m", "engine", verb, "--config", "run.yaml",
+                 *(["--no-progress"] if verb == "train" else []), *(extra_args or [])]
         try:
-            return jobs.submit_job(entrypoint=f"{entry} {args}".strip(),
+            return jobs.submit_job(entrypoint=shlex.join(entry),
                                    runtime_env={"working_dir": folder, "env_vars": env_vars},
                                    metadata={"lightbox.verb": verb, "lightbox.task": config.task.name,
                                              LAUNCH_ID_TAG: launch_id})
