@@ -217,3 +217,25 @@ search: {{num_samples: 40, scheduler: fifo, space: {{optim.lr: {{type: logunifor
     client = MlflowClient(summary["tracking_uri"])
     assert client.get_run(summary["parent_run_id"]).info.status == "KILLED"
     assert all(client.get_run(t["run_id"]).info.status == "FINISHED" for t in finished)
+
+
+def test_trials_of_ray_train_runs_report_to_tune_under_their_parent(sample_dataset, tmp_path, ray_local):
+    import os
+
+    from engine.config import RunConfig
+    from engine.orchestration.tune import search
+
+    workspace = tmp_path / "ws"
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
+        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 1,
+        "optim.batch_size": 8, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
+        "compute.strategy": "ray", "compute.num_workers": 2, "search.scheduler": "fifo",
+        "search.num_samples": 1, "search.space": {"optim.lr": {"type": "grid", "values": [0.003]}}})
+    result = search(config)
+    (trial,) = result.trials
+    assert result.status == "FINISHED" and trial["status"] == "FINISHED", trial
+    assert "val/loss" in trial["metrics"] and trial["checkpoint"]  # the workers' reports reached Tune
+    run = MlflowClient(result.tracking_uri).get_run(trial["run_id"])
+    assert run.data.tags[PARENT_TAG] == result.parent_run_id and run.data.tags["lightbox.strategy"] == "ray"
+    assert run.info.status == "FINISHED"
+    assert os.path.isfile(workspace / "runs" / trial["run_id"] / "checkpoints" / "last.ckpt")

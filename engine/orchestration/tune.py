@@ -2,7 +2,8 @@
 
 Every trial calls :func:`engine.orchestration.local.train` (its checkpoints, its
 MLflow run) with :mod:`engine.orchestration.tune_trial`'s callback that reports each
-epoch's validation metrics and checkpoint folder to Tune; trial actors are reused, so
+epoch's validation metrics and checkpoint folder to Tune (with ``compute.strategy: ray``
+a trial drives a Ray Train run whose reports Ray forwards to Tune); trial actors are reused, so
 a worker imports torch and Lightning and reads the dataset index once per search. The search itself is an MLflow
 run; every trial's run carries ``mlflow.parentRunId`` pointing at it, so one
 chart shows all trials. ASHA (the default scheduler) stops weak trials early:
@@ -29,6 +30,8 @@ SEARCH_TAG = "lightbox.search"
 TRIAL_TAG = "lightbox.trial_id"
 EARLY_STOPPED_TAG = "lightbox.early_stopped"
 RUN_ID_KEY = "mlflow_run_id"
+DRIVER_TRIAL_MEMORY = 64 * 2**20  # bytes reserved by a trial that drives a Ray Train run
+RAY_TRAIN_CHECKPOINT_KEY = "checkpoint_path"  # what Ray's Train-to-Tune forwarding calls it
 SHORT_SECTIONS = ("optim", "data", "model", "augmentation", "compute")
 
 
@@ -219,15 +222,23 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
                                       reduction_factor=search_cfg.reduction_factor)
         else:
             scheduler = FIFOScheduler()
+        distributed = config.compute.strategy == "ray"
+        # A trial of a Ray Train run only drives its workers, which reserve their own CPUs and GPUs;
+        # Ray refuses a trial that asks for nothing, so it asks for a token amount of memory.
+        resources = {"cpu": 0, "gpu": 0, "memory": DRIVER_TRIAL_MEMORY} if distributed else \
+            {"cpu": search_cfg.cpus_per_trial, "gpu": search_cfg.gpus_per_trial}
         trainable = tune.with_resources(
             tune.with_parameters(_trial, base=base, tracking_uri=uri, parent_run_id=parent.run_id, metric=metric),
-            {"cpu": search_cfg.cpus_per_trial, "gpu": search_cfg.gpus_per_trial})
+            resources)
         storage = Path(storage_path or workspace / "tune").expanduser().resolve()
         tuner = tune.Tuner(
             trainable, param_space=space,
             # Warm actors: a trial after the first skips the worker start and the torch import.
             tune_config=tune.TuneConfig(metric=metric, mode=mode, num_samples=samples, scheduler=scheduler,
-                                        max_concurrent_trials=search_cfg.max_concurrent, reuse_actors=True),
+                                        max_concurrent_trials=search_cfg.max_concurrent,
+                                        # A Ray Train trial that ASHA stops ends with its actor (and
+                                        # the workers it owns), not by a reset that waits for it.
+                                        reuse_actors=not distributed),
             run_config=tune.RunConfig(name=f"search-{parent.run_id}", storage_path=str(storage),
                                       stop=_stop_on_request(uri, parent.run_id), verbose=0,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -305,7 +316,8 @@ def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str, e
             "epochs": epochs_done, "config": {k: _plain(v) for k, v in (res.config or {}).items()},
             "metrics": {k: float(v) for k, v in m.items()
                         if isinstance(v, (int, float)) and ("/" in k or k in (metric, "epoch", "step"))},
-            "checkpoint": res.checkpoint.path if res.checkpoint else None,
+            # A Ray Train trial's checkpoints stay with Ray Train; Tune gets their path as a metric.
+            "checkpoint": res.checkpoint.path if res.checkpoint else m.get(RAY_TRAIN_CHECKPOINT_KEY),
             "error": str(res.error).strip().splitlines()[-1] if res.error is not None else None,
         })
     return trials

@@ -89,8 +89,19 @@ def run_trial(params: dict[str, Any], *, base: dict, tracking_uri: str | None, p
     # Every run seeds the same RNG before MLflow picks a name: name trials by their id instead.
     name = f"{base['tracking'].get('run_name') or 'trial'}-{trial_id}"
     config = RunConfig.from_dict(base, "search base").with_overrides({**params, "tracking.run_name": name})
-    with cached_coco_indexes():
-        result = train(config, tracking_uri=tracking_uri, progress=False, callbacks=[TuneReportCallback(metric)],
-                       tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id})
+    tags = {PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id}
+    if config.compute.strategy == "ray":
+        # The trial drives a Ray Train run: its workers report to Ray Train, and Ray's
+        # callback forwards each report (rank 0's metrics, the MLflow run id) to Tune.
+        from ray.tune.integration.ray_train import TuneReportCallback as ForwardReportsToTune
+
+        from engine.orchestration.ray_train import train_distributed
+
+        result = train_distributed(config, tracking_uri=tracking_uri, tags=tags,
+                                   ray_callbacks=[ForwardReportsToTune()])
+    else:
+        with cached_coco_indexes():
+            result = train(config, tracking_uri=tracking_uri, progress=False,
+                           callbacks=[TuneReportCallback(metric)], tags=tags)
     if result.status == "FAILED":
         raise SearchError(result.message or f"trial run {result.run_id} failed")
