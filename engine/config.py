@@ -460,7 +460,7 @@ class AugmentationConfig(BaseModel):
         title="Use task preset",
         description="Use the task's recommended augmentations; custom steps below replace it when given.",
     )
-    strength: Literal["auto", "light", "medium", "full"] = Field(
+    strength: Literal["auto", "none", "light", "medium", "full"] = Field(
         "auto",
         title="Augmentation strength",
         description="How strong the recommended augmentations are; 'auto' chooses from image size, "
@@ -492,7 +492,13 @@ class OptimConfig(BaseModel):
 
     model_config = _STRICT
 
-    epochs: int = Field(10, ge=1, title="Epochs", description="Passes over the training set.")
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        title="Epochs",
+        description="Passes over the training set; empty lets the recipe choose (10, more on small sets so "
+        "the run makes enough optimiser steps to learn).",
+    )
     max_steps: int | None = Field(
         None,
         ge=1,
@@ -500,15 +506,22 @@ class OptimConfig(BaseModel):
         description="Stop after this many optimiser steps even if epochs remain; empty means no limit.",
     )
     batch_size: int = Field(16, ge=1, title="Batch size", description="Images per training step on each device.")
-    lr: float = Field(1e-4, gt=0, title="Learning rate", description="Peak learning rate of the optimiser (AdamW).")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        title="Learning rate",
+        description="Peak learning rate of the optimiser (AdamW); empty lets the recipe choose it from the "
+        "model family and whether it starts from trained weights.",
+    )
     weight_decay: float = Field(
         1e-4, ge=0, title="Weight decay", description="AdamW weight decay (L2-style regularisation)."
     )
-    scheduler: Literal["auto", "cosine", "step", "plateau", "none"] = Field(
+    scheduler: Literal["auto", "cosine", "wsd", "step", "plateau", "none"] = Field(
         "auto",
         title="LR schedule",
-        description="How the learning rate changes: cosine decay, step decay every 'step size' epochs, "
-        "reduce when validation loss plateaus, or constant; 'auto' picks cosine.",
+        description="How the learning rate changes: cosine decay to zero; wsd (constant, then a linear "
+        "decay to zero over the last 20% of the run); step decay every 'step size' epochs; reduce when "
+        "validation loss plateaus; or constant. 'auto' lets the recipe choose (see engine/recipes.py).",
     )
     warmup_steps: int | None = Field(
         None,
@@ -528,7 +541,11 @@ class OptimConfig(BaseModel):
         description="Factor the learning rate is multiplied by at each drop (step and plateau schedules).",
     )
     grad_clip: float | None = Field(
-        None, gt=0, title="Gradient clipping", description="Clip the gradient norm to this value; empty disables it."
+        None,
+        ge=0,
+        title="Gradient clipping",
+        description="Clip the gradient norm to this value; 0 disables it; empty lets the recipe choose "
+        "(0.1 for DETR-family detectors, 1.0 for ViTs, none otherwise).",
     )
     accumulate_grad_batches: int = Field(
         1,

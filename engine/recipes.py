@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import RunConfig
+from engine.recipe_optim import DEFAULT_EPOCHS, choose_epochs, choose_warmup, regime_for
 
 __all__ = [
     "STRENGTHS",
@@ -53,7 +54,7 @@ __all__ = [
     "train_image_count",
 ]
 
-STRENGTHS = ("light", "medium", "full")
+STRENGTHS = ("none", "light", "medium", "full")
 
 # Thresholds of the rule above (documented in the README).
 TINY_IMAGE = 64
@@ -61,9 +62,6 @@ SHORT_RUN_EPOCHS = 10
 LARGE_IMAGE = 160
 LONG_RUN_EPOCHS = 30
 LARGE_DATASET = 1000
-WARMUP_SHARE = 0.03
-WARMUP_MAX = 1000
-WARMUP_MIN = 10
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class Recipe:
     reasons: tuple[str, ...]
 
 
-def choose_strength(image_size: int, train_images: int, epochs: int) -> tuple[str, str]:
+def choose_strength(image_size: int, train_images: int, epochs: int, task: str = "classification") -> tuple[str, str]:
     """The augmentation strength for a run, with the reason in words."""
     if image_size < TINY_IMAGE:
         return "light", f"images are {image_size} px (< {TINY_IMAGE})"
@@ -84,12 +82,6 @@ def choose_strength(image_size: int, train_images: int, epochs: int) -> tuple[st
         return "full", (f"{image_size} px images, {epochs} epochs and {train_images} training images "
                         f"(>= {LARGE_IMAGE} px, {LONG_RUN_EPOCHS} epochs, {LARGE_DATASET} images)")
     return "medium", f"{image_size} px images, {epochs} epochs, {train_images} training images"
-
-
-def choose_warmup(total_steps: int, steps_per_epoch: int) -> int:
-    """Warm-up steps: a small share of the run, none on short runs."""
-    warmup = min(round(WARMUP_SHARE * total_steps), max(steps_per_epoch, 1), WARMUP_MAX)
-    return warmup if warmup >= WARMUP_MIN else 0
 
 
 # A small random shift and zoom: safe for any picture, unlike a flip (digits, text) or a big crop.
@@ -109,7 +101,7 @@ def recipe_spec(task: str, split: str, strength: str, size: int) -> list[dict]:
 
     if strength not in STRENGTHS:
         raise ValueError(f"unknown augmentation strength {strength!r}; expected one of {', '.join(STRENGTHS)}")
-    if split == "val":
+    if split == "val" or strength == "none":
         return augment.preset(task, "val", size)  # every val preset keeps the whole image
     flip = {"name": "HorizontalFlip", "p": 0.5}
     if task == "classification":
@@ -195,7 +187,8 @@ def resolve_recipe(config: RunConfig, *, train_images: int | None = None, verbos
 def explain_recipe(config: RunConfig, *, train_images: int | None = None) -> Recipe:
     """Like :func:`resolve_recipe`, also returning why each choice was made."""
     aug, optim = config.augmentation, config.optim
-    needs_data = (aug.strength == "auto" and aug.preset) or optim.warmup_steps is None
+    needs_data = ((aug.strength == "auto" and aug.preset) or optim.warmup_steps is None
+                  or optim.epochs is None)
     if needs_data and train_images is None:
         if not config.data.path:
             return Recipe(config, ())  # nothing to train on: the caller reports the missing dataset
@@ -204,10 +197,33 @@ def explain_recipe(config: RunConfig, *, train_images: int | None = None) -> Rec
     reasons: list[str] = []
     task = config.task.name
     size = effective_image_size(config)
+    regime, finetune, family_words = regime_for(config)
+    if optim.lr is None:
+        lr = regime.finetune_lr if finetune else regime.scratch_lr
+        overrides["optim.lr"] = lr
+        reasons.append(f"learning rate {lr:g}: {family_words}")
+    if optim.grad_clip is None:
+        overrides["optim.grad_clip"] = regime.grad_clip
+        reasons.append(f"gradient clipping {regime.grad_clip:g}: {family_words}" if regime.grad_clip
+                       else f"no gradient clipping: {family_words}")
+    per_epoch = math.ceil(train_images / (optim.batch_size * optim.accumulate_grad_batches)) \
+        if train_images is not None else 1
+    epochs = optim.epochs
+    if epochs is None:
+        if optim.max_steps:  # the step limit decides how long the run is
+            epochs = max(1, math.ceil(optim.max_steps / per_epoch))
+        else:
+            epochs = choose_epochs(per_epoch, regime.min_steps)
+        overrides["optim.epochs"] = epochs
+        reasons.append(f"{epochs} epochs of {per_epoch} optimiser steps (at least {regime.min_steps} "
+                       f"steps for {family_words})")
+    total = per_epoch * epochs
+    if optim.max_steps:
+        total = min(total, optim.max_steps)
     if aug.preset and task != "multitask":
         strength = aug.strength
         if strength == "auto":
-            strength, why = choose_strength(size, train_images, optim.epochs)
+            strength, why = choose_strength(size, train_images, epochs, task=task)
             overrides["augmentation.strength"] = strength
             reasons.append(f"{strength} augmentation: {why}")
         if aug.train is None:
@@ -220,11 +236,7 @@ def explain_recipe(config: RunConfig, *, train_images: int | None = None) -> Rec
         overrides["optim.scheduler"] = "cosine"
         reasons.append("cosine learning-rate schedule")
     if optim.warmup_steps is None:
-        per_epoch = math.ceil(train_images / (optim.batch_size * optim.accumulate_grad_batches))
-        total = per_epoch * optim.epochs
-        if optim.max_steps:
-            total = min(total, optim.max_steps)
-        warmup = choose_warmup(total, per_epoch)
+        warmup = choose_warmup(total, per_epoch, regime.transformer)
         overrides["optim.warmup_steps"] = warmup
         reasons.append(f"{warmup} warm-up steps ({total} optimiser steps in the run)")
     return Recipe(config.with_overrides(overrides) if overrides else config, tuple(reasons))

@@ -57,7 +57,7 @@ def test_minimal_config_fills_the_task_default_checkpoint():
     for task, checkpoint in config.DEFAULT_CHECKPOINTS.items():
         cfg = RunConfig.from_yaml(f"task: {{name: {task}}}\n")
         assert cfg.model.checkpoint == checkpoint
-    assert RunConfig(task={"name": "detection"}).optim.lr == 1e-4
+    assert RunConfig(task={"name": "detection"}).optim.lr is None  # the recipe chooses it per model family
     # Shorthand and an explicit checkpoint are both honoured.
     cfg = RunConfig.from_yaml("task: segmentation\nmodel: {checkpoint: ./my-model}\n")
     assert cfg.task.name == "segmentation" and cfg.model.checkpoint == "./my-model"
