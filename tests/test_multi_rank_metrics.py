@@ -38,7 +38,8 @@ from engine.tasks.segmentation.lightning_module import SegmentationModule
 PROCESSES = 2
 VAL_IMAGES = 7  # odd: two processes cannot get the same number without a repeat
 # Losses that are a mean over images (the others are means over each batch's boxes or pixels).
-PER_IMAGE_LOSSES = {("classification", "val/loss"), ("multitask", "val/loss_classification")}
+PER_IMAGE_LOSSES = {("classification", "val/loss"), ("detection", "val/loss"),
+                    ("multitask", "val/loss_classification")}
 TINY = {"classification": "resnet-tiny", "detection": "detr-tiny", "segmentation": "segformer-tiny"}
 
 

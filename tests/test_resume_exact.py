@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.orchestration.local import newest_checkpoint, train
+from engine.orchestration.local import TrainingError, newest_checkpoint, train
 from engine.tracking.history import metric_history
 
 BATCHES_PER_EPOCH = 6  # 48 demo training images, batch 8
@@ -159,3 +159,30 @@ def test_a_kill_during_an_epochs_validation_is_resumed_with_that_validation(samp
     assert first.validated_epochs == [] and second.validated_epochs == [0, 1]
     history = _assert_no_step_twice(result)
     assert [step for step, _, _ in history["val/accuracy"]] == [BATCHES_PER_EPOCH, 2 * BATCHES_PER_EPOCH]
+
+
+def test_resume_refuses_a_batch_size_changed_in_run_yaml(sample_dataset, tmp_path):
+    """The loop resumes from a count of batches: in batches of another size that count would
+    train some images of the epoch twice and skip others."""
+    config = _config(sample_dataset, tmp_path, 0)
+    with pytest.raises(_Interrupted):
+        train(config, progress=False, callbacks=[_InterruptAt(step=3)], checkpoint_every_n_steps=2)
+    run_dir = next((tmp_path / "runs").iterdir())
+    run_file = run_dir / "run.yaml"
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    run_file.write_text(run_file.read_text().replace("batch_size: 8", "batch_size: 4"))
+    assert RunConfig.load(run_file).optim.batch_size == 4
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    before = client.get_run(run_dir.name).info
+    with pytest.raises(TrainingError) as refused:
+        train(resume_run_id=run_dir.name, workspace=tmp_path, progress=False)
+    message = str(refused.value)
+    assert str(run_file) in message and "optim.batch_size is 4" in message and "trained with 8" in message
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == checkpoints  # nothing lost
+    after = client.get_run(run_dir.name).info  # refused before the run was reopened
+    assert (after.status, after.end_time) == (before.status, before.end_time)
+
+    run_file.write_text(run_file.read_text().replace("batch_size: 4", "batch_size: 8"))
+    assert train(resume_run_id=run_dir.name, workspace=tmp_path, progress=False).status == "FINISHED"

@@ -8,6 +8,7 @@ run from its newest checkpoint into the same MLflow run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,8 @@ from engine.config import RunConfig
 
 RUN_DIR_TAG = "lightbox.run_dir"
 TASK_TAG = "lightbox.task"
+#: training processes of the run (devices x nodes)
+PROCESSES_TAG = "lightbox.processes"
 #: the state at the end of training, written whenever a run ends without a NaN loss
 FINAL_CHECKPOINT = "last.ckpt"
 CNN_FAMILIES = ("resnet", "detr", "convnext", "efficientnet", "mobilenet", "regnet")
@@ -94,8 +97,32 @@ def speed_settings(config: RunConfig, family: str | None = None) -> Speed:
         channels_last = on_gpu and (family or "") in CNN_FAMILIES
     normalize = compute.gpu_normalize if compute.gpu_normalize is not None else on_gpu
     pin = compute.pin_memory if compute.pin_memory is not None else on_gpu
-    return Speed("gpu" if on_gpu else "cpu", compute.devices if on_gpu else 1, precision,
+    # On the CPU, "auto" is one process; a number is that many processes (DDP over gloo).
+    devices = compute.devices if on_gpu or compute.devices != "auto" else 1
+    return Speed("gpu" if on_gpu else "cpu", devices, precision,
                  bool(channels_last), bool(normalize), bool(pin), bool(compute.compile))
+
+
+def process_count(speed: Speed, config: RunConfig) -> int:
+    """How many training processes the Trainer will run (devices per node x nodes)."""
+    import torch
+
+    devices = speed.devices
+    if devices == "auto":
+        devices = torch.cuda.device_count() if speed.accelerator == "gpu" else 1
+    return max(int(devices), 1) * config.compute.num_nodes
+
+
+def data_parallel_strategy(module, processes: int):
+    """The Trainer's strategy: one process as it is, several with DDP, whose search for
+    parameters left out of the loss is asked for only where the model leaves some out."""
+    if processes <= 1:
+        return "auto"
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from engine.models.ddp import has_unused_parameters
+
+    return DDPStrategy(find_unused_parameters=has_unused_parameters(getattr(module, "model", module)))
 
 
 # ---------------------------------------------------------------------- builders
@@ -295,15 +322,24 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     from engine.tracking.callback import MlflowCallback
+    from engine.tracking.shared_run import RankLogger, SharedRun, ranks_share_run, shared_run_of_rank_zero
     from engine.tracking.store import resolve_tracking_uri
 
     _quiet_known_noise()
-    if config is not None and config.compute.strategy == "ray" and not resume_run_id:
+    # Set in the extra processes of a multi-device run, which Lightning starts by running the
+    # same command again: they train in rank 0's run, from its folder and configuration.
+    shared = shared_run_of_rank_zero()
+    if config is not None and config.compute.strategy == "ray" and not resume_run_id and shared is None:
         from engine.orchestration.ray_train import train_distributed  # Ray Train workers
 
         return train_distributed(config, tracking_uri=tracking_uri)
     ckpt_path = None
-    if resume_run_id:
+    if shared is not None:
+        run_dir = Path(shared.run_dir)
+        config = RunConfig.load(run_dir / "run.yaml")
+        ckpt_path = Path(shared.resume_checkpoint) if shared.resume_checkpoint else None
+        uri = None
+    elif resume_run_id:
         config, run_dir, ckpt_path, uri = _resume_state(resume_run_id, tracking_uri, config, workspace)
     else:
         if config is None:
@@ -318,6 +354,9 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     workspace = workspace_of(config)
     checkpoint_name = config.model.checkpoint or ""
     speed = speed_settings(config, _family(checkpoint_name))
+    processes = process_count(speed, config)
+    if ckpt_path is not None:
+        check_same_batching(ckpt_path, config, processes, run_dir / "run.yaml")
     pl.seed_everything(config.optim.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(config, speed)
@@ -326,9 +365,12 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     if speed.compile:
         module.model = torch.compile(module.model)
 
-    run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
-                                 run_name=config.tracking.run_name, run_id=resume_run_id,
-                                 tags={TASK_TAG: config.task.name, **(tags or {})})
+    if shared is not None:
+        run_logger = RankLogger(shared.run_id)
+    else:
+        run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
+                                     run_name=config.tracking.run_name, run_id=resume_run_id,
+                                     tags={TASK_TAG: config.task.name, PROCESSES_TAG: processes, **(tags or {})})
     if run_logger.tracking_uri is None:
         uri = None
     with run_logger:
@@ -359,15 +401,19 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
             all_callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.tracking.log_every_n_steps)))
         trainer = pl.Trainer(
             accelerator=speed.accelerator, devices=speed.devices, num_nodes=config.compute.num_nodes,
+            strategy=data_parallel_strategy(module, processes),
             precision=speed.precision, max_epochs=config.optim.epochs,
             max_steps=config.optim.max_steps or -1, gradient_clip_val=config.optim.grad_clip,
             accumulate_grad_batches=config.optim.accumulate_grad_batches, callbacks=all_callbacks,
             logger=False, enable_progress_bar=progress, enable_model_summary=False,
             default_root_dir=str(run_dir), num_sanity_val_steps=0,
         )
+        sharing = ranks_share_run(SharedRun(run_logger.run_id, str(run_dir), str(ckpt_path) if ckpt_path else None)) \
+            if shared is None else contextlib.nullcontext()
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
-                        weights_only=True)
+            with sharing:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                            weights_only=True)
         except torch.cuda.OutOfMemoryError as exc:
             run_logger.finish("FAILED")
             raise TrainingError(
@@ -478,7 +524,47 @@ def _resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | Non
     return saved, run_dir, ckpt, uri
 
 
+def checkpoint_batching(checkpoint: Path) -> dict[str, int] | None:
+    """The batch size and process count a checkpoint was trained with (None for checkpoints
+    written before the data module recorded them)."""
+    import torch
+
+    from engine.tasks.common.base_datamodule import BATCHING_STATE
+
+    # mmap: only the small dictionaries are read, not every tensor.
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    for value in state.values():
+        if isinstance(value, dict) and BATCHING_STATE in value:
+            return value[BATCHING_STATE]
+    return None
+
+
+def check_same_batching(checkpoint: Path, config: RunConfig, processes: int, run_file: Path) -> None:
+    """Refuse to resume with other batches than the checkpoint's: the loop goes on from a count of
+    batches, so a new batch size (or process count) would train some images of the epoch twice
+    and others never."""
+    recorded = checkpoint_batching(checkpoint)
+    if recorded is None:
+        return
+    if int(recorded["batch_size"]) != config.optim.batch_size:
+        raise TrainingError(
+            f"{run_file}: optim.batch_size is {config.optim.batch_size} but the run trained with "
+            f"{recorded['batch_size']} up to its checkpoint {checkpoint.name}; resuming with another batch size "
+            f"would train some images twice and skip others. Set optim.batch_size back to "
+            f"{recorded['batch_size']} in {run_file.name}, or start a new run")
+    if int(recorded["processes"]) != processes:
+        raise TrainingError(
+            f"{run_file}: this resume would train on {processes} process(es) but the run trained on "
+            f"{recorded['processes']} up to its checkpoint {checkpoint.name} (compute.devices / num_nodes); "
+            f"each process's share of the images would change mid-epoch. Resume with "
+            f"{recorded['processes']} process(es), or start a new run")
+
+
 def print_result(result: TrainResult, stream=None) -> None:
+    from engine.tracking.shared_run import is_helper_rank
+
+    if is_helper_rank():  # rank 0 reports the run; the processes helping it stay quiet
+        return
     print(result.to_json(), file=stream or sys.stdout, flush=True)
     if result.message:
         print(result.message, file=sys.stderr)

@@ -25,6 +25,10 @@ from .collate import IMAGENET_MEAN, IMAGENET_STD, Collate
 from .resumable_loader import ResumableBatchSampler, ResumableDataLoader
 
 
+#: key of the batching a checkpoint was trained with, in the data module's checkpoint state
+BATCHING_STATE = "batching"
+
+
 class BaseVisionDataModule(pl.LightningDataModule):
     dataset_class: ClassVar[type[BaseVisionDataset]] = BaseVisionDataset
 
@@ -137,6 +141,18 @@ class BaseVisionDataModule(pl.LightningDataModule):
     def id2label(self) -> dict[int, str]:
         self.setup()
         return self.train_dataset.id2label
+
+    # ---------------------------------------------------------------- checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        """What decides which images make up each training batch, saved in every checkpoint:
+        a run resumed mid-epoch skips the batches already trained, counted in these batches."""
+        trainer = self.trainer
+        return {BATCHING_STATE: {"batch_size": int(self.batch_size),
+                                 "processes": int(trainer.world_size) if trainer is not None else 1}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore: the run's configuration rebuilds the loaders (``engine.orchestration``
+        refuses a resume whose batching differs from the checkpoint's before it starts)."""
 
     # ---------------------------------------------------------------- loaders
     def collate(self) -> Collate:

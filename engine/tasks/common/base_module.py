@@ -91,11 +91,11 @@ class BaseVisionModule(pl.LightningModule):
     # ---------------------------------------------------------------- steps
     def training_step(self, batch: dict[str, Any], batch_idx: int):
         loss, _ = self.compute_loss(batch)
-        if not torch.isfinite(loss):
+        if not self._finite_on_every_process(loss):
             # Skip the update so the weights (and the next checkpoint) stay good, then stop.
             self.nonfinite_step = int(self.global_step)
             self.trainer.should_stop = True
-            return None
+            return None if self.trainer.world_size == 1 else self._loss_that_changes_nothing()
         # Lightning divides the step's output by accumulate_grad_batches before callbacks see
         # it; the MLflow callback logs this unscaled value instead.
         self.last_train_loss = loss.detach()
@@ -105,15 +105,45 @@ class BaseVisionModule(pl.LightningModule):
             self.log("train/loss", loss.detach(), prog_bar=True, batch_size=self._batch_size(batch))
         return loss
 
+    def _finite_on_every_process(self, loss: torch.Tensor) -> bool:
+        """Whether the step's loss is finite on every process: one process skipping its update
+        and stopping alone would leave the others waiting for its gradients, so all agree."""
+        finite = bool(torch.isfinite(loss))
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return finite
+        return trainer.strategy.reduce_boolean_decision(finite, all=True)
+
+    def _loss_that_changes_nothing(self) -> torch.Tensor:
+        """The last step's loss on several processes, where Lightning does not allow skipping a
+        step and DDP waits for every process's gradients: zero gradients for every parameter,
+        taken with a learning rate of 0 (AdamW's momentum and weight decay would still move the
+        weights), so every process keeps the weights it had."""
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = 0.0
+        return torch.stack([(p * 0).sum() for p in self.parameters() if p.requires_grad]).sum()
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, outputs = self.compute_loss(batch)
-        self.add_validation_loss("val/loss", loss, self._batch_size(batch))
+        self.add_validation_loss("val/loss", self.image_losses(loss, outputs), self._batch_size(batch))
         self.update_metrics(batch, outputs)
 
+    def image_losses(self, loss: torch.Tensor, outputs: Any) -> torch.Tensor:
+        """Each image's loss where the task can tell it (a vector), else the batch's mean loss.
+
+        Only a mean of per-image losses is the same however the images are batched (as they
+        are differently on another number of processes)."""
+        return loss
+
     def add_validation_loss(self, name: str, loss: torch.Tensor, batch_size: int) -> None:
-        """Add a batch's mean loss to the validation-set mean logged as ``name`` at the epoch's end."""
+        """Add a batch's loss to the validation-set mean logged as ``name`` at the epoch's end:
+        its images' losses (a vector), or its mean loss over ``batch_size`` images."""
         loss = loss.detach().float()
-        batch = torch.stack([loss * batch_size, torch.full_like(loss, batch_size)])
+        if loss.dim() == 1:
+            batch = torch.stack([loss.sum(), torch.tensor(float(loss.numel()), device=loss.device)])
+        else:
+            batch = torch.stack([loss * batch_size, torch.full_like(loss, batch_size)])
         total = self._validation_losses.get(name)
         self._validation_losses[name] = batch if total is None else total + batch
 

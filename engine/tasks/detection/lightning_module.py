@@ -14,6 +14,7 @@ import torch
 from engine.metrics.detection import DetectionEvaluator
 from engine.models.loading import load_model
 from engine.tasks.common.base_module import BaseVisionModule
+from engine.tasks.detection.image_losses import image_wise_loss
 
 
 def detections_from_outputs(logits: torch.Tensor, pred_boxes: torch.Tensor, targets: list[dict[str, Any]],
@@ -88,8 +89,18 @@ class DetectionModule(BaseVisionModule):
 
     def compute_loss(self, batch: dict[str, Any]):
         labels = [{"class_labels": t["class_labels"], "boxes": t["boxes"]} for t in batch["labels"]]
-        out = self.model(pixel_values=batch["pixel_values"], pixel_mask=batch.get("pixel_mask"), labels=labels)
+        if self.training:
+            out = self.model(pixel_values=batch["pixel_values"], pixel_mask=batch.get("pixel_mask"), labels=labels)
+            return out.loss, out
+        # Validation: each image's loss, so val/loss does not depend on how images are batched.
+        with image_wise_loss(self.model) as split:
+            out = self.model(pixel_values=batch["pixel_values"], pixel_mask=batch.get("pixel_mask"), labels=labels)
+        out.image_losses = split.image_losses
         return out.loss, out
+
+    def image_losses(self, loss: torch.Tensor, outputs: Any) -> torch.Tensor:
+        found = getattr(outputs, "image_losses", None)
+        return found if found is not None else loss
 
     def on_validation_epoch_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
