@@ -23,15 +23,26 @@ def detections_from_outputs(logits: torch.Tensor, pred_boxes: torch.Tensor, targ
     """DETR outputs -> COCO results (image_id, category_id, bbox xywh in original pixels, score).
 
     ``pred_boxes`` are normalised cx, cy, w, h on the batch canvas (H, W); each
-    target's ``content_box`` says where the original image sits on it.
+    target's ``content_box`` says where the original image sits on it. Softmax models
+    (DETR) give each query its best class; sigmoid models (Conditional DETR, RT-DETR),
+    whose classes are independent, keep the ``top_k`` best (query, class) pairs, so one box
+    may carry two classes, as those families' own post-processing does.
     """
-    if logits.shape[-1] == len(category_ids):  # sigmoid classifiers (Conditional DETR): no "no object" class
+    sigmoid = logits.shape[-1] == len(category_ids)  # no "no object" class
+    if sigmoid:
         probs = logits.float().sigmoid()
+        num_classes = probs.shape[-1]
+        scores, pairs = probs.flatten(1).topk(min(top_k, probs.shape[1] * num_classes), dim=1)
+        queries, labels = pairs // num_classes, pairs % num_classes
     else:
         probs = logits.float().softmax(-1)[..., :-1]  # the last class is "no object"
-    scores, labels = probs.max(-1)
+        best, best_labels = probs.max(-1)
+        scores, queries = best.sort(dim=1, descending=True)
+        scores, queries = scores[:, :top_k], queries[:, :top_k]
+        labels = best_labels.gather(1, queries)
     height, width = canvas
-    cx, cy, bw, bh = pred_boxes.float().unbind(-1)
+    boxes = pred_boxes.float().gather(1, queries.unsqueeze(-1).expand(-1, -1, 4))
+    cx, cy, bw, bh = boxes.unbind(-1)
     x0, y0 = (cx - bw / 2) * width, (cy - bh / 2) * height
     x1, y1 = (cx + bw / 2) * width, (cy + bh / 2) * height
     results = []
@@ -39,19 +50,18 @@ def detections_from_outputs(logits: torch.Tensor, pred_boxes: torch.Tensor, targ
         ox, oy, ow, oh = target["content_box"].float().tolist()
         orig_h, orig_w = target["orig_size"].tolist()
         sx, sy = ow / orig_w, oh / orig_h
-        order = scores[b].argsort(descending=True)[:top_k]
-        bx0 = ((x0[b, order] - ox) / sx).clamp(0, orig_w)
-        by0 = ((y0[b, order] - oy) / sy).clamp(0, orig_h)
-        bx1 = ((x1[b, order] - ox) / sx).clamp(0, orig_w)
-        by1 = ((y1[b, order] - oy) / sy).clamp(0, orig_h)
+        bx0 = ((x0[b] - ox) / sx).clamp(0, orig_w)
+        by0 = ((y0[b] - oy) / sy).clamp(0, orig_h)
+        bx1 = ((x1[b] - ox) / sx).clamp(0, orig_w)
+        by1 = ((y1[b] - oy) / sy).clamp(0, orig_h)
         image_id = int(target["image_id"])
-        for k in range(len(order)):
-            score = float(scores[b, order[k]])
+        for k in range(scores.shape[1]):
+            score = float(scores[b, k])
             if score < min_score:
                 continue
             results.append({
                 "image_id": image_id,
-                "category_id": int(category_ids[int(labels[b, order[k]])]),
+                "category_id": int(category_ids[int(labels[b, k])]),
                 "bbox": [float(bx0[k]), float(by0[k]), float(bx1[k] - bx0[k]), float(by1[k] - by0[k])],
                 "score": score,
             })
