@@ -182,6 +182,10 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
         raise SearchError(f"dataset folder {data_path} does not exist")
     workspace = workspace_of(config)
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri, workspace)
+    if config.optim.epochs is None:  # every trial trains as long as the recipe says (ASHA's max_t too)
+        from engine.recipes import resolve_recipe
+
+        config = config.with_overrides({"optim.epochs": resolve_recipe(config, verbose=False).optim.epochs})
     # Trials run in other processes (and working folders): give them absolute paths.
     base = config.with_overrides({"data.path": str(data_path), "workspace": str(workspace),
                                   "tracking.uri": uri}).model_dump(mode="json")
