@@ -18,8 +18,7 @@ import torch
 from engine.metrics.distributed import sum_across_ranks
 
 from .collate import IMAGENET_MEAN, IMAGENET_STD, normalize_batch
-
-SCHEDULERS = ("cosine", "step", "plateau", "none")
+from .lr_schedule import SCHEDULERS, lr_factor
 
 
 class NonFiniteLossError(RuntimeError):
@@ -196,14 +195,8 @@ class BaseVisionModule(pl.LightningModule):
         warmup = max(int(self.warmup_steps), 0)
 
         def factor(step: int) -> float:
-            if warmup and step < warmup:
-                return (step + 1) / warmup
-            if self.scheduler_name == "cosine":
-                progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-                return 0.5 * (1.0 + math.cos(math.pi * progress))
-            if self.scheduler_name == "step":
-                return self.gamma ** ((step // steps_per_epoch) // max(self.step_size, 1))
-            return 1.0
+            return lr_factor(self.scheduler_name, step, total=total, warmup=warmup,
+                             steps_per_epoch=steps_per_epoch, step_size=self.step_size, gamma=self.gamma)
 
         if self.scheduler_name != "plateau":
             return [optimizer], [{"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "interval": "step"}]
