@@ -227,3 +227,18 @@ def test_conditional_detr_with_parameters_no_loss_reaches_trains_under_ray(ray_c
     result = train_distributed(config)
     assert result.status == "FINISHED", result.message
     assert result.best_checkpoint and os.path.isfile(result.best_checkpoint)
+
+
+def test_train_hands_its_callbacks_and_tags_to_ray_train(monkeypatch, sample_dataset):
+    """``train()`` with ``strategy: ray`` used to drop the caller's callbacks and tags."""
+    import engine.orchestration.ray_train as ray_train
+    from engine.config import RunConfig
+    from engine.orchestration.local import train
+
+    seen = {}
+    monkeypatch.setattr(ray_train, "train_distributed", lambda config, **kwargs: seen.update(kwargs) or "result")
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {"data.path": str(sample_dataset), "compute.strategy": "ray"})
+    marker = object()
+    assert train(config, callbacks=[marker], tags={"lightbox.parent": "p"}) == "result"
+    assert seen["callbacks"] == [marker] and seen["tags"] == {"lightbox.parent": "p"}

@@ -13,12 +13,16 @@ from typing import Any
 
 
 def has_unused_parameters(model: Any) -> bool:
-    """True when some of ``model``'s trainable parameters never receive a gradient."""
+    """True when some of ``model``'s trainable parameters can receive no gradient in a training step."""
     config = getattr(model, "config", None)
     model_type = getattr(config, "model_type", None)
     if model_type == "conditional_detr" and int(getattr(config, "decoder_layers", 0)) < 2:
         # Conditional DETR scales the query position with `query_scale` from the second
         # decoder layer on: with a single decoder layer that module takes no part.
+        return True
+    if model_type in ("rt_detr", "rt_detr_v2") and int(getattr(config, "num_denoising", 0)) > 0:
+        # RT-DETR's denoising queries are built from the batch's boxes: a process whose batch
+        # holds only images without boxes (negatives) leaves `denoising_class_embed` out.
         return True
     return False
 

@@ -332,7 +332,7 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     if config is not None and config.compute.strategy == "ray" and not resume_run_id and shared is None:
         from engine.orchestration.ray_train import train_distributed  # Ray Train workers
 
-        return train_distributed(config, tracking_uri=tracking_uri)
+        return train_distributed(config, tracking_uri=tracking_uri, callbacks=callbacks, tags=tags)
     ckpt_path = None
     if shared is not None:
         run_dir = Path(shared.run_dir)
