@@ -39,6 +39,24 @@ def runs(sample_dataset, workspace):
     return out
 
 
+def _train(dataset, workspace, task, model, size, epochs=1):
+    config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
+        "data.path": str(dataset), "model.checkpoint": model, "optim.epochs": epochs, "optim.batch_size": 8,
+        "optim.lr": 1e-3, "data.image_size": size, "data.num_workers": 0, "workspace": str(workspace)})
+    result = train(config, progress=False)
+    assert result.status == "FINISHED"
+    return result.run_id
+
+
+@pytest.fixture(scope="module")
+def default_detector(sample_dataset, workspace):
+    """The default detector (rt-detr-v2-tiny) trained for an epoch at 128 px, exported both ways."""
+    run_id = _train(sample_dataset, workspace, "detection", "rt-detr-v2-tiny", 128)
+    folder = workspace / "export-rt-detr"
+    assert main(["export", run_id, "--format", "hf,onnx", "--out", str(folder), "--workspace", str(workspace)]) == 0
+    return run_id, folder
+
+
 @pytest.fixture(scope="module")
 def exports(runs, workspace):
     folders = {}
@@ -71,8 +89,11 @@ def test_export_reloads_with_from_pretrained_and_passes_parity(task, exports, sa
     assert list(processor.image_mean) == manifest["preprocessing"]["mean"]
     assert (folder / "model.safetensors").is_file() and (folder / "model.onnx").is_file()
     parity = manifest["parity"]
-    assert parity["passed"] and parity["images"] > 0
+    assert parity["passed"] and parity["images"] > 0 and not parity["failures"]
     assert parity["max_abs_diff"] <= 1e-3 and parity["agreement"] >= 0.99
+    metric = parity["metric"]  # the task metric of both models on the validation images
+    assert metric["name"] == {"classification": "accuracy", "detection": "map", "segmentation": "miou"}[task]
+    assert abs(metric["onnx"] - metric["checkpoint"]) <= 0.01 and metric["per_class"]
     assert manifest["onnx"]["exporter"] in ("dynamo", "torchscript")
     assert manifest["onnx"]["dynamic_axes"] == {"pixel_values": [0, 2, 3]}
     assert manifest["onnx"]["dynamic_size"] and manifest["onnx"]["input_shape"][2:] == [None, None]
@@ -388,3 +409,205 @@ def test_best_in_an_experiment_of_several_tasks_needs_task(tmp_path, capsys):
     assert main(["export", "--best", "--experiment", "mixed", "--out", str(out), "--workspace", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "classification (1 run), detection (2 runs)" in err and "--task" in err and not out.exists()
+
+
+# ---------------------------------------------------------------------- the default detector, HF route
+def test_the_default_detector_exports_and_passes_parity(default_detector, sample_dataset, tmp_path):
+    """rt-detr-v2-tiny: the dynamo exporter no longer fails, parity holds in mAP, predict works both ways."""
+    _, folder = default_detector
+    manifest = read_manifest(folder)
+    assert manifest["onnx"]["exporter"] == "dynamo" and manifest["onnx"]["fallback_reason"] is None
+    parity = manifest["parity"]
+    assert parity["passed"], parity["failures"]
+    assert abs(parity["metric"]["difference"]) <= 0.01
+    assert manifest["postprocessing"]["activation"] == "sigmoid" and "sigmoid" in manifest["postprocessing"]["type"]
+    assert "softmax" not in manifest["postprocessing"]["type"]
+    assert manifest["hf"]["image_processor"] == "RTDetrImageProcessor"
+    out = tmp_path / "p.json"
+    assert main(["predict", str(folder), str(sample_dataset / "val"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())
+
+
+def _our_batches(folder, manifest, sample_dataset, task):
+    """The validation pixels Lightbox's own predict feeds the model, with the image files they came from."""
+    from engine.export.runtime import batches, collate_for, dataset_for, image_index
+
+    paths = sorted((sample_dataset / "val").glob("*.jpg"))
+    root, index = image_index(paths)
+    dataset = dataset_for(task, root, index, manifest["preprocessing"])
+    return paths, batches(dataset, collate_for(task, manifest["preprocessing"]), 4, range(len(paths)))
+
+
+def _hf_route_detections(folder, sample_dataset):
+    """Detections through AutoImageProcessor's post-processing of the HF model (on Lightbox's pixels)."""
+    from transformers import AutoImageProcessor, AutoModelForObjectDetection
+
+    manifest = read_manifest(folder)
+    processor = AutoImageProcessor.from_pretrained(str(folder))
+    model = AutoModelForObjectDetection.from_pretrained(str(folder)).eval()
+    coco_id = {int(k): int(v) for k, v in model.config.coco_category_ids.items()}
+    _, found = _our_batches(folder, manifest, sample_dataset, "detection")
+    results = []
+    for batch in found:
+        with torch.no_grad():
+            outputs = model(pixel_values=batch["pixel_values"])
+        sizes = [(max(t["orig_size"].tolist()),) * 2 for t in batch["labels"]]  # boxes are relative to the square canvas
+        for target, one in zip(batch["labels"], processor.post_process_object_detection(
+                outputs, threshold=manifest["postprocessing"]["min_score"], target_sizes=sizes)):
+            h, w = target["orig_size"].tolist()
+            for score, label, box in zip(one["scores"].tolist(), one["labels"].tolist(), one["boxes"].tolist()):
+                x0, y0, x1, y1 = min(max(box[0], 0), w), min(max(box[1], 0), h), min(max(box[2], 0), w), \
+                    min(max(box[3], 0), h)
+                results.append({"image_id": int(target["image_id"]), "category_id": coco_id[int(label)],
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
+    return model, results
+
+
+@pytest.mark.parametrize("which", ["detr", "rt-detr"])
+def test_hf_processor_post_processing_gives_what_lightbox_predict_gives(which, exports, default_detector,
+                                                                        sample_dataset, tmp_path):
+    from engine.export.parity import detection_agreement
+
+    folder = exports["detection"] if which == "detr" else default_detector[1]
+    expected_processor = {"detr": "DetrImageProcessor", "rt-detr": "RTDetrImageProcessor"}[which]
+    assert read_manifest(folder)["hf"]["image_processor"] == expected_processor
+    model, theirs = _hf_route_detections(folder, sample_dataset)
+    out = tmp_path / "ours.json"
+    assert main(["predict", str(folder), str(sample_dataset / "val"), "--out", str(out), "--backend", "torch"]) == 0
+    ours = json.loads(out.read_text())
+    assert ours and theirs
+    if which == "rt-detr":  # RT-DETR's processor keeps num_queries (query, class) pairs, Lightbox 100
+        keep = model.config.num_queries
+        ours = [d for image in {d["image_id"] for d in ours}
+                for d in sorted((d for d in ours if d["image_id"] == image), key=lambda d: -d["score"])[:keep]]
+    # Lightbox maps boxes back through the resized image's rounded size, HF through the exact scale: < 0.5 px
+    assert detection_agreement(ours, theirs, Tolerance(iou=0.95, score_atol=1e-4)) >= 0.99
+
+
+def test_hf_segformer_processor_post_processing_gives_the_masks_of_lightbox_predict(exports, sample_dataset,
+                                                                                   tmp_path):
+    """SegFormer's processor (not DETR's, whose semantic post-processing raises) maps logits back to each
+    image's size; it does not pad, so the model sees the image without Lightbox's black border."""
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+    folder = exports["segmentation"]
+    manifest = read_manifest(folder)
+    assert manifest["hf"]["image_processor"] == "SegformerImageProcessor"
+    processor = AutoImageProcessor.from_pretrained(str(folder))
+    model = AutoModelForSemanticSegmentation.from_pretrained(str(folder)).eval()
+    out = tmp_path / "ours.json"
+    assert main(["predict", str(folder), str(sample_dataset / "val"), "--out", str(out), "--backend", "torch"]) == 0
+    ours = json.loads(out.read_text())
+    label_of = {v: int(k) for k, v in manifest["label_to_category_id"].items()}
+    paths = sorted((sample_dataset / "val").glob("*.jpg"))
+    agreement = []
+    for image_id, path in enumerate(paths, start=1):
+        image = Image.open(path).convert("RGB")
+        with torch.no_grad():
+            outputs = model(**processor(images=image, return_tensors="pt"))
+        (theirs,) = processor.post_process_semantic_segmentation(outputs, target_sizes=[image.size[::-1]])
+        reference = np.zeros(image.size[::-1], np.int64)
+        for p in ours:
+            if p["image_id"] == image_id:
+                reference[mask_utils.decode(p["segmentation"]).astype(bool)] = label_of[p["category_id"]]
+        assert tuple(theirs.shape) == reference.shape
+        agreement.append(float((theirs.numpy() == reference).mean()))
+    assert np.mean(agreement) >= 0.9
+
+
+@pytest.mark.parametrize(("model_type", "name"), [("detr", "DetrImageProcessor"),
+                                                  ("conditional_detr", "ConditionalDetrImageProcessor"),
+                                                  ("rt_detr_v2", "RTDetrImageProcessor")])
+def test_each_detection_family_gets_its_own_processor(model_type, name):
+    from engine.export.hf import image_processor_for
+
+    pre = {"transforms": [{"name": "LongestMaxSize", "max_size": 64},
+                          {"name": "PadIfNeeded", "min_height": 64, "min_width": 64, "position": "top_left"}],
+           "mean": [0.5] * 3, "std": [0.5] * 3}
+    assert type(image_processor_for("detection", pre, model_type)).__name__ == name
+    with pytest.raises(ExportError, match="type 'yolos'"):
+        image_processor_for("detection", pre, "yolos")
+
+
+# ---------------------------------------------------------------------- parity in the user's terms
+def test_parity_refuses_a_real_difference_naming_the_metric_and_the_images(exports, runs, workspace):
+    """The same ONNX file against a checkpoint whose head was changed: accuracy moves, and the refusal says so."""
+    from engine.export.parity import compare, describe
+    from engine.export.runtime import collate_for
+    from engine.orchestration.evaluate import load_module, run_files
+    from engine.orchestration.local import build_datamodule
+
+    folder = exports["classification"]
+    manifest = read_manifest(folder)
+    config, _, checkpoint, _ = run_files(runs["classification"], None, str(workspace))
+    datamodule = build_datamodule(config)
+    datamodule.setup("fit")
+    model = load_module(config, checkpoint).model.float().eval()
+    collate = collate_for("classification", manifest["preprocessing"])
+    same = compare("classification", model, folder / "model.onnx", datamodule.val_dataset, collate, manifest,
+                   Tolerance())
+    assert same["passed"] and same["metric"]["difference"] == 0.0 and not same["worst_images"]
+    with torch.no_grad():
+        head = model.classifier[-1]
+        head.bias.copy_(torch.arange(head.bias.numel(), dtype=torch.float32) * 50.0)  # always the last class
+    moved = compare("classification", model, folder / "model.onnx", datamodule.val_dataset, collate, manifest,
+                    Tolerance())
+    assert not moved["passed"]
+    text = describe(moved)
+    assert "accuracy moved from" in text and "FAILED" in text
+    assert moved["worst_images"] and moved["worst_images"][0]["file_name"] in text
+    assert "top-1" in moved["worst_images"][0]["what"]
+
+
+# ---------------------------------------------------------------------- labels from the checkpoint
+@pytest.mark.parametrize(("task", "model"), [("detection", "detr-tiny"), ("classification", "resnet-tiny")])
+def test_export_takes_labels_and_ids_from_the_checkpoint_after_the_dataset_was_renumbered(
+        task, model, sample_copy, tmp_path):
+    workspace = tmp_path / "ws"
+    run_id = _train(sample_copy, workspace, task, model, 64)
+    before = {c["id"]: c["name"] for c in json.loads(
+        (sample_copy / "annotations" / "instances_train.json").read_text())["categories"]}
+    # The dataset is renumbered after training: ids shifted and swapped, names kept.
+    ids = sorted(before)
+    new_id = {old: 100 + ids[len(ids) - 1 - k] for k, old in enumerate(ids)}
+    for split in ("train", "val"):
+        path = sample_copy / "annotations" / f"instances_{split}.json"
+        doc = json.loads(path.read_text())
+        for cat in doc["categories"]:
+            cat["id"] = new_id[cat["id"]]
+        for ann in doc["annotations"]:
+            ann["category_id"] = new_id[ann["category_id"]]
+        path.write_text(json.dumps(doc))
+    said = []
+    manifest = export_run(run_id, tmp_path / "x", formats="hf,onnx", workspace=str(workspace), say=said.append)
+    names = {int(k): v for k, v in manifest["id2label"].items()}
+    if task == "detection":  # the checkpoint holds its COCO ids: they stay
+        assert {names[int(k)]: v for k, v in manifest["label_to_category_id"].items()} == \
+            {name: cid for cid, name in before.items()}
+    else:  # names only: each name's id as the dataset has it now
+        assert {names[int(k)]: v for k, v in manifest["label_to_category_id"].items()} == \
+            {name: new_id[cid] for cid, name in before.items()}
+    assert {c["name"] for c in manifest["categories"]} == set(before.values())
+    assert any("changed since training" in s for s in said)
+    assert manifest["parity"]["passed"]
+    import transformers
+
+    hf = getattr(transformers, AUTO[task]).from_pretrained(str(tmp_path / "x"))
+    assert {int(k): v for k, v in hf.config.coco_category_ids.items()} == \
+        {int(k): v for k, v in manifest["label_to_category_id"].items()}
+
+
+def test_a_category_the_dataset_lost_is_refused_by_name(sample_copy, tmp_path):
+    workspace = tmp_path / "ws"
+    run_id = _train(sample_copy, workspace, "classification", "resnet-tiny", 32)
+    for split in ("train", "val"):
+        path = sample_copy / "annotations" / f"instances_{split}.json"
+        doc = json.loads(path.read_text())
+        lost = doc["categories"][0]["name"]
+        doc["categories"][0]["name"] = "renamed"
+        path.write_text(json.dumps(doc))
+    with pytest.raises(ExportError, match=rf"instances_\w+\.json.*'{lost}' \(label 0\).*no longer in the dataset"):
+        export_run(run_id, tmp_path / "x", workspace=str(workspace), say=lambda _: None)
+    assert not (tmp_path / "x").exists()

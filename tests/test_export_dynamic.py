@@ -92,3 +92,17 @@ def test_a_fixed_size_export_gets_smaller_batches_padded_bottom_right_with_black
 def test_a_fixed_size_export_refuses_what_it_cannot_pad_naming_the_images(task, h, w):
     with pytest.raises(ExportError, match=rf"takes 64x64 images only \(ViT position embeddings\).*{h}x{w}.*a\.jpg, b\.jpg"):
         fit_to_input(_batch(h, w), task, _manifest(False), NAMES)
+
+
+def test_the_dynamo_exporter_takes_rt_detr_with_a_dynamic_batch(tmp_path):
+    """RT-DETR failed to convert (transformers' traced shape checks: aten._is_all_true) and its batch came out
+    fixed (``len(tensor)`` under non-strict tracing); both are handled, with no fallback to TorchScript."""
+    torch.manual_seed(0)
+    model = load_model("rt-detr-v2-tiny", "detection", num_labels=3).eval()
+    info = export_onnx(model, "detection", torch.randn(2, 3, 64, 64), tmp_path / "model.onnx", exporter="dynamo",
+                       dynamic_size=False)
+    assert info["exporter"] == "dynamo" and isinstance(input_axes(tmp_path / "model.onnx")[0], str)
+    onnx = OnnxBackend(tmp_path / "model.onnx")
+    for batch in (1, 3):
+        logits, boxes = onnx(torch.randn(batch, 3, 64, 64))
+        assert logits.shape == (batch, model.config.num_queries, 3) and boxes.shape[:2] == logits.shape[:2]

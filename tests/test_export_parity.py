@@ -31,3 +31,9 @@ def test_class_image_and_overlap_must_agree():
     assert detection_agreement(ref, [_det((3, 0, 10, 10), 0.8)], Tolerance()) == 0.0
     assert detection_agreement(ref, [_det((0, 0, 10, 10), 0.7)], Tolerance()) == 0.0  # a real score change
     assert detection_agreement([], [], Tolerance()) == 1.0
+
+
+def test_boxes_clamped_flat_at_the_border_match_where_they_lie():
+    flat = _det((2, 110, 17, 0), 0.2)
+    assert detection_agreement([flat], [_det((2.1, 110, 17, 0), 0.2)], Tolerance()) == 1.0
+    assert detection_agreement([flat], [_det((40, 110, 17, 0), 0.2)], Tolerance()) == 0.0

@@ -59,7 +59,9 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     h = np.clip(np.minimum(ay0 + ah, by0 + bh) - np.maximum(ay0, by0), 0, None)
     inter = w * h
     union = aw * ah + bw * bh - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    # Boxes clamped flat at the image border have no area: the same place counts as a full overlap.
+    same_place = np.abs(a[:, None, :] - b[None, :, :]).max(-1) <= 0.5
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), same_place.astype(float))
 
 
 def match_detections(ref: list[dict], other: list[dict], tol: Tolerance) -> list[tuple[int, int]]:
