@@ -253,7 +253,7 @@ def test_with_overrides_returns_a_validated_copy():
     base = RunConfig(task={"name": "detection"})
     tuned = base.with_overrides({"optim.lr": 3e-4, "optim.batch_size": "32", "task.loss_weights": {}})
     assert (tuned.optim.lr, tuned.optim.batch_size) == (3e-4, 32)
-    assert base.optim.lr == 1e-4  # the original is untouched
+    assert base.optim.lr is None  # the original is untouched (empty: the recipe chooses)
     searched = base.with_overrides({"search.num_samples": 4})
     assert searched.search.num_samples == 4 and base.search is None
 
@@ -309,8 +309,9 @@ def test_json_schema_describes_every_field():
         for field, prop in definition["properties"].items():
             assert prop.get("description") and prop.get("title"), f"{name}.{field}"
     optim = schema["$defs"]["OptimConfig"]["properties"]
-    assert optim["lr"]["exclusiveMinimum"] == 0
-    assert optim["scheduler"]["enum"] == ["auto", "cosine", "step", "plateau", "none"]
+    lr = {option.get("type"): option for option in optim["lr"]["anyOf"]}  # a number or empty
+    assert lr["number"]["exclusiveMinimum"] == 0 and "null" in lr
+    assert optim["scheduler"]["enum"] == ["auto", "cosine", "wsd", "step", "plateau", "none"]
     space = schema["$defs"]["SearchConfig"]["properties"]["space"]["additionalProperties"]
     assert space["discriminator"]["propertyName"] == "type"
 
