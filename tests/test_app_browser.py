@@ -3,7 +3,6 @@
 import threading
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 

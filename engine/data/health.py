@@ -9,7 +9,6 @@ broken and reports it, ``refuse`` stops with the full list.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
