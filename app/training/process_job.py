@@ -1,20 +1,33 @@
-"""A local training job run by a QProcess: the first kind of :class:`TrainingJob`.
+"""A local training job: the first kind of :class:`TrainingJob`.
 
-Same command line, launch id and stop protocol as the engine's ``LocalJob``; only the
-process is a QProcess, so output arrives by signals and nothing blocks the event loop.
-MLflow calls (finding the run, setting the stop tag) go to worker threads.
+Same command line, launch id and stop protocol as the engine's ``LocalJob``. The relay
+(and the training under it) runs in a session of its own with no tie to the app: its
+output goes to its log file only, never to a pipe the app owns, so a run left going
+when the app closes (or when the app dies) keeps training and logging. The app follows
+the run by reading the log file's new bytes on a timer (a small read of a local file;
+no pipe to block on). MLflow calls (finding the run, setting the stop tag) go to worker
+threads.
 """
 
 from __future__ import annotations
 
+import codecs
+import os
+import signal
+import subprocess
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QProcessEnvironment
+from PySide6.QtCore import QTimer
 
 from engine.orchestration import jobs
 
 from ..widgets.workers import BACKGROUND_NICENESS
 from .job import TrainingJob
+
+#: How often the log file is read for new output (ms).
+LOG_POLL_MS = 200
+#: Most bytes taken from the log per read, so one read never holds the event loop long.
+LOG_CHUNK = 256 * 1024
 
 
 class ProcessJob(TrainingJob):
@@ -28,66 +41,64 @@ class ProcessJob(TrainingJob):
         self.workspace = Path(workspace)
         self.launch_id = jobs.new_launch_id()
         self.log_path = self.workspace / "runs" / "launches" / f"{self.launch_id}.log"
-        # Under the relay, so a run left going when the app closes keeps its output (in log_path).
         self.command = jobs.relay_command(jobs.train_command(config_path, workspace=workspace,
                                                              tracking_uri=tracking_uri,
                                                              resume_run_id=resume_run_id), self.log_path,
-                                           nice=BACKGROUND_NICENESS)
-        self.process = QProcess(self)
-        self.process.setProcessChannelMode(QProcess.MergedChannels)
-        self.process.setWorkingDirectory(str(self.workspace))
-        env = QProcessEnvironment()
-        for key, value in jobs.child_environment(self.launch_id).items():
-            env.insert(key, value)
-        self.process.setProcessEnvironment(env)
-        self.process.readyReadStandardOutput.connect(self._read)
-        self.process.finished.connect(self._finished)
+                                          nice=BACKGROUND_NICENESS)
+        self.environment = jobs.child_environment(self.launch_id)
+        self.process: subprocess.Popen | None = None
+        self._log_offset = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._log_timer = QTimer(self)
+        self._log_timer.setInterval(LOG_POLL_MS)
+        self._log_timer.timeout.connect(self._poll)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self.process.start(self.command[0], self.command[1:])
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.touch()
+        self._log_offset = self.log_path.stat().st_size  # a resumed launch id never repeats, but be safe
+        self.process = subprocess.Popen(
+            self.command, cwd=self.workspace, env={**os.environ, **self.environment},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)  # its own session and process group: nothing of the app's reaches it
+        self._log_timer.start()
         self._timer.start()
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.state() != QProcess.NotRunning
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     def describe(self) -> str:
         return " ".join(self.command)
 
-    def detach(self) -> int:
-        """Leave the run going when the app closes; returns its process id.
+    def detach(self) -> int | None:
+        """Leave the run going when the app closes; returns the relay's process id.
 
-        QProcess kills its child when it is destroyed, so the C++ object is let go of
-        without being destroyed; the relay then keeps the training and its log going.
+        Nothing needs undoing: the relay has its own session and writes only to its log.
         """
-        import shiboken6
-
         super().detach()
-        self.process.readyReadStandardOutput.disconnect(self._read)
-        self.process.finished.disconnect(self._finished)
-        pid = int(self.process.processId())
-        self.process.setParent(None)
-        shiboken6.Shiboken.invalidate(self.process)
-        self.process = None
+        self._log_timer.stop()
+        pid = self.pid
+        self.process = None  # forgotten, not killed: Popen never kills on garbage collection
         return pid
 
     def stop_at_exit(self) -> None:
         if self.run_id:
             jobs.request_stop(self.tracking_uri, self.run_id)  # one write; the run then ends KILLED by itself
-        else:
+        elif self.alive():
             self.process.terminate()  # not logging yet: nothing to keep
 
     def _terminate(self) -> None:
-        self.process.terminate()
+        self.process.terminate()  # the relay passes SIGTERM on: the training saves and ends KILLED
         self.stopping.emit("terminated")
 
     def _kill(self) -> None:
-        import os
-        import signal
-
-        pid = int(self.process.processId())
         try:
-            os.killpg(pid, signal.SIGKILL)  # the relay and the training (one process group)
+            os.killpg(self.process.pid, signal.SIGKILL)  # the relay and the training (one process group)
         except (ProcessLookupError, PermissionError):
             self.process.kill()
         self.stopping.emit("killed")
@@ -96,11 +107,31 @@ class ProcessJob(TrainingJob):
         return jobs.find_launched_run, (self.tracking_uri, self.launch_id)
 
     # ------------------------------------------------------------------ output
-    def _read(self) -> None:
-        self._feed(bytes(self.process.readAllStandardOutput()).decode("utf-8", errors="replace"))
+    def _read_log(self) -> bool:
+        """Feed the log's new bytes; False when there were none."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._log_offset)
+                data = log.read(LOG_CHUNK)
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._log_offset += len(data)
+        self._feed(self._decoder.decode(data))  # keeps a character cut by the read for the next one
+        return True
 
-    def _finished(self, code: int, _status=None) -> None:
-        self._read()
+    def _poll(self) -> None:
+        self._read_log()
+        if self.process is None or self.process.poll() is None:
+            return
+        while self._read_log():  # the rest of the log, now complete
+            pass
+        self._feed(self._decoder.decode(b"", final=True))
+        self._finished(self.process.returncode)
+
+    def _finished(self, code: int) -> None:
+        self._log_timer.stop()
         self._timer.stop()
         self.exit_code = int(code)
         if self.run_id is None:

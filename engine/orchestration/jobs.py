@@ -233,7 +233,8 @@ def relay(command: list[str], log_path: str | Path) -> int:
     """
     import signal
 
-    os.setpgrp()
+    if os.getpgrp() != os.getpid():  # a launcher that gave us a session of our own made us its leader already
+        os.setpgrp()
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
