@@ -152,7 +152,7 @@ def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, 
     config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
         "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 1,
         "optim.batch_size": 16, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
-        "search.scheduler": "fifo", "search.max_concurrent": 1, "search.num_samples": 12,
+        "search.scheduler": "fifo", "search.max_concurrent": 1, "search.num_samples": 40,
         "search.space": {"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}})
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.update(result=search(config, tracking_uri=uri)))
@@ -173,8 +173,9 @@ def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, 
     result = outcome["result"]
     assert result.status == "KILLED"
     statuses = [t["status"] for t in result.trials]
-    # Warm trial actors finish a trial in about a second: the stop comes a few trials later.
-    assert "FINISHED" in statuses and len([s for s in statuses if s == "FINISHED"]) < 12, statuses
+    # Warm trial actors finish a trial in about a second: the stop comes a few trials later (12 of 12
+    # had finished once on a loaded CI machine, so the search is long enough that only a stop ends it).
+    assert "FINISHED" in statuses and len([s for s in statuses if s == "FINISHED"]) < 40, statuses
     assert result.best_run_id in {t["run_id"] for t in result.trials if t["status"] == "FINISHED"}
     assert client.get_run(result.parent_run_id).info.status == "KILLED"
 
