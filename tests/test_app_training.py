@@ -15,6 +15,20 @@ pytest.importorskip("pytestqt")
 
 
 # ---------------------------------------------------------------------- Qt-free parts
+def test_a_computed_default_is_shown_as_the_value_the_run_gets():
+    """"Loader workers" showed 0 (the spin box's minimum) while the run got the computed default
+    (1 on two cores): what the form shows is what the config holds."""
+    from app.training.form_model import RunFormModel
+    from engine.config import default_num_workers
+
+    model = RunFormModel()
+    assert model.values["data.num_workers"] == default_num_workers()
+    config, problems = model.validate()
+    assert problems == {} and config.data.num_workers == model.values["data.num_workers"]
+    model.set("data.num_workers", 0)
+    assert model.validate()[0].data.num_workers == 0
+
+
 def test_the_form_follows_the_schema_and_a_new_field_appears_without_app_changes():
     kinds = {f.path: f.kind for f in form_fields()}
     assert kinds["task.name"] == "enum" and kinds["model.pretrained"] == "bool"

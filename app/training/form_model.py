@@ -138,10 +138,16 @@ class RunFormModel:
 
     def reset(self) -> None:
         self.values = {}
+        computed = None
         for f in self.fields:
             value = f.default
             if value is None and f.required and f.kind == "enum":
                 value = f.choices[0]
+            if value is None and not f.nullable:
+                # A default computed when the config is made (loader workers from this machine's
+                # CPUs) has none in the schema: show the value the run would really get.
+                computed = computed or _computed_defaults()
+                value = computed.get(f.path)
             if isinstance(value, (list, dict)) and not value:
                 value = None
             self.values[f.path] = value
@@ -199,3 +205,12 @@ class RunFormModel:
             self.values[f.path] = None if isinstance(value, (list, dict)) and not value else value
         shown = {name for name, _ in SECTIONS}
         self.extra = {k: v for k, v in data.items() if k not in shown and v is not None}
+
+
+def _computed_defaults() -> dict[str, Any]:
+    """Every field's value in a config made with nothing set, by dotted path."""
+    from engine.config import RunConfig
+
+    data = RunConfig.from_dict({"task": {"name": "classification"}}).model_dump(mode="json")
+    return {f"{section}.{key}": value for section, fields in data.items() if isinstance(fields, dict)
+            for key, value in fields.items()}
