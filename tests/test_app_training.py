@@ -29,6 +29,19 @@ def test_a_computed_default_is_shown_as_the_value_the_run_gets():
     assert model.validate()[0].data.num_workers == 0
 
 
+def test_the_progress_line_knows_the_epochs_the_recipe_chose(qtbot, tmp_path):
+    """With epochs left empty the line said "epoch 3" with no total: the job takes it from the recipe's line."""
+    from app.training.process_job import ProcessJob
+
+    job = ProcessJob(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", config_path=tmp_path / "run.yaml")
+    assert job.epochs is None
+    job._feed("recipe: learning rate 0.001: rt_detr_v2 from random weights\n"
+              "recipe: 100 epochs of 3 optimiser steps (at least 300 steps for rt_detr_v2 from random weights)\n")
+    assert job.epochs == 100
+    progress = parse_progress("Epoch 2:  33%|###       | 1/3 [00:02<00:04, 0.5it/s]")
+    assert progress.describe(job.epochs).startswith("epoch 3/100")
+
+
 def test_the_form_follows_the_schema_and_a_new_field_appears_without_app_changes():
     kinds = {f.path: f.kind for f in form_fields()}
     assert kinds["task.name"] == "enum" and kinds["model.pretrained"] == "bool"

@@ -9,6 +9,7 @@ timer (the stop tag first, then the kind's terminate, then its kill).
 
 from __future__ import annotations
 
+import re
 import time
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
@@ -17,6 +18,10 @@ from engine.orchestration import jobs
 
 from ..widgets.workers import run_in_background
 from .progress import OutputSplitter
+
+
+#: What the training prints when the recipe chose the epochs (engine.recipes: "recipe: 100 epochs of 3 ...").
+RECIPE_EPOCHS = re.compile(r"^recipe: (\d+) epochs\b")
 
 
 class TrainingJob(QObject):
@@ -35,6 +40,8 @@ class TrainingJob(QObject):
         self.tracking_uri = tracking_uri  # where the run logs, and where it is charted from
         self.run_id: str | None = run_id
         self.label: str | None = None
+        #: The run's epochs: from its config, or from the recipe's line once it has chosen them.
+        self.epochs: int | None = None
         self.grace_s, self.kill_grace_s = grace_s, kill_grace_s
         self.log_lines: list[str] = []
         self.exit_code: int | None = None
@@ -103,6 +110,10 @@ class TrainingJob(QObject):
         """New output of the job: complete lines to the log, the latest progress redraw to the line."""
         lines = self._splitter.feed(text)
         if lines:
+            for line in lines:
+                chosen = RECIPE_EPOCHS.match(line)
+                if chosen:
+                    self.epochs = int(chosen.group(1))
             self.log_lines.extend(lines)
             self.output.emit(lines)
         if self._splitter.progress is not None:

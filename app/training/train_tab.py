@@ -243,6 +243,7 @@ class TrainTab(QWidget):
             path = config.save(self.workspace / "configs" / f"run-{stamp}.yaml")
             job = ProcessJob(self.workspace, self.tracking_uri, config_path=path, parent=self)
         job.label = config.tracking.run_name
+        job.epochs = config.optim.epochs  # empty: the recipe's line says once the run has started
         return self._start(job)
 
     def _ray_job(self, config) -> RayJob:
@@ -317,9 +318,8 @@ class TrainTab(QWidget):
         return None
 
     def _show_progress(self, job: TrainingJob, progress: Progress) -> None:
-        values = self.form.model.values
         name = job.run_id[:8] if job.run_id else "new run"
-        self.progress_label.setText(f"{name}: {progress.describe(values.get('optim.epochs'), self._charted_step(job))}")
+        self.progress_label.setText(f"{name}: {progress.describe(job.epochs, self._charted_step(job))}")
 
     def _show_state(self, job: TrainingJob, text: str) -> None:
         """A job without a progress bar in its log (a Ray job): its state and the newest charted step."""
