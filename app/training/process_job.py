@@ -45,7 +45,7 @@ class ProcessJob(TrainingJob):
                                                              tracking_uri=tracking_uri,
                                                              resume_run_id=resume_run_id), self.log_path,
                                           nice=BACKGROUND_NICENESS)
-        self.environment = jobs.child_environment(self.launch_id)
+        self.environment = jobs.child_environment(self.launch_id)  # this process's, plus the launch id
         self.process: subprocess.Popen | None = None
         self._log_offset = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -59,7 +59,7 @@ class ProcessJob(TrainingJob):
         self.log_path.touch()
         self._log_offset = self.log_path.stat().st_size  # a resumed launch id never repeats, but be safe
         self.process = subprocess.Popen(
-            self.command, cwd=self.workspace, env={**os.environ, **self.environment},
+            self.command, cwd=self.workspace, env=self.environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)  # its own session and process group: nothing of the app's reaches it
         self._log_timer.start()

@@ -285,18 +285,6 @@ def _periodic_checkpoint_class():
     return PeriodicCheckpoint
 
 
-def _family(checkpoint: str) -> str | None:
-    """Model family of a preset or a folder (its config's model_type), for speed choices."""
-    from engine.models.presets import PRESETS
-
-    if checkpoint in PRESETS:
-        return PRESETS[checkpoint].family
-    config_file = Path(checkpoint) / "config.json"
-    if config_file.is_file():
-        return json.loads(config_file.read_text()).get("model_type")
-    return None
-
-
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, dict) and value:
         for k, v in value.items():
@@ -353,7 +341,9 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
     config = resolve_recipe(config)
     workspace = workspace_of(config)
     checkpoint_name = config.model.checkpoint or ""
-    speed = speed_settings(config, _family(checkpoint_name))
+    from engine.recipe_optim import family_of
+
+    speed = speed_settings(config, family_of(checkpoint_name))
     processes = process_count(speed, config)
     if ckpt_path is not None:
         check_same_batching(ckpt_path, config, processes, run_dir / "run.yaml")

@@ -60,30 +60,6 @@ class ReportEpochToRay(pl.Callback):
             ray.train.report(metrics, checkpoint=checkpoint)
 
 
-class _NullLogger:
-    """What ranks other than 0 give the MLflow callback: they log nothing."""
-
-    run_id = None
-
-    def stop_requested(self) -> bool:
-        return False
-
-    def log_metrics(self, metrics, step) -> None:
-        pass
-
-    def set_tag(self, key, value) -> None:
-        pass
-
-    def log_text(self, text, artifact_file) -> None:
-        pass
-
-    def flush(self) -> bool:
-        return True
-
-    def finish(self, status: str = "FINISHED") -> bool:
-        return True
-
-
 def train_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     """One worker's training; rank 0's answer says whether it was stopped or the loss went NaN."""
     import ray.train
@@ -107,8 +83,10 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
 
         logger = RunLogger(loop_config["tracking_uri"], run_id=loop_config["run_id"],
                            workspace=loop_config["workspace"])
-    else:
-        logger = _NullLogger()
+    else:  # the other ranks log nothing: rank 0 writes for all of them
+        from engine.tracking.shared_run import RankLogger
+
+        logger = RankLogger(loop_config["run_id"])
     mlflow_cb = MlflowCallback(logger, log_every_n_steps=config.tracking.log_every_n_steps)
     report = ReportEpochToRay(module.monitor, module.monitor_mode, loop_config.get("report_extra"))
     settings = ray_trainer_settings([mlflow_cb, *loop_config.get("callbacks", [])], report=report,
