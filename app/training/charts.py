@@ -24,6 +24,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 
 POLL_MS = 500
+SETTLED_RECHECK_MS = 2000  # how often a run that has ended is asked (status only) whether it was resumed
 ENDED = ("FINISHED", "FAILED", "KILLED")
 SLICE_POINTS = 4000  # a long history reaches the chart in slices, one per event-loop turn
 
@@ -50,8 +51,9 @@ class MetricPoller(QObject):
     The reads run in helper processes (:mod:`.reader_process`), waited for by worker
     threads.  A run's whole history (maybe 10,000s of points) is read by a backlog
     process, so it never delays the small incremental reads of live runs, which have a
-    process of their own.  A run that has ended and been read to its end is not asked
-    again (until it is watched anew, e.g. resumed).
+    process of their own.  A run that has ended and been read to its end is "settled": only
+    its status is asked, every ``SETTLED_RECHECK_MS``, and once it runs again (resumed: the
+    same MLflow run, RUNNING again) or has ended anew, its points are read again.
     """
 
     points = Signal(str, object)  # run_id, {key: [(step, value, ts)]}
@@ -66,7 +68,10 @@ class MetricPoller(QObject):
         self.readers: dict[str, tuple[str, str]] = {}  # run_id -> (tracking uri, "live" | "backlog")
         self._tasks: dict = {}  # run_id -> its poll in flight
         self._start_over: set[str] = set()
-        self._settled: set[str] = set()
+        # run_id -> the (status, end_time) it was settled at (None until its first status check)
+        self._settled: dict[str, tuple | None] = {}
+        self._recheck_every = max(1, SETTLED_RECHECK_MS // max(1, interval_ms))
+        self._ticks = 0
         self._processes = {"live": ReaderProcess(), "backlog": ReaderProcess()}
         self._threads = {}
         for name in self._processes:  # one waiting thread per process
@@ -85,7 +90,7 @@ class MetricPoller(QObject):
         if run_id not in self.readers:
             self.readers[run_id] = (tracking_uri or self.tracking_uri, "live" if live else "backlog")
             self._start_over.add(run_id)
-        self._settled.discard(run_id)  # watched again (e.g. resumed): it may grow again
+        self._settled.pop(run_id, None)  # watched again (e.g. resumed): it may grow again
         if not self.timer.isActive():
             self.timer.start()
         self.poll()
@@ -94,14 +99,22 @@ class MetricPoller(QObject):
         uri, process = self.readers.pop(run_id, (None, None))
         if uri is not None:
             self._processes[process].forget(uri, run_id)
-        self._settled.discard(run_id)
+        self._settled.pop(run_id, None)
 
     def poll(self) -> None:
+        self._ticks += 1
         for run_id, reader in list(self.readers.items()):
             busy = self._tasks.get(run_id)
-            if run_id in self._settled or (busy is not None and not busy.done.is_set()):
-                continue  # one poll per run at a time
+            if busy is not None and not busy.done.is_set():
+                continue  # one read per run at a time
             uri, process = reader
+            if run_id in self._settled:
+                if self._ticks % self._recheck_every == 0:
+                    self._tasks[run_id] = run_in_background(
+                        self._processes[process].state, uri, run_id, pool=self._threads[process],
+                        on_done=lambda state, r=run_id, rd=reader: self._rechecked(r, rd, state),
+                        on_error=lambda _message, r=run_id: self._tasks.pop(r, None))
+                continue
             start_over = run_id in self._start_over
             self._start_over.discard(run_id)
             self._tasks[run_id] = run_in_background(
@@ -115,7 +128,7 @@ class MetricPoller(QObject):
             return  # unwatched (or watched anew) while it was read
         fresh, status, tags = result
         if status in ENDED:
-            self._settled.add(run_id)  # it had ended before these points were read: no more will come
+            self._settled[run_id] = None  # it had ended before these points were read: no more will come
         pieces = slices(fresh) if fresh else []
         if pieces:
             self.points.emit(run_id, pieces[0])
@@ -123,6 +136,17 @@ class MetricPoller(QObject):
             QTimer.singleShot(20 * later, self, lambda r=run_id, rd=reader, p=piece: self._emit_slice(r, rd, p))
         self.status.emit(run_id, status, tags)
         self.polled.emit(time.time())
+
+    def _rechecked(self, run_id: str, reader, state: tuple) -> None:
+        self._tasks.pop(run_id, None)
+        if self.readers.get(run_id) is not reader or run_id not in self._settled:
+            return
+        known, (status, _end) = self._settled[run_id], state
+        if status not in ENDED or (known is not None and tuple(known) != tuple(state)):
+            del self._settled[run_id]  # resumed (or ended again since): read what it logged
+            self.poll()
+        else:
+            self._settled[run_id] = tuple(state)
 
     def _emit_slice(self, run_id: str, reader, piece: dict) -> None:
         if self.readers.get(run_id) is reader:

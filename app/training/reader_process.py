@@ -28,6 +28,12 @@ def _poll(tracking_uri: str, run_id: str, start_over: bool):
     return _READERS[key].poll()
 
 
+def _state(tracking_uri: str, run_id: str):
+    from engine.tracking.history import run_state
+
+    return run_state(tracking_uri, run_id)
+
+
 def _forget(tracking_uri: str, run_id: str) -> None:
     _READERS.pop((tracking_uri, run_id), None)
 
@@ -47,6 +53,10 @@ class ReaderProcess:
     def poll(self, tracking_uri: str, run_id: str, start_over: bool = False):
         """``(new points, status, tags)`` of the run, as ``MetricReader.poll`` gives them."""
         return self._pool().submit(_poll, tracking_uri, run_id, start_over).result()
+
+    def state(self, tracking_uri: str, run_id: str):
+        """``(status, end_time)`` of the run, without reading metrics (blocks like ``poll``)."""
+        return self._pool().submit(_state, tracking_uri, run_id).result()
 
     def forget(self, tracking_uri: str, run_id: str) -> None:
         if self._executor is not None:

@@ -87,6 +87,12 @@ def run_status(tracking_uri: str, run_id: str) -> str:
     return _client(tracking_uri).get_run(run_id).info.status
 
 
+def run_state(tracking_uri: str, run_id: str) -> tuple[str, int | None]:
+    """``(status, end_time ms)``: one cheap read that tells an ended run resumed (or ended again)."""
+    info = _client(tracking_uri).get_run(run_id).info
+    return info.status, info.end_time
+
+
 class MetricReader:
     """Reads a run's metric points incrementally: each ``poll`` returns only the points
     written since the previous one (the app's charts call it about once a second).
