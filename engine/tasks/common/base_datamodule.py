@@ -8,21 +8,31 @@ validation file, a deterministic stratified split of the training file is made
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
 from engine.data.coco_index import CocoIndex
 from engine.data.folders import find_splits
+from engine.data.problems import DatasetError, Problem
+from engine.data.split_check import SPLIT_ERROR_CODES, check_split, held_out_note, pick_training_splits
 from engine.data.splits import stratified_split
 from engine.metrics.distributed import evaluation_sampler
 
 from .base_dataset import BaseVisionDataset, EpochSampler
 from .collate import IMAGENET_MEAN, IMAGENET_STD, Collate
 from .resumable_loader import ResumableBatchSampler, ResumableDataLoader
+
+
+def _trained_part(dataset: BaseVisionDataset) -> CocoIndex:
+    """The images a dataset really serves (after the problem policy and the task's own filter)."""
+    rows = dataset.rows
+    return dataset.index if len(rows) == dataset.index.num_images else dataset.index.subset(rows)
 
 
 #: key of the batching a checkpoint was trained with, in the data module's checkpoint state
@@ -76,18 +86,13 @@ class BaseVisionDataModule(pl.LightningDataModule):
         self.dataset_kwargs = dataset_kwargs
         self.train_dataset: BaseVisionDataset | None = None
         self.val_dataset: BaseVisionDataset | None = None
+        self.split_problems: list[Problem] = []  # what makes this train/val split unable to train well
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, train_split: str | None = None,
                     val_split: str | None = None, **kwargs: Any) -> "BaseVisionDataModule":
         """A data module for a dataset folder in any layout ``engine.data.folders`` knows."""
-        found = find_splits(folder)
-        train = found.split(train_split or ("train" if "train" in found.splits else next(iter(found.splits))))
-        val = None
-        if val_split is not None:
-            val = found.split(val_split)
-        elif "val" in found.splits and found.splits["val"] != train:
-            val = found.splits["val"]
+        train, val = pick_training_splits(find_splits(folder), train_split, val_split)
         return cls(train.image_dir, train.annotation_file,
                    val.image_dir if val else None, val.annotation_file if val else None, **kwargs)
 
@@ -115,6 +120,24 @@ class BaseVisionDataModule(pl.LightningDataModule):
             val_index = CocoIndex.load(self.val_annotation_file)
             self.train_dataset = self._dataset(self.train_image_dir, train_index, True, None)
             self.val_dataset = self._dataset(self.val_image_dir, val_index, False, train_index)
+        self._check_split(len(train_rows) if self.val_annotation_file is None else train_index.num_images)
+
+    def _check_split(self, given_images: int) -> None:
+        """Warn (on stderr, once) about a split that cannot train well; refuse one with no training image."""
+        train, val = self.train_dataset, self.val_dataset
+        self.split_problems = check_split(
+            _trained_part(train), _trained_part(val), train_image_dir=self.train_image_dir,
+            val_image_dir=self.val_image_dir,
+            val_source=None if self.val_annotation_file else held_out_note(self.train_annotation_file,
+                                                                            self.val_fraction, self.split_seed),
+            dropped=given_images - len(train))
+        errors = [p for p in self.split_problems if p.code in SPLIT_ERROR_CODES]
+        if errors:
+            self.train_dataset = self.val_dataset = None  # a later setup() checks again
+            raise DatasetError(f"{self.train_annotation_file}: cannot train on this split", errors)
+        if rank_zero_only.rank == 0:
+            for problem in self.split_problems:
+                print(problem, file=sys.stderr)
 
     @property
     def problems(self):
@@ -122,7 +145,7 @@ class BaseVisionDataModule(pl.LightningDataModule):
         for ds in (self.train_dataset, self.val_dataset):
             if ds is not None:
                 out += ds.problems
-        return out
+        return out + self.split_problems
 
     @property
     def dropped_images(self) -> dict[str, int]:
