@@ -2,7 +2,14 @@
 
 The left side edits the spec (a list of ``{"name": ..., **params}`` steps, see
 ``engine.data.augment``) for the train or the val pipeline; the right side
-shows N augmented samples of the selected dataset image. The samples come
+shows N augmented samples of the selected dataset image.
+
+Attached to a run (``set_run_config``, the Train tab's form), the panel follows the
+run's task and image size and shows the steps its recipe resolves to: what the run
+really trains with. An edit makes that pipeline an explicit override, which
+``apply_to_config`` writes into the run config; ``use_recipe`` goes back to the recipe.
+A pipeline nobody edited is never written, so the recipe (and the form's image size)
+decides it. The samples come
 from the task's own dataset class (``dataset.augmented(i, epoch)``), the very
 call training makes, so sample k is what the model sees of that image in
 epoch k for the shown seed.
@@ -32,6 +39,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox,
 
 from engine.data.paths import UnsafeFileName
 
+from .augment_recipe import recipe_key, resolve_run_recipe
 from .session import DatasetSession, ImageRef
 from ..widgets.colours import UNKNOWN_RGB, category_rgb, text_colour
 from ..widgets.elided_label import ElidedLabel
@@ -48,6 +56,7 @@ CROWDED_BOXES = 60  # more boxes than this on a tile: thin lines, no halo
 PROBE_LABEL = -1  # val pipelines carry a whole-image "probe" box that is not an annotation
 ERROR_STYLE = "color: #c62828;"
 HINT_STYLE = "color: #6b6b6b;"
+OVERRIDE_STYLE = "color: #7a4b00; background: #fff4e5; padding: 4px;"
 _RUNNING: list[BackgroundTask] = []  # background tasks still in flight, kept alive until done
 
 
@@ -203,6 +212,14 @@ def compute_preview(session: DatasetSession, ref: ImageRef, task: str, spec: lis
         return {**result, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def _recipe_for(run_config: RunConfig, generation: int) -> dict:
+    """The run's recipe (runs in a worker); a problem comes back as ``{"error": message}``."""
+    try:
+        return {"generation": generation, "recipe": resolve_run_recipe(run_config)}
+    except Exception as exc:  # a dataset the engine cannot read: said in the recipe line
+        return {"generation": generation, "error": f"{type(exc).__name__}: {exc}"}
+
+
 # ----------------------------------------------------------------------------- widgets
 
 
@@ -347,10 +364,13 @@ class AugmentationPanel(QWidget):
 
     Public API: ``spec()``, ``spec_yaml()``, ``set_spec(spec)``, ``set_task(task)``,
     ``load_config(run_config)``, ``apply_to_config(run_config)``, ``set_source(session, ref)``,
-    ``reseed()``; signal ``spec_changed(list)`` carries the edited split's spec.
+    ``reseed()``; following a run: ``set_run_config(run_config)``, ``use_recipe()``,
+    ``overridden_splits()``, ``recipe_text``; signal ``spec_changed(list)`` carries the edited
+    split's spec, ``state_changed()`` fires when the overrides or the recipe's answer change.
     """
 
     spec_changed = Signal(list)
+    state_changed = Signal()
 
     def __init__(self, parent=None, *, task: str = "detection", seed: int = 0, samples: int = DEFAULT_SAMPLES):
         super().__init__(parent)
@@ -369,6 +389,14 @@ class AugmentationPanel(QWidget):
         self.last_index: int | None = None  # the image's position in the task's dataset
         self.last_seed: int | None = None
         self.last_spec: list[dict] | None = None
+        # Following a run: its config, the pipelines the user edited (explicit overrides), and
+        # what the recipe resolves to for the others.
+        self._run: RunConfig | None = None
+        self._overrides: set[str] = set()
+        self._recipe = None  # augment_recipe.RunRecipe once resolved
+        self._recipe_key: str | None = None
+        self._recipe_generation = 0
+        self._recipe_error = ""
 
         self._build_editor()
         self._build_preview(samples)
@@ -390,6 +418,9 @@ class AugmentationPanel(QWidget):
         # Edits come in bursts (typing, arrow keys): recompute the preview once they settle.
         self._preview_timer = QTimer(self, singleShot=True, interval=150)
         self._preview_timer.timeout.connect(self._start_preview)
+        # The run form changes on every keystroke: ask the recipe again once it settles.
+        self._recipe_timer = QTimer(self, singleShot=True, interval=250)
+        self._recipe_timer.timeout.connect(self._resolve_recipe)
         self._show_message("Loading the augmentation library…")
         self._loading_since = time.perf_counter()
         self._loading_timer = QTimer(self, interval=500)
@@ -419,6 +450,21 @@ class AugmentationPanel(QWidget):
         top.addWidget(self.preset_button, 1, 2, 1, 2)
         top.setColumnStretch(1, 1)
         top.setColumnStretch(3, 1)
+
+        # Whose steps these are: the run's recipe, or an override made here.
+        self.recipe_label = QLabel(wordWrap=True)
+        self.recipe_label.setObjectName("recipeLine")
+        self.recipe_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.auto_button = QPushButton("Back to auto")
+        self.auto_button.setToolTip("Drop the edits made here: the run uses its recipe again")
+        self.auto_button.clicked.connect(self.use_recipe)
+        recipe_row = QHBoxLayout()
+        recipe_row.addWidget(self.recipe_label, 1)
+        recipe_row.addWidget(self.auto_button, 0, Qt.AlignTop)
+        self.recipe_box = QWidget()
+        self.recipe_box.setLayout(recipe_row)
+        recipe_row.setContentsMargins(0, 0, 0, 0)
+        self.recipe_box.hide()  # a panel that follows no run has no recipe to show
 
         self.step_list = QListWidget()
         self.step_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
@@ -484,6 +530,7 @@ class AugmentationPanel(QWidget):
         layout = QVBoxLayout(self.editor)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
+        layout.addWidget(self.recipe_box)
         layout.addWidget(steps, 3)
         layout.addWidget(self.params_box, 3)
         layout.addWidget(yaml_box, 2)
@@ -578,9 +625,14 @@ class AugmentationPanel(QWidget):
             return
         augment = _augment()
         self._ready = True
-        self.size_spin.setValue(augment.DEFAULT_IMAGE_SIZE[self._task])
+        if self._run is None:
+            self.size_spin.setValue(augment.DEFAULT_IMAGE_SIZE[self._task])
         if self._specs is None:
             self._specs = {s: augment.preset(self._task, s, self.size_spin.value()) for s in SPLITS}
+        if self._recipe is not None and self._recipe.task == self._task:
+            for split in SPLITS:
+                if split not in self._overrides:
+                    self._specs[split] = copy.deepcopy(self._recipe.specs[split])
         self._fill_transforms()
         self.editor.setEnabled(True)
         self._rebuild_steps(0)
@@ -611,7 +663,8 @@ class AugmentationPanel(QWidget):
         return _augment().spec_to_yaml(self.spec(split))
 
     def set_spec(self, spec: list[dict], split: str | None = None) -> None:
-        """Replace a pipeline's steps; raises AugmentationSpecError when ``spec`` is invalid for the task."""
+        """Replace a pipeline's steps (an explicit override); raises AugmentationSpecError when ``spec``
+        is invalid for the task."""
         self._ensure_ready()
         normal = _augment().validate_spec(spec, task=self._task)
         self._commit(normal, split=split or self._split, rebuild=True)
@@ -620,7 +673,8 @@ class AugmentationPanel(QWidget):
         self.split_combo.setCurrentText(split)
 
     def set_task(self, task: str) -> None:
-        """Switch task; steps the new task cannot use are replaced by its preset."""
+        """Switch task; pipelines nobody edited take the new task's steps, and edits the new task
+        cannot use are dropped (with a note saying why)."""
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}")
         if self.task_combo.currentText() != task:
@@ -628,60 +682,192 @@ class AugmentationPanel(QWidget):
             return
         if task == self._task:
             return
-        old, self._task = self._task, task
+        self._task = task
         if not self._ready:
             return
         augment = _augment()
-        old_size = self.size_spin.value()
-        self.size_spin.setValue(augment.DEFAULT_IMAGE_SIZE[task])
+        if self._run is None:  # following a run, the size is the run's
+            self.size_spin.setValue(augment.DEFAULT_IMAGE_SIZE[task])
         self._fill_transforms()
         notes = []
         for split in SPLITS:
-            spec = self._specs[split]
-            untouched = spec == augment.preset(old, split, old_size)
-            try:
-                augment.validate_spec(spec, task=task)
-                keep = not untouched
-            except augment.AugmentationSpecError as err:
-                keep = False
-                notes.append(f"{split}: {err}")
-            if not keep:
-                self._specs[split] = augment.preset(task, split, self.size_spin.value())
-        self._show_list_error(("Loaded the preset because " + "; ".join(notes)) if notes else "")
+            if split in self._overrides:
+                try:
+                    augment.validate_spec(self._specs[split], task=task)
+                    continue
+                except augment.AugmentationSpecError as err:
+                    notes.append(f"{split}: {err}")
+                    self._overrides.discard(split)
+            self._specs[split] = self._default_spec(split)
+        self._show_list_error(("Dropped the edits because " + "; ".join(notes)) if notes else "")
         self._rebuild_steps(0)
         self._refresh_yaml()
+        self._update_recipe_line()
         self.spec_changed.emit(self.spec())
+        self.state_changed.emit()
         self._schedule_preview()
 
     def load_preset(self) -> None:
-        """Replace the edited pipeline with ``preset(task, split, size)``."""
+        """Replace the edited pipeline with ``preset(task, split, size)`` (an explicit override)."""
         self._ensure_ready()
         spec = _augment().preset(self._task, self._split, self.size_spin.value())
         self._show_list_error("")
         self._commit(spec, split=self._split, rebuild=True)
 
     def load_config(self, run_config: RunConfig) -> None:
-        """Show a run config's augmentation (its presets when ``augmentation.preset`` is on)."""
+        """Show a run config's augmentation: its own steps as overrides, the recipe (or preset) for the rest."""
         if run_config.task.name in TASKS:
             self.set_task(run_config.task.name)
         self._ensure_ready()
         aug = run_config.augmentation
+        # With the preset off, a pipeline without steps really is empty.
+        explicit = {split: (getattr(aug, split) or []) for split in SPLITS
+                    if not aug.preset or getattr(aug, split) is not None}
+        self._overrides = set(explicit)
+        if self._run is None and run_config.data.image_size:
+            self.size_spin.setValue(run_config.data.image_size)
         for split in SPLITS:
-            custom = getattr(aug, split)
-            if aug.preset or custom is None:
-                self._commit(_augment().preset(self._task, split), split=split, rebuild=True)
-            else:
-                self.set_spec(custom, split)
+            spec = explicit[split] if split in explicit else self._default_spec(split)
+            self._specs[split] = _augment().validate_spec(spec, task=self._task)
+        self._show_list_error("")
+        self._rebuild_steps(0)
+        self._refresh_yaml()
+        self._update_recipe_line()
+        self.spec_changed.emit(self.spec())
+        self.state_changed.emit()
+        self._schedule_preview()
 
     def apply_to_config(self, run_config: RunConfig) -> RunConfig:
-        """A copy of ``run_config`` using this panel's train and val specs instead of the preset."""
+        """A copy of ``run_config`` carrying this panel's overrides; unchanged when nothing was edited."""
         self._ensure_ready()
+        if not self._overrides:
+            return run_config  # the recipe decides, at the run's own image size
         name = run_config.task.name
         if name in TASKS and name != self._task:
             # A spec is checked against its task: a classification crop may drop every detection box.
             raise ValueError(f"the panel holds {self._task} augmentations but the config trains {name}")
-        augmentation = type(run_config.augmentation)(preset=False, train=self.spec("train"), val=self.spec("val"))
+        aug = run_config.augmentation
+        if self._overrides == set(SPLITS):
+            augmentation = type(aug)(preset=False, train=self.spec("train"), val=self.spec("val"))
+        else:  # the pipeline not edited stays the recipe's, at the run's image size
+            augmentation = aug.model_copy(update={split: self.spec(split) for split in self._overrides})
         return run_config.model_copy(update={"augmentation": augmentation})
+
+    # ------------------------------------------------------------------ following a run
+    def overridden_splits(self) -> tuple[str, ...]:
+        """The pipelines edited here, which replace the run's recipe ("train", "val")."""
+        return tuple(split for split in SPLITS if split in self._overrides)
+
+    @property
+    def recipe_text(self) -> str:
+        """What the run's recipe resolves to, in words ("" until known)."""
+        return self._recipe.text if self._recipe is not None else ""
+
+    def set_run_config(self, run_config: RunConfig | None) -> None:
+        """Follow this run: its task, its image size, and the steps its recipe resolves to.
+
+        None (the run form has errors) keeps the last run. Edits made here stay overrides.
+        """
+        if run_config is None:
+            return
+        first = self._run is None
+        self._run = run_config
+        self.recipe_box.show()
+        if first:
+            self.task_combo.setEnabled(False)
+            self.task_combo.setToolTip("The run's task: change it in the Train tab's form")
+            self.size_spin.setEnabled(False)
+            self.size_spin.setToolTip("The run's image size: change it in the Train tab's form")
+        task = run_config.task.name
+        if task in TASKS:
+            self.set_task(task)
+        if recipe_key(run_config) != self._recipe_key:
+            self._recipe_timer.start()
+        self._update_recipe_line()
+
+    def use_recipe(self) -> None:
+        """Drop every override: both pipelines are the recipe's again."""
+        if not self._overrides:
+            return
+        self._overrides.clear()
+        if self._ready:
+            for split in SPLITS:
+                self._specs[split] = self._default_spec(split)
+            self._show_list_error("")
+            self._rebuild_steps(0)
+            self._refresh_yaml()
+            self.spec_changed.emit(self.spec())
+            self._schedule_preview()
+        self._update_recipe_line()
+        self.state_changed.emit()
+
+    def _default_spec(self, split: str) -> list[dict]:
+        """A pipeline nobody edited: the run's recipe once known, else the task's preset at the size shown."""
+        if self._recipe is not None and self._recipe.task == self._task:
+            return copy.deepcopy(self._recipe.specs[split])
+        return _augment().preset(self._task, split, self.size_spin.value())
+
+    def _resolve_recipe(self) -> None:
+        """Ask the engine (in a worker: it reads the dataset) what the run's recipe resolves to."""
+        if self._run is None or self._run.task.name not in TASKS:
+            return
+        self._recipe_key = recipe_key(self._run)
+        self._recipe_generation += 1
+        self._track(run_in_background(_recipe_for, self._run, self._recipe_generation,
+                                      on_done=self._recipe_resolved))
+        self._update_recipe_line()
+
+    def _recipe_resolved(self, result: dict) -> None:
+        if result["generation"] != self._recipe_generation:
+            return  # the run changed while it was being worked out
+        if "error" in result:
+            self._recipe_error = result["error"]
+            self._update_recipe_line()
+            return
+        recipe = result["recipe"]
+        self._recipe, self._recipe_error = recipe, ""
+        if recipe.task == self._task:
+            self.size_spin.setValue(recipe.image_size)
+            if self._ready:
+                changed = False
+                for split in SPLITS:
+                    if split not in self._overrides and self._specs[split] != recipe.specs[split]:
+                        self._specs[split] = copy.deepcopy(recipe.specs[split])
+                        changed = True
+                if changed:
+                    self._rebuild_steps(0)
+                    self._refresh_yaml()
+                    self.spec_changed.emit(self.spec())
+                    self._schedule_preview()
+        self._update_recipe_line()
+        self.state_changed.emit()
+
+    def _update_recipe_line(self) -> None:
+        if self._run is None:
+            return
+        task = self._run.task.name
+        self.auto_button.setVisible(bool(self._overrides))
+        if task not in TASKS:
+            self.recipe_label.setText(f"The run is {task}: its augmentation is not edited here.")
+            return
+        pending = self._recipe_generation and self._recipe is None and not self._recipe_error
+        if self._recipe_error:
+            recipe = f"could not work out the recipe: {self._recipe_error}"
+        elif pending or self._recipe_timer.isActive() or self._recipe_key != recipe_key(self._run):
+            recipe = "working out the recipe…"
+        else:
+            recipe = self._recipe.text if self._recipe is not None else ""
+        if not self._overrides:
+            self.recipe_label.setText(f"Recipe — {recipe}. These are the steps the run uses; "
+                                      "an edit here overrides them.")
+            self.recipe_label.setStyleSheet(HINT_STYLE)
+            return
+        edited = " and ".join(self.overridden_splits())
+        rest = [s for s in SPLITS if s not in self._overrides]
+        tail = f"; {rest[0]} follows the recipe ({recipe})" if rest else ""
+        self.recipe_label.setText(f"Overridden here: the run uses the {edited} steps below instead of "
+                                  f"the recipe{tail}.")
+        self.recipe_label.setStyleSheet(OVERRIDE_STYLE)
 
     def source(self) -> tuple[DatasetSession | None, ImageRef | None]:
         """The session and image being previewed."""
@@ -915,7 +1101,12 @@ class AugmentationPanel(QWidget):
 
     # ------------------------------------------------------------------ committing a valid spec
     def _commit(self, spec: list[dict], *, split: str, rebuild: bool, row: int | None = None) -> None:
+        """Store an edit: the pipeline is now an explicit override of the run's recipe."""
         self._specs[split] = spec
+        if split not in self._overrides:
+            self._overrides.add(split)
+            self._update_recipe_line()
+            self.state_changed.emit()
         if split != self._split:
             return  # not on screen; still saved by apply_to_config
         if rebuild:

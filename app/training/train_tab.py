@@ -6,6 +6,11 @@ when ``compute.ray_address`` is a Ray dashboard URL, submits it as a Ray job
 (:class:`RayJob`): two kinds of one :class:`TrainingJob`, so the rest of the tab does
 not care which.  The GUI process never trains.  Run lists, metric points and summaries
 are read from MLflow in worker threads.
+
+Augmentation: the form's config leaves it to the recipe (``auto``); the Augment tab,
+once attached (``augmentation_source``), follows the form's task and image size and
+shows what the recipe resolves to. Only a pipeline edited there is written into the
+run config, and the line under the form says so, with a way back to ``auto``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QPushButton,
                                QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
+from ..widgets.banner import Banner
 from ..widgets.workers import run_in_background
 from .charts import ChartPanel, MetricPoller
 from .job import TrainingJob
@@ -41,7 +47,7 @@ class TrainTab(QWidget):
         self.workspace = Path(workspace).resolve()
         self.tracking_uri = resolve_tracking_uri(tracking_uri, self.workspace)
         self.jobs: list[TrainingJob] = []
-        self.augmentation_source = None  # the Augment tab's panel: its spec is the run's augmentation
+        self._augmentation_source = None  # the Augment tab's panel, once attached (see the property)
         self._tasks: list = []
         self._runs_task = None
         self._summary_for: str | None = None
@@ -62,24 +68,32 @@ class TrainTab(QWidget):
         self.lr_suggester.busy.connect(self._suggest_busy)
         self.lr_suggester.progress.connect(self._suggest_progress)
         self.lr_suggester.suggested.connect(self._lr_suggested)
-        self.lr_suggester.failed.connect(lambda m: self.show_error(f"Learning-rate finder failed: {m}"))
+        self.lr_suggester.failed.connect(lambda m: self.show_error(f"Learning-rate finder failed: {m}",
+                                                                   cause="suggest"))
         if self.form.suggest_button is not None:
             self.form.suggest_button.clicked.connect(self.suggest_lr)
+        self.banner = Banner()
         self.form.valid_changed.connect(self._valid_changed)
         self._valid_changed(self.form.is_valid)
         buttons = QHBoxLayout()
         for b in (self.train_button, self.stop_button, self.save_button, self.load_button):
             buttons.addWidget(b)
+        # What the run augments with: the recipe, or an override (from the Augment tab or a loaded file).
+        self.augmentation_line = QLabel()
+        self.augmentation_line.setObjectName("augmentationLine")
+        self.augmentation_line.setWordWrap(True)
+        self.auto_button = QPushButton("Back to auto")
+        self.auto_button.setToolTip("Drop the augmentation override: the run uses its recipe (auto)")
+        self.auto_button.clicked.connect(self.use_auto_augmentation)
+        augmentation_row = QHBoxLayout()
+        augmentation_row.addWidget(self.augmentation_line, 1)
+        augmentation_row.addWidget(self.auto_button, 0, Qt.AlignTop)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        self.banner = QLabel()
-        self.banner.setObjectName("errorBanner")
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("background: #fdecea; color: #b00020; border: 1px solid #f5c2c0; padding: 6px;")
-        self.banner.hide()
         left_layout.addWidget(self.banner)
         left_layout.addWidget(self.form, 1)
+        left_layout.addLayout(augmentation_row)
         left_layout.addLayout(buttons)
 
         self.progress_label = QLabel("No run going.")
@@ -127,6 +141,7 @@ class TrainTab(QWidget):
                                              on_done=self.form.set_model_choices))
         self._last_task = self.form.model.values["task.name"]
         self.form.changed.connect(self._form_changed)
+        self._show_augmentation()
 
     # ------------------------------------------------------------------ form
     def set_dataset(self, folder: str | Path) -> None:
@@ -137,10 +152,73 @@ class TrainTab(QWidget):
         self.train_button.setToolTip("" if valid else "fix the fields marked in red first")
         if self.form.suggest_button is not None:
             self.form.suggest_button.setEnabled(valid and not self.lr_suggester.running)
+        if valid:
+            self.banner.clear("form")
 
-    def show_error(self, text: str) -> None:
-        self.banner.setText(text)
-        self.banner.show()
+    def show_error(self, text: str, cause: str | None = None) -> None:
+        """Show ``text`` in the tab's banner; with ``cause``, ``banner.clear(cause)`` takes it down when
+        that cause is gone (a message without one stays until dismissed)."""
+        self.banner.show_message(text, "error", cause)
+
+    # ------------------------------------------------------------------ augmentation
+    @property
+    def augmentation_source(self):
+        """The Augment tab's panel: it follows the form, and its edits override the recipe."""
+        return self._augmentation_source
+
+    @augmentation_source.setter
+    def augmentation_source(self, panel) -> None:
+        if panel is self._augmentation_source:
+            return
+        if self._augmentation_source is not None:
+            self._augmentation_source.state_changed.disconnect(self._show_augmentation)
+        self._augmentation_source = panel
+        if panel is not None:
+            panel.state_changed.connect(self._show_augmentation)
+            config = self._form_config()
+            if config is not None and _has_own_steps(config.augmentation):
+                panel.load_config(config)  # steps from a loaded file are overrides there too
+            panel.set_run_config(config)
+        self._show_augmentation()
+
+    def _form_config(self):
+        """The form's config in this workspace (without the Augment tab's overrides); None if invalid."""
+        config = self.form.config()
+        return None if config is None else config.model_copy(update={"workspace": str(self.workspace)})
+
+    def use_auto_augmentation(self) -> None:
+        """Back to ``auto``: no override from the Augment tab, none kept from a loaded file."""
+        self.form.model.extra.pop("augmentation", None)  # a loaded file's augmentation section
+        if self._augmentation_source is not None:
+            self._augmentation_source.use_recipe()
+            self._augmentation_source.set_run_config(self._form_config())
+        self.banner.clear("augmentation")
+        self._show_augmentation()
+
+    def _show_augmentation(self) -> None:
+        """Say under the form what the run augments with, and offer the way back to auto."""
+        config = self._form_config()
+        panel = self._augmentation_source
+        edited = panel.overridden_splits() if panel is not None else ()
+        aug = config.augmentation if config is not None else None
+        if edited:
+            which = " and ".join(edited)
+            text = (f"Augmentation: overridden in the Augment tab ({which} steps): the run uses them "
+                    "instead of the recipe.")
+        elif aug is not None and _has_own_steps(aug):
+            text = "Augmentation: steps from the loaded config, not the recipe."
+        elif aug is not None and aug.strength != "auto":
+            text = f"Augmentation: {aug.strength} (from the loaded config), not auto."
+        else:
+            resolved = panel.recipe_text if panel is not None else ""
+            text = f"Augmentation: {resolved or 'auto'} (see the Augment tab)."
+            self.augmentation_line.setText(text)
+            self.augmentation_line.setStyleSheet("color: #6b6b6b;")
+            self.auto_button.hide()
+            return
+        self.augmentation_line.setText(text)
+        self.augmentation_line.setStyleSheet("color: #7a4b00; background: #fff4e5; padding: 4px;")
+        self.auto_button.show()
 
     # ------------------------------------------------------------------ learning-rate suggestion
     def suggest_lr(self) -> bool:
@@ -149,9 +227,9 @@ class TrainTab(QWidget):
             return False
         config = self.run_config()
         if config is None:
-            self.show_error("Learning-rate finder: fix the fields marked in red first")
+            self.show_error("Learning-rate finder: fix the fields marked in red first", cause="form")
             return False
-        self.banner.hide()
+        self.banner.clear("suggest")
         return self.lr_suggester.start(config)
 
     def _suggest_busy(self, busy: bool) -> None:
@@ -175,22 +253,25 @@ class TrainTab(QWidget):
         task = self.form.model.values["task.name"]
         if task != self._last_task:
             self._last_task = task
-            if self.augmentation_source is not None and task != "multitask":
-                self.augmentation_source.set_task(task)  # one spec, edited in the Augment tab, for this task
             self._tasks.append(run_in_background(_models_for, task, on_done=self.form.set_model_choices))
+        if self._augmentation_source is not None:  # it follows the form's task and image size
+            self._augmentation_source.set_run_config(self._form_config())
+        self._show_augmentation()
 
     def run_config(self):
-        """The form's config with the workspace and the Augment tab's spec; None (and a message) if invalid."""
-        config = self.form.config()
+        """The form's config with the workspace and the Augment tab's overrides; None (and a banner) if invalid."""
+        config = self._form_config()
         if config is None:
+            self.show_error("Fix the fields marked in red first.", cause="form")
             return None
-        config = config.model_copy(update={"workspace": str(self.workspace)})
-        if self.augmentation_source is not None:
+        self.banner.clear("form")
+        if self._augmentation_source is not None:
             try:
-                config = self.augmentation_source.apply_to_config(config)
+                config = self._augmentation_source.apply_to_config(config)
             except ValueError as exc:
-                self.message.emit(f"Augmentation: {exc}")
+                self.show_error(f"Augmentation: {exc}", cause="augmentation")
                 return None
+        self.banner.clear("augmentation")
         return config
 
     def save_config(self, path: str | Path) -> Path:
@@ -204,8 +285,9 @@ class TrainTab(QWidget):
 
         config = RunConfig.load(path)  # ConfigError names the file and the key
         self.form.load_config(config)
-        if self.augmentation_source is not None and hasattr(self.augmentation_source, "load_config"):
-            self.augmentation_source.load_config(config)
+        if self._augmentation_source is not None:
+            self._augmentation_source.load_config(config)  # its own steps become the panel's overrides
+        self._show_augmentation()
 
     def _save_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save run configuration", str(self.workspace / "run.yaml"),
@@ -214,7 +296,9 @@ class TrainTab(QWidget):
             try:
                 self.save_config(path)
             except (ValueError, OSError) as exc:
-                self.message.emit(str(exc))
+                self.show_error(f"Could not save {path}: {exc}", cause="file")
+            else:
+                self.banner.clear("file")
 
     def _load_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load run configuration", str(self.workspace),
@@ -222,8 +306,10 @@ class TrainTab(QWidget):
         if path:
             try:
                 self.load_config(path)
-            except ValueError as exc:
-                self.message.emit(str(exc))
+            except (ValueError, OSError) as exc:
+                self.show_error(str(exc), cause="file")
+            else:
+                self.banner.clear("file")
 
     # ------------------------------------------------------------------ train / stop / resume
     def train(self) -> TrainingJob | None:
@@ -339,9 +425,10 @@ class TrainTab(QWidget):
         from .runs_model import load_runs
 
         self._runs_task = run_in_background(load_runs, self.tracking_uri, on_done=self._runs_loaded,
-                                            on_error=lambda m: self.message.emit(f"Runs: {m}"))
+                                            on_error=lambda m: self.show_error(f"Runs: {m}", cause="runs"))
 
     def _runs_loaded(self, rows) -> None:
+        self.banner.clear("runs")
         self.runs.set_rows(rows)
         for row in rows:  # runs still going (e.g. left running by an earlier session) are charted again
             if row.status == "RUNNING" and row.run_id not in self._auto_charted:
@@ -404,6 +491,11 @@ class TrainTab(QWidget):
         self.poller.close()
         self.lr_suggester.cancel()
         return True
+
+
+def _has_own_steps(augmentation) -> bool:
+    """True when a config's augmentation section gives steps (or turns the preset off) instead of the recipe."""
+    return not augmentation.preset or augmentation.train is not None or augmentation.val is not None
 
 
 def _models_for(task: str):
