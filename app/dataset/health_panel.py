@@ -1,16 +1,25 @@
-"""The health report as a table; activating a problem opens the offending image."""
+"""The health report as a table; activating a problem opens the offending image.
+
+Above the table, a warning strip says what would keep the dataset's train/validation split
+from training well (the engine's split check, the same one a run prints before it trains);
+those warnings are rows of the table too.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView,
                                QVBoxLayout, QWidget)
 
 from engine.data.health import plural
 from engine.data.problems import Problem
+from engine.data.split_check import check_folder_split
+
+from ..widgets.banner import Banner
+from ..widgets.workers import BackgroundTask
 
 COLUMNS = ("Severity", "Problem", "File", "Image", "Annotation", "Message")
 PROBLEM_ROLE = Qt.UserRole + 1
@@ -96,6 +105,11 @@ class HealthPanel(QWidget):
         self.model = ProblemTableModel(self)
         self.proxy = ProblemFilter(self)
         self.proxy.setSourceModel(self.model)
+        self.dataset_problems: list[Problem] = []
+        self.split_problems: list[Problem] = []
+        self._checked_files = True
+        self._split_task: BackgroundTask | None = None
+        self.split_banner = Banner("splitBanner")
         self.summary = QLabel("No dataset open.")
         self.summary.setObjectName("healthSummary")
         self.code_filter = QComboBox()
@@ -121,17 +135,68 @@ class HealthPanel(QWidget):
         bar.addWidget(self.code_filter)
         bar.addWidget(self.search, 1)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.split_banner)
         layout.addWidget(self.summary)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
 
+    def set_session(self, session) -> None:
+        """Check the opened dataset's train/validation split in the background (a DatasetSession:
+        its indexes are already loaded, so nothing is read from disk again)."""
+        if self._split_task is not None:
+            self._split_task.cancel()
+        self._split_task = None
+        self.set_split_problems([])
+        if session is None:
+            return
+        task = BackgroundTask(check_folder_split, session.folder, dict(session.indexes))
+        task.signals.finished.connect(lambda problems, t=task: self._split_checked(t, problems))
+        task.signals.failed.connect(lambda message, t=task: self._split_failed(t, message))
+        self._split_task = task
+        QThreadPool.globalInstance().start(task)  # connected first: a quick result is not missed
+
+    def _split_checked(self, task: BackgroundTask, problems: list[Problem]) -> None:
+        if task is self._split_task:  # a result for a dataset opened before is dropped
+            self._split_task = None
+            self.set_split_problems(problems)
+
+    def _split_failed(self, task: BackgroundTask, message: str) -> None:
+        if task is self._split_task:
+            self._split_task = None
+            self.split_banner.show_message(f"The training split could not be checked: {message}", "error",
+                                           cause="split")
+
+    def split_check_pending(self) -> bool:
+        return self._split_task is not None
+
+    def set_split_problems(self, problems: list[Problem]) -> None:
+        """What keeps the train/validation split from training well: the strip and table rows."""
+        self.split_problems = list(problems)
+        if problems:
+            lines = "\n".join(f"• {Path(p.file).name}: {p.message}" for p in problems)
+            kind = "error" if any(p.severity == "error" for p in problems) else "warning"
+            self.split_banner.show_message(f"Training on this dataset's split: "
+                                           f"{plural(len(problems), 'problem')}\n{lines}", kind, cause="split")
+        else:
+            self.split_banner.clear("split")
+        self._show(self.dataset_problems + self.split_problems)
+
     def set_problems(self, problems: list[Problem], checked_files: bool = True) -> None:
+        """The health check's problems of the dataset (the split's stay beside them)."""
+        self.dataset_problems, self._checked_files = list(problems), checked_files
+        self._show(self.dataset_problems + self.split_problems)
+
+    def _show(self, problems: list[Problem]) -> None:
+        checked_files = self._checked_files
         self.model.set_problems(problems)
         codes = sorted({p.code for p in problems})
+        chosen = self.code_filter.currentText()  # kept when the split check's rows arrive later
         self.code_filter.blockSignals(True)
         self.code_filter.clear()
         self.code_filter.addItem("All problems")
         self.code_filter.addItems(codes)
+        if chosen in codes:
+            self.code_filter.setCurrentText(chosen)
         self.code_filter.blockSignals(False)
         errors = sum(p.severity == "error" for p in problems)
         if not problems:
