@@ -96,3 +96,9 @@ class RunData:
 
     def validation_keys(self) -> list[str]:
         return sorted(k for k in self.series if k.startswith("val/") and not k.startswith("val/cm"))
+
+
+def is_loss(key: str) -> bool:
+    """A loss (any scale, lower is better) rather than a score in [0, 1] (accuracy, F1, mAP, mIoU):
+    the two kinds are drawn against axes of their own, so a loss of 10 never flattens an mAP of 0.02."""
+    return "loss" in key.rsplit("/", 1)[-1]

@@ -1,5 +1,9 @@
 """Live charts: training loss, validation metrics, learning rate, for any set of runs.
 
+Validation losses and validation scores (accuracy, mAP, ...) share a plot but not an axis:
+losses on the left, scores in [0, 1] on the right.  Legends sit under their plot's axis,
+never over a curve.
+
 A :class:`MetricPoller` reads new points of every charted run from MLflow about twice a
 second in helper processes (one poll per run at a time, incremental; long histories in a
 process of their own); the GUI thread only appends and redraws the curves that changed,
@@ -17,7 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGraphicsIt
                                QVBoxLayout, QWidget)
 
 from ..widgets.workers import run_in_background
-from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData
+from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData, is_loss
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
@@ -190,6 +194,9 @@ PLOT_LAYOUT = (  # name, title, (row, column, column span); the short bottom plo
 # of its own, so each paints in its own event-loop turn and no single paint holds the loop
 # for all three (bench/live_chart.py).
 STAGGER_MS = 15
+LEGENDED = ("loss", "val")  # the learning rate's curves have the training loss's colours: no legend of its own
+LEGEND_MARGIN_PX = 90  # what the axes take of a view's width beside the legend
+LEGEND_ROW = 4  # the row of a PlotItem's own layout under its bottom axis (rows 0-3 are pyqtgraph's)
 
 
 class ChartPanel(QWidget):
@@ -202,6 +209,8 @@ class ChartPanel(QWidget):
         super().__init__(parent)
         self.runs: dict[str, RunData] = {}
         self.curves: dict[tuple[str, str, str], pg.PlotDataItem] = {}
+        self._metric_style: dict[str, int] = {}  # validation metric -> its line style's number
+        self._metric_samples: dict[str, pg.PlotDataItem] = {}  # validation metric -> its legend entry
         self.x_axis = "step"
         self.alpha = 0.0
 
@@ -239,11 +248,20 @@ class ChartPanel(QWidget):
         self._flush_timers: dict[str, QTimer] = {}
         self._proxies = []
         for order, (name, title, (row, col, span)) in enumerate(PLOT_LAYOUT):
-            view = pg.PlotWidget(title=title, axisItems={"left": SparseAxis("left")})
+            axes = {"left": SparseAxis("left")}
+            if name == "val":
+                axes["right"] = SparseAxis("right")
+            view = pg.PlotWidget(title=title, axisItems=axes)
             plot = view.getPlotItem()
             if title is None:
                 plot.setLabel("left", "lr")  # pyqtgraph adds the scale: "lr (x1e-06)"
-            plot.addLegend(offset=(-10, 10))
+            # The legend is a row of the plot's own layout, under the axis: inside the view box
+            # (pyqtgraph's place for it) it covered the newest points of every curve.
+            if name in LEGENDED:
+                legend = pg.LegendItem(offset=None, labelTextSize="8pt")
+                plot.layout.addItem(legend, LEGEND_ROW, 1)
+                plot.legend = legend  # plot(name=...) and removeItem keep it up to date
+                view.sigDeviceRangeChanged.connect(lambda *_args, p=plot: self._fit_legend(p))  # on resize
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
             for axis in plot.axes.values():  # repainted from a cached pixmap unless its ticks changed
@@ -264,12 +282,38 @@ class ChartPanel(QWidget):
                                                 slot=lambda event, n=name: self._mouse(n, event)))
         grid.setRowStretch(0, 2)
         grid.setRowStretch(1, 1)
+        self.score_box = self._score_axis(self.plots["val"])
         self._set_labels()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addLayout(grid, 1)
+
+    @staticmethod
+    def _score_axis(plot: pg.PlotItem) -> pg.ViewBox:
+        """A second view box over ``plot``'s, sharing its x, with its own y axis on the right."""
+        box = pg.ViewBox()
+        plot.scene().addItem(box)
+        plot.getAxis("right").linkToView(box)
+        plot.getAxis("right").enableAutoSIPrefix(False)  # a score reads 0.08, not "80 (x0.001)"
+        box.setXLink(plot.vb)
+        box.setZValue(plot.vb.zValue() + 1)
+        plot.vb.sigResized.connect(lambda vb: box.setGeometry(vb.mapRectToScene(vb.rect())))
+        plot.setLabel("left", "loss")
+        plot.setLabel("right", "score")
+        return box
+
+    def _fit_legend(self, plot: pg.PlotItem) -> None:
+        """As many legend columns as the view's width holds: a legend wider than its view would
+        widen the plot past the view's edge."""
+        legend = plot.legend
+        if legend is None or not legend.items:
+            return
+        widest = max(sample.boundingRect().width() + label.boundingRect().width() + 8
+                     for sample, label in legend.items)
+        room = plot.getViewWidget().width() - LEGEND_MARGIN_PX
+        legend.setColumnCount(max(1, min(len(legend.items), int(room // max(widest, 1.0)))))
 
     # ------------------------------------------------------------------ runs
     def add_run(self, run_id: str, label: str) -> None:
@@ -280,12 +324,16 @@ class ChartPanel(QWidget):
         self.runs.pop(run_id, None)
         for key in [k for k in self.curves if k[0] == run_id]:
             curve = self.curves.pop(key)
-            for plot in self.plots.values():
-                if curve in plot.listDataItems():
-                    plot.removeItem(curve)
-                    legend = plot.legend
-                    if legend is not None:
-                        legend.removeItem(curve)
+            plot = self.plots[key[1]]
+            if curve.getViewBox() is self.score_box:
+                self.score_box.removeItem(curve)
+            else:
+                plot.removeItem(curve)  # and from its legend
+        self._fit_legend(self.plots["loss"])
+        charted = {key for (_run, plot_name, key) in self.curves if plot_name == "val"}
+        for key in [k for k in self._metric_samples if k not in charted]:  # no run shows it any more
+            self.plots["val"].legend.removeItem(self._metric_samples.pop(key))
+        self._fit_legend(self.plots["val"])
 
     def run_ids(self) -> list[str]:
         return list(self.runs)
@@ -342,18 +390,46 @@ class ChartPanel(QWidget):
                 x = run.series[key].step.astype(np.float64)
             curve = self.curves.get((run.run_id, plot_name, key))
             if curve is None:
-                index = vals.index(key) if plot_name == "val" else 0
-                style = (0, 1, 2, 3)[index % 4]
-                # Width 1: a wider pen goes through Qt's stroker, several times slower to paint.
-                pen = pg.mkPen(self._colour(run.run_id, index), width=1,
-                               style=[pg.QtCore.Qt.SolidLine, pg.QtCore.Qt.DashLine, pg.QtCore.Qt.DotLine,
-                                      pg.QtCore.Qt.DashDotLine][style])
-                name = run.label if plot_name != "val" else f"{run.label} {key[4:]}"
-                # One min/max pair per pixel column ("peak"): 10,000 steps draw as ~1,000 points.
-                curve = self.plots[plot_name].plot(name=name, pen=pen, autoDownsampleFactor=1.0,
-                                                   symbol="o" if plot_name == "val" else None, symbolSize=4)
+                curve = self._new_curve(run, plot_name, key, vals)
                 self.curves[(run.run_id, plot_name, key)] = curve
             curve.setData(x, y)
+
+    def _metric_pen(self, key: str, colour) -> pg.QtGui.QPen:
+        """A validation metric's line style, the same for every run (losses first: solid, then dashed ...)."""
+        style = self._metric_style[key] % 4
+        # Width 1: a wider pen goes through Qt's stroker, several times slower to paint.
+        return pg.mkPen(colour, width=1, style=[pg.QtCore.Qt.SolidLine, pg.QtCore.Qt.DashLine,
+                                                pg.QtCore.Qt.DotLine, pg.QtCore.Qt.DashDotLine][style])
+
+    def _new_curve(self, run: RunData, plot_name: str, key: str, vals: list[str]) -> pg.PlotDataItem:
+        """A run has one colour in every plot.  The loss legend names the runs by colour; the
+        validation legend names the metrics by line style (one entry per metric, not per run and
+        metric: with three runs of four metrics that legend was taller than its plot)."""
+        plot = self.plots[plot_name]
+        if plot_name != "val":
+            pen = pg.mkPen(self._colour(run.run_id), width=1)
+            # One min/max pair per pixel column ("peak"): 10,000 steps draw as ~1,000 points.
+            curve = plot.plot(name=run.label if plot.legend is not None else None, pen=pen,
+                              autoDownsampleFactor=1.0)
+            self._fit_legend(plot)
+            return curve
+        for k in sorted(vals, key=lambda k: not is_loss(k)):
+            self._metric_style.setdefault(k, len(self._metric_style))
+        symbol = "o" if is_loss(key) else "t"
+        pen = self._metric_pen(key, self._colour(run.run_id))
+        curve = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5, symbolBrush=pen.color(),
+                                symbolPen=pen.color())
+        if is_loss(key):
+            plot.addItem(curve)
+        else:  # a score: against the right-hand axis
+            self.score_box.addItem(curve)
+        if key not in self._metric_samples:
+            sample = pg.PlotDataItem(pen=self._metric_pen(key, "#444"), symbol=symbol, symbolSize=5,
+                                     symbolBrush="#444", symbolPen="#444")
+            self._metric_samples[key] = sample
+            plot.legend.addItem(sample, key[4:] + ("" if is_loss(key) else " (right axis)"))
+            self._fit_legend(plot)
+        return curve
 
     def redraw(self) -> None:
         self._pending.clear()
