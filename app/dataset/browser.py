@@ -21,6 +21,7 @@ from engine.data.health import plural
 from engine.data.paths import UnsafeFileName
 
 from ..widgets.colours import category_colour
+from ..widgets.elided_label import distinct_start, elide_name
 from .session import SORT_KEYS, DatasetSession, ImageRef
 from .start_page import StartPage
 from .thumbnails import ThumbnailLoader
@@ -224,6 +225,16 @@ class ThumbnailModel(QAbstractListModel):
         ref = self.refs[row]
         return self.session.index(ref.split).file_names[ref.row]
 
+    def distinct_start(self, row: int) -> int:
+        """Where the row's file name starts to differ from the names beside it in its file.
+
+        Neighbours in file order, not in sorted order: no sort of every name on the GUI thread,
+        and tools that tile an image write its tiles one after the other.
+        """
+        ref = self.refs[row]
+        names = self.session.index(ref.split).file_names
+        return distinct_start(names[ref.row], names[max(0, ref.row - 1) : ref.row + 2])
+
     def decoration(self, row: int) -> QPixmap:
         """The row's thumbnail, or a placeholder while it loads (the request is made here)."""
         ref = self.refs[row]
@@ -289,7 +300,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             self._box = (size, QSize(size, size * 3 // 4))  # most photos are landscape; portraits shrink to fit
         return self._box[1]
 
-    def _shown_name(self, row: int, width: int, option) -> str:
+    def shown_name(self, row: int, width: int, option) -> str:
         """The row's file name elided to ``width`` (a text layout: worth remembering)."""
         if self._names_session is not self.model.session:  # refs name other files in another dataset
             self._names.clear()
@@ -299,8 +310,10 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if name is None:
             if len(self._names) >= ROW_MEMO_ROWS:
                 self._names.clear()
-            name = self._names[key] = option.fontMetrics.elidedText(self.model.file_name(row),
-                                                                    Qt.TextElideMode.ElideMiddle, width)
+            full, metrics = self.model.file_name(row), option.fontMetrics
+            # Names that share a long start keep the end that tells them apart (the tooltip has it whole).
+            keep = self.model.distinct_start(row) if metrics.horizontalAdvance(full) > width else 0
+            name = self._names[key] = elide_name(full, metrics, width, keep)
         return name
 
     def cell_size(self) -> QSize:
@@ -360,7 +373,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
         metrics = option.fontMetrics
         text_rect = QRect(x + 6, box_top + box_height + 4, width - 12, metrics.height())
-        name = self._shown_name(row, width - 12, option)
+        name = self.shown_name(row, width - 12, option)
         painter.setFont(option.font)
         painter.setPen(option.palette.text().color())
         painter.drawText(text_rect, _CENTRED, name)
