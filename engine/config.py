@@ -900,6 +900,18 @@ class RunConfig(BaseModel):
             self.model = self.model.model_copy(update=updates)
         return self
 
+    @model_validator(mode="after")
+    def _image_size_fits_model(self):
+        # Runs after _fill_checkpoints, so an empty checkpoint is already the task default.
+        if self.data.image_size is None or self.task.name == "multitask":
+            return self  # multitask models share a backbone that takes any size
+        from engine.models.input_size import image_size_problem  # light: no torch, no network
+
+        problem = image_size_problem(self.model.checkpoint, self.data.image_size)
+        if problem:
+            raise _Invalid([(("data", "image_size"), problem)])
+        return self
+
     # ----------------------------------------------------------------- loading
 
     @classmethod

@@ -23,12 +23,11 @@ Every value the user set is kept; the chosen ones are written into the run's con
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from engine.config import RunConfig
+from engine.models.family import family_of  # the one family lookup, re-exported for the recipe's callers
 
 __all__ = ["FamilyRegime", "choose_epochs", "choose_warmup", "family_of", "regime_for"]
 
@@ -65,24 +64,6 @@ TRANSFORMER_WARMUP_SHARE = 0.05
 TRANSFORMER_MIN_WARMUP = 20
 WARMUP_MAX = 1000
 WARMUP_MIN = 10
-
-
-def family_of(checkpoint: str | None) -> str | None:
-    """The model family of a preset name or a model folder; None when it cannot be told offline."""
-    from engine.models.presets import get_preset
-
-    if not checkpoint:
-        return None
-    preset = get_preset(checkpoint)
-    if preset is not None:
-        return preset.family
-    config_file = Path(checkpoint).expanduser() / "config.json"
-    if config_file.is_file():
-        try:
-            return json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError):
-            return None
-    return None
 
 
 def starts_from_trained_weights(checkpoint: str | None, pretrained: bool) -> bool:

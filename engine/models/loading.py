@@ -130,7 +130,7 @@ def _labels(checkpoint: str, num_labels: int, id2label: Mapping[int, str] | None
 # --- task support -------------------------------------------------------------
 
 
-def _task_model_types(task: str) -> Mapping[str, str]:
+def task_model_types(task: str) -> Mapping[str, str]:
     """model_type -> class name for the Auto class behind ``task``."""
     from transformers.models.auto import modeling_auto as auto
 
@@ -156,7 +156,7 @@ def _cannot_do(checkpoint: str, task: str, what: str) -> ModelLoadError:
 
 
 def _check_config_task(checkpoint: str, config: PretrainedConfig, task: str) -> None:
-    if config.model_type not in _task_model_types(task):
+    if config.model_type not in task_model_types(task):
         raise _cannot_do(checkpoint, task, f"model type {config.model_type!r}")
 
 
@@ -337,7 +337,7 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _checkpoint_file(checkpoint: str, filename: str) -> dict | None:
+def checkpoint_file(checkpoint: str, filename: str) -> dict | None:
     """A JSON file of a folder, or of a hub id when already cached (no network)."""
     kind = checkpoint_kind(checkpoint)
     if kind == "folder":
@@ -356,7 +356,7 @@ def normalization_stats(checkpoint: str | os.PathLike) -> Stats:
     preset = _preset_or_none(name)
     if preset is not None:
         return preset.mean, preset.std
-    processor = _checkpoint_file(name, "preprocessor_config.json") or {}
+    processor = checkpoint_file(name, "preprocessor_config.json") or {}
     mean, std = processor.get("image_mean"), processor.get("image_std")
     if _is_triplet(mean) and _is_triplet(std):
         return tuple(float(v) for v in mean), tuple(float(v) for v in std)
@@ -375,10 +375,10 @@ def default_image_size(checkpoint: str | os.PathLike, task: str) -> int:
     if preset is not None:
         return preset.image_size
     # Models with fixed position embeddings (ViT) record the size in config.json.
-    config = _checkpoint_file(name, "config.json") or {}
+    config = checkpoint_file(name, "config.json") or {}
     if isinstance(config.get("image_size"), int):
         return config["image_size"]
-    processor = _checkpoint_file(name, "preprocessor_config.json") or {}
+    processor = checkpoint_file(name, "preprocessor_config.json") or {}
     size = processor.get("size")
     if isinstance(size, int):
         return size
