@@ -2,6 +2,8 @@
 
 Every run of the workspace's store is listed with its live status: a RUNNING run whose
 heartbeat stopped is LOST (``engine.orchestration.jobs.effective_status``) and can be resumed.
+A search's trials carry MLflow's ``mlflow.parentRunId`` tag: they are listed under their
+search, whose best trial (:func:`best_trials`) is the one charted by default.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.orchestration.jobs import ACTIVE_STATUSES, LOST, effective_status
+from engine.tracking.history import DEFAULT_PARAM_KEYS, PARENT_RUN_TAG
 
 RUN_DIR_TAG, TASK_TAG = "lightbox.run_dir", "lightbox.task"
-STATUSES = ("RUNNING", LOST, "FINISHED", "KILLED", "FAILED")
+# Why a run failed: the engine's last error line, recorded by the training process.
+ERROR_TAG = "lightbox.error"
+# Tags a search writes (engine.orchestration.tune): on the search's run, and on a trial ASHA stopped.
+SEARCH_TAG, BEST_RUN_TAG, EARLY_STOPPED_TAG = "lightbox.search", "lightbox.best_run_id", "lightbox.early_stopped"
+EARLY_STOPPED = "EARLY STOPPED"  # shown instead of the status MLflow keeps (FINISHED) for such a trial
+STATUSES = ("RUNNING", LOST, "FINISHED", EARLY_STOPPED, "KILLED", "FAILED")
+SEARCH_PARAMS = ("search.metric", "search.mode")  # how a search ranks its trials
 # The metric a task's best checkpoint is chosen by (the engine's monitors), used when no best_score exists.
 FALLBACK_METRICS = ("val/accuracy", "val/map", "val/miou", "val/loss")
 
@@ -34,6 +43,7 @@ class RunRow:
     run_dir: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def started(self) -> str:
@@ -45,7 +55,29 @@ class RunRow:
 
     @property
     def can_resume(self) -> bool:
-        return self.status in ("KILLED", "FAILED", LOST)
+        return self.status in ("KILLED", "FAILED", LOST) and not self.early_stopped
+
+    @property
+    def search_id(self) -> str | None:
+        """The run id of the search this run is a trial of."""
+        return self.tags.get(PARENT_RUN_TAG) or None
+
+    @property
+    def is_search(self) -> bool:
+        return self.tags.get(SEARCH_TAG) == "true"
+
+    @property
+    def early_stopped(self) -> bool:
+        """A trial the search's scheduler (ASHA) ended early because it was behind: not a failure."""
+        return self.tags.get(EARLY_STOPPED_TAG) == "true" and self.status not in ACTIVE_STATUSES
+
+    @property
+    def shown_status(self) -> str:
+        return EARLY_STOPPED if self.early_stopped else self.status
+
+    @property
+    def error(self) -> str | None:
+        return self.tags.get(ERROR_TAG) or None
 
 
 def _best(metrics: dict[str, float], tags: dict[str, str]) -> str:
@@ -64,7 +96,7 @@ def load_runs(tracking_uri: str, experiment: str = "lightbox", now: float | None
 
     now = time.time() if now is None else now
     rows = []
-    for run in list_runs(tracking_uri, experiment, max_results=1000):
+    for run in list_runs(tracking_uri, experiment, max_results=1000, param_keys=DEFAULT_PARAM_KEYS + SEARCH_PARAMS):
         tags, params = run["tags"], run["params"]
         status = effective_status(run["status"], tags, run["start_time"], now)
         end = run["end_time"] / 1000 if run["end_time"] else (None if status == LOST else now)
@@ -77,12 +109,50 @@ def load_runs(tracking_uri: str, experiment: str = "lightbox", now: float | None
             tags.get(TASK_TAG) or params.get("task.name", ""), params.get("model.checkpoint", ""),
             _best(run["metrics"], tags), run["start_time"],
             (end - start) if (end is not None and start is not None) else None,
-            tags.get(RUN_DIR_TAG), dict(run["metrics"]), dict(tags)))
+            tags.get(RUN_DIR_TAG), dict(run["metrics"]), dict(tags), dict(params)))
     return rows
 
 
 def filter_runs(rows: list[RunRow], status: str | None = None, task: str | None = None) -> list[RunRow]:
-    return [r for r in rows if (not status or r.status == status) and (not task or r.task == task)]
+    return [r for r in rows if (not status or r.shown_status == status) and (not task or r.task == task)]
+
+
+def trials_of(rows: list[RunRow]) -> dict[str, list[RunRow]]:
+    """Search run id -> its trials listed in ``rows`` (in the order of ``rows``)."""
+    searches = {r.run_id for r in rows if r.is_search}
+    out: dict[str, list[RunRow]] = {s: [] for s in searches}
+    for row in rows:
+        if row.search_id in searches:
+            out[row.search_id].append(row)
+    return out
+
+
+def best_trial(search: RunRow, trials: list[RunRow]) -> RunRow | None:
+    """The search's best trial: the one it named when it ended, else the best so far by its
+    metric (``search.metric``, ``search.mode``), else (no trial validated yet) the first started."""
+    if not trials:
+        return None
+    named = search.tags.get(BEST_RUN_TAG)
+    for trial in trials:
+        if trial.run_id == named:
+            return trial
+    metric, mode = search.params.get("search.metric"), search.params.get("search.mode", "min")
+    scored = [t for t in trials if metric and metric in t.metrics]
+    if scored:
+        pick = min if mode == "min" else max
+        return pick(scored, key=lambda t: t.metrics[metric])
+    return min(trials, key=lambda t: t.started_ms or 0)
+
+
+def best_trials(rows: list[RunRow]) -> dict[str, RunRow]:
+    """Search run id -> its best trial, for every search in ``rows`` with a trial."""
+    by_id = {r.run_id: r for r in rows}
+    out = {}
+    for search_id, trials in trials_of(rows).items():
+        best = best_trial(by_id[search_id], trials)
+        if best is not None:
+            out[search_id] = best
+    return out
 
 
 def run_config_text(row: RunRow) -> str:
@@ -103,7 +173,8 @@ def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any]:
     client = MlflowClient(tracking_uri)
     run = client.get_run(run_id)
     summary: dict[str, Any] = {"run_id": run_id, "status": run.info.status, "metrics": dict(run.data.metrics),
-                               "task": run.data.tags.get(TASK_TAG, ""), "confusion": None}
+                               "task": run.data.tags.get(TASK_TAG, ""), "confusion": None,
+                               "error": run.data.tags.get(ERROR_TAG) or None}
     if summary["task"] == "classification":
         try:
             local = client.download_artifacts(run_id, "confusion_matrix.json")

@@ -22,6 +22,8 @@ DEFAULT_PARAM_KEYS = (
 )
 # Tags the app cares about; all "lightbox.*" tags are returned too.
 _MLFLOW_NAME_TAG = "mlflow.runName"
+# MLflow's own tag for a child run (a search's trial): the app groups trials under their search by it.
+PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 def _client(tracking_uri: str):
@@ -56,7 +58,8 @@ def list_runs(
 
     ``run_id, run_name, status, start_time, end_time`` (ms since epoch, end_time None while
     running), ``metrics`` (latest value of each), ``params`` (only ``param_keys``) and
-    ``tags`` (the ``lightbox.*`` tags: best checkpoint, run folder, task, ...).
+    ``tags`` (the ``lightbox.*`` tags: best checkpoint, run folder, task, ...; and a trial's
+    ``mlflow.parentRunId``, its search).
     An unknown experiment gives an empty list.
     """
     client = _client(tracking_uri)
@@ -77,7 +80,7 @@ def list_runs(
             "end_time": info.end_time if info.status != "RUNNING" else None,
             "metrics": dict(data.metrics),
             "params": {k: v for k, v in data.params.items() if k in wanted},
-            "tags": {k: v for k, v in data.tags.items() if k.startswith("lightbox.")},
+            "tags": {k: v for k, v in data.tags.items() if k.startswith("lightbox.") or k == PARENT_RUN_TAG},
         })
     return rows
 
