@@ -84,12 +84,13 @@ def cached_checkpoints(task: str) -> list[str]:
     Checkpoints with the layout of an offline preset come first (their recipe is known), then
     the others by name. Reads the cache folder and small config files: call it off the GUI thread.
     """
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
 
     from engine.models.loading import task_model_types
 
     try:
-        repos = [r.repo_id for r in scan_cache_dir().repos if r.repo_type == "model"]
+        # The cache folder as huggingface_hub resolves it now (HF_HOME / HF_HUB_CACHE), like the loader.
+        repos = [r.repo_id for r in scan_cache_dir(constants.HF_HUB_CACHE).repos if r.repo_type == "model"]
     except Exception:  # no cache folder yet, or an unreadable one: nothing cached to offer
         return []
     can_do = task_model_types(task)
