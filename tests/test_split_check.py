@@ -73,7 +73,7 @@ def test_validation_categories_never_seen_in_training(tmp_path):
     unseen = [p for p in problems if p.code == "unseen_validation_category"]
     val_file = str(root / "annotations" / "instances_val.json")
     assert [(p.category_id, p.file) for p in unseen] == [(2, val_file), (3, val_file)]
-    assert "category 'square' (id 2) has 2 annotations in validation" in unseen[0].message
+    assert "category 'square' (id 2) has 2 annotations in validation but has no training" in unseen[0].message
     assert "has no training annotation" in unseen[0].message
     assert "category_without_examples" not in codes(problems)  # seen in validation: reported once, above
 
@@ -98,20 +98,32 @@ def test_a_category_with_no_training_example(tmp_path):
 
 
 def test_train_and_val_holding_the_same_images(tmp_path):
-    root = coco_folder(tmp_path / "ds", train=[1, 2, 3] * 4, val=[1, 2, 3, 1])
-    # The validation file lists four of the training images (by their path from val/).
-    val_path = root / "annotations" / "instances_val.json"
-    doc = json.loads(val_path.read_text())
-    for k, image in enumerate(doc["images"]):
-        image["file_name"] = f"../train/train_{k:03d}.png"
-    _write(val_path, doc)
+    # One image folder for both files (COCO layout, images/): the validation file lists four training images.
+    root = tmp_path / "ds"
+    names = [f"tile_{k:03d}.png" for k in range(12)]
+    train = _doc(_images(root / "images", names), [1, 2, 3] * 4)
+    _write(root / "annotations" / "instances_train.json", train)
+    val_path = _write(root / "annotations" / "instances_val.json",
+                      _doc(train["images"][:4], [1, 2, 3, 1]))
     (overlap,) = [p for p in check_dataset_split(root) if p.code == "train_val_overlap"]
-    assert overlap.file == str(val_path)
+    assert overlap.file == str(val_path) and overlap.image_id == 1
     assert "all 4 validation images are also training images" in overlap.message
-    assert "'../train/train_000.png', '../train/train_001.png', '../train/train_002.png' and 1 more" in overlap.message
+    assert "'tile_000.png', 'tile_001.png', 'tile_002.png' and 1 more" in overlap.message
     # The same split for both: said as such.
     (same,) = [p for p in check_dataset_split(root, val_split="train") if p.code == "train_val_overlap"]
     assert "training and validation are the same file" in same.message
+
+
+def test_datamodule_warns_about_the_overlap_of_what_it_trains_on(tmp_path, capsys):
+    root = tmp_path / "ds"
+    names = [f"tile_{k:03d}.png" for k in range(12)]
+    train = _doc(_images(root / "images", names), [1, 2, 3] * 4)
+    _write(root / "annotations" / "instances_train.json", train)
+    _write(root / "annotations" / "instances_val.json", _doc(train["images"][:3], [1, 2, 3]))
+    data = ClassificationDataModule.from_folder(root, num_workers=0, image_size=16)
+    data.setup("fit")
+    assert codes(data.split_problems) == ["train_val_overlap"]
+    assert "instances_val.json: warning: all 3 validation images are also training images" in capsys.readouterr().err
 
 
 def test_empty_validation_split(tmp_path):

@@ -64,7 +64,7 @@ def check_split(train: CocoIndex, val: CocoIndex | None, *, train_image_dir: str
     """
     train_file = train.name
     val_file = val.name if val is not None else train_file
-    val_where = val_source or val_file
+    held_out = f" ({val_source})" if val_source else ""  # the file is named anyway; a held-out part is not
     out: list[Problem] = []
     n_train = train.num_images
     if n_train == 0:
@@ -80,9 +80,9 @@ def check_split(train: CocoIndex, val: CocoIndex | None, *, train_image_dir: str
                            train_file, severity="warning"))
     if n_val == 0:
         out.append(Problem("no_validation_images",
-                           f"the validation split has no images ({val_where}): the run reports no validation "
+                           f"the validation split has no images{held_out}: the run reports no validation "
                            "metrics and cannot pick its best checkpoint", val_file, severity="warning"))
-    out += _category_problems(train, val, val_file, val_where)
+    out += _category_problems(train, val, val_file, held_out)
     # A held-out part of the training file shares no image with the rest by construction.
     if val is not None and n_val and train_image_dir is not None and val_source is None:
         out += _overlap_problems(train, val, Path(train_image_dir), Path(val_image_dir or train_image_dir), val_file)
@@ -152,7 +152,7 @@ def _category_name(index: CocoIndex, category_id: int) -> str | None:
     return None
 
 
-def _category_problems(train: CocoIndex, val: CocoIndex | None, val_file: str, val_where: str) -> list[Problem]:
+def _category_problems(train: CocoIndex, val: CocoIndex | None, val_file: str, held_out: str) -> list[Problem]:
     out: list[Problem] = []
     in_train = _annotated_categories(train)
     in_val = _annotated_categories(val) if val is not None else {}
@@ -166,7 +166,7 @@ def _category_problems(train: CocoIndex, val: CocoIndex | None, val_file: str, v
         why = "has no training annotation" if defined else f"is not a category of {train.name}"
         out.append(Problem("unseen_validation_category",
                            f"category '{name}' (id {category_id}) has {count} annotation{'s' * (count != 1)} in "
-                           f"validation ({val_where}) but {why}: the model cannot learn it", val_file,
+                           f"validation{held_out} but {why}: the model cannot learn it", val_file,
                            severity="warning", category_id=category_id))
     for category_id, name in zip(train.category_ids.tolist(), train.category_names):
         if category_id in in_train or category_id in in_val:
