@@ -194,6 +194,7 @@ class RunsTable(QWidget):
             item.setCheckState(0, Qt.Checked if row.run_id in self.ticked else Qt.Unchecked)
             tip += "\ntick to chart this run"
         else:
+            item.setFlags(item.flags() & ~Qt.ItemIsUserCheckable)
             tip += "\na search: its trials are listed under it"
         if row.early_stopped:
             tip += "\nthe search's scheduler (ASHA) stopped this trial early: its metric was behind the others'"
