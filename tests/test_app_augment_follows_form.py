@@ -183,3 +183,29 @@ def test_a_banner_goes_when_its_cause_does(qtbot, monkeypatch, sample_dataset, t
     _wait(qtbot, lambda: not tab.lr_suggester.running, 10, "the finder to end")
     tab.show_error("something for existing callers")  # show_error still works, without a cause
     assert tab.banner.text() == "something for existing callers" and not tab.banner.isHidden()
+
+
+def test_leaving_a_parameter_field_untouched_is_no_override(qtbot):
+    """Focus leaving a field that shows a default (RandomResizedCrop's ratio) wrote the default into the
+    step: the run's recipe was silently overridden."""
+    from app.dataset.augment_panel import AugmentationPanel
+
+    panel = AugmentationPanel(task="classification")
+    qtbot.addWidget(panel)
+    panel.load_config(_config(task="classification", image_size=96))
+    assert panel.overridden_splits() == ()
+    panel.step_list.setCurrentRow(0)
+    assert panel.spec()[0]["name"] == "RandomResizedCrop" and "ratio" not in panel.spec()[0]
+    for name in ("ratio", "size"):  # a default, and a value the step holds
+        panel.param_editors[name].editingFinished.emit()
+    assert panel.overridden_splits() == () and "ratio" not in panel.spec()[0]
+    panel.param_editors["ratio"].setText("[0.5, 2.0]")  # a real edit still counts
+    panel.param_editors["ratio"].editingFinished.emit()
+    assert panel.overridden_splits() == ("train",) and panel.spec()[0]["ratio"] == [0.5, 2.0]
+
+
+def _config(task, image_size):
+    from engine.config import RunConfig
+
+    return RunConfig.from_dict({"task": task, "data": {"image_size": image_size},
+                                "augmentation": {"strength": "medium"}}, "test")

@@ -1070,8 +1070,12 @@ class AugmentationPanel(QWidget):
         spec = self.spec()
         if not 0 <= row < len(spec):
             return
-        spec[row][name] = value
         augment = _augment()
+        defaults = {p["name"]: p["default"] for p in augment.describe_transform(spec[row]["name"])["params"]}
+        if name not in spec[row] and name in defaults and value == defaults[name]:
+            self._show_param_error(None, "")
+            return  # leaving a field at its default is no edit (it would override the recipe)
+        spec[row][name] = value
         try:
             normal = augment.validate_spec(spec, task=self._task)
         except augment.AugmentationSpecError as err:
