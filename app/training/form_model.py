@@ -113,6 +113,32 @@ def parse_text(text: str) -> Any:
         return text
 
 
+def parse_number(text: str) -> Any:
+    """What a number field holds: empty -> None, a number when the text is one, else the text itself.
+
+    The text is kept as typed ("abc", "1e-3.5") so the config rejects it with its own message at
+    the field, instead of the form replacing it with something else.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def format_number(value: Any) -> str:
+    """The text a number field shows for ``value``: 3e-4 as 0.0003, 1e-5 as 1e-05, text as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def format_value(value: Any) -> str:
     """The text a text field shows for ``value`` (the inverse of :func:`parse_text`)."""
     if value is None:
@@ -172,10 +198,14 @@ class RunFormModel:
         """``(RunConfig or None, {field path or "": message})``."""
         from engine.config import ConfigError, RunConfig
 
+        # An emptied number field the config has a default for would silently take that default.
+        missing = {f.path: "required: type a number" for f in self.fields
+                   if f.kind in ("int", "float") and not f.nullable and self.values.get(f.path) is None}
         try:
-            return RunConfig.from_dict(self.data(), "run form"), {}
+            config = RunConfig.from_dict(self.data(), "run form")
         except ConfigError as exc:
-            return None, self.problems_by_field(exc.problems)
+            return None, {**self.problems_by_field(exc.problems), **missing}
+        return (None, missing) if missing else (config, {})
 
     def problems_by_field(self, problems: list[tuple[str, str]]) -> dict[str, str]:
         """Each problem at the deepest form field its dotted path names ("" when none)."""
@@ -205,6 +235,17 @@ class RunFormModel:
             self.values[f.path] = None if isinstance(value, (list, dict)) and not value else value
         shown = {name for name, _ in SECTIONS}
         self.extra = {k: v for k, v in data.items() if k not in shown and v is not None}
+
+    def remembered(self) -> dict[str, Any]:
+        """The fields' values as plain data, to restore this form later (see form_memory)."""
+        return dict(self.values)
+
+    def restore(self, values: dict[str, Any]) -> None:
+        """Put back values from :meth:`remembered`; fields the form no longer has are skipped."""
+        self.reset()
+        for path, value in values.items():
+            if path in self.by_path:
+                self.values[path] = value
 
 
 def _computed_defaults() -> dict[str, Any]:

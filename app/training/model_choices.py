@@ -1,7 +1,8 @@
 """What the model picker offers (Qt-free; called from a worker thread: it reads the disk).
 
-Offline presets for the task, the models already in the local Hugging Face cache, and a
-check that a local folder holds a loadable model config.
+Pretrained checkpoints for the task already in the local Hugging Face cache (first: the form
+prefers them), then the offline presets for the task (random weights), and a check that a
+local folder holds a loadable model config.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 class ModelChoice:
     name: str  # what goes into model.checkpoint
     source: str  # preset | cache
-    description: str
+    description: str  # says which weights it starts from
 
 
 def preset_choices(task: str) -> list[ModelChoice]:
@@ -23,23 +24,22 @@ def preset_choices(task: str) -> list[ModelChoice]:
 
     if task == "multitask":
         return []
-    return [ModelChoice(p.name, "preset", p.description) for p in list_presets(task)]
+    return [ModelChoice(p.name, "preset", f"offline preset, random weights: {p.description}")
+            for p in list_presets(task)]
 
 
-def cached_choices() -> list[ModelChoice]:
-    """Model repositories in the local Hugging Face cache (empty when there is no cache)."""
-    try:
-        from huggingface_hub import scan_cache_dir
+def cached_choices(task: str) -> list[ModelChoice]:
+    """Pretrained checkpoints for ``task`` in the local Hugging Face cache (none when there is no cache)."""
+    from engine.models.weights import cached_checkpoints
 
-        info = scan_cache_dir()
-    except Exception:  # no cache folder yet, or an unreadable one: nothing cached to offer
+    if task == "multitask":
         return []
-    return [ModelChoice(repo.repo_id, "cache", f"in the local cache ({repo.size_on_disk_str})")
-            for repo in sorted(info.repos, key=lambda r: r.repo_id) if repo.repo_type == "model"]
+    return [ModelChoice(hub_id, "cache", "pretrained weights from the local Hugging Face cache")
+            for hub_id in cached_checkpoints(task)]
 
 
 def model_choices(task: str) -> list[ModelChoice]:
-    return preset_choices(task) + cached_choices()
+    return cached_choices(task) + preset_choices(task)
 
 
 def check_model_folder(folder: str | Path) -> str | None:

@@ -2,47 +2,44 @@
 
 ``changed`` fires on every edit; ``valid_changed(bool)`` when the form becomes valid or
 invalid (the Train button follows it).  ``config()`` is the validated RunConfig or None.
+
+Number fields are line edits that keep what was typed (``-0.5``, ``abc``, ``0``): the config
+judges it and its message appears at the field, as on the command line.  Under the model
+picker a note says which weights the run starts from (random for every offline preset).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
-from .form_model import FieldSpec, RunFormModel, format_value, parse_text
+from .form_model import FieldSpec, RunFormModel, format_number, format_value, parse_number, parse_text
 from .model_choices import check_model_folder
 
 EMPTY = "(empty)"
-INT_LIMIT = 2**31 - 1
 LR_PATH = "optim.lr"  # gets a "Suggest" button (the learning-rate finder)
+CHECKPOINT_PATH = "model.checkpoint"
+PRETRAINED_PATH = "model.pretrained"
+ERROR_COLOUR = "#b00020"
+NOTE_COLOUR = "#8a5300"  # random weights: worth noticing, not an error
+PRETRAINED_COLOUR = "#1b5e20"
 
 
-class _FloatSpin(QDoubleSpinBox):
-    """A double spin box that shows 3e-4 as 0.0003, not 0.00."""
+class NumberEdit(QLineEdit):
+    """A number typed as text and kept as typed; the config, not the editor, says what is wrong."""
 
-    def __init__(self, parent=None):
+    def __init__(self, spec: FieldSpec, parent=None):
         super().__init__(parent)
-        self.setDecimals(12)
+        self.spec = spec
+        self.setPlaceholderText(EMPTY if spec.nullable else "a number")
 
-    def textFromValue(self, value: float) -> str:
-        return f"{value:g}"
+    def value(self):
+        """The number shown (None when empty; the text itself when it is no number)."""
+        return parse_number(self.text())
 
-    def valueFromText(self, text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            return self.value()
-
-    def validate(self, text, pos):
-        from PySide6.QtGui import QValidator
-
-        try:
-            float(text)
-            return QValidator.Acceptable, text, pos
-        except ValueError:
-            return QValidator.Intermediate, text, pos
+    def setValue(self, value) -> None:  # noqa: N802 - the spin box name callers already use
+        self.setText(format_number(value))
 
 
 class RunForm(QWidget):
@@ -58,6 +55,9 @@ class RunForm(QWidget):
         self._loading = False
         self.suggest_button: QPushButton | None = None
         self.suggest_status: QLabel | None = None
+        self.weights_note: QLabel | None = None
+        self._cached: set[str] = set()  # hub ids the background scan found in the local cache
+        self._auto_checkpoint: str | None = None  # a cached checkpoint the form picked, not the user
         self.general_error = QLabel()
         self.general_error.setObjectName("formError")
         self.general_error.setWordWrap(True)
@@ -78,7 +78,7 @@ class RunForm(QWidget):
             editor = self._editor(spec)
             editor.setToolTip(spec.description)
             error = QLabel()
-            error.setStyleSheet("color: #b00020;")
+            error.setStyleSheet(f"color: {ERROR_COLOUR};")
             error.setWordWrap(True)
             error.hide()
             cell = QWidget()
@@ -88,6 +88,8 @@ class RunForm(QWidget):
             cell_layout.addWidget(self._with_suggest(editor) if spec.path == LR_PATH else editor)
             if spec.path == LR_PATH:
                 cell_layout.addWidget(self.suggest_status)
+            if spec.path == CHECKPOINT_PATH:
+                cell_layout.addWidget(self.weights_note)
             cell_layout.addWidget(error)
             label = QLabel(spec.title)
             label.setToolTip(spec.description)
@@ -124,14 +126,8 @@ class RunForm(QWidget):
                 w.addItem(text, value)
             w.currentIndexChanged.connect(lambda _i, p=spec.path, w=w: self._edited(p, w.currentData()))
         elif spec.kind in ("int", "float"):
-            w = QSpinBox() if spec.kind == "int" else _FloatSpin()
-            low = spec.minimum if spec.minimum is not None else -INT_LIMIT
-            high = spec.maximum if spec.maximum is not None else INT_LIMIT
-            if spec.nullable:  # one step below the minimum means "empty"
-                low = low - 1
-                w.setSpecialValueText(EMPTY)
-            w.setRange(low, high)
-            w.valueChanged.connect(lambda v, p=spec.path, w=w, s=spec: self._edited(p, self._number(s, w, v)))
+            w = NumberEdit(spec)
+            w.textChanged.connect(lambda t, p=spec.path: self._edited(p, parse_number(t)))
         elif spec.kind == "path":
             w = QWidget()
             row = QHBoxLayout(w)
@@ -175,6 +171,13 @@ class RunForm(QWidget):
         combo.setEditable(True)
         combo.lineEdit().setPlaceholderText("task default, a preset, a folder or a hub id")
         combo.setInsertPolicy(QComboBox.NoInsert)
+        # Whole names, in the field and in the list ("rt-d...-r18" told nothing).
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(len("conditional-detr-resnet-50"))
+        combo.view().setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.weights_note = QLabel()
+        self.weights_note.setObjectName("weightsNote")
+        self.weights_note.setWordWrap(True)
         folder = QPushButton("Folder…")
         folder.clicked.connect(lambda: self._browse_model(combo))
         row.addWidget(combo, 1)
@@ -186,22 +189,30 @@ class RunForm(QWidget):
         return w
 
     def set_model_choices(self, choices) -> None:
-        """Fill the model picker (presets and cached hub models), keeping what is typed."""
-        combo = self.editors["model.checkpoint"].combo
+        """Fill the model picker (cached pretrained checkpoints, then presets), keeping what is typed.
+
+        While the field is empty (the task default, an offline preset) or holds a checkpoint the
+        form picked itself, the first pretrained checkpoint of the local cache is preferred.
+        """
+        combo = self.editors[CHECKPOINT_PATH].combo
         text = combo.currentText()
         self._loading = True
         combo.clear()
         for choice in choices:
             combo.addItem(choice.name)
-            combo.setItemData(combo.count() - 1, f"{choice.source}: {choice.description}", Qt.ToolTipRole)
+            combo.setItemData(combo.count() - 1, choice.description, Qt.ToolTipRole)
         combo.setEditText(text)
         self._loading = False
-
-    @staticmethod
-    def _number(spec: FieldSpec, w, value):
-        if spec.nullable and value == w.minimum():
-            return None
-        return int(value) if spec.kind == "int" else float(value)
+        widest = max((combo.fontMetrics().horizontalAdvance(c.name) for c in choices), default=0)
+        combo.view().setMinimumWidth(widest + 40)
+        self._cached = {c.name for c in choices if c.source == "cache"}
+        current = self.model.values.get(CHECKPOINT_PATH)
+        if not current or current == self._auto_checkpoint:
+            self._auto_checkpoint = next((c.name for c in choices if c.source == "cache"), None)
+            if self._auto_checkpoint != current:
+                self._put(CHECKPOINT_PATH, self._auto_checkpoint)
+                return
+        self.refresh()  # the note may now know the checkpoint is cached
 
     def _browse(self, line: QLineEdit, spec: FieldSpec) -> None:
         folder = QFileDialog.getExistingDirectory(self, spec.title, line.text())
@@ -217,12 +228,19 @@ class RunForm(QWidget):
     def _edited(self, path: str, value) -> None:
         if self._loading:
             return
+        if path == CHECKPOINT_PATH:
+            self._auto_checkpoint = None  # typed or picked by the user: theirs from now on
         self.model.set(path, value)
         self.refresh()
         self.changed.emit()
 
     def set_value(self, path: str, value) -> None:
         """Set one field as if the user typed it."""
+        if path == CHECKPOINT_PATH:
+            self._auto_checkpoint = None
+        self._put(path, value)
+
+    def _put(self, path: str, value) -> None:
         self.model.set(path, value)
         self._show(self.model.by_path[path], value)
         self.refresh()
@@ -230,6 +248,22 @@ class RunForm(QWidget):
 
     def load_config(self, config) -> None:
         self.model.load_config(config)
+        self._auto_checkpoint = None  # a loaded checkpoint is the user's choice
+        self._show_all()
+
+    def remembered_values(self) -> dict:
+        """The form as plain data, for :class:`~app.training.form_memory.FormMemory`."""
+        return self.model.remembered()
+
+    def restore_values(self, values: dict | None) -> None:
+        """Show values from :meth:`remembered_values` (None: nothing remembered, nothing changes)."""
+        if values is None:
+            return
+        self.model.restore(values)
+        self._auto_checkpoint = None  # a remembered checkpoint is the user's choice
+        self._show_all()
+
+    def _show_all(self) -> None:
         self._loading = True
         for spec in self.model.fields:
             self._show(spec, self.model.values[spec.path])
@@ -241,14 +275,14 @@ class RunForm(QWidget):
         w = self.editors[spec.path]
         loading, self._loading = self._loading, True
         try:
-            if spec.path == "model.checkpoint" or spec.kind == "path":
+            if spec.path == CHECKPOINT_PATH or spec.kind == "path":
                 (w.combo.setEditText if hasattr(w, "combo") else w.line.setText)(value or "")
             elif spec.kind in ("enum", "tristate"):
                 w.setCurrentIndex(max(0, w.findData(value)))
             elif spec.kind == "bool":
                 w.setChecked(bool(value))
             elif spec.kind in ("int", "float"):
-                w.setValue(w.minimum() if value is None else value)
+                w.setValue(value)
             else:
                 w.setText(format_value(value))
         finally:
@@ -260,14 +294,17 @@ class RunForm(QWidget):
     def refresh(self) -> bool:
         """Validate, show each problem at its field; returns whether the form is valid."""
         config, problems = self.model.validate()
-        checkpoint = self.model.values.get("model.checkpoint")
+        checkpoint = self.model.values.get(CHECKPOINT_PATH)
         if config is not None and checkpoint and ("/" in checkpoint or checkpoint.startswith(".")):
             from pathlib import Path
 
             if Path(checkpoint).expanduser().is_dir():
                 problem = check_model_folder(Path(checkpoint).expanduser())
                 if problem:
-                    config, problems = None, {"model.checkpoint": problem}
+                    config, problems = None, {CHECKPOINT_PATH: problem}
+        no_weights = self._show_weights(config)
+        if no_weights:
+            config, problems = None, {**problems, CHECKPOINT_PATH: no_weights}
         for path, label in self.errors.items():
             message = problems.get(path)
             label.setText(message or "")
@@ -284,3 +321,53 @@ class RunForm(QWidget):
     @property
     def is_valid(self) -> bool:
         return bool(self._valid)
+
+    # ------------------------------------------------------------------ which weights
+    def _show_weights(self, config) -> str | None:
+        """Say under the picker which weights the run starts from; the problem when they cannot load."""
+        from engine.config import DEFAULT_CHECKPOINTS
+        from engine.models.loading import ModelLoadError
+        from engine.models.weights import starting_weights
+
+        values = self.model.values
+        task = values.get("task.name")
+        if config is not None:
+            checkpoints = dict(config.model.checkpoints) if task == "multitask" else {"": config.model.checkpoint}
+        else:
+            checkpoints = {} if task == "multitask" else {"": values.get(CHECKPOINT_PATH)
+                                                               or DEFAULT_CHECKPOINTS.get(task)}
+        lines, sources = [], set()
+        for name, checkpoint in checkpoints.items():
+            try:
+                weights = starting_weights(checkpoint or "", bool(values.get(PRETRAINED_PATH)),
+                                           cached=self._cached.__contains__)
+            except ModelLoadError:
+                sources.add("unknown")
+                continue  # a name that is no checkpoint: the config's own error says so
+            sources.add(weights.source)
+            if weights.source == "missing":
+                self.weights_note.hide()
+                self._show_pretrained(enabled=True)  # unticking it is the way out
+                return weights.text
+            text = weights.text
+            if weights.source == "cache" and checkpoint == self._auto_checkpoint:
+                text += " (preferred to the offline preset; clear the field to use the preset)"
+            elif not values.get(CHECKPOINT_PATH) and task != "multitask":
+                text = f"the task default, {text}"
+            lines.append(f"{name}: {text}" if name else text)
+        self.weights_note.setText(("Starts from " + "\n".join(lines)) if lines else "")
+        self.weights_note.setVisible(bool(lines))
+        random = bool(sources & {"preset", "random"})
+        self.weights_note.setStyleSheet(f"color: {NOTE_COLOUR if random else PRETRAINED_COLOUR};")
+        self._show_pretrained(enabled=sources != {"preset"})
+        return None
+
+    def _show_pretrained(self, enabled: bool) -> None:
+        """Offline presets have no trained weights: the box is shown off and cannot be ticked for them."""
+        box = self.editors[PRETRAINED_PATH]
+        loading, self._loading = self._loading, True
+        box.setEnabled(enabled)
+        box.setChecked(bool(self.model.values.get(PRETRAINED_PATH)) and enabled)
+        box.setToolTip(self.model.by_path[PRETRAINED_PATH].description if enabled else
+                       "Offline presets have no trained weights: they always start from random weights.")
+        self._loading = loading

@@ -93,6 +93,8 @@ def cached_checkpoints(task: str) -> list[str]:
         repos = [r.repo_id for r in scan_cache_dir(constants.HF_HUB_CACHE).repos if r.repo_type == "model"]
     except Exception:  # no cache folder yet, or an unreadable one: nothing cached to offer
         return []
+    if not repos:
+        return []  # and no need to import transformers' model tables
     can_do = task_model_types(task)
     found = [hub_id for hub_id in repos if is_cached(hub_id)
              and (checkpoint_config(hub_id) or {}).get("model_type") in can_do]
