@@ -22,6 +22,7 @@ from .dataset.browser import DatasetBrowser
 from .dataset.health_panel import HealthPanel
 from .dataset.session import DatasetSession, ImageRef, check_files, open_dataset
 from .dataset.viewer import ImageViewer
+from .widgets.banner import Banner
 from .widgets.workers import BackgroundTask
 
 MAX_RECENT = 10
@@ -48,13 +49,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Lightbox")
         self.resize(1280, 840)
 
-        self.banner = QLabel()
-        self.banner.setObjectName("errorBanner")
-        self.banner.setWordWrap(True)
-        self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.banner.setStyleSheet("#errorBanner { background: #fdecea; color: #8a1c1c; padding: 8px; "
-                                  "border: 1px solid #f5c2c0; border-radius: 4px; }")
-        self.banner.hide()
+        self.banner = Banner("errorBanner")  # the window's errors; the close button dismisses one
 
         self.browser = DatasetBrowser()
         self.viewer = ImageViewer()
@@ -153,7 +148,8 @@ class MainWindow(QMainWindow):
         self.status_text.setText(f"Writing the demo dataset to {dataset}…")
         task = BackgroundTask(write_sample_dataset, dataset)
         task.signals.finished.connect(lambda _=None: self.open_folder(dataset))
-        task.signals.failed.connect(lambda message: self.show_error(f"Could not write the demo dataset: {message}"))
+        task.signals.failed.connect(
+            lambda message: self.show_error(f"Could not write the demo dataset: {message}", "dataset"))
         self._demo_task = task
         QThreadPool.globalInstance().start(task)
         return task
@@ -169,7 +165,7 @@ class MainWindow(QMainWindow):
         """Start opening a dataset in the background; returns the task (tests wait on it)."""
         self.cancel_open()
         folder = Path(folder).expanduser()
-        self.banner.hide()
+        self.banner.clear("dataset")  # a new dataset: the last one's problem no longer stands
         self.status_text.setText(f"Opening {folder}…")
         self.progress.setRange(0, 0)
         self.progress.show()
@@ -259,20 +255,20 @@ class MainWindow(QMainWindow):
             return
         self._check_task = None
         self._end_progress()
-        self.show_error(f"Checking the image files failed: {message}")
+        self.show_error(f"Checking the image files failed: {message}", "dataset")
 
     def _open_failed(self, task: BackgroundTask, folder: Path, message: str) -> None:
         if task is not self._open_task:
             return
         self._open_task = None
         self._end_progress()
-        self.show_error(f"Could not open {folder}:\n{message}")
+        self.show_error(f"Could not open {folder}:\n{message}", "dataset")
         self.status_text.setText("The dataset could not be opened; the previous one stays open."
                                  if self.session else "Open a COCO dataset folder to begin (File ▸ Open).")
 
-    def show_error(self, message: str) -> None:
-        self.banner.setText(message)
-        self.banner.show()
+    def show_error(self, message: str, cause: str | None = None) -> None:
+        """Show ``message`` in the window's banner; ``cause`` lets the code that raised it take it down."""
+        self.banner.show_message(message, "error", cause)
 
     # ---------------------------------------------------------------- navigation
     def show_image(self, ref: ImageRef, annotation_id: int | None = None) -> None:

@@ -16,6 +16,7 @@ import importlib
 import os
 import sys
 import threading
+import traceback
 from typing import NoReturn
 
 from engine.run_flags import add_run_flags, config_from_flags
@@ -72,10 +73,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
             result = train(config, tracking_uri=args.tracking_uri, progress=args.progress)
     except (ConfigError, DatasetError, TrainingError, ValueError, OSError) as exc:
         # ModelLoadError and DatasetError are ValueError / Exception subclasses with clear messages.
-        print(f"lightbox train: {exc}", file=sys.stderr)
-        return 2
+        return report_failure("train", exc, 2)
+    except Exception as exc:  # a crash inside training: the traceback for a bug report, then the one line
+        traceback.print_exc()
+        return report_failure("train", exc, 1)
     print_result(result)
     return 0 if result.status == "FINISHED" else (3 if result.status == "KILLED" else 1)
+
+
+def report_failure(verb: str, exc: BaseException, code: int) -> int:
+    """Print why ``verb`` failed as its last line, ``lightbox VERB: reason`` (the desktop app shows
+    that line; the run, where one was opened, carries the same reason as its ``lightbox.error`` tag)."""
+    from engine.tracking.run_error import describe_failure
+
+    print(f"lightbox {verb}: {describe_failure(exc)}", file=sys.stderr, flush=True)
+    return code
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -17,7 +17,11 @@ from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from engine.orchestration import jobs
 
 from ..widgets.workers import run_in_background
+from .engine_error import engine_error
 from .progress import OutputSplitter
+
+#: The engine's exit status for a run that ended KILLED on a stop request (engine.cli).
+STOPPED_EXIT_CODE = 3
 
 
 #: What the training prints when the recipe chose the epochs (engine.recipes: "recipe: 100 epochs of 3 ...").
@@ -45,6 +49,9 @@ class TrainingJob(QObject):
         self.grace_s, self.kill_grace_s = grace_s, kill_grace_s
         self.log_lines: list[str] = []
         self.exit_code: int | None = None
+        #: Why the job failed, in the engine's words (set before ``finished``; None unless it failed).
+        self.failure: str | None = None
+        self._said: str | None = None
         self._splitter = OutputSplitter()
         self._stop: jobs.StopSequence | None = None
         self._tasks: list = []
@@ -76,8 +83,11 @@ class TrainingJob(QObject):
         raise NotImplementedError(f"{type(self).__name__} must say how it stops at exit")
 
     def ended_text(self, code: int) -> str:
-        """The progress line once the job has ended."""
-        return f"process ended (exit code {code})"
+        """The progress line once the job has ended (with the failure's first line)."""
+        return f"process ended (exit code {code})" + self._failure_suffix()
+
+    def _failure_suffix(self) -> str:
+        return f": {self.failure.splitlines()[0]}" if self.failure else ""
 
     def _terminate(self) -> None:
         raise NotImplementedError
@@ -119,7 +129,26 @@ class TrainingJob(QObject):
         if self._splitter.progress is not None:
             self.progress.emit(self._splitter.progress)
 
+    def _conclude(self, code: int, failed: bool | None = None) -> None:
+        """The job has ended with ``code``: note why it failed, if it did, then say so.
+
+        ``failed`` defaults to a status other than 0 and 3 (the run ended KILLED on a stop
+        request); after a stop we sent, the process may end any way: not a failure.
+        """
+        self.exit_code = int(code)
+        if failed is None:
+            failed = self.exit_code not in (0, STOPPED_EXIT_CODE)
+        if failed and not self.stop_requested:
+            # The engine's words; else what the app itself last said about the job (e.g. not submitted).
+            self.failure = engine_error(self.log_lines) or self._said
+        else:
+            self.failure = None
+        if self.run_id is None:
+            self._find_run()
+        self.finished.emit(self.exit_code)
+
     def _say(self, text: str) -> None:
+        self._said = text
         self.log_lines.append(f"[lightbox] {text}")
         self.output.emit([f"[lightbox] {text}"])
 

@@ -133,7 +133,4 @@ class ProcessJob(TrainingJob):
     def _finished(self, code: int) -> None:
         self._log_timer.stop()
         self._timer.stop()
-        self.exit_code = int(code)
-        if self.run_id is None:
-            self._find_run()
-        self.finished.emit(self.exit_code)
+        self._conclude(code)

@@ -123,7 +123,7 @@ class RayJob(TrainingJob):
             stop(self.address, self.job_id, self._token)
 
     def ended_text(self, code: int) -> str:
-        return f"Ray job {self.job_id or '(not submitted)'} ended {self.status}"
+        return f"Ray job {self.job_id or '(not submitted)'} ended {self.status}" + self._failure_suffix()
 
     def _terminate(self) -> None:
         if self.job_id is None:
@@ -195,7 +195,4 @@ class RayJob(TrainingJob):
         self._feed("\n")  # the last line, if it had no newline
         self._poll_timer.stop()
         self._timer.stop()
-        self.exit_code = EXIT_CODES.get(self.status, 1)
-        if self.run_id is None:
-            self._find_run()
-        self.finished.emit(self.exit_code)
+        self._conclude(EXIT_CODES.get(self.status, 1), failed=self.status not in ("SUCCEEDED", "STOPPED"))

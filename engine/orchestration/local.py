@@ -363,7 +363,9 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
                                      tags={TASK_TAG: config.task.name, PROCESSES_TAG: processes, **(tags or {})})
     if run_logger.tracking_uri is None:
         uri = None
-    with run_logger:
+    from engine.tracking.run_error import failures_recorded, record_failure
+
+    with run_logger, failures_recorded(run_logger):  # a failure's reason is tagged on the run, then raised on
         if run_dir is None:
             run_dir = start_run_folder(run_logger, config, workspace)
             dropped = datamodule.dropped_images
@@ -434,6 +436,8 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
             run_logger.set_tag("lightbox.best_checkpoint", best_path)
         if last_path:
             run_logger.set_tag("lightbox.last_checkpoint", str(last_path))
+        if status == "FAILED":
+            record_failure(run_logger, message)
         run_logger.finish(status)
     return TrainResult(run_logger.run_id, status, best_path, str(last_path) if last_path else None,
                        metrics, message, uri)
