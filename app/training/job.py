@@ -18,7 +18,7 @@ from engine.orchestration import jobs
 
 from ..widgets.workers import run_in_background
 from .engine_error import engine_error
-from .progress import OutputSplitter
+from .progress import OutputSplitter, ProgressClock
 
 #: The engine's exit status for a run that ended KILLED on a stop request (engine.cli).
 STOPPED_EXIT_CODE = 3
@@ -53,6 +53,8 @@ class TrainingJob(QObject):
         self.failure: str | None = None
         self._said: str | None = None
         self._splitter = OutputSplitter()
+        self._clock = ProgressClock()
+        self._last_progress = None
         self._stop: jobs.StopSequence | None = None
         self._tasks: list = []
         # The job's own threads: a Ray submission can take a minute, and the shared pool is for the charts.
@@ -126,8 +128,9 @@ class TrainingJob(QObject):
                     self.epochs = int(chosen.group(1))
             self.log_lines.extend(lines)
             self.output.emit(lines)
-        if self._splitter.progress is not None:
-            self.progress.emit(self._splitter.progress)
+        if self._splitter.progress is not None and self._splitter.progress is not self._last_progress:
+            self._last_progress = self._splitter.progress  # each redraw timed once, when it arrived
+            self.progress.emit(self._clock.update(self._last_progress, time.monotonic(), self.epochs))
 
     def _conclude(self, code: int, failed: bool | None = None) -> None:
         """The job has ended with ``code``: note why it failed, if it did, then say so.

@@ -4,12 +4,17 @@ The child's Lightning progress bar redraws one line with carriage returns
 ("Epoch 2:  40%|####      | 4/10 [00:02<00:03, 1.9it/s, ...]"); :class:`OutputSplitter`
 keeps finished lines for the log panel and the latest redraw for the progress line,
 which :func:`parse_progress` reads.
+
+The bar redraws only every few batches (the run's logging interval), so on a short epoch
+the newest redraw is often the epoch's "0/3" with tqdm's remaining time unknown ("?").
+:class:`ProgressClock` times the redraws as they arrive instead: once one epoch has
+passed (validation included), or a few batches within one, it gives the run's ETA.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _BAR = re.compile(r"Epoch (\d+):.*?\|\s*(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
 _ANY_BAR = re.compile(r"\d+%\||\|\s*\d+/[\d?]+ \[")  # any tqdm redraw (validation bars too)
@@ -23,18 +28,28 @@ class Progress:
     batches: int
     elapsed_s: float
     remaining_s: float | None  # of this epoch
+    #: Seconds until the run ends as :class:`ProgressClock` timed it (None: not timed yet).
+    measured_eta_s: float | None = None
+
+    @property
+    def step(self) -> int:
+        """Training batches done in the whole run (the optimiser step, without gradient accumulation)."""
+        return self.epoch * self.batches + self.batch
 
     def eta_s(self, epochs: int | None) -> float | None:
-        """Seconds until the run ends, assuming every epoch takes as long as this one."""
+        """Seconds until the run ends: as timed by the clock, else from tqdm's estimate for this epoch,
+        assuming every epoch takes as long as this one."""
+        if self.measured_eta_s is not None:
+            return self.measured_eta_s
         if self.remaining_s is None:
             return None
         later = max(0, (epochs or self.epoch + 1) - self.epoch - 1)
         return self.remaining_s + later * (self.elapsed_s + self.remaining_s)
 
     def describe(self, epochs: int | None, step: int | None = None) -> str:
-        parts = [f"epoch {self.epoch + 1}" + (f"/{epochs}" if epochs else ""), f"batch {self.batch}/{self.batches}"]
-        if step is not None:
-            parts.append(f"step {step}")
+        """The progress line; ``step`` (the newest charted step) is used when it is ahead of the bar's count."""
+        parts = [f"epoch {self.epoch + 1}" + (f"/{epochs}" if epochs else ""), f"batch {self.batch}/{self.batches}",
+                 f"step {max(self.step, step or 0)}"]
         eta = self.eta_s(epochs)
         parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA …")
         return " · ".join(parts)
@@ -92,5 +107,43 @@ class OutputSplitter:
         for redraw in reversed(redraws):
             found = parse_progress(redraw)
             if found is not None:
-                self.progress = found
+                if found != self.progress:  # the same redraw read again (an unfinished line) is not news
+                    self.progress = found
                 return
+
+
+#: Batches within one epoch that give a rate to go by before a whole epoch has been timed.
+FEW_BATCHES = 3
+
+
+class ProgressClock:
+    """Times the progress redraws as they arrive and gives each one the run's ETA.
+
+    Once an epoch has passed, the next ones are taken to last as long (the newest whole
+    epoch, its validation included); before that, the rate of the batches seen in this
+    epoch, once there are :data:`FEW_BATCHES` of them.
+    """
+
+    def __init__(self) -> None:
+        self._epoch_start: dict[int, float] = {}  # epoch -> when its first redraw arrived
+        self._first: tuple[int, int, float] | None = None  # (epoch, batch, time) of this epoch's first redraw
+
+    def update(self, progress: Progress, now: float, epochs: int | None) -> Progress:
+        if progress.epoch not in self._epoch_start:
+            self._epoch_start[progress.epoch] = now
+            self._first = (progress.epoch, progress.batch, now)
+        return replace(progress, measured_eta_s=self._eta(progress, now, epochs or progress.epoch + 1))
+
+    def _eta(self, progress: Progress, now: float, epochs: int) -> float | None:
+        later = max(0, epochs - progress.epoch - 1)
+        started = self._epoch_start[progress.epoch]
+        previous = self._epoch_start.get(progress.epoch - 1)
+        if previous is not None:
+            epoch_s = started - previous
+            return max(0.0, epoch_s - (now - started)) + later * epoch_s
+        first_epoch, first_batch, first_time = self._first
+        done = progress.batch - first_batch
+        if first_epoch == progress.epoch and done >= FEW_BATCHES and now > first_time:
+            batch_s = (now - first_time) / done
+            return ((progress.batches - progress.batch) + later * progress.batches) * batch_s
+        return None
