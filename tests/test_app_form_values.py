@@ -193,3 +193,12 @@ def test_an_unreadable_memory_file_is_set_aside_not_lost(tmp_path):
     assert (tmp_path / "form_memory.json.bad").read_text() == "{not json"
     memory.remember(tmp_path / "shapes", {"task.name": "detection", "data.path": "ignored"})
     assert memory.recall(tmp_path / "shapes") == {"task.name": "detection", "data.path": str(tmp_path / "shapes")}
+
+
+def test_the_size_error_shows_even_while_another_field_is_wrong(qtbot, tab):
+    """Seen through Xvfb: with lr "abc" the config never reached its size check, so 400 looked fine."""
+    tab.form.set_value("task.name", "detection")
+    _type(qtbot, tab.form, "optim.lr", "abc")
+    _type(qtbot, tab.form, "data.image_size", "400")
+    assert "384 or 416" in tab.form.errors["data.image_size"].text()
+    assert "valid number" in tab.form.errors["optim.lr"].text()

@@ -204,8 +204,23 @@ class RunFormModel:
         try:
             config = RunConfig.from_dict(self.data(), "run form")
         except ConfigError as exc:
-            return None, {**self.problems_by_field(exc.problems), **missing}
+            return None, {**self._size_problem(), **self.problems_by_field(exc.problems), **missing}
         return (None, missing) if missing else (config, {})
+
+    def _size_problem(self) -> dict[str, str]:
+        """The image-size rule's message even while another field is wrong.
+
+        The config checks the size against the model only once every field is valid (pydantic
+        runs whole-config checks last), so a bad learning rate would hide it until fixed.
+        """
+        from engine.config import DEFAULT_CHECKPOINTS
+        from engine.models.input_size import image_size_problem
+
+        size, task = self.values.get("data.image_size"), self.values.get("task.name")
+        if not isinstance(size, int) or isinstance(size, bool) or task not in DEFAULT_CHECKPOINTS:
+            return {}
+        problem = image_size_problem(self.values.get("model.checkpoint") or DEFAULT_CHECKPOINTS[task], size)
+        return {"data.image_size": problem} if problem else {}
 
     def problems_by_field(self, problems: list[tuple[str, str]]) -> dict[str, str]:
         """Each problem at the deepest form field its dotted path names ("" when none)."""

@@ -24,6 +24,7 @@ PRETRAINED_PATH = "model.pretrained"
 ERROR_COLOUR = "#b00020"
 NOTE_COLOUR = "#8a5300"  # random weights: worth noticing, not an error
 PRETRAINED_COLOUR = "#1b5e20"
+MODEL_NAME_CHARS = 18  # the picker's minimum width in characters
 
 
 class NumberEdit(QLineEdit):
@@ -171,9 +172,11 @@ class RunForm(QWidget):
         combo.setEditable(True)
         combo.lineEdit().setPlaceholderText("task default, a preset, a folder or a hub id")
         combo.setInsertPolicy(QComboBox.NoInsert)
-        # Whole names, in the field and in the list ("rt-d...-r18" told nothing).
+        # Whole names, in the field and in the list ("rt-d...-r18" told nothing): a width that puts the
+        # field under its label in the narrow form column, where it gets the whole row; a list as wide
+        # as its longest name (set_model_choices), never elided.
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(len("conditional-detr-resnet-50"))
+        combo.setMinimumContentsLength(MODEL_NAME_CHARS)
         combo.view().setTextElideMode(Qt.TextElideMode.ElideNone)
         self.weights_note = QLabel()
         self.weights_note.setObjectName("weightsNote")
