@@ -209,3 +209,17 @@ def _config(task, image_size):
 
     return RunConfig.from_dict({"task": task, "data": {"image_size": image_size},
                                 "augmentation": {"strength": "medium"}}, "test")
+
+
+def test_edits_are_not_slipped_into_a_multitask_run(qtbot):
+    from app.dataset.augment_panel import AugmentationPanel
+    from engine.config import RunConfig
+
+    panel = AugmentationPanel(task="detection")
+    qtbot.addWidget(panel)
+    panel.set_spec([{"name": "HorizontalFlip", "p": 0.5}])
+    multitask = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["detection", "segmentation"]}}, "t")
+    with pytest.raises(ValueError, match="multitask run"):
+        panel.apply_to_config(multitask)
+    panel.use_recipe()
+    assert panel.apply_to_config(multitask) == multitask

@@ -743,7 +743,10 @@ class AugmentationPanel(QWidget):
         if not self._overrides:
             return run_config  # the recipe decides, at the run's own image size
         name = run_config.task.name
-        if name in TASKS and name != self._task:
+        if name not in TASKS:
+            raise ValueError(f"the Augment tab's {self._task} steps cannot be used by a {name} run; "
+                             "go back to auto to use its own")
+        if name != self._task:
             # A spec is checked against its task: a classification crop may drop every detection box.
             raise ValueError(f"the panel holds {self._task} augmentations but the config trains {name}")
         aug = run_config.augmentation
