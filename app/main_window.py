@@ -86,6 +86,16 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_text, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
+        # The learning-rate finder (the run form's Suggest) runs for minutes: its steps and a way to stop it.
+        self.suggest_progress = QProgressBar()
+        self.suggest_progress.setMaximumWidth(200)
+        self.suggest_progress.setFormat("lr %v/%m")
+        self.suggest_progress.hide()
+        self.suggest_cancel = QPushButton("Cancel suggestion")
+        self.suggest_cancel.setToolTip("Stop the learning-rate finder (Suggest); the learning rate is left as it is")
+        self.suggest_cancel.hide()
+        self.statusBar().addPermanentWidget(self.suggest_progress)
+        self.statusBar().addPermanentWidget(self.suggest_cancel)
 
         self._build_menu()
         self.browser.image_activated.connect(self.show_image)
@@ -338,10 +348,24 @@ class MainWindow(QMainWindow):
             self.train_tab = TrainTab(self.workspace)
             self.train_tab.augmentation_source = self.augment
             self.train_tab.message.connect(self.show_error)
+            suggester = self.train_tab.lr_suggester
+            suggester.busy.connect(self._suggest_busy)
+            suggester.steps.connect(self._suggest_steps)
+            suggester.progress.connect(self.suggest_progress.setToolTip)
+            self.suggest_cancel.clicked.connect(suggester.cancel)
             if self.session is not None:
                 self.train_tab.set_dataset(self.session.root)
             self.train_host.layout().addWidget(self.train_tab)
         self._sync_current()
+
+    def _suggest_busy(self, busy: bool) -> None:
+        self.suggest_progress.setRange(0, 0)  # busy until the first step is counted
+        self.suggest_progress.setVisible(busy)
+        self.suggest_cancel.setVisible(busy)
+
+    def _suggest_steps(self, done: int, total: int) -> None:
+        self.suggest_progress.setRange(0, max(1, total))
+        self.suggest_progress.setValue(done)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -2,68 +2,115 @@
 
 The range test trains the run's model for a few steps, so it runs as its own process
 (``python -m engine lr-find --config FILE``; the app never trains in its own process),
-watched from a worker thread (``app.widgets.workers``): its progress bar becomes
-progress signals, its closing JSON line the suggestion, and a failure the message the
-command printed.  One search at a time.
+watched from a worker thread (``app.widgets.workers``): its first line says the size and
+batch it runs at (the config's, resolved by the same recipe as training), its progress
+bar becomes progress with an ETA, its closing JSON line the suggestion, and a failure the
+message the command printed.  One search at a time; a search can be cancelled (its
+process group is killed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from engine.orchestration import jobs
+from engine.orchestration.lr_find import SETUP_PREFIX
 
 from ..widgets.workers import BACKGROUND_NICENESS, run_in_background
+from .progress import format_duration
 
 _STEPS = re.compile(r"(\d+)/(\d+) \[")
+_SETUP = re.compile(r"at (\d+) px")
 NUM_STEPS = 100  # the engine's default sweep
+#: Steps timed before an ETA is given (the first one also pays for the model's first pass).
+TIMED_STEPS = 2
 
 
 class LrFindError(RuntimeError):
     """The learning-rate finder failed or found nothing; the message says why."""
 
 
+class LrFindCancelled(LrFindError):
+    """The search was cancelled; nothing is wrong."""
+
+
+class StepClock:
+    """ETA of a sweep from when its step counts arrived (tqdm's own guess starts as "?")."""
+
+    def __init__(self) -> None:
+        self._first: tuple[float, int] | None = None
+
+    def eta_s(self, done: int, total: int, now: float) -> float | None:
+        if self._first is None:
+            self._first = (now, done)
+            return None
+        began, first_done = self._first
+        if done - first_done < TIMED_STEPS or now <= began:
+            return None
+        return (total - done) * (now - began) / (done - first_done)
+
+
 def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: str | None = None,
                 progress=None, cancel: threading.Event | None = None) -> float:
     """Run ``lightbox lr-find`` on ``config_path`` in a child process; the suggested learning rate.
 
-    ``progress(text, done, total)`` follows the child's progress bar; ``cancel`` ends the child.
+    ``progress(text, done, total)`` follows the child: ``text`` says the size it runs at and the
+    ETA; ``cancel`` ends the child (and raises :class:`LrFindCancelled`).
     """
     command = [python or sys.executable, "-u", "-m", "engine", "lr-find", "--config", str(config_path),
                "--steps", str(num_steps)]
     command = jobs.niced_command(command, BACKGROUND_NICENESS, python=python)
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines, partial = [], ""
-    with selectors.DefaultSelector() as sel:
-        sel.register(child.stdout, selectors.EVENT_READ)
-        while True:
-            if cancel is not None and cancel.is_set():
+    # A session of its own: cancelling kills the finder and any data-loading workers it started.
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+    lines, partial, where, clock = [], "", "", StepClock()
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(child.stdout, selectors.EVENT_READ)
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise LrFindCancelled("the learning-rate finder was cancelled")
+                if not sel.select(timeout=0.2):
+                    continue
+                chunk = child.stdout.read1(65536).decode("utf-8", errors="replace")
+                if not chunk:
+                    break
+                *done, partial = (partial + chunk).replace("\r", "\n").split("\n")
+                for line in done:
+                    found = _STEPS.search(line)
+                    if found and progress is not None:
+                        step, total = int(found.group(1)), int(found.group(2))
+                        eta = clock.eta_s(step, total, time.monotonic())
+                        progress(where + (f" · ETA {format_duration(eta)}" if eta is not None else " · ETA …"),
+                                 step, total)
+                    elif line.strip() and not found:
+                        lines.append(line.strip())
+                        if line.startswith(SETUP_PREFIX) and _SETUP.search(line):
+                            where = f"at {_SETUP.search(line).group(1)} px"
+                            if progress is not None:
+                                progress(f"{where} · preparing the data and the model", 0, num_steps)
+    finally:
+        if child.poll() is None:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 child.kill()
-                child.wait()
-                raise LrFindError("the learning-rate finder was cancelled")
-            if not sel.select(timeout=0.2):
-                continue
-            chunk = child.stdout.read1(65536).decode("utf-8", errors="replace")
-            if not chunk:
-                break
-            *done, partial = (partial + chunk).replace("\r", "\n").split("\n")
-            for line in done:
-                found = _STEPS.search(line)
-                if found and progress is not None:
-                    progress("finding a learning rate", int(found.group(1)), int(found.group(2)))
-                elif line.strip() and not found:
-                    lines.append(line.strip())
+        child.wait()
+        child.stdout.close()
     lines += [partial.strip()] if partial.strip() else []
-    code = child.wait()
+    code = child.returncode
     result = next((json.loads(line) for line in reversed(lines) if line.startswith('{"lr"')), None)
     if code == 0 and result is not None and result.get("lr"):
         return float(result["lr"])
@@ -76,9 +123,11 @@ class LrSuggester(QObject):
     """Runs one learning-rate search at a time in the background and reports by signals."""
 
     busy = Signal(bool)
-    progress = Signal(str)
+    progress = Signal(str)  # "step 5/100 at 256 px · ETA 2:10"
+    steps = Signal(int, int)  # done, total (for a progress bar)
     suggested = Signal(float)
     failed = Signal(str)
+    cancelled = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -99,13 +148,20 @@ class LrSuggester(QObject):
         self.busy.emit(True)
         self.progress.emit("starting the learning-rate finder…")
         self.task = run_in_background(run_lr_find, path, pool=self.pool, on_done=self._done, on_error=self._failed,
-                                      on_progress=lambda text, done, total: self.progress.emit(
-                                          f"step {done}/{total}"))
+                                      on_progress=self._progressed)
         return True
 
     def cancel(self) -> None:
-        if self.running:
+        """End the search; ``cancelled`` follows once its process is gone."""
+        if self.running and not self.task.cancelled:
             self.task.cancel()
+            self.progress.emit("cancelling…")
+
+    def _progressed(self, text: str, done: int, total: int) -> None:
+        if self.task is not None and self.task.cancelled:
+            return  # a late step of a search being cancelled
+        self.progress.emit(f"step {done}/{total} {text}" if text else f"step {done}/{total}")
+        self.steps.emit(done, total)
 
     def _finish(self) -> None:
         if self._folder is not None:
@@ -119,5 +175,9 @@ class LrSuggester(QObject):
         self.suggested.emit(lr)
 
     def _failed(self, message: str) -> None:
+        cancelled = self.task is not None and self.task.cancelled
         self._finish()
-        self.failed.emit(message.splitlines()[0] if message else "the learning-rate finder failed")
+        if cancelled:
+            self.cancelled.emit()
+        else:
+            self.failed.emit(message.splitlines()[0] if message else "the learning-rate finder failed")

@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass, field
 from engine.config import RunConfig
 from engine.run_flags import add_run_flags, config_from_flags
 
-__all__ = ["LrSuggestion", "add_verbs", "find_lr"]
+__all__ = ["LrSuggestion", "SETUP_PREFIX", "add_verbs", "find_lr"]
+
+#: Starts the line that says how the sweep runs ("lr-find: 100 steps at 256 px, batch 16, on the cpu").
+SETUP_PREFIX = "lr-find:"
 
 
 @dataclass
@@ -52,12 +55,18 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
     import lightning.pytorch as pl
     from lightning.pytorch.tuner import Tuner
 
-    from engine.orchestration.local import _quiet_known_noise, build_datamodule, build_module, speed_settings
+    from engine.orchestration.local import (_quiet_known_noise, build_datamodule, build_module, image_size_of,
+                                            model_checkpoint, speed_settings)
+    from engine.recipe_optim import family_of
     from engine.recipes import resolve_recipe
 
     _quiet_known_noise()
+    # The run as training would set it up: the recipe's choices, the same speed switches.
     config = resolve_recipe(config, verbose=False)
-    speed = speed_settings(config)
+    speed = speed_settings(config, family_of(config.model.checkpoint or ""))
+    if progress:  # what the sweep costs, said before the slow part (the app shows it beside the steps)
+        print(f"{SETUP_PREFIX} {num_steps} steps at {image_size_of(config, model_checkpoint(config))} px, batch "
+              f"{config.optim.batch_size}, on the {speed.accelerator}", file=sys.stderr, flush=True)
     pl.seed_everything(config.optim.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config, speed)
     module = build_module(config, datamodule, speed)
