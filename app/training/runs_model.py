@@ -17,10 +17,9 @@ from typing import Any
 
 from engine.orchestration.jobs import ACTIVE_STATUSES, LOST, effective_status
 from engine.tracking.history import DEFAULT_PARAM_KEYS, PARENT_RUN_TAG
+from engine.tracking.run_error import ERROR_TAG  # why a run failed: the engine's last error line
 
 RUN_DIR_TAG, TASK_TAG = "lightbox.run_dir", "lightbox.task"
-# Why a run failed: the engine's last error line, recorded by the training process.
-ERROR_TAG = "lightbox.error"
 # Tags a search writes (engine.orchestration.tune): on the search's run, and on a trial ASHA stopped.
 SEARCH_TAG, BEST_RUN_TAG, EARLY_STOPPED_TAG = "lightbox.search", "lightbox.best_run_id", "lightbox.early_stopped"
 EARLY_STOPPED = "EARLY STOPPED"  # shown instead of the status MLflow keeps (FINISHED) for such a trial
