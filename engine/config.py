@@ -442,7 +442,8 @@ class ModelConfig(BaseModel):
     pretrained: bool = Field(
         True,
         title="Pretrained weights",
-        description="Load the checkpoint's trained weights when available (off: same architecture, random weights).",
+        description="Load the trained weights of a model folder or hub id (off: same architecture, random "
+        "weights). Offline presets have none: they always start from random weights.",
     )
 
 

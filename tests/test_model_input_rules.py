@@ -133,3 +133,13 @@ def test_a_model_folder_with_and_without_weights(tmp_path):
     (folder / "model.safetensors").unlink()
     missing = starting_weights(str(folder))
     assert missing.source == "missing" and "untick 'Pretrained weights'" in missing.text
+
+
+def test_a_multitask_run_says_the_weights_of_each_model():
+    from engine.models.weights import run_weights
+
+    config = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["classification", "detection"]},
+                                  "model": {"checkpoints": {"classification": "resnet-tiny"}}})
+    line = run_weights(config)
+    assert line.startswith("classification: random weights: resnet-tiny is an offline preset")
+    assert "; detection: random weights: rt-detr-v2-tiny is an offline preset" in line
