@@ -548,6 +548,15 @@ class OptimConfig(BaseModel):
         description="Clip the gradient norm to this value; 0 disables it; empty lets the recipe choose "
         "(0.1 for DETR-family detectors, 1.0 for ViTs, none otherwise).",
     )
+    label_smoothing: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        title="Label smoothing",
+        description="Classification only: the share of each training target spread over the other classes "
+        "(0 trains on hard labels). 0.1 scored as well or better than hard labels on held-out real sets "
+        "(BENCHMARKS.md); validation loss is always on hard labels.",
+    )
     accumulate_grad_batches: int = Field(
         1,
         ge=1,

@@ -212,8 +212,11 @@ def build_module(config: RunConfig, datamodule, speed: Speed):
     if config.task.name == "multitask":
         return entry.module_class(multitask_config(config), num_labels=datamodule.num_labels_per_task, **common)
     num_labels = config.model.num_labels or datamodule.num_labels
-    extra = {"category_ids": datamodule.train_dataset.index.category_ids.tolist()} \
-        if config.task.name == "detection" else {}
+    extra: dict = {}
+    if config.task.name == "detection":
+        extra["category_ids"] = datamodule.train_dataset.index.category_ids.tolist()
+    if config.task.name == "classification":
+        extra["label_smoothing"] = optim.label_smoothing
     return entry.module_class(model_ckpt=config.model.checkpoint, num_labels=num_labels,
                               id2label=datamodule.id2label, pretrained=config.model.pretrained, **common, **extra)
 

@@ -16,10 +16,12 @@ class ClassificationModule(BaseVisionModule):
     monitor, monitor_mode = "val/accuracy", "max"
 
     def __init__(self, model_ckpt: str = "resnet-50", num_labels: int = 1000,
-                 id2label: dict[int, str] | None = None, pretrained: bool = True, **kwargs: Any):
+                 id2label: dict[int, str] | None = None, pretrained: bool = True,
+                 label_smoothing: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.model_ckpt, self.num_labels = model_ckpt, num_labels
+        self.label_smoothing = float(label_smoothing)
         self.id2label = id2label or {i: str(i) for i in range(num_labels)}
         self.model = load_model(model_ckpt, "classification", num_labels=num_labels,
                                 id2label=self.id2label, pretrained=pretrained).train()
@@ -37,8 +39,11 @@ class ClassificationModule(BaseVisionModule):
                 f"({', '.join(datamodule.id2label.values())}); pass num_labels={found}")
 
     def compute_loss(self, batch: dict[str, Any]):
-        out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
-        return out.loss, out.logits
+        logits = self.model(pixel_values=batch["pixel_values"]).logits
+        # Smoothing regularises training only; validation loss stays comparable across runs.
+        smoothing = self.label_smoothing if self.training else 0.0
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], label_smoothing=smoothing)
+        return loss, logits
 
     def update_metrics(self, batch: dict[str, Any], logits: torch.Tensor) -> None:
         self.metrics.update(logits.detach().float(), batch["labels"])
