@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QP
 from ..widgets.banner import Banner
 from ..widgets.workers import run_in_background
 from .charts import ChartPanel, MetricPoller
+from .form_memory import FormMemory
 from .job import TrainingJob
 from .lr_suggest import LrSuggester
 from .process_job import ProcessJob
@@ -52,6 +53,7 @@ class TrainTab(QWidget):
         self._runs_task = None
         self._summary_for: str | None = None
         self._auto_charted: set[str] = set()
+        self._split_task = None
 
         self.form = RunForm()
         self.train_button = QPushButton("Train")
@@ -145,7 +147,34 @@ class TrainTab(QWidget):
 
     # ------------------------------------------------------------------ form
     def set_dataset(self, folder: str | Path) -> None:
+        # The form as it was last used on this dataset (a small JSON file: cheap enough here).
+        self.form.restore_values(FormMemory.in_workspace(self.workspace).recall(folder))
         self.form.set_value("data.path", str(folder))
+        self._check_split()
+
+    def _check_split(self) -> None:
+        """Warn (in the background) about a train/validation split this form's run cannot learn well from."""
+        config = self._form_config()
+        if config is None:
+            return
+        from engine.data.split_check import check_run_data
+
+        data = config.data
+        self._split_task = run_in_background(check_run_data, data,
+                                             on_done=lambda problems: self._split_checked(data, problems),
+                                             on_error=lambda m: None)  # unreadable data: Health says why
+
+    def _split_checked(self, data, problems) -> None:
+        current = self._form_config()
+        if current is None or current.data != data:  # the form moved on: a newer check decides
+            return
+        if not problems:
+            self.banner.clear("split")
+            return
+        lines = [f"{Path(p.file).name}: {p.message}" if p.file else p.message for p in problems[:4]] + ([f"… and {len(problems) - 4} more (Health tab)"]
+                                                      if len(problems) > 4 else [])
+        kind = "error" if any(p.severity == "error" for p in problems) else "warning"
+        self.banner.show_message("This split may not train well:\n" + "\n".join(lines), kind=kind, cause="split")
 
     def _valid_changed(self, valid: bool) -> None:
         self.train_button.setEnabled(valid)
@@ -316,6 +345,11 @@ class TrainTab(QWidget):
         config = self.run_config()
         if config is None:
             return None
+        if config.data.path:  # the next start on this dataset opens the form as it is now
+            try:
+                FormMemory.in_workspace(self.workspace).remember(config.data.path, self.form.remembered_values())
+            except OSError as exc:  # a convenience: the run itself does not depend on it
+                self.message.emit(f"Could not remember the form for this dataset: {exc}")
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
         if not config.tracking.run_name:  # a readable, distinct name (MLflow's generated ones repeat under a seed)
             model = Path(config.model.checkpoint or config.task.name).name
@@ -425,13 +459,19 @@ class TrainTab(QWidget):
         from .runs_model import load_runs
 
         self._runs_task = run_in_background(load_runs, self.tracking_uri, on_done=self._runs_loaded,
-                                            on_error=lambda m: self.show_error(f"Runs: {m}", cause="runs"))
+                                            on_error=self._runs_failed)
+
+    def _runs_failed(self, message: str) -> None:
+        self.runs.set_load_failed(message)  # not "Loading runs…" for ever
+        self.show_error(f"Runs: {message}", cause="runs")
 
     def _runs_loaded(self, rows) -> None:
         self.banner.clear("runs")
         self.runs.set_rows(rows)
         for row in rows:  # runs still going (e.g. left running by an earlier session) are charted again
-            if row.status == "RUNNING" and row.run_id not in self._auto_charted:
+            # A search's trials are not ticked here: the runs tree ticks its best one (chart_toggled).
+            if row.status == "RUNNING" and not row.search_id and not row.is_search \
+                    and row.run_id not in self._auto_charted:
                 self._auto_charted.add(row.run_id)
                 self.runs.set_ticked(row.run_id, True)
                 self._chart_toggled(row.run_id, row.name, True, live=True)

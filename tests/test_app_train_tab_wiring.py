@@ -1,0 +1,101 @@
+"""The Train tab joins the pieces: the form remembered per dataset, split warnings when a dataset
+is set, and a search's trials left to the runs tree (only its best one charted)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt  # noqa: E402
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """Train writes the run config but starts no process."""
+    from app.training import train_tab
+    from app.training.process_job import ProcessJob
+
+    paths = []
+
+    class NotStarted(ProcessJob):
+        def __init__(self, *args, config_path=None, **kwargs):
+            super().__init__(*args, config_path=config_path, **kwargs)
+            paths.append(config_path)
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr(train_tab, "ProcessJob", NotStarted)
+    monkeypatch.setattr(train_tab.TrainTab, "ask_close_choice", lambda self: "stop")
+    return paths
+
+
+def test_the_form_comes_back_as_it_was_last_trained_on_this_dataset(qtbot, sample_dataset, tmp_path, started):
+    from app.training.train_tab import TrainTab
+
+    tab = TrainTab(tmp_path / "ws")
+    qtbot.addWidget(tab)
+    tab.set_dataset(sample_dataset)
+    tab.form.set_value("task.name", "detection")
+    tab.form.set_value("optim.batch_size", 3)
+    qtbot.mouseClick(tab.train_button, Qt.LeftButton)
+    assert len(started) == 1, tab.banner.text()
+
+    again = TrainTab(tmp_path / "ws")  # the next start of the app, same workspace
+    qtbot.addWidget(again)
+    assert again.form.model.values["task.name"] == "classification"
+    again.set_dataset(sample_dataset)
+    assert again.form.model.values["task.name"] == "detection"
+    assert again.form.model.values["optim.batch_size"] == 3
+    other = tmp_path / "other"
+    shutil.copytree(sample_dataset, other)
+    fresh = TrainTab(tmp_path / "ws")
+    qtbot.addWidget(fresh)
+    fresh.set_dataset(other)  # nothing remembered for another dataset: the defaults
+    assert fresh.form.model.values["task.name"] == "classification"
+
+
+def test_a_split_that_cannot_train_well_is_named_when_the_dataset_is_set(qtbot, sample_dataset, tmp_path):
+    from app.training.train_tab import TrainTab
+
+    tiny = tmp_path / "tiny"
+    shutil.copytree(sample_dataset, tiny)
+    train_file = next((tiny / "annotations").glob("*train*.json"))
+    doc = json.loads(train_file.read_text())
+    keep = {im["id"] for im in doc["images"][:2]}
+    doc["images"] = [im for im in doc["images"] if im["id"] in keep]
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
+    train_file.write_text(json.dumps(doc))
+
+    tab = TrainTab(tmp_path / "ws")
+    qtbot.addWidget(tab)
+    tab.set_dataset(tiny)
+    qtbot.waitUntil(lambda: not tab.banner.isHidden(), timeout=15000)
+    assert tab.banner.cause == "split"
+    assert train_file.name in tab.banner.text() and "2 training images" in tab.banner.text()
+
+    tab.set_dataset(sample_dataset)  # a healthy split takes the warning down
+    qtbot.waitUntil(lambda: tab.banner.isHidden(), timeout=15000)
+
+
+def test_a_running_searchs_trials_are_not_all_charted(qtbot, tmp_path):
+    from app.training.runs_model import RunRow
+    from app.training.train_tab import TrainTab
+    from engine.tracking.history import PARENT_RUN_TAG
+
+    tab = TrainTab(tmp_path / "ws")
+    qtbot.addWidget(tab)
+    charted = []
+    tab._chart_toggled = lambda run_id, label, ticked, live=False: charted.append(run_id) if ticked else None
+
+    def row(run_id, tags):
+        return RunRow(run_id, run_id, "RUNNING", "classification", "resnet-tiny", "", 1, None, None, tags=tags)
+
+    tab._runs_loaded([row("plain", {}), row("t1", {PARENT_RUN_TAG: "search"}),
+                      row("t2", {PARENT_RUN_TAG: "search"})])
+    assert "plain" in charted
+    assert "t1" not in charted and "t2" not in charted
