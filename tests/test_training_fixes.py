@@ -234,3 +234,11 @@ def test_train_refuses_a_config_with_a_search_section(sample_dataset, tmp_path, 
     err = capsys.readouterr().err
     assert "run.yaml: search:" in err and "lightbox tune" in err
     assert not (tmp_path / "ws" / "runs").exists()  # nothing started
+
+
+def test_a_run_records_which_weights_it_starts_from(sample_dataset, tmp_path):
+    config = _config(sample_dataset, tmp_path / "ws", **{"optim.epochs": 1, "optim.max_steps": 1})
+    result = train(config, progress=False)
+    tags = MlflowClient(result.tracking_uri).get_run(result.run_id).data.tags
+    assert tags["lightbox.weights"].startswith("random weights")
+    assert config.model.checkpoint in tags["lightbox.weights"]

@@ -57,6 +57,12 @@ def start_run_folder(run_logger, config: RunConfig, workspace: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "run.yaml")
     run_logger.set_tag(RUN_DIR_TAG, str(run_dir))
+    from engine.models.weights import WEIGHTS_TAG, run_weights
+
+    # Which weights the run starts from, said plainly: offline presets are randomly initialised.
+    weights = run_weights(config)
+    run_logger.set_tag(WEIGHTS_TAG, weights)
+    print(f"weights: {weights}", file=sys.stderr)
     run_logger.log_params(_flatten("", config.model_dump(mode="json"), {}))
     run_logger.log_config(config.to_yaml())
     return run_dir
