@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import engine.config as config
-from engine.config import ConfigError, RunConfig
+from engine.config import ConfigError, RunConfig, yaml_io
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -327,7 +327,7 @@ def test_failed_serialisation_leaves_the_previous_file_intact(tmp_path, monkeypa
     def broken_dump(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(config.yaml, "safe_dump", broken_dump)
+    monkeypatch.setattr(yaml_io.yaml, "safe_dump", broken_dump)
     with pytest.raises(RuntimeError):
         RunConfig(task={"name": "detection"}).save(path)
     assert path.read_bytes() == before
@@ -343,7 +343,7 @@ def test_failed_replace_leaves_the_previous_file_and_no_temp_file(tmp_path, monk
         assert Path(src).read_text(encoding="utf-8").startswith("data:")  # the new text was fully written
         raise OSError("interrupted")
 
-    monkeypatch.setattr(config.os, "replace", broken_replace)
+    monkeypatch.setattr(yaml_io.os, "replace", broken_replace)
     with pytest.raises(OSError):
         RunConfig(task={"name": "detection"}).save(path)
     assert path.read_bytes() == before
