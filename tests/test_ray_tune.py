@@ -10,7 +10,8 @@ pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from engine.cli import main  # noqa: E402
-from engine.orchestration.tune import EARLY_STOPPED_TAG, PARENT_TAG, SearchError, to_tune_space  # noqa: E402
+from engine.orchestration.tune import SearchError, to_tune_space  # noqa: E402
+from engine.tracking.tags import EARLY_STOPPED_TAG, PARENT_RUN_TAG, SEARCH_TAG  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ search:
     assert parent.data.tags["lightbox.best_run_id"] == summary["best_run_id"]
     for trial in trials:
         run = client.get_run(trial["run_id"])
-        assert run.data.tags[PARENT_TAG] == summary["parent_run_id"]
+        assert run.data.tags[PARENT_RUN_TAG] == summary["parent_run_id"]
         assert run.info.status == "FINISHED"  # an ASHA stop is not a failure
         assert (run.data.tags.get(EARLY_STOPPED_TAG) == "true") == (trial["status"] == "EARLY_STOPPED")
         assert trial["checkpoint"], trial  # Tune kept a checkpoint for every trial
@@ -144,7 +145,7 @@ def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, 
     import time
 
     from engine.config import RunConfig
-    from engine.orchestration.tune import SEARCH_TAG, search
+    from engine.orchestration.tune import search
     from engine.tracking.logger import request_stop
 
     workspace = tmp_path / "ws"
@@ -166,7 +167,7 @@ def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, 
         client = client or MlflowClient(uri)
         runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
         parents = [r for r in runs if r.data.tags.get(SEARCH_TAG) == "true"]
-        if parents and any(r.info.status == "FINISHED" and r.data.tags.get(PARENT_TAG) for r in runs):
+        if parents and any(r.info.status == "FINISHED" and r.data.tags.get(PARENT_RUN_TAG) for r in runs):
             request_stop(uri, parents[0].info.run_id)
             break
     worker.join(timeout=240)
@@ -237,6 +238,6 @@ def test_trials_of_ray_train_runs_report_to_tune_under_their_parent(sample_datas
     assert result.status == "FINISHED" and trial["status"] == "FINISHED", trial
     assert "val/loss" in trial["metrics"] and trial["checkpoint"]  # the workers' reports reached Tune
     run = MlflowClient(result.tracking_uri).get_run(trial["run_id"])
-    assert run.data.tags[PARENT_TAG] == result.parent_run_id and run.data.tags["lightbox.strategy"] == "ray"
+    assert run.data.tags[PARENT_RUN_TAG] == result.parent_run_id and run.data.tags["lightbox.strategy"] == "ray"
     assert run.info.status == "FINISHED"
     assert os.path.isfile(workspace / "runs" / trial["run_id"] / "checkpoints" / "last.ckpt")

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.orchestration.jobs import ACTIVE_STATUSES, LOST, effective_status
-from engine.tracking.history import DEFAULT_PARAM_KEYS, PARENT_RUN_TAG
-from engine.tracking.run_error import ERROR_TAG  # why a run failed: the engine's last error line
-
-RUN_DIR_TAG, TASK_TAG = "lightbox.run_dir", "lightbox.task"
-# Tags a search writes (engine.orchestration.tune): on the search's run, and on a trial ASHA stopped.
-SEARCH_TAG, BEST_RUN_TAG, EARLY_STOPPED_TAG = "lightbox.search", "lightbox.best_run_id", "lightbox.early_stopped"
+from engine.tracking.history import DEFAULT_PARAM_KEYS
+from engine.tracking.tags import (BEST_MONITOR_TAG, BEST_RUN_TAG, BEST_SCORE_METRIC, CONFUSION_MATRIX_FILE,
+                                  EARLY_STOPPED_TAG, ERROR_TAG, HEARTBEAT_TAG, PARENT_RUN_TAG, RUN_DIR_TAG,
+                                  SEARCH_TAG, TASK_TAG)
 EARLY_STOPPED = "EARLY STOPPED"  # shown instead of the status MLflow keeps (FINISHED) for such a trial
 STATUSES = ("RUNNING", LOST, "FINISHED", EARLY_STOPPED, "KILLED", "FAILED")
 SEARCH_PARAMS = ("search.metric", "search.mode")  # how a search ranks its trials
@@ -80,9 +78,9 @@ class RunRow:
 
 
 def _best(metrics: dict[str, float], tags: dict[str, str]) -> str:
-    monitor = tags.get("lightbox.best_monitor")
-    if "best_score" in metrics:
-        return f"{monitor or 'best'} {metrics['best_score']:.4g}"
+    monitor = tags.get(BEST_MONITOR_TAG)
+    if BEST_SCORE_METRIC in metrics:
+        return f"{monitor or 'best'} {metrics[BEST_SCORE_METRIC]:.4g}"
     for key in FALLBACK_METRICS:
         if key in metrics:
             return f"{key} {metrics[key]:.4g}"
@@ -101,7 +99,7 @@ def load_runs(tracking_uri: str, experiment: str = "lightbox", now: float | None
         end = run["end_time"] / 1000 if run["end_time"] else (None if status == LOST else now)
         start = run["start_time"] / 1000 if run["start_time"] else None
         if status == LOST:
-            beat = tags.get("lightbox.heartbeat")
+            beat = tags.get(HEARTBEAT_TAG)
             end = float(beat) if beat else start
         rows.append(RunRow(
             run["run_id"], run["run_name"] or run["run_id"][:8], status,
@@ -176,7 +174,7 @@ def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any]:
                                "error": run.data.tags.get(ERROR_TAG) or None}
     if summary["task"] == "classification":
         try:
-            local = client.download_artifacts(run_id, "confusion_matrix.json")
+            local = client.download_artifacts(run_id, CONFUSION_MATRIX_FILE)
             summary["confusion"] = json.loads(Path(local).read_text(encoding="utf-8"))
         except Exception:  # a run that never validated has no matrix
             summary["confusion"] = None

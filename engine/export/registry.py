@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine.tracking.tags import CHECKPOINT_TAG, TASK_TAG
+
 from .manifest import ExportError, read_manifest
 
 
@@ -39,7 +41,7 @@ def register_export(export_dir: str | Path, name: str, *, alias: str = "best",
             client.create_registered_model(name, description="Lightbox export (HF folder + ONNX)")
         version = client.create_model_version(
             name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
-            tags={"lightbox.task": manifest["task"], "lightbox.checkpoint": source["checkpoint"]},
+            tags={TASK_TAG: manifest["task"], CHECKPOINT_TAG: source["checkpoint"]},
             description=f"{manifest['task']} export of run {run_id}")
         client.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:

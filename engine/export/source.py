@@ -54,7 +54,7 @@ def resolve_run(run_id: str, *, tracking_uri: str | None = None, workspace: str 
 def _checkpoint_score(run, monitor: str) -> float | None:
     """The score of the checkpoint an export would take: its best one where the run logged it
     for ``monitor``, else the metric's last value."""
-    from engine.tracking.callback import BEST_MONITOR_TAG, BEST_SCORE_METRIC
+    from engine.tracking.tags import BEST_MONITOR_TAG, BEST_SCORE_METRIC
 
     if run.data.tags.get(BEST_MONITOR_TAG) == monitor and BEST_SCORE_METRIC in run.data.metrics:
         return run.data.metrics[BEST_SCORE_METRIC]
@@ -80,6 +80,7 @@ def best_run(experiment: str, *, task: str | None = None, tracking_uri: str | No
     from engine.orchestration.local import mlflow_available
     from engine.tasks.registry import get_task
     from engine.tracking.store import resolve_tracking_uri
+    from engine.tracking.tags import TASK_TAG
     from engine.workspace import default_workspace
 
     if not mlflow_available():
@@ -100,7 +101,7 @@ def best_run(experiment: str, *, task: str | None = None, tracking_uri: str | No
                               max_results=5000)
     by_task: dict[str, list] = {}
     for run in runs:
-        name = run.data.tags.get("lightbox.task") or run.data.params.get("task.name")
+        name = run.data.tags.get(TASK_TAG) or run.data.params.get("task.name")
         if name:
             by_task.setdefault(name, []).append(run)
     found_text = ", ".join(f"{name} ({len(r)} run{'s' * (len(r) != 1)})" for name, r in sorted(by_task.items()))

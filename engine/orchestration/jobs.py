@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HEARTBEAT_TAG = "lightbox.heartbeat"  # same names as engine.tracking.logger (kept import-free)
-LAUNCH_ID_ENV, LAUNCH_ID_TAG = "LIGHTBOX_LAUNCH_ID", "lightbox.launch_id"
+from engine.tracking.tags import HEARTBEAT_TAG, LAUNCH_ID_ENV, LAUNCH_ID_TAG
+
 LOST_AFTER_S = 30.0  # six missed heartbeats
 STOP_GRACE_S = 30.0  # after the stop tag, before terminate
 KILL_GRACE_S = 10.0  # after terminate, before kill

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.tracking.tags import (BEST_CHECKPOINT_TAG, DATA_PROBLEMS_TAG, DROPPED_IMAGES_TAG_PREFIX,
+                                  LAST_CHECKPOINT_TAG, PROCESSES_TAG, RUN_DIR_TAG, TASK_TAG, WEIGHTS_TAG)
 
-RUN_DIR_TAG = "lightbox.run_dir"
-TASK_TAG = "lightbox.task"
-#: training processes of the run (devices x nodes)
-PROCESSES_TAG = "lightbox.processes"
 #: the state at the end of training, written whenever a run ends without a NaN loss
 FINAL_CHECKPOINT = "last.ckpt"
 CNN_FAMILIES = ("resnet", "detr", "convnext", "efficientnet", "mobilenet", "regnet")
@@ -57,7 +55,7 @@ def start_run_folder(run_logger, config: RunConfig, workspace: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "run.yaml")
     run_logger.set_tag(RUN_DIR_TAG, str(run_dir))
-    from engine.models.weights import WEIGHTS_TAG, run_weights
+    from engine.models.weights import run_weights
 
     # Which weights the run starts from, said plainly: offline presets are randomly initialised.
     weights = run_weights(config)
@@ -379,13 +377,13 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
             run_dir = start_run_folder(run_logger, config, workspace)
             dropped = datamodule.dropped_images
             for split, count in dropped.items():
-                run_logger.set_tag(f"lightbox.dropped_images.{split}", str(count))
+                run_logger.set_tag(f"{DROPPED_IMAGES_TAG_PREFIX}{split}", str(count))
             if any(dropped.values()):
                 print("images left out for having no usable annotation: "
                       + ", ".join(f"{split} {count}" for split, count in dropped.items()), file=sys.stderr)
             problems = datamodule.problems
             if problems:
-                run_logger.set_tag("lightbox.data_problems", str(len(problems)))
+                run_logger.set_tag(DATA_PROBLEMS_TAG, str(len(problems)))
                 run_logger.log_text("\n".join(str(p) for p in problems), "data_problems.txt")
         ckpt_dir = run_dir / "checkpoints"
         ModelCheckpoint = _guarded_checkpoint_class()
@@ -442,9 +440,9 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
         else:
             status = "FINISHED"
         if best_path:
-            run_logger.set_tag("lightbox.best_checkpoint", best_path)
+            run_logger.set_tag(BEST_CHECKPOINT_TAG, best_path)
         if last_path:
-            run_logger.set_tag("lightbox.last_checkpoint", str(last_path))
+            run_logger.set_tag(LAST_CHECKPOINT_TAG, str(last_path))
         if status == "FAILED":
             record_failure(run_logger, message)
         run_logger.finish(status)

@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.config import RunConfig
-from engine.orchestration.jobs import LAUNCH_ID_ENV, LAUNCH_ID_TAG
+from engine.tracking.tags import LAUNCH_ID_ENV, LAUNCH_ID_TAG, TASK_TAG
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 ENGINE_DIR = Path(__file__).resolve().parents[1]
 EXCLUDES = [".git", ".venv", "venv", "__pycache__", "*.pyc", "*.ckpt", "datasets"]
 CONNECT_TIMEOUT_S = 8.0
+# Keys of a Ray job's metadata: a dataset probe is no run; a run's job says its verb and task
+# (the task under the run tag's name) and carries the launch id its MLflow run is tagged with.
+PROBE_KEY, VERB_KEY = "lightbox.probe", "lightbox.verb"
 
 
 class RayJobError(RuntimeError):
@@ -143,7 +146,7 @@ def _check_dataset_on_cluster(jobs, path: str, timeout: float = 120.0) -> None:
     """A small probe job: is the dataset folder readable where the job will run?"""
     # Ray runs an entrypoint through a shell: the path goes in as one quoted argument, never as code.
     check = "import os, sys; p = sys.argv[1]; sys.exit(0 if os.path.isdir(p) and os.access(p, os.R_OK) else 3)"
-    probe = jobs.submit_job(metadata={"lightbox.probe": "dataset"},
+    probe = jobs.submit_job(metadata={PROBE_KEY: "dataset"},
                             entrypoint=shlex.join(["python", "-c", check, path]))
     status = _wait(jobs, probe, timeout)
     if status != "SUCCEEDED":
@@ -195,7 +198,7 @@ def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: s
         try:
             return jobs.submit_job(entrypoint=shlex.join(entry),
                                    runtime_env={"working_dir": folder, "env_vars": env_vars},
-                                   metadata={"lightbox.verb": verb, "lightbox.task": config.task.name,
+                                   metadata={VERB_KEY: verb, TASK_TAG: config.task.name,
                                              LAUNCH_ID_TAG: launch_id})
         except Exception as exc:
             raise RayJobError(f"the cluster at {address} refused the job: {str(exc).splitlines()[0]}") from None
@@ -237,7 +240,7 @@ def list_jobs(address: str, token: str | None = None) -> list[dict[str, Any]]:
     found = []
     jobs = client(address, token)
     for info in jobs.list_jobs():
-        if not info.submission_id or (info.metadata or {}).get("lightbox.probe"):
+        if not info.submission_id or (info.metadata or {}).get(PROBE_KEY):
             continue  # drivers attached with ray.init, and our dataset probes, are not runs
         found.append({"job_id": info.submission_id, "status": str(info.status.value),
                       "entrypoint": info.entrypoint, "message": info.message,

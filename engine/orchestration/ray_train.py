@@ -24,12 +24,13 @@ from typing import Any
 from engine.config import RunConfig
 from engine.orchestration.local import FINAL_CHECKPOINT, TrainingError, TrainResult
 from engine.orchestration.tune import RUN_ID_KEY
+from engine.tracking.tags import (BEST_CHECKPOINT_TAG, BEST_MONITOR_TAG, BEST_SCORE_METRIC, LAST_CHECKPOINT_TAG,
+                                  NUM_WORKERS_TAG, STRATEGY_TAG, TASK_TAG)
 
 #: the file name of the Lightning checkpoint inside each checkpoint folder Ray Train keeps
 CHECKPOINT_NAME = "checkpoint.ckpt"
 #: what rank 0 returns: stopped on request, and the step whose loss was not finite (or None)
 STOPPED_KEY, NONFINITE_KEY = "stopped_by_request", "nonfinite_step"
-LAST_CHECKPOINT_TAG = "lightbox.last_checkpoint"
 MAX_FAILURES = 2
 RAY_CONNECT_TIMEOUT_S = 5.0
 
@@ -131,11 +132,10 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from engine.orchestration.local import TASK_TAG, open_run_logger, start_run_folder, workspace_of
+    from engine.orchestration.local import open_run_logger, start_run_folder, workspace_of
     from engine.orchestration.ray_worker import train_worker
     from engine.recipes import resolve_recipe
     from engine.tasks.registry import get_task
-    from engine.tracking.callback import BEST_CHECKPOINT_TAG, BEST_MONITOR_TAG, BEST_SCORE_METRIC
     from engine.tracking.store import resolve_tracking_uri
 
     if not config.data.path or not Path(config.data.path).expanduser().is_dir():
@@ -150,8 +150,8 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     start_ray(config.compute.ray_address, TrainingError)
     run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
                                  run_name=config.tracking.run_name, run_id=None,
-                                 tags={TASK_TAG: config.task.name, "lightbox.strategy": "ray",
-                                       "lightbox.num_workers": config.compute.num_workers, **(tags or {})})
+                                 tags={TASK_TAG: config.task.name, STRATEGY_TAG: "ray",
+                                       NUM_WORKERS_TAG: config.compute.num_workers, **(tags or {})})
     with run_logger:
         run_dir = start_run_folder(run_logger, config, workspace)
         storage = Path(storage_path or workspace / "ray_train").expanduser().resolve()

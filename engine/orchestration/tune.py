@@ -23,11 +23,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.config import RunConfig, SearchConfig, SearchParam
+from engine.tracking.tags import BEST_RUN_TAG, EARLY_STOPPED_TAG, PARENT_RUN_TAG, SEARCH_TAG, STOP_TAG, TASK_TAG, TRIAL_TAG
 
-PARENT_TAG = "mlflow.parentRunId"
-SEARCH_TAG = "lightbox.search"
-TRIAL_TAG = "lightbox.trial_id"
-EARLY_STOPPED_TAG = "lightbox.early_stopped"
 RUN_ID_KEY = "mlflow_run_id"
 DRIVER_TRIAL_MEMORY = 64 * 2**20  # bytes reserved by a trial that drives a Ray Train run
 RAY_TRAIN_CHECKPOINT_KEY = "checkpoint_path"  # what Ray's Train-to-Tune forwarding calls it
@@ -145,8 +142,6 @@ def _stop_on_request(tracking_uri: str, run_id: str, every_s: float = 2.0):
 
             from mlflow.tracking import MlflowClient
 
-            from engine.tracking.logger import STOP_TAG
-
             if not self.requested and time.monotonic() >= self.next_poll:
                 self.next_poll = time.monotonic() + every_s
                 try:
@@ -166,8 +161,7 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from engine.orchestration.local import (TASK_TAG, check_tracking_reachable, mlflow_available, open_run_logger,
-                                            workspace_of)
+    from engine.orchestration.local import check_tracking_reachable, mlflow_available, open_run_logger, workspace_of
     from engine.tracking.store import resolve_tracking_uri
 
     if not mlflow_available():
@@ -266,7 +260,7 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
             raise SearchError(f"no trial reported {metric!r}" + (f" ({errors})" if errors else "")
                               + ("; the search was stopped" if stopped else ""))
         best = (min if mode == "min" else max)(finished, key=lambda t: t["metrics"][metric])
-        parent.set_tag("lightbox.best_run_id", best["run_id"])
+        parent.set_tag(BEST_RUN_TAG, best["run_id"])
         parent.log_metrics({f"best/{metric}": best["metrics"][metric]}, 0)
         status = "KILLED" if stopped else "FINISHED"
         parent.finish(status)
@@ -277,7 +271,7 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
 
 def _trial_runs(client, experiment_id: str, parent_run_id: str) -> dict[str, str]:
     """Tune trial id -> MLflow run id, for the runs of one search."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'",
                               max_results=10000)
     return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
 

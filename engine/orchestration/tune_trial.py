@@ -18,7 +18,8 @@ import lightning.pytorch as pl
 
 from engine.config import RunConfig
 from engine.orchestration.local import train
-from engine.orchestration.tune import PARENT_TAG, RUN_ID_KEY, TRIAL_TAG, SearchError
+from engine.orchestration.tune import RUN_ID_KEY, SearchError
+from engine.tracking.tags import PARENT_RUN_TAG, TRIAL_TAG
 
 _INDEX_CACHE: dict[tuple[str, int, int], Any] = {}
 
@@ -89,7 +90,7 @@ def run_trial(params: dict[str, Any], *, base: dict, tracking_uri: str | None, p
     # Every run seeds the same RNG before MLflow picks a name: name trials by their id instead.
     name = f"{base['tracking'].get('run_name') or 'trial'}-{trial_id}"
     config = RunConfig.from_dict(base, "search base").with_overrides({**params, "tracking.run_name": name})
-    tags = {PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id}
+    tags = {PARENT_RUN_TAG: parent_run_id, TRIAL_TAG: trial_id}
     if config.compute.strategy == "ray":
         # The trial drives a Ray Train run: its workers report to Ray Train, and Ray's
         # callback forwards each report (rank 0's metrics, the MLflow run id) to Tune.

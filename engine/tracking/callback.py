@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import torch
 
+from engine.tracking.tags import (BEST_CHECKPOINT_TAG, BEST_MONITOR_TAG, BEST_SCORE_METRIC, CONFUSION_MATRIX_FILE,
+                                  STOPPED_TAG)
+
 if TYPE_CHECKING:  # the callback also drives LocalRunLogger, so MLflow stays optional
     from engine.tracking.logger import RunLogger
 
 log = logging.getLogger(__name__)
 
-BEST_CHECKPOINT_TAG = "lightbox.best_checkpoint"
-BEST_MONITOR_TAG = "lightbox.best_monitor"
-STOPPED_TAG = "lightbox.stopped_by_request"
-BEST_SCORE_METRIC = "best_score"
-CONFUSION_MATRIX_FILE = "confusion_matrix.json"
 
 
 def _to_float(value: Any) -> float | None:

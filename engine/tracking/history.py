@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+# A search's trials carry PARENT_RUN_TAG: the app groups them under their search by it.
+from engine.tracking.tags import PARENT_RUN_TAG, PREFIX, RUN_NAME_TAG
+
 # Flattened config keys shown in the run list (see engine.orchestration.local._flatten).
 DEFAULT_PARAM_KEYS = (
     "task.name",
@@ -20,10 +23,6 @@ DEFAULT_PARAM_KEYS = (
     "optim.batch_size",
     "optim.lr",
 )
-# Tags the app cares about; all "lightbox.*" tags are returned too.
-_MLFLOW_NAME_TAG = "mlflow.runName"
-# MLflow's own tag for a child run (a search's trial): the app groups trials under their search by it.
-PARENT_RUN_TAG = "mlflow.parentRunId"
 
 
 def _client(tracking_uri: str):
@@ -73,14 +72,14 @@ def list_runs(
         info, data = run.info, run.data
         rows.append({
             "run_id": info.run_id,
-            "run_name": info.run_name or data.tags.get(_MLFLOW_NAME_TAG),
+            "run_name": info.run_name or data.tags.get(RUN_NAME_TAG),
             "status": info.status,
             "start_time": info.start_time,
             # MLflow keeps an old end_time when a run is resumed; hide it while it runs.
             "end_time": info.end_time if info.status != "RUNNING" else None,
             "metrics": dict(data.metrics),
             "params": {k: v for k, v in data.params.items() if k in wanted},
-            "tags": {k: v for k, v in data.tags.items() if k.startswith("lightbox.") or k == PARENT_RUN_TAG},
+            "tags": {k: v for k, v in data.tags.items() if k.startswith(PREFIX) or k == PARENT_RUN_TAG},
         })
     return rows
 

@@ -28,15 +28,11 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from engine.tracking.store import get_or_create_experiment, resolve_tracking_uri
+from engine.tracking.tags import HEARTBEAT_TAG, LAUNCH_ID_ENV, LAUNCH_ID_TAG, STOP_TAG
 
 log = logging.getLogger(__name__)
 
-STOP_TAG = "lightbox.stop_requested"
-# Unix time the training process last showed it is alive (the app tells a lost run by it).
-HEARTBEAT_TAG = "lightbox.heartbeat"
 HEARTBEAT_INTERVAL_S = 5.0
-# Set by engine.orchestration.jobs in the child's environment, so the launcher finds its run.
-LAUNCH_ID_ENV, LAUNCH_ID_TAG = "LIGHTBOX_LAUNCH_ID", "lightbox.launch_id"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 # Limits of MLflow's log_batch REST call (also enforced by the SQL store).

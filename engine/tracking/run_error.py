@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from engine.tracking.tags import ERROR_TAG
+
 log = logging.getLogger(__name__)
 
-ERROR_TAG = "lightbox.error"
 
 
 def describe_failure(exc: BaseException) -> str:
