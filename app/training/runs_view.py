@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
                                QPlainTextEdit, QProgressBar, QPushButton, QStackedWidget, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from engine.config.task_names import ALL_TASKS
+
 from .confusion_view import ConfusionMatrixView
 from .progress import format_duration
 from .runs_model import EARLY_STOPPED, STATUSES, RunRow, best_trials, filter_runs, run_config_text, trials_of
@@ -46,7 +48,7 @@ class RunsTable(QWidget):
             self.status_filter.addItem(status, status)
         self.task_filter = QComboBox()
         self.task_filter.addItem("all tasks", None)
-        for task in ("classification", "detection", "segmentation", "multitask"):
+        for task in ALL_TASKS:
             self.task_filter.addItem(task, task)
         self.status_filter.currentIndexChanged.connect(self._fill)
         self.task_filter.currentIndexChanged.connect(self._fill)

@@ -48,12 +48,15 @@ from .sections import (
     TrackingConfig,
     default_num_workers,
 )
-from .task_defaults import DEFAULT_CHECKPOINTS
-from .task_names import SingleTask
+from .task_defaults import DEFAULT_CHECKPOINTS, DEFAULT_IMAGE_SIZE
+from .task_names import ALL_TASKS, SINGLE_TASKS, SingleTask, TaskName
 
 __all__ = [
+    "ALL_TASKS",
     "CONFIG_VERSION",
     "DEFAULT_CHECKPOINTS",
+    "DEFAULT_IMAGE_SIZE",
+    "SINGLE_TASKS",
     "AugmentationConfig",
     "ChoiceParam",
     "ComputeConfig",
@@ -69,6 +72,7 @@ __all__ = [
     "SearchParam",
     "SingleTask",
     "TaskConfig",
+    "TaskName",
     "TrackingConfig",
     "UniformParam",
     "config_field_paths",

@@ -1,6 +1,6 @@
 """What a run uses for a task when its config leaves the choice empty."""
 
-__all__ = ["DEFAULT_CHECKPOINTS"]
+__all__ = ["DEFAULT_CHECKPOINTS", "DEFAULT_IMAGE_SIZE"]
 
 # Used when model.checkpoint (or a multitask entry) is left empty.
 DEFAULT_CHECKPOINTS: dict[str, str] = {
@@ -10,3 +10,7 @@ DEFAULT_CHECKPOINTS: dict[str, str] = {
     "detection": "rt-detr-v2-tiny",
     "segmentation": "segformer-b0",
 }
+
+# Square input side for a task when neither data.image_size, the preset nor the
+# checkpoint's own files give one; also the size of the augmentation presets.
+DEFAULT_IMAGE_SIZE: dict[str, int] = {"classification": 224, "detection": 800, "segmentation": 512}

@@ -41,8 +41,12 @@ from albumentations.core.transforms_interface import (
 from albumentations.core.type_definitions import Targets
 from pydantic import ValidationError
 
+from engine.config.task_defaults import DEFAULT_IMAGE_SIZE
+from engine.config.task_names import SINGLE_TASKS
+
 __all__ = [
     "CONTAINERS",
+    "DEFAULT_IMAGE_SIZE",
     "MASK_PAD_VALUE",
     "MIN_BOX_AREA",
     "MIN_BOX_VISIBILITY",
@@ -63,7 +67,8 @@ __all__ = [
     "validate_spec",
 ]
 
-TASKS = ("classification", "detection", "segmentation")
+# A spec serves one single task (a multitask run uses the detection pipeline).
+TASKS = SINGLE_TASKS
 
 # Containers a spec may nest; the top level is always our own Compose.
 CONTAINERS = ("OneOf", "RandomOrder", "Sequential", "SomeOf")
@@ -77,8 +82,6 @@ MIN_BOX_AREA = 1.0
 # Mask value for padded pixels in the segmentation presets: the usual
 # "ignore" class, so padding is not learnt as background.
 MASK_PAD_VALUE = 255
-
-DEFAULT_IMAGE_SIZE = {"classification": 224, "detection": 800, "segmentation": 512}
 
 # Transforms that exist but cannot be used in a spec, with the reason shown to the user.
 _FLOAT_REASON = (

@@ -15,7 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-TASKS = ("classification", "detection", "segmentation")
+from engine.config.task_names import SINGLE_TASKS
+
+# An export serves one single task; multitask runs are not exported.
+TASKS = SINGLE_TASKS
 OUTPUT_NAMES = {"classification": ["logits"], "detection": ["logits", "pred_boxes"],
                 "segmentation": ["logits"]}
 

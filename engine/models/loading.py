@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from engine.config.task_defaults import DEFAULT_IMAGE_SIZE
 from engine.models.presets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 CheckpointKind = Literal["preset", "folder", "hub"]
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 
-# Input size when neither the preset nor the checkpoint's files say one.
-DEFAULT_IMAGE_SIZE = {"classification": 224, "detection": 800, "segmentation": 512}
 
 # "org/name" as the hub spells repo ids.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -15,10 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.config.task_names import SINGLE_TASKS
+
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-TASKS: tuple[str, ...] = ("classification", "detection", "segmentation")
+# Presets are built per single task (a multitask model takes its backbone from one).
+TASKS = SINGLE_TASKS
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
