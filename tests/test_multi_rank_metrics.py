@@ -29,7 +29,9 @@ from engine.metrics.distributed import evaluation_sampler
 from engine.metrics.segmentation import SegmentationMetrics
 from engine.tasks.classification.datamodule import ClassificationDataModule
 from engine.tasks.classification.lightning_module import ClassificationModule
-from engine.tasks.common.multitask import MultiTaskConfig, MultiTaskDataModule, MultiTaskModule
+from engine.tasks.multitask.config import MultiTaskConfig
+from engine.tasks.multitask.datamodule import MultiTaskDataModule
+from engine.tasks.multitask.lightning_module import MultiTaskModule
 from engine.tasks.detection.datamodule import DetectionDataModule
 from engine.tasks.detection.lightning_module import DetectionModule
 from engine.tasks.segmentation.datamodule import SegmentationDataModule

@@ -7,12 +7,9 @@ import pytest
 import torch
 
 from engine.models.backbone import LastFeatureMap
-from engine.tasks.common.multitask import (
-    MultiTaskConfig,
-    MultiTaskDataModule,
-    MultiTaskDataset,
-    MultiTaskModule,
-)
+from engine.tasks.multitask.config import MultiTaskConfig
+from engine.tasks.multitask.datamodule import MultiTaskDataModule, MultiTaskDataset
+from engine.tasks.multitask.lightning_module import MultiTaskModule
 
 ALL = ["classification", "detection", "segmentation"]
 
@@ -68,6 +65,16 @@ def test_seed_example_trains_evaluates_and_reloads(sample_dataset, tmp_path):
         a, b = model.eval()(pixels), again(pixels)
     assert torch.allclose(a["classification"], b["classification"], atol=1e-5)
     assert torch.allclose(a["detection"]["pred_boxes"], b["detection"]["pred_boxes"], atol=1e-5)
+
+
+def test_the_seeds_import_path_and_the_registry_give_the_multitask_task():
+    from engine.tasks.common import multitask as seed_path
+    from engine.tasks.registry import get_task
+
+    assert (seed_path.MultiTaskConfig, seed_path.MultiTaskModule) == (MultiTaskConfig, MultiTaskModule)
+    assert seed_path.MultiTaskDataModule is MultiTaskDataModule
+    entry = get_task("multitask")
+    assert (entry.datamodule_class, entry.module_class) == (MultiTaskDataModule, MultiTaskModule)
 
 
 def test_samples_carry_each_configured_task_through_one_augmentation(sample_dataset, batch):

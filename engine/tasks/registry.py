@@ -48,8 +48,8 @@ register("detection", "engine.tasks.detection.datamodule:DetectionDataModule",
 register("segmentation", "engine.tasks.segmentation.datamodule:SegmentationDataModule",
          "engine.tasks.segmentation.lightning_module:SegmentationModule",
          "per-pixel classes from polygons and RLE, scored with mIoU")
-register("multitask", "engine.tasks.common.multitask:MultiTaskDataModule",
-         "engine.tasks.common.multitask:MultiTaskModule",
+register("multitask", "engine.tasks.multitask.datamodule:MultiTaskDataModule",
+         "engine.tasks.multitask.lightning_module:MultiTaskModule",
          "one shared backbone, one head per task, trained together")
 
 
