@@ -49,16 +49,14 @@ def stop(address: str, job_id: str, token: str | None) -> bool:
 
 def find_run_by_name(tracking_uri: str, experiment: str, run_name: str, since_ms: int) -> str | None:
     """The newest run called ``run_name`` started after ``since_ms`` (None while there is none)."""
-    from mlflow import MlflowClient
+    from engine.tracking.client import client, experiment_id, run_name_is, search_runs, started_since
 
-    client = MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
+    mlflow_client = client(tracking_uri)
+    found = experiment_id(mlflow_client, experiment)
     if found is None:
         return None
-    name = run_name.replace("\\", "\\\\").replace("'", "\\'")
-    runs = client.search_runs([found.experiment_id],
-                              filter_string=f"attributes.run_name = '{name}' and attributes.start_time >= {since_ms}",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = search_runs(mlflow_client, [found], run_name_is(run_name), started_since(since_ms),
+                       order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
 
 

@@ -165,9 +165,9 @@ def run_config_text(row: RunRow) -> str:
 
 def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any]:
     """Final metrics and, for classification, the last confusion matrix the run logged."""
-    from mlflow import MlflowClient
+    from engine.tracking.client import client as mlflow_client
 
-    client = MlflowClient(tracking_uri)
+    client = mlflow_client(tracking_uri)
     run = client.get_run(run_id)
     summary: dict[str, Any] = {"run_id": run_id, "status": run.info.status, "metrics": dict(run.data.metrics),
                                "task": run.data.tags.get(TASK_TAG, ""), "confusion": None,

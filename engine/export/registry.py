@@ -16,7 +16,7 @@ def register_export(export_dir: str | Path, name: str, *, alias: str = "best",
 
     ``models:/NAME@ALIAS`` then resolves to the folder. Aliases, not the deprecated stages.
     """
-    from engine.orchestration.local import mlflow_available
+    from engine.tracking.client import client as mlflow_client, mlflow_available
 
     manifest = read_manifest(export_dir)
     source = manifest["source"]
@@ -24,9 +24,8 @@ def register_export(export_dir: str | Path, name: str, *, alias: str = "best",
     if not mlflow_available() or not uri:
         raise ExportError("--register needs MLflow and the run's tracking store")
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     run_id = source["run_id"]
     try:
         run = client.get_run(run_id)

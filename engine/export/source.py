@@ -20,14 +20,12 @@ class Source:
 
 
 def _mlflow_status(run_id: str, uri: str | None) -> str | None:
-    from engine.orchestration.local import mlflow_available
+    from engine.tracking.client import client, mlflow_available
 
     if not uri or not mlflow_available():
         return None
-    from mlflow.tracking import MlflowClient
-
     try:
-        return MlflowClient(uri).get_run(run_id).info.status
+        return client(uri).get_run(run_id).info.status
     except Exception:  # a run known only by its folder
         return None
 
@@ -77,15 +75,14 @@ def best_run(experiment: str, *, task: str | None = None, tracking_uri: str | No
     Runs of different tasks have different metrics (accuracy, mAP, mIoU) that cannot be
     compared: an experiment holding several tasks needs ``task`` to choose among them.
     """
-    from engine.orchestration.local import mlflow_available
     from engine.tasks.registry import get_task
+    from engine.tracking.client import client, experiment_id, mlflow_available, search_runs, status_is
     from engine.tracking.store import resolve_tracking_uri
     from engine.tracking.tags import TASK_TAG
     from engine.workspace import default_workspace
 
     if not mlflow_available():
         raise ExportError("--best needs MLflow to compare runs; give a run id instead")
-    from mlflow.tracking import MlflowClient
 
     if task is not None:
         try:
@@ -93,12 +90,11 @@ def best_run(experiment: str, *, task: str | None = None, tracking_uri: str | No
         except ValueError as exc:
             raise ExportError(f"--task: {exc}") from None
     uri = resolve_tracking_uri(tracking_uri, Path(workspace) if workspace else default_workspace())
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
+    mlflow_client = client(uri)
+    found = experiment_id(mlflow_client, experiment)
     if found is None:
         raise ExportError(f"no experiment named '{experiment}' in {uri}")
-    runs = client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'",
-                              max_results=5000)
+    runs = search_runs(mlflow_client, [found], status_is("FINISHED"), max_results=5000)
     by_task: dict[str, list] = {}
     for run in runs:
         name = run.data.tags.get(TASK_TAG) or run.data.params.get("task.name")

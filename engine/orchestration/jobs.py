@@ -70,13 +70,13 @@ def child_environment(launch_id: str, base: Mapping[str, str] | None = None) -> 
 
 def find_launched_run(tracking_uri: str, launch_id: str) -> str | None:
     """MLflow run id of the run a launch created, or None while it has not started logging."""
-    from mlflow import MlflowClient
+    from engine.tracking.client import all_experiment_ids, client, search_runs, tag_is
 
-    client = MlflowClient(tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    mlflow_client = client(tracking_uri)
+    experiments = all_experiment_ids(mlflow_client)
     if not experiments:
         return None
-    runs = client.search_runs(experiments, filter_string=f"tags.`{LAUNCH_ID_TAG}` = '{launch_id}'", max_results=1)
+    runs = search_runs(mlflow_client, experiments, tag_is(LAUNCH_ID_TAG, launch_id), max_results=1)
     return runs[0].info.run_id if runs else None
 
 
@@ -100,9 +100,9 @@ def effective_status(status: str, tags: Mapping[str, str], start_time_ms: int | 
 
 def run_status(tracking_uri: str, run_id: str) -> str:
     """FINISHED, FAILED, KILLED, RUNNING, SCHEDULED or LOST (see :func:`effective_status`)."""
-    from mlflow import MlflowClient
+    from engine.tracking.client import client
 
-    run = MlflowClient(tracking_uri).get_run(run_id)
+    run = client(tracking_uri).get_run(run_id)
     return effective_status(run.info.status, run.data.tags, run.info.start_time)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.tracking.client import mlflow_available
 from engine.tracking.tags import (BEST_CHECKPOINT_TAG, DATA_PROBLEMS_TAG, DROPPED_IMAGES_TAG_PREFIX,
                                   LAST_CHECKPOINT_TAG, PROCESSES_TAG, RUN_DIR_TAG, TASK_TAG, WEIGHTS_TAG)
 
@@ -450,30 +451,14 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
                        metrics, message, uri)
 
 
-def mlflow_available() -> bool:
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def check_tracking_reachable(uri: str | None, timeout_s: float = 5.0) -> None:
-    """Refuse an MLflow server that does not answer, in seconds (MLflow's own client retries for minutes)."""
-    import urllib.error
-    import urllib.request
+    """:func:`engine.tracking.client.check_reachable`, refusing with a TrainingError."""
+    from engine.tracking.client import TrackingUnreachableError, check_reachable
 
-    if not uri or not uri.startswith(("http://", "https://")):
-        return
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
-            return
-    except urllib.error.HTTPError:
-        return  # it answered: a server without /health is still a server
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrainingError(f"cannot reach the MLflow tracking server at {uri} ({reason}): start it "
-                            "(lightbox server) or set tracking.uri / --tracking-uri") from None
+        check_reachable(uri, timeout_s)
+    except TrackingUnreachableError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str | None,
@@ -498,10 +483,10 @@ def locate_run(run_id: str, tracking_uri: str | None, workspace: str | Path) -> 
     uri = resolve_tracking_uri(tracking_uri, Path(workspace))
     run_dir = Path(workspace) / "runs" / run_id
     if not (run_dir / "run.yaml").is_file() and mlflow_available():
-        from mlflow.tracking import MlflowClient
+        from engine.tracking.client import client
 
         try:
-            run = MlflowClient(uri).get_run(run_id)
+            run = client(uri).get_run(run_id)
         except Exception as exc:  # mlflow raises its own exception types per store
             raise TrainingError(f"run {run_id} not found in {uri}: {exc}") from None
         run_dir = Path(run.data.tags.get(RUN_DIR_TAG, ""))

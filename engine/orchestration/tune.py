@@ -140,12 +140,12 @@ def _stop_on_request(tracking_uri: str, run_id: str, every_s: float = 2.0):
         def stop_all(self) -> bool:
             import time
 
-            from mlflow.tracking import MlflowClient
+            from engine.tracking.client import client
 
             if not self.requested and time.monotonic() >= self.next_poll:
                 self.next_poll = time.monotonic() + every_s
                 try:
-                    tags = MlflowClient(tracking_uri).get_run(run_id).data.tags
+                    tags = client(tracking_uri).get_run(run_id).data.tags
                     self.requested = str(tags.get(STOP_TAG, "")).lower() == "true"
                 except Exception:  # a store hiccup must not end the search
                     pass
@@ -269,19 +269,20 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     return result
 
 
-def _trial_runs(client, experiment_id: str, parent_run_id: str) -> dict[str, str]:
+def _trial_runs(mlflow_client, experiment_id: str, parent_run_id: str) -> dict[str, str]:
     """Tune trial id -> MLflow run id, for the runs of one search."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'",
-                              max_results=10000)
+    from engine.tracking.client import search_runs, tag_is
+
+    runs = search_runs(mlflow_client, [experiment_id], tag_is(PARENT_RUN_TAG, parent_run_id), max_results=10000)
     return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
 
 
 def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str, experiment_id: str,
                       parent_run_id: str) -> list[dict[str, Any]]:
     """Each trial's summary; runs a trial's process could not end (ASHA stop, kill) are ended here."""
-    from mlflow.tracking import MlflowClient
+    from engine.tracking.client import client as mlflow_client
 
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     trials = []
     run_of = _trial_runs(client, experiment_id, parent_run_id)
     for res in grid:

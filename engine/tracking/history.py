@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 # A search's trials carry PARENT_RUN_TAG: the app groups them under their search by it.
+from engine.tracking.client import client as _client, experiment_id, search_runs
 from engine.tracking.tags import PARENT_RUN_TAG, PREFIX, RUN_NAME_TAG
 
 # Flattened config keys shown in the run list (see engine.orchestration.local._flatten).
@@ -23,12 +24,6 @@ DEFAULT_PARAM_KEYS = (
     "optim.batch_size",
     "optim.lr",
 )
-
-
-def _client(tracking_uri: str):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri)
 
 
 def metric_history(
@@ -62,10 +57,10 @@ def list_runs(
     An unknown experiment gives an empty list.
     """
     client = _client(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
+    found = experiment_id(client, experiment)
+    if found is None:
         return []
-    runs = client.search_runs([exp.experiment_id], max_results=max_results, order_by=["attributes.start_time DESC"])
+    runs = search_runs(client, [found], max_results=max_results, order_by=["attributes.start_time DESC"])
     wanted = set(param_keys)
     rows = []
     for run in runs:

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from engine.tracking.client import client
 from engine.tracking.store import get_or_create_experiment, resolve_tracking_uri
 from engine.tracking.tags import HEARTBEAT_TAG, LAUNCH_ID_ENV, LAUNCH_ID_TAG, STOP_TAG
 
@@ -50,7 +50,7 @@ _VALID_KEY = re.compile(r"^[\w./\- ]+$")
 
 def request_stop(tracking_uri: str, run_id: str) -> None:
     """Ask a running training to stop (what the app calls); the run sees it within a poll interval."""
-    MlflowClient(tracking_uri).set_tag(run_id, STOP_TAG, "true")
+    client(tracking_uri).set_tag(run_id, STOP_TAG, "true")
 
 
 def _check_key(key: str) -> str:
@@ -94,7 +94,7 @@ class RunLogger:
         stop_poll_interval: float = 2.0,
     ) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri, workspace)
-        self.client = MlflowClient(self.tracking_uri)
+        self.client = client(self.tracking_uri)
         self.flush_interval = float(flush_interval)
         self.stop_poll_interval = float(stop_poll_interval)
         self.last_error: str | None = None
