@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer
+from PySide6.QtCore import QSettings, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
@@ -23,6 +23,7 @@ from .dataset.health_panel import HealthPanel
 from .dataset.session import DatasetSession, ImageRef, check_files, open_dataset
 from .dataset.viewer import ImageViewer
 from .widgets.banner import Banner
+from .widgets.gc_pacing import freeze_survivors, pace_full_collections
 from .widgets.workers import BackgroundTask
 
 MAX_RECENT = 10
@@ -46,6 +47,9 @@ class MainWindow(QMainWindow):
         self._preload_timer.timeout.connect(self._preload_augment)
         self._demo_task: BackgroundTask | None = None
         self._check_task: BackgroundTask | None = None
+        pace_full_collections()  # a full collection stalls the GUI thread for 100s of ms
+        self._freeze_timer = QTimer(self, interval=1000)
+        self._freeze_timer.timeout.connect(self._freeze_when_idle)
         self.setWindowTitle("Lightbox")
         self.resize(1280, 840)
 
@@ -356,6 +360,7 @@ class MainWindow(QMainWindow):
             if self.session is not None:
                 self.train_tab.set_dataset(self.session.root)
             self.train_host.layout().addWidget(self.train_tab)
+            self._freeze_timer.start()  # once the tab's background imports (MLflow) are done
         self._sync_current()
 
     def _suggest_busy(self, busy: bool) -> None:
@@ -380,13 +385,15 @@ class MainWindow(QMainWindow):
     def _preload_augment(self) -> None:
         """Import the augmentation library in the background, so Augment opens without a wait.
 
-        It holds the interpreter lock in long stretches, so it waits for a quiet moment:
-        no dataset being opened or checked, and the grid not scrolled for a while.
+        It holds the interpreter lock in long stretches (event-loop stalls of 100s of ms), so it
+        waits for a quiet moment: no dataset being opened or checked, the grid not scrolled for a
+        while, and the Train tab not shown (a run being started and charted there stalled with it:
+        bench/train_click.py).
         """
         if not self.isVisible():
             self._preload_started = False  # closed or hidden: the next showEvent starts it again
             return
-        if self.is_busy():
+        if self.is_busy() or self.tabs.currentWidget() is self.train_host:
             self._preload_timer.start()
             return
         from .dataset.augment_panel import start_warm_up  # light: albumentations loads in the task
@@ -399,7 +406,14 @@ class MainWindow(QMainWindow):
         if task.done.is_set():
             self._preload_done()
 
+    def _freeze_when_idle(self) -> None:
+        """Freeze what the background imports loaded once none is running (full collections stay short)."""
+        if QThreadPool.globalInstance().activeThreadCount() == 0:
+            self._freeze_timer.stop()
+            freeze_survivors()
+
     def _preload_done(self, *_) -> None:
+        freeze_survivors()  # albumentations and torch stay loaded
         tab = self.tabs.indexOf(self.augment_host)
         self.tabs.setTabText(tab, "Augment")
         self.tabs.setTabToolTip(tab, "")

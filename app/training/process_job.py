@@ -15,6 +15,7 @@ import codecs
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -28,6 +29,8 @@ from .job import TrainingJob
 LOG_POLL_MS = 200
 #: Most bytes taken from the log per read, so one read never holds the event loop long.
 LOG_CHUNK = 256 * 1024
+#: After this long, MLflow is asked for the run even if no new run folder was seen.
+LOOKUP_ANYWAY_S = 20.0
 
 
 class ProcessJob(TrainingJob):
@@ -48,6 +51,8 @@ class ProcessJob(TrainingJob):
         self.environment = jobs.child_environment(self.launch_id)  # this process's, plus the launch id
         self.process: subprocess.Popen | None = None
         self._log_offset = 0
+        self._runs_stamp: int | None = None
+        self._started = 0.0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._log_timer = QTimer(self)
         self._log_timer.setInterval(LOG_POLL_MS)
@@ -58,6 +63,8 @@ class ProcessJob(TrainingJob):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.touch()
         self._log_offset = self.log_path.stat().st_size  # a resumed launch id never repeats, but be safe
+        self._runs_stamp = self._runs_folder_stamp()
+        self._started = time.monotonic()
         self.process = subprocess.Popen(
             self.command, cwd=self.workspace, env=self.environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -104,7 +111,26 @@ class ProcessJob(TrainingJob):
         self.stopping.emit("killed")
 
     def _run_lookup(self):
-        return jobs.find_launched_run, (self.tracking_uri, self.launch_id)
+        return self._find_launched_run, ()
+
+    def _runs_folder_stamp(self) -> int | None:
+        try:
+            return (self.workspace / "runs").stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def _find_launched_run(self) -> str | None:
+        """Worker thread: the run id, asked of MLflow only once a run folder has appeared.
+
+        The training opens its run (and its folder) only after importing torch and building
+        the model; asking MLflow every second before that costs the GUI process's interpreter
+        lock for nothing, and at the start it would build a second store beside the Train
+        tab's first one (seconds of schema checks on a new workspace: bench/train_click.py).
+        """
+        if (self._runs_folder_stamp() == self._runs_stamp
+                and time.monotonic() - self._started < LOOKUP_ANYWAY_S):
+            return None
+        return jobs.find_launched_run(self.tracking_uri, self.launch_id)
 
     # ------------------------------------------------------------------ output
     def _read_log(self) -> bool:
