@@ -52,7 +52,9 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
     from engine.data.problems import DatasetError
-    from engine.orchestration.local import TrainingError, print_result, train
+    from engine.orchestration.errors import TrainingError
+    from engine.orchestration.result import print_result
+    from engine.orchestration.training import train
 
     try:
         if args.resume:
@@ -94,7 +96,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from engine.orchestration.evaluate import evaluate_run
-    from engine.orchestration.local import TrainingError
+    from engine.orchestration.errors import TrainingError
 
     try:
         print(json.dumps(evaluate_run(args.run_id, tracking_uri=args.tracking_uri, workspace=args.workspace)))
@@ -112,7 +114,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         return predict_export(args)
     from engine.orchestration.evaluate import predict_run
-    from engine.orchestration.local import TrainingError
+    from engine.orchestration.errors import TrainingError
 
     if len(args.images) != 1:
         print("lightbox predict: a run id takes one folder of images", file=sys.stderr)

@@ -37,12 +37,12 @@ def test_the_engines_error_is_read_from_the_log():
 
 def test_the_cli_ends_a_crash_with_one_line_naming_it(monkeypatch, capsys, tmp_path):
     from engine import cli
-    from engine.orchestration import local
+    from engine.orchestration import training
 
     def crash(*_args, **_kwargs):
         raise RuntimeError("Sizes of tensors must match except in dimension 1. Expected size 26 but got 25")
 
-    monkeypatch.setattr(local, "train", crash)
+    monkeypatch.setattr(training, "train", crash)
     (tmp_path / "data").mkdir()
     code = cli.main(["train", "--data", str(tmp_path / "data"), "--task", "classification"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine.config import ConfigError, RunConfig
-from engine.orchestration.local import build_datamodule, build_module, speed_settings
+from engine.orchestration.builders import build_datamodule, build_module
+from engine.orchestration.speed import speed_settings
 from engine.recipes import resolve_recipe
 from engine.tasks.classification.lightning_module import ClassificationModule
 

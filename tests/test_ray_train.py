@@ -51,7 +51,7 @@ def _toy_worker(cfg):
     from ray.train.lightning import prepare_trainer
     from torch.utils.data import DataLoader, TensorDataset
 
-    from engine.orchestration.ray_train import ray_trainer_settings
+    from engine.orchestration.ray_worker import ray_trainer_settings
 
     module = _toy_module()
     per_worker = len(INPUTS) // ray.train.get_context().get_world_size()

@@ -27,7 +27,8 @@ def _parameters_without_gradient(module, datamodule, *, without_boxes: bool = Fa
                                               ("segmentation", "segformer-tiny")])
 def test_the_rule_agrees_with_the_gradients_of_a_training_step(task, checkpoint, sample_dataset):
     from engine.config import RunConfig
-    from engine.orchestration.local import build_datamodule, build_module, speed_settings
+    from engine.orchestration.builders import build_datamodule, build_module
+    from engine.orchestration.speed import speed_settings
 
     config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
         "data.path": str(sample_dataset), "model.checkpoint": checkpoint,  # each at its own size

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.orchestration.local import TrainingError, newest_checkpoint, train
+from engine.orchestration.checkpoints import newest_checkpoint
+from engine.orchestration.local import TrainingError, train
 from engine.tracking.history import metric_history
 
 BATCHES_PER_EPOCH = 6  # 48 demo training images, batch 8

@@ -137,7 +137,7 @@ def test_step_schedule_counts_epochs_by_batches_when_max_steps_ends_early(sample
 @pytest.mark.parametrize(("task", "checkpoint", "size"), [("classification", "vit-tiny", 32),
                                                           ("detection", "detr-tiny", 128)])
 def test_empty_image_size_takes_the_models_own_size(sample_dataset, tmp_path, task, checkpoint, size):
-    from engine.orchestration.local import build_datamodule
+    from engine.orchestration.builders import build_datamodule
 
     config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(
         {"data.path": str(sample_dataset), "model.checkpoint": checkpoint, "data.num_workers": 0,
@@ -149,7 +149,7 @@ def test_empty_image_size_takes_the_models_own_size(sample_dataset, tmp_path, ta
 
 def test_multitask_normalisation_comes_from_the_backbone_checkpoint(sample_dataset):
     from engine.models.presets import IMAGENET_MEAN, IMAGENET_STD, get_preset
-    from engine.orchestration.local import build_datamodule
+    from engine.orchestration.builders import build_datamodule
 
     config = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["classification", "detection"]}})
     config = config.with_overrides({"data.path": str(sample_dataset), "data.num_workers": 0,
@@ -187,7 +187,8 @@ def test_top5_is_logged_only_with_more_than_five_classes(sample_dataset, tmp_pat
 
 
 def test_a_cropping_detection_val_spec_is_refused(sample_dataset, tmp_path):
-    from engine.orchestration.local import TrainingError, build_datamodule
+    from engine.orchestration.builders import build_datamodule
+    from engine.orchestration.errors import TrainingError
 
     config = RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
         {"data.path": str(sample_dataset), "model.checkpoint": "detr-tiny", "data.num_workers": 0,
@@ -206,7 +207,7 @@ def _strip_annotations(folder: Path, split: str, count: int) -> None:
 
 
 def test_images_without_annotations_are_counted_per_split(sample_copy, tmp_path):
-    from engine.orchestration.local import build_datamodule
+    from engine.orchestration.builders import build_datamodule
 
     _strip_annotations(sample_copy, "train", 3)
     _strip_annotations(sample_copy, "val", 2)

@@ -10,7 +10,12 @@ import numpy as np
 
 from engine.config import RunConfig
 
-from .local import TrainingError, build_datamodule, locate_run, newest_checkpoint, speed_settings
+from engine.orchestration.builders import build_datamodule
+from engine.orchestration.checkpoints import newest_checkpoint
+from engine.orchestration.errors import TrainingError
+from engine.orchestration.run_folder import locate_run
+from engine.orchestration.speed import speed_settings
+from engine.orchestration.trainer import build_trainer
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -51,14 +56,11 @@ def follow_data_normalisation(module, normalize_on_device: bool):
 
 def evaluate_run(run_id: str, *, tracking_uri: str | None = None, workspace: str | None = None) -> dict[str, Any]:
     """Validation metrics of a run's best checkpoint on its validation split."""
-    import lightning.pytorch as pl
-
     config, _, checkpoint, _ = run_files(run_id, tracking_uri, workspace)
     speed = speed_settings(config)
     datamodule = build_datamodule(config, speed)
     module = follow_data_normalisation(load_module(config, checkpoint), speed.normalize_on_device)
-    trainer = pl.Trainer(accelerator=speed.accelerator, devices=1, precision=speed.precision, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = build_trainer(speed, devices=1)
     (metrics,) = trainer.validate(module, datamodule=datamodule, verbose=False)
     return {"run_id": run_id, "checkpoint": str(checkpoint), "metrics": {k: float(v) for k, v in metrics.items()}}
 
@@ -81,7 +83,6 @@ def _folder_index(folder: Path):
 def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_uri: str | None = None,
                 workspace: str | None = None, batch_size: int = 8) -> Path:
     """Predict on a folder of images; write COCO-style JSON (masks as PNGs beside it)."""
-    import lightning.pytorch as pl
     from PIL import Image
     from torch.utils.data import DataLoader
 
@@ -104,7 +105,7 @@ def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_ur
     if hasattr(dataset, "labels"):
         dataset.labels = np.zeros(index.num_images, np.int64)
     if config.task.name == "multitask":
-        from engine.tasks.common.multitask import MultiTaskCollate
+        from engine.tasks.multitask.datamodule import MultiTaskCollate
 
         collate = MultiTaskCollate(dataset.tasks, mean=module.mean, std=module.std)
     else:
@@ -113,8 +114,7 @@ def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_ur
         collate = Collate(dataset.task, mean=module.mean, std=module.std)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     speed = speed_settings(config)
-    trainer = pl.Trainer(accelerator=speed.accelerator, devices=1, precision=speed.precision, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = build_trainer(speed, devices=1)
     batches = trainer.predict(module, dataloaders=loader)
     file_of = dict(zip(index.image_ids.tolist(), index.file_names))
     out.parent.mkdir(parents=True, exist_ok=True)

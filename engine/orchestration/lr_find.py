@@ -55,12 +55,13 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
     import lightning.pytorch as pl
     from lightning.pytorch.tuner import Tuner
 
-    from engine.orchestration.local import (_quiet_known_noise, build_datamodule, build_module, image_size_of,
-                                            model_checkpoint, speed_settings)
+    from engine.orchestration.builders import build_datamodule, build_module, image_size_of, model_checkpoint
+    from engine.orchestration.speed import speed_settings
+    from engine.orchestration.trainer import build_trainer, quiet_known_noise
     from engine.recipe_optim import family_of
     from engine.recipes import resolve_recipe
 
-    _quiet_known_noise()
+    quiet_known_noise()
     # The run as training would set it up: the recipe's choices, the same speed switches.
     config = resolve_recipe(config, verbose=False)
     speed = speed_settings(config, family_of(config.model.checkpoint or ""))
@@ -71,13 +72,9 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
     datamodule = build_datamodule(config, speed)
     module = build_module(config, datamodule, speed)
     with tempfile.TemporaryDirectory(prefix="lightbox-lr-find-") as tmp:
-        trainer = pl.Trainer(
-            accelerator=speed.accelerator, devices=1, precision=speed.precision, max_epochs=10_000,
-            gradient_clip_val=config.optim.grad_clip,
-            accumulate_grad_batches=config.optim.accumulate_grad_batches, logger=False,
-            enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-            default_root_dir=tmp, num_sanity_val_steps=0, limit_val_batches=0,
-        )
+        # The sweep sets its own step limit; no checkpoints, no validation.
+        trainer = build_trainer(speed, config, progress=progress, devices=1, max_epochs=10_000, max_steps=-1,
+                                enable_checkpointing=False, default_root_dir=tmp, limit_val_batches=0)
         finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr,
                                         num_training=num_steps, update_attr=False, attr_name="lr")
     if finder is None:
@@ -96,7 +93,7 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
 def _cmd_lr_find(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
     from engine.data.problems import DatasetError
-    from engine.orchestration.local import TrainingError
+    from engine.orchestration.errors import TrainingError
 
     try:
         result = find_lr(config_from_flags(args), min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.steps,

@@ -17,8 +17,8 @@ TOKEN_HELP = ("file holding the cluster's auth token (else where Ray keeps it: $
 def _cmd_tune(args: argparse.Namespace) -> int:
     from engine.config import ConfigError
     from engine.data.problems import DatasetError
-    from engine.orchestration.local import TrainingError
-    from engine.orchestration.tune import SearchError, search
+    from engine.orchestration.errors import SearchError, TrainingError
+    from engine.orchestration.tune import search
 
     try:
         config = config_from_flags(args)

@@ -176,11 +176,11 @@ def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: s
         print("note: tracking.uri is not an MLflow server; the job records into a store on the cluster's "
               "machine (use `lightbox server` and set tracking.uri to chart it here)", file=sys.stderr)
     else:
-        from engine.orchestration.local import TrainingError, check_tracking_reachable
+        from engine.tracking.client import TrackingUnreachableError, check_reachable
 
         try:  # the job would train unseen: refuse it here, in seconds
-            check_tracking_reachable(config.tracking.uri)
-        except TrainingError as exc:
+            check_reachable(config.tracking.uri)
+        except TrackingUnreachableError as exc:
             raise RayJobError(str(exc)) from None
     jobs = client(address, token)
     if check_dataset:

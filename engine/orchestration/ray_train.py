@@ -19,49 +19,18 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.config import RunConfig
-from engine.orchestration.local import FINAL_CHECKPOINT, TrainingError, TrainResult
-from engine.orchestration.tune import RUN_ID_KEY
+from engine.orchestration.checkpoints import FINAL_CHECKPOINT
+from engine.orchestration.errors import TrainingError
+from engine.orchestration.ray_cluster import start_ray
+from engine.orchestration.ray_reports import CHECKPOINT_NAME, NONFINITE_KEY, RUN_ID_KEY, STOPPED_KEY
+from engine.orchestration.result import STOPPED_MESSAGE, TrainResult, nonfinite_message
+from engine.orchestration.run_folder import open_run, start_run_folder, workspace_of
 from engine.tracking.tags import (BEST_CHECKPOINT_TAG, BEST_MONITOR_TAG, BEST_SCORE_METRIC, LAST_CHECKPOINT_TAG,
                                   NUM_WORKERS_TAG, STRATEGY_TAG, TASK_TAG)
 
-#: the file name of the Lightning checkpoint inside each checkpoint folder Ray Train keeps
-CHECKPOINT_NAME = "checkpoint.ckpt"
-#: what rank 0 returns: stopped on request, and the step whose loss was not finite (or None)
-STOPPED_KEY, NONFINITE_KEY = "stopped_by_request", "nonfinite_step"
 MAX_FAILURES = 2
-RAY_CONNECT_TIMEOUT_S = 5.0
-
-
-def start_ray(address: str | None, error: type[Exception], env: dict[str, str] | None = None) -> None:
-    """Attach to the cluster at ``address`` (``host:port``), or start a local Ray; once per process.
-
-    The engine's folder goes on the workers' PYTHONPATH. An address nobody answers on is an
-    ``error`` within seconds (``ray.init`` itself would wait for a minute or more).
-    """
-    import socket
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    root = str(Path(__file__).resolve().parents[2])
-    env_vars = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
-    attach = address if address and address not in ("local", "auto") else None
-    if attach and not attach.startswith("ray://"):
-        host, _, port = attach.rpartition(":")
-        try:
-            socket.create_connection((host or "127.0.0.1", int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
-        except (OSError, ValueError) as exc:
-            raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
-    try:
-        ray.init(address=attach or (address if address == "auto" else None), include_dashboard=False,
-                 runtime_env={"env_vars": env_vars}, configure_logging=False)
-    except ConnectionError as exc:
-        raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
 @dataclass
@@ -103,22 +72,6 @@ def keep_checkpoints(result, folder: Path, monitor: str, mode: str) -> KeptCheck
     return kept
 
 
-def ray_trainer_settings(callbacks: list, *, find_unused_parameters: bool = False,
-                         report: Any = None) -> dict[str, Any]:
-    """Keyword arguments for ``pl.Trainer`` inside a Ray Train worker (DDP over Ray's process group).
-
-    ``report``: the callback that reports each epoch to Ray (Ray's own when None);
-    ``find_unused_parameters``: see :func:`engine.models.ddp.has_unused_parameters`.
-    """
-    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrainReportCallback
-
-    return dict(strategy=RayDDPStrategy(find_unused_parameters=find_unused_parameters),
-                plugins=[RayLightningEnvironment()],
-                callbacks=[*callbacks, report if report is not None else RayTrainReportCallback()],
-                devices="auto", accelerator="auto", logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
-
-
 def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
                       storage_path: str | Path | None = None, callbacks: list | None = None,
                       tags: dict | None = None, ray_callbacks: list | None = None) -> TrainResult:
@@ -132,8 +85,7 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from engine.orchestration.local import open_run_logger, start_run_folder, workspace_of
-    from engine.orchestration.ray_worker import train_worker
+    from engine.orchestration.ray_worker import train_worker  # torch and Lightning: only once it trains
     from engine.recipes import resolve_recipe
     from engine.tasks.registry import get_task
     from engine.tracking.store import resolve_tracking_uri
@@ -148,10 +100,10 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     module_class = get_task(config.task.name).module_class
     monitor, mode = module_class.monitor, module_class.monitor_mode
     start_ray(config.compute.ray_address, TrainingError)
-    run_logger = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
-                                 run_name=config.tracking.run_name, run_id=None,
-                                 tags={TASK_TAG: config.task.name, STRATEGY_TAG: "ray",
-                                       NUM_WORKERS_TAG: config.compute.num_workers, **(tags or {})})
+    run_logger = open_run(uri, workspace, experiment=config.tracking.experiment,
+                          run_name=config.tracking.run_name, run_id=None,
+                          tags={TASK_TAG: config.task.name, STRATEGY_TAG: "ray",
+                                NUM_WORKERS_TAG: config.compute.num_workers, **(tags or {})})
     with run_logger:
         run_dir = start_run_folder(run_logger, config, workspace)
         storage = Path(storage_path or workspace / "ray_train").expanduser().resolve()
@@ -181,11 +133,9 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
         status, message = "FINISHED", None
         if outcome.get(NONFINITE_KEY) is not None:
             status = "FAILED"
-            message = (f"the loss became NaN or infinite at step {outcome[NONFINITE_KEY]}; training stopped "
-                       f"without applying that step. Last good checkpoint: {kept.last or 'none yet'}. "
-                       "Try a lower learning rate or gradient clipping (optim.grad_clip).")
+            message = nonfinite_message(outcome[NONFINITE_KEY], kept.last)
         elif outcome.get(STOPPED_KEY):
-            status, message = "KILLED", "stopped on request; checkpoints kept"
+            status, message = "KILLED", STOPPED_MESSAGE
         if kept.best:
             run_logger.set_tag(BEST_CHECKPOINT_TAG, str(kept.best))
             run_logger.set_tag(BEST_MONITOR_TAG, monitor)

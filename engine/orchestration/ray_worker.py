@@ -18,7 +18,23 @@ from typing import Any
 import lightning.pytorch as pl
 
 from engine.config import RunConfig
-from engine.orchestration.ray_train import CHECKPOINT_NAME, NONFINITE_KEY, STOPPED_KEY, ray_trainer_settings
+from engine.orchestration.ray_reports import CHECKPOINT_NAME, NONFINITE_KEY, STOPPED_KEY
+
+
+def ray_trainer_settings(callbacks: list, *, find_unused_parameters: bool = False,
+                         report: Any = None) -> dict[str, Any]:
+    """Keyword arguments for ``pl.Trainer`` inside a Ray Train worker (DDP over Ray's process group).
+
+    ``report``: the callback that reports each epoch to Ray (Ray's own when None);
+    ``find_unused_parameters``: see :func:`engine.models.ddp.has_unused_parameters`.
+    """
+    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrainReportCallback
+
+    return dict(strategy=RayDDPStrategy(find_unused_parameters=find_unused_parameters),
+                plugins=[RayLightningEnvironment()],
+                callbacks=[*callbacks, report if report is not None else RayTrainReportCallback()],
+                devices="auto", accelerator="auto", logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
 
 
 def worst_score(mode: str) -> float:
@@ -66,10 +82,12 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     from ray.train.lightning import prepare_trainer
 
     from engine.models.ddp import has_unused_parameters
-    from engine.orchestration.local import _quiet_known_noise, build_datamodule, build_module, speed_settings
+    from engine.orchestration.builders import build_datamodule, build_module
+    from engine.orchestration.speed import speed_settings
+    from engine.orchestration.trainer import build_trainer, quiet_known_noise
     from engine.tracking.callback import MlflowCallback
 
-    _quiet_known_noise()
+    quiet_known_noise()
     config = RunConfig.from_dict(loop_config["config"], "ray train worker")
     speed = speed_settings(config.with_overrides({"compute.accelerator": "gpu" if config.compute.use_gpu else "cpu",
                                                   "compute.devices": 1}))
@@ -91,10 +109,7 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     report = ReportEpochToRay(module.monitor, module.monitor_mode, loop_config.get("report_extra"))
     settings = ray_trainer_settings([mlflow_cb, *loop_config.get("callbacks", [])], report=report,
                                     find_unused_parameters=has_unused_parameters(module.model))
-    trainer = pl.Trainer(max_epochs=config.optim.epochs, max_steps=config.optim.max_steps or -1,
-                         precision=speed.precision, gradient_clip_val=config.optim.grad_clip,
-                         accumulate_grad_batches=config.optim.accumulate_grad_batches, **settings)
-    trainer = prepare_trainer(trainer)
+    trainer = prepare_trainer(build_trainer(speed, config, **settings))
     checkpoint = ray.train.get_checkpoint()
     try:
         if checkpoint:  # a restart after a lost worker: go on from the newest checkpoint

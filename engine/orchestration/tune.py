@@ -1,6 +1,6 @@
 """Hyper-parameter search: Ray Tune trials that each run the ordinary training path.
 
-Every trial calls :func:`engine.orchestration.local.train` (its checkpoints, its
+Every trial calls :func:`engine.orchestration.training.train` (its checkpoints, its
 MLflow run) with :mod:`engine.orchestration.tune_trial`'s callback that reports each
 epoch's validation metrics and checkpoint folder to Tune (with ``compute.strategy: ray``
 a trial drives a Ray Train run whose reports Ray forwards to Tune); trial actors are reused, so
@@ -23,16 +23,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.config import RunConfig, SearchConfig, SearchParam
-from engine.tracking.tags import BEST_RUN_TAG, EARLY_STOPPED_TAG, PARENT_RUN_TAG, SEARCH_TAG, STOP_TAG, TASK_TAG, TRIAL_TAG
+from engine.orchestration.errors import SearchError
+from engine.orchestration.ray_reports import RAY_TRAIN_CHECKPOINT_KEY, RUN_ID_KEY
+from engine.tracking.tags import (BEST_RUN_TAG, EARLY_STOPPED_TAG, PARENT_RUN_TAG, SEARCH_TAG, STOP_TAG, TASK_TAG,
+                                  TRIAL_TAG)
 
-RUN_ID_KEY = "mlflow_run_id"
 DRIVER_TRIAL_MEMORY = 64 * 2**20  # bytes reserved by a trial that drives a Ray Train run
-RAY_TRAIN_CHECKPOINT_KEY = "checkpoint_path"  # what Ray's Train-to-Tune forwarding calls it
 SHORT_SECTIONS = ("optim", "data", "model", "augmentation", "compute")
-
-
-class SearchError(RuntimeError):
-    """The search cannot start, or no trial produced the metric; the message says why."""
 
 
 @dataclass
@@ -114,7 +111,7 @@ def _trial(params: dict[str, Any], **settings: Any) -> None:
 
 # ---------------------------------------------------------------------- the search
 def _start_ray(config: RunConfig) -> None:
-    from engine.orchestration.ray_train import start_ray
+    from engine.orchestration.ray_cluster import start_ray
 
     address = config.compute.ray_address
     if address and address.startswith(("http://", "https://")):
@@ -161,7 +158,8 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from engine.orchestration.local import check_tracking_reachable, mlflow_available, open_run_logger, workspace_of
+    from engine.orchestration.run_folder import check_tracking, open_run, workspace_of
+    from engine.tracking.client import mlflow_available
     from engine.tracking.store import resolve_tracking_uri
 
     if not mlflow_available():
@@ -187,12 +185,12 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     metric, mode = search_cfg.metric, search_cfg.mode
     epochs = max(1, config.optim.epochs)
 
-    check_tracking_reachable(uri)  # before Ray starts: an unreachable server fails in seconds
+    check_tracking(uri)  # before Ray starts: an unreachable server fails in seconds
 
     def open_parent():
-        run = open_run_logger(uri, workspace, experiment=config.tracking.experiment,
-                              run_name=config.tracking.run_name or "search",
-                              run_id=None, tags={SEARCH_TAG: "true", TASK_TAG: config.task.name})
+        run = open_run(uri, workspace, experiment=config.tracking.experiment,
+                       run_name=config.tracking.run_name or "search",
+                       run_id=None, tags={SEARCH_TAG: "true", TASK_TAG: config.task.name})
         try:
             run.log_params({"search.num_samples": samples, "search.metric": metric, "search.mode": mode,
                             "search.scheduler": search_cfg.scheduler,

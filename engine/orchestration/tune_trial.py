@@ -17,8 +17,9 @@ from typing import Any
 import lightning.pytorch as pl
 
 from engine.config import RunConfig
-from engine.orchestration.local import train
-from engine.orchestration.tune import RUN_ID_KEY, SearchError
+from engine.orchestration.errors import SearchError
+from engine.orchestration.ray_reports import RUN_ID_KEY
+from engine.orchestration.training import train
 from engine.tracking.tags import PARENT_RUN_TAG, TRIAL_TAG
 
 _INDEX_CACHE: dict[tuple[str, int, int], Any] = {}

@@ -14,7 +14,7 @@ from typing import Any
 from engine.tracking.client import client as _client, experiment_id, search_runs
 from engine.tracking.tags import PARENT_RUN_TAG, PREFIX, RUN_NAME_TAG
 
-# Flattened config keys shown in the run list (see engine.orchestration.local._flatten).
+# Flattened config keys shown in the run list (see engine.tracking.runs.flat_params).
 DEFAULT_PARAM_KEYS = (
     "task.name",
     "model.checkpoint",
