@@ -56,6 +56,7 @@ def test_suggest_shows_size_steps_and_eta_and_cancel_stops_the_finder(qtbot, tmp
     texts, outcomes = [], []
     suggester = tab.lr_suggester
     suggester.progress.connect(texts.append)
+    suggester.failed.connect(texts.append)  # a failure's message, should the finder fail instead
     for name in ("suggested", "failed", "cancelled"):
         getattr(suggester, name).connect(lambda *a, name=name: outcomes.append(name))
     assert window.suggest_cancel.isHidden()
@@ -68,7 +69,7 @@ def test_suggest_shows_size_steps_and_eta_and_cancel_stops_the_finder(qtbot, tmp
     assert _finders_of(folder), "the finder runs in a process of its own"
     qtbot.mouseClick(window.suggest_cancel, Qt.MouseButton.LeftButton)
     _wait(qtbot, lambda: not suggester.running, 20, "the search to end")
-    assert outcomes == ["cancelled"]
+    assert outcomes == ["cancelled"], texts[-3:]
     assert window.suggest_cancel.isHidden() and tab.banner.isHidden()
     assert tab.form.model.values["optim.lr"] == lr_before
     _wait(qtbot, lambda: not _finders_of(folder), 10, "the finder's process to be gone")
