@@ -171,8 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train one model and track it in MLflow",
                         description="Prints a final JSON line with the run id, best checkpoint and metrics. "
                         "Exit status: 0 finished, 1 failed, 2 bad input, 3 stopped on request.")
-    add_run_flags(tr, "config", "data", "task", "model", "epochs", "max_steps", "batch_size", "lr", "image_size",
-                  "num_workers", "devices", "accelerator", "precision", "run_name")
+    add_run_flags(tr)
     tr.add_argument("--resume", metavar="RUN_ID", help="continue an earlier run from its newest checkpoint")
     tr.add_argument("--no-progress", dest="progress", action="store_false")
     tr.add_argument("--ray-address", help="a Ray cluster's dashboard URL (http://host:8265): submit the run there "
@@ -180,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.orchestration.ray_cli import add_job_flags
 
     add_job_flags(tr)
-    _add_tracking(tr)
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval", help="validation metrics of a run's best checkpoint")

@@ -111,13 +111,12 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def add_verbs(sub) -> None:
-    """Register ``lightbox lr-find`` (same data/model flags as ``lightbox train``)."""
+    """Register ``lightbox lr-find`` (the same run flags as ``lightbox train``)."""
     p = sub.add_parser("lr-find", help="suggest a learning rate for a run (learning-rate range test)",
                        description="Trains a few steps with a growing learning rate and prints the suggested "
                        "one, then a JSON line with the curve. Exit status: 0 suggested, 1 no suggestion, "
                        "2 bad input.")
-    add_run_flags(p, "config", "data", "task", "model", "batch_size", "image_size", "num_workers", "accelerator",
-                  "precision")
+    add_run_flags(p)
     p.add_argument("--min-lr", type=float, default=1e-6)
     p.add_argument("--max-lr", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=100, help="optimiser steps in the sweep")

@@ -111,18 +111,11 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
                         description="Searches the config's search: section; prints a final JSON line with the "
                         "parent run, the best trial and every trial's status. Exit status: 0 done, "
                         "2 bad input or no usable trial, 3 stopped (finished trials kept).")
-    add_run_flags(tu, "config", "data", "task", "model", "epochs", "batch_size", "image_size", "num_workers",
-                  "accelerator", config="run configuration YAML with a search: section (flags override it)",
-                  epochs="epochs per trial (ASHA's longest)")
-    tu.add_argument("--num-samples", type=int, help="trials to run (search.num_samples)")
-    tu.add_argument("--max-concurrent", type=int, help="trials at the same time (search.max_concurrent)")
-    tu.add_argument("--scheduler", choices=["asha", "fifo"])
+    add_run_flags(tu, search=True, config="run configuration YAML with a search: section (flags override it)",
+                  epochs="epochs per trial (ASHA's longest)", run_name="name of the search's parent run")
     tu.add_argument("--ray-address", help="Ray cluster: 'auto' or ray://host:port to attach to, or a dashboard "
                     "URL (http://host:8265) to submit the search as a job")
     add_job_flags(tu)
-    tu.add_argument("--run-name", help="name of the search's parent run")
-    tu.add_argument("--tracking-uri", help="MLflow tracking URI (default: the workspace's SQLite store)")
-    tu.add_argument("--workspace", help="workspace folder")
     tu.set_defaults(func=_cmd_tune)
 
     jo = sub.add_parser("jobs", help="Ray jobs on a cluster: list, logs JOB, stop JOB")
