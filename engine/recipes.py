@@ -118,6 +118,7 @@ def _pad(size: int, mask_fill: int) -> dict:
 def recipe_spec(task: str, split: str, strength: str, size: int) -> list[dict]:
     """The augmentation spec of ``strength`` for ``task``/``split`` at ``size`` px."""
     from engine.data import augment
+    from engine.data.augment.presets import SHRINK_SMOOTHLY
 
     if strength not in STRENGTHS:
         raise ValueError(f"unknown augmentation strength {strength!r}; expected one of {', '.join(STRENGTHS)}")
@@ -126,10 +127,10 @@ def recipe_spec(task: str, split: str, strength: str, size: int) -> list[dict]:
     flip = {"name": "HorizontalFlip", "p": 0.5}
     if task == "classification":
         if strength == "light":
-            return [{"name": "Resize", "height": size, "width": size}, SHIFT]
+            return [{"name": "Resize", "height": size, "width": size, **SHRINK_SMOOTHLY}, SHIFT]
         if strength == "medium":
             return [
-                {"name": "RandomResizedCrop", "size": [size, size], "scale": [0.35, 1.0]},
+                {"name": "RandomResizedCrop", "size": [size, size], "scale": [0.35, 1.0], **SHRINK_SMOOTHLY},
                 flip,
                 {"name": "ColorJitter", "brightness": 0.1, "contrast": 0.1, "saturation": 0.1,
                  "hue": 0.0, "p": 0.3},

@@ -102,7 +102,7 @@ def test_open_augment_then_train_with_the_form_defaults(qtbot, sample_dataset, t
     config = _train(qtbot, tab, started)
     assert config.data.image_size == 96 and config.augmentation == AugmentationConfig()
     _wait(qtbot, lambda: _panel_follows(panel, tab._form_config()), 60, "the Augment tab at 96 px")
-    assert panel.spec("val") == [{"name": "Resize", "height": 96, "width": 96}]
+    assert panel.spec("val") == [{"name": "Resize", "height": 96, "width": 96, "area_for_downscale": "image"}]
     tab.form.set_value("task.name", "detection")
     _wait(qtbot, lambda: _panel_follows(panel, tab._form_config()), 60, "the Augment tab on detection")
     assert panel.task_combo.currentText() == "detection"

@@ -60,9 +60,10 @@ def test_auto_config_is_resolved_and_says_what_was_chosen(sample_dataset):
     recipe = explain_recipe(config)
     resolved = recipe.config
     assert resolved.augmentation.strength == "light"
-    assert resolved.augmentation.train[0] == {"name": "Resize", "height": 48, "width": 48}
+    shrink = {"area_for_downscale": "image"}  # area averaging when shrinking: no aliasing
+    assert resolved.augmentation.train[0] == {"name": "Resize", "height": 48, "width": 48, **shrink}
     assert [step["name"] for step in resolved.augmentation.train] == ["Resize", "Affine"]  # no flip, no crop
-    assert resolved.augmentation.val == [{"name": "Resize", "height": 48, "width": 48}]
+    assert resolved.augmentation.val == [{"name": "Resize", "height": 48, "width": 48, **shrink}]
     assert resolved.optim.scheduler == "cosine" and resolved.optim.warmup_steps == 0
     assert any("48 px" in line for line in recipe.reasons)
     text = resolved.to_yaml()
@@ -101,7 +102,7 @@ def test_training_saves_the_resolved_recipe_in_run_yaml(sample_dataset, tmp_path
     assert result.status == "FINISHED"
     saved = RunConfig.load(tmp_path / "ws" / "runs" / result.run_id / "run.yaml")
     assert saved.augmentation.strength == "none" and saved.optim.scheduler == "wsd"
-    assert saved.augmentation.train == saved.augmentation.val == [{"name": "Resize", "height": 32, "width": 32}]
+    assert saved.augmentation.train == saved.augmentation.val == [{"name": "Resize", "height": 32, "width": 32, "area_for_downscale": "image"}]
 
 
 def test_conditional_detr_scores_with_sigmoid_and_trains_a_step(sample_dataset):
@@ -128,3 +129,20 @@ def test_conditional_detr_scores_with_sigmoid_and_trains_a_step(sample_dataset):
     best = max(found, key=lambda d: d["score"])
     assert best["category_id"] == 5 and best["score"] > 0.99
     assert best["bbox"] == pytest.approx([16.0, 16.0, 32.0, 32.0])
+
+
+def test_classification_shrinks_by_area_so_fine_stripes_do_not_alias():
+    """Stripes one pixel in three, shrunk 3x: area averaging keeps their mean brightness (85);
+    OpenCV's bilinear lands on the white columns only and makes the picture white (aliasing)."""
+    from engine.data import augment
+
+    stripes = np.zeros((96, 96, 3), np.uint8)
+    stripes[:, 1::3] = 255
+    for strength in ("none", "light"):
+        spec = recipe_spec("classification", "train" if strength == "light" else "val", strength, 32)
+        spec = [step for step in spec if step["name"] == "Resize"]  # the shift would move the stripes
+        out = augment.apply(augment.build_pipeline(spec, "classification"), stripes)["image"].astype(float)
+        assert abs(out.mean() - 85) < 2, (strength, out.mean())
+    plain = augment.apply(augment.build_pipeline([{"name": "Resize", "height": 32, "width": 32}],
+                                                 "classification"), stripes)["image"].astype(float)
+    assert plain.mean() > 200  # what the spec without area averaging did
