@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Lightbox — {session.root.name}")
         self.browser.set_session(session)
         self.health.set_problems(session.problems, session.checked_files)
+        self.health.set_session(session)  # the train/validation split's own checks, in the background
         self._show_summary()
         check = BackgroundTask(check_files, session)
         check.signals.finished.connect(lambda problems, t=check: self._checked(t, problems))
@@ -344,9 +345,15 @@ class MainWindow(QMainWindow):
 
             self.augment = AugmentationPanel()
             self.augment_host.layout().addWidget(self.augment)
-            if self.train_tab is not None:
-                self.train_tab.augmentation_source = self.augment
-        if self.tabs.widget(index) is self.train_host and self.train_tab is None:
+            # The panel follows the run form (task, size, recipe) from its first moment: the
+            # form lives in the Train tab, so that tab is built now too (not shown).
+            self._ensure_train_tab()
+        if self.tabs.widget(index) is self.train_host:
+            self._ensure_train_tab()
+        self._sync_current()
+
+    def _ensure_train_tab(self) -> None:
+        if self.train_tab is None:
             from .training.train_tab import TrainTab
 
             self.train_tab = TrainTab(self.workspace)
@@ -361,7 +368,8 @@ class MainWindow(QMainWindow):
                 self.train_tab.set_dataset(self.session.root)
             self.train_host.layout().addWidget(self.train_tab)
             self._freeze_timer.start()  # once the tab's background imports (MLflow) are done
-        self._sync_current()
+        elif self.train_tab.augmentation_source is not self.augment:
+            self.train_tab.augmentation_source = self.augment
 
     def _suggest_busy(self, busy: bool) -> None:
         self.suggest_progress.setRange(0, 0)  # busy until the first step is counted

@@ -99,3 +99,56 @@ def test_a_running_searchs_trials_are_not_all_charted(qtbot, tmp_path):
                       row("t2", {PARENT_RUN_TAG: "search"})])
     assert "plain" in charted
     assert "t1" not in charted and "t2" not in charted
+
+
+def test_the_augment_tab_opened_first_already_follows_the_form(qtbot, sample_dataset, tmp_path):
+    """Opening Augment before Train builds the run form too, so the panel shows the recipe at once
+    (it showed the detection preset at 800 px until Train was opened)."""
+    from app.main_window import MainWindow
+
+    window = MainWindow(tmp_path / "ws")
+    qtbot.addWidget(window)
+    window.show()
+    window.open_folder(sample_dataset)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=60000)
+    window.tabs.setCurrentWidget(window.augment_host)
+    panel = window.augment
+    assert window.train_tab is not None and window.train_tab.augmentation_source is panel
+    qtbot.waitUntil(lambda: panel.recipe_text.startswith("auto → "), timeout=60000)
+    assert panel.task == "classification"
+
+
+def test_the_health_tab_names_a_split_that_cannot_train_once_a_dataset_opens(qtbot, sample_dataset, tmp_path):
+    from app.main_window import MainWindow
+
+    tiny = tmp_path / "tiny"
+    shutil.copytree(sample_dataset, tiny)
+    train_file = next((tiny / "annotations").glob("*train*.json"))
+    doc = json.loads(train_file.read_text())
+    keep = {im["id"] for im in doc["images"][:2]}
+    doc["images"] = [im for im in doc["images"] if im["id"] in keep]
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
+    train_file.write_text(json.dumps(doc))
+
+    window = MainWindow(tmp_path / "ws")
+    qtbot.addWidget(window)
+    window.open_folder(tiny)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=60000)
+    qtbot.waitUntil(lambda: "2 training images" in window.health.split_banner.text(), timeout=30000)
+
+
+def test_a_failed_run_says_why_in_the_train_tabs_banner_until_the_next_train(qtbot, tmp_path, sample_dataset,
+                                                                              started):
+    from types import SimpleNamespace
+
+    from app.training.train_tab import TrainTab
+
+    tab = TrainTab(tmp_path / "ws")
+    qtbot.addWidget(tab)
+    tab.set_dataset(sample_dataset)
+    reason = "instances_train.json: cannot train on this split"
+    job = SimpleNamespace(run_id="abc12345", failure=reason, ended_text=lambda code: f"process ended ({code})")
+    tab._job_finished(job, 2)
+    assert not tab.banner.isHidden() and reason in tab.banner.text()
+    qtbot.mouseClick(tab.train_button, Qt.LeftButton)
+    assert len(started) == 1 and tab.banner.cause != "run"

@@ -73,7 +73,7 @@ class TrainTab(QWidget):
         self.lr_suggester.failed.connect(lambda m: self.show_error(f"Learning-rate finder failed: {m}",
                                                                    cause="suggest"))
         if self.form.suggest_button is not None:
-            self.form.suggest_button.clicked.connect(self.suggest_lr)
+            self.form.suggest_button.clicked.connect(self._suggest_clicked)
         self.banner = Banner()
         self.form.valid_changed.connect(self._valid_changed)
         self._valid_changed(self.form.is_valid)
@@ -180,7 +180,7 @@ class TrainTab(QWidget):
         self.train_button.setEnabled(valid)
         self.train_button.setToolTip("" if valid else "fix the fields marked in red first")
         if self.form.suggest_button is not None:
-            self.form.suggest_button.setEnabled(valid and not self.lr_suggester.running)
+            self.form.suggest_button.setEnabled(valid or self.lr_suggester.running)  # running: Cancel
         if valid:
             self.banner.clear("form")
 
@@ -261,11 +261,19 @@ class TrainTab(QWidget):
         self.banner.clear("suggest")
         return self.lr_suggester.start(config)
 
+    def _suggest_clicked(self) -> None:
+        """Suggest starts the finder; while it runs the same button cancels it."""
+        if self.lr_suggester.running:
+            self.lr_suggester.cancel()
+        else:
+            self.suggest_lr()
+
     def _suggest_busy(self, busy: bool) -> None:
         button = self.form.suggest_button
         if button is not None:
-            button.setText("Suggesting…" if busy else "Suggest")
-            button.setEnabled(not busy and self.form.is_valid)
+            button.setText("Cancel" if busy else "Suggest")
+            button.setToolTip("Stop the learning-rate finder" if busy else "")
+            button.setEnabled(busy or self.form.is_valid)
             self.form.suggest_status.setVisible(busy)
 
     def _suggest_progress(self, text: str) -> None:
@@ -345,6 +353,7 @@ class TrainTab(QWidget):
         config = self.run_config()
         if config is None:
             return None
+        self.banner.clear("run")  # the last run's failure is not this one's
         if config.data.path:  # the next start on this dataset opens the form as it is now
             try:
                 FormMemory.in_workspace(self.workspace).remember(config.data.path, self.form.remembered_values())
@@ -449,6 +458,8 @@ class TrainTab(QWidget):
     def _job_finished(self, job: TrainingJob, code: int) -> None:
         self.stop_button.setEnabled(self.current_job() is not None)
         self.progress_label.setText(f"{job.run_id[:8] if job.run_id else 'run'}: {job.ended_text(code)}")
+        if job.failure:  # the engine's own reason, not only an exit code
+            self.show_error(f"Training failed: {job.failure}", cause="run")
         self.poller.poll()
         self.refresh_runs()
 
