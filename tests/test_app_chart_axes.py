@@ -88,3 +88,15 @@ def test_legends_sit_outside_every_plot_area(panel, qtbot):
         "loss", "map (right axis)", "map_50 (right axis)"]
     styles = {key[2]: curve.opts["pen"].style() for key, curve in panel.curves.items() if key[1] == "val"}
     assert len(set(styles.values())) == 3
+
+
+def test_losses_below_one_read_as_they_are(panel, qtbot):
+    """A validation loss of 0.4-0.9 was labelled "loss (x0.001)" with ticks 400-900."""
+    points = _detection_points(4, run_scale=0.1)
+    points["train/loss"] = [(s, v / 20, t) for s, v, t in points["train/loss"]]
+    points["val/loss"] = [(s, 0.9 - 0.1 * i, t) for i, (s, _, t) in enumerate(points["val/loss"])]
+    panel.add_run("r1", "detr")
+    panel.add_points("r1", points)
+    qtbot.wait(4 * STAGGER_MS + 100)
+    for name in ("loss", "val"):
+        assert "x0.0" not in panel.plots[name].getAxis("left").labelString(), name

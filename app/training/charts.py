@@ -255,6 +255,8 @@ class ChartPanel(QWidget):
             plot = view.getPlotItem()
             if title is None:
                 plot.setLabel("left", "lr")  # pyqtgraph adds the scale: "lr (x1e-06)"
+            else:  # a loss of 0.4 reads 0.4, not "400 (x0.001)"
+                plot.getAxis("left").enableAutoSIPrefix(False)
             # The legend is a row of the plot's own layout, under the axis: inside the view box
             # (pyqtgraph's place for it) it covered the newest points of every curve.
             if name in LEGENDED:
