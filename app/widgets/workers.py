@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -28,13 +30,20 @@ class TaskSignals(QObject):
 
 
 class BackgroundTask(QRunnable):
-    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any):
+    """``fn`` on a pool thread. With ``progress_interval`` (seconds) progress reports closer
+    together than that are dropped, except the latest, which is sent before the result, so
+    a chatty function does not flood the GUI thread with events it would repaint for."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, progress_interval: float = 0.0, **kwargs: Any):
         super().__init__()
         self.setAutoDelete(False)  # the owner keeps it until a signal says it is done
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.signals = TaskSignals()
         self.cancel_event = threading.Event()
         self.done = threading.Event()
+        self.progress_interval = progress_interval
+        self._last_progress_at = float("-inf")
+        self._held_progress: tuple[str, int, int] | None = None
         accepted = inspect.signature(fn).parameters
         if "progress" in accepted:
             self.kwargs["progress"] = self._progress
@@ -42,7 +51,17 @@ class BackgroundTask(QRunnable):
             self.kwargs["cancel"] = self.cancel_event
 
     def _progress(self, text: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last_progress_at < self.progress_interval:
+            self._held_progress = (text, done, total)
+            return
+        self._last_progress_at, self._held_progress = now, None
         self._emit(self.signals.progress, text, done, total)
+
+    def _send_held_progress(self) -> None:
+        if self._held_progress is not None:
+            held, self._held_progress = self._held_progress, None
+            self._emit(self.signals.progress, *held)
 
     def _emit(self, signal, *args: Any) -> None:
         # The window (and with it these signals) may be gone at quit: nobody is left to tell.
@@ -65,6 +84,7 @@ class BackgroundTask(QRunnable):
     def run(self) -> None:
         try:
             result = self.fn(*self.args, **self.kwargs)
+            self._send_held_progress()
         except Exception as exc:  # reported to the GUI, never raised into Qt's thread
             message = str(exc) or type(exc).__name__
             self._emit(self.signals.failed, message + ("" if str(exc) else "\n" + traceback.format_exc()))
@@ -74,10 +94,15 @@ class BackgroundTask(QRunnable):
             self.done.set()
 
 
-def run_in_background(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
-                      on_error: Callable[[str], None] | None = None,
-                      on_progress: Callable[[str, int, int], None] | None = None,
-                      pool: QThreadPool | None = None, **kwargs: Any) -> BackgroundTask:
+def run_in_background(
+    fn: Callable[..., Any],
+    *args: Any,
+    on_done: Callable[[Any], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    pool: QThreadPool | None = None,
+    **kwargs: Any,
+) -> BackgroundTask:
     """Start ``fn(*args, **kwargs)`` on ``pool`` (the global pool by default)."""
     task = BackgroundTask(fn, *args, **kwargs)
     if on_done is not None:
