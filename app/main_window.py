@@ -9,6 +9,7 @@ is built the first time it is shown, so albumentations stays off start-up.
 from __future__ import annotations
 
 import gc
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QThreadPool, QTimer
@@ -24,6 +25,7 @@ from .dataset.session import DatasetSession, ImageRef, check_files, open_dataset
 from .dataset.viewer import ImageViewer
 from .widgets.banner import Banner
 from .widgets.gc_pacing import freeze_survivors, pace_full_collections
+from .widgets.task_slot import TaskSlot
 from .widgets.workers import BackgroundTask
 
 MAX_RECENT = 10
@@ -41,12 +43,13 @@ class MainWindow(QMainWindow):
         self.settings = QSettings(str(self.workspace / "settings.ini"), QSettings.IniFormat)
         self.session: DatasetSession | None = None
         self.current: ImageRef | None = None  # the one current image: Browse, Image and Augment agree
-        self._open_task: BackgroundTask | None = None
+        # Opening a dataset is two tasks (index, then check the files); a new open replaces both.
+        self._open_slot = TaskSlot()
+        self._check_slot = TaskSlot()
         self._preload_started = False
         self._preload_timer = QTimer(self, singleShot=True, interval=PRELOAD_QUIET_MS)
         self._preload_timer.timeout.connect(self._preload_augment)
-        self._demo_task: BackgroundTask | None = None
-        self._check_task: BackgroundTask | None = None
+        self._demo_slot = TaskSlot()
         pace_full_collections()  # a full collection stalls the GUI thread for 100s of ms
         self._freeze_timer = QTimer(self, interval=1000)
         self._freeze_timer.timeout.connect(self._freeze_when_idle)
@@ -160,13 +163,9 @@ class MainWindow(QMainWindow):
         if (dataset / "annotations").is_dir():
             return self.open_folder(dataset)
         self.status_text.setText(f"Writing the demo dataset to {dataset}…")
-        task = BackgroundTask(write_sample_dataset, dataset)
-        task.signals.finished.connect(lambda _=None: self.open_folder(dataset))
-        task.signals.failed.connect(
-            lambda message: self.show_error(f"Could not write the demo dataset: {message}", "dataset"))
-        self._demo_task = task
-        QThreadPool.globalInstance().start(task)
-        return task
+        return self._demo_slot.start(
+            write_sample_dataset, dataset, on_done=lambda _=None: self.open_folder(dataset),
+            on_error=lambda message: self.show_error(f"Could not write the demo dataset: {message}", "dataset"))
 
     def _choose_folder(self) -> None:
         start = self.recent_datasets()[0] if self.recent_datasets() else str(self.workspace)
@@ -185,25 +184,18 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.cancel_button.show()
         # Phase 1 indexes the JSON (fast) so the browser fills at once; phase 2 checks the files.
-        task = BackgroundTask(open_dataset, folder, check_files=False)
-        # Results of a task that was cancelled or replaced meanwhile are dropped.
-        task.signals.finished.connect(lambda session, t=task: self._opened(t, session))
-        task.signals.failed.connect(lambda message, t=task, f=folder: self._open_failed(t, f, message))
-        task.signals.progress.connect(lambda *a, t=task: t is self._open_task and self._progress(*a))
-        self._open_task = task
-        QThreadPool.globalInstance().start(task)
-        return task
+        return self._open_slot.start(open_dataset, folder, check_files=False, on_done=self._opened,
+                                     on_error=partial(self._open_failed, folder), on_progress=self._progress)
 
     def cancel_open(self) -> None:
-        for task in (self._open_task, self._check_task):
-            if task is not None and not task.done.is_set():
-                task.cancel()
+        for slot in (self._open_slot, self._check_slot):
+            if slot.task is not None and not slot.task.done.is_set():
                 self.status_text.setText("Cancelled.")
-        self._open_task = self._check_task = None
+            slot.cancel()
         self._end_progress()
 
     def is_busy(self) -> bool:
-        return self._open_task is not None or self._check_task is not None
+        return self._open_slot.busy or self._check_slot.busy
 
     def _progress(self, text: str, done: int, total: int) -> None:
         self.status_text.setText(text + (f" {done}/{total}" if total else "…"))
@@ -217,10 +209,7 @@ class MainWindow(QMainWindow):
         self.progress.hide()
         self.cancel_button.hide()
 
-    def _opened(self, task: BackgroundTask, session: DatasetSession) -> None:
-        if task is not self._open_task:
-            return
-        self._open_task = None
+    def _opened(self, session: DatasetSession) -> None:
         # The index's Python objects live as long as the session: keep the garbage
         # collector from walking them again and again (pauses of 50 ms at 100k images).
         gc.collect()
@@ -232,12 +221,8 @@ class MainWindow(QMainWindow):
         self.health.set_problems(session.problems, session.checked_files)
         self.health.set_session(session)  # the train/validation split's own checks, in the background
         self._show_summary()
-        check = BackgroundTask(check_files, session)
-        check.signals.finished.connect(lambda problems, t=check: self._checked(t, problems))
-        check.signals.failed.connect(lambda message, t=check: self._check_failed(t, message))
-        check.signals.progress.connect(lambda *a, t=check: t is self._check_task and self._progress(*a))
-        self._check_task = check
-        QThreadPool.globalInstance().start(check)
+        self._check_slot.start(check_files, session, on_done=self._checked, on_error=self._check_failed,
+                               on_progress=self._progress)
         self.current = None
         refs = self.browser.current_refs()
         self.set_current(refs[0] if refs else None)
@@ -254,10 +239,9 @@ class MainWindow(QMainWindow):
             f"{plural(len(session.category_names()), 'category', 'categories')}, "
             f"{plural(len(session.problems), 'problem')} ({plural(errors, 'error')}){checked}")
 
-    def _checked(self, task: BackgroundTask, problems: list) -> None:
-        if task is not self._check_task or self.session is None:
+    def _checked(self, problems: list) -> None:
+        if self.session is None:
             return
-        self._check_task = None
         self._end_progress()
         self.session.problems = self.session.problems + problems
         self.session.checked_files = True
@@ -265,17 +249,11 @@ class MainWindow(QMainWindow):
         self.browser.refresh_problems()
         self._show_summary()
 
-    def _check_failed(self, task: BackgroundTask, message: str) -> None:
-        if task is not self._check_task:
-            return
-        self._check_task = None
+    def _check_failed(self, message: str) -> None:
         self._end_progress()
         self.show_error(f"Checking the image files failed: {message}", "dataset")
 
-    def _open_failed(self, task: BackgroundTask, folder: Path, message: str) -> None:
-        if task is not self._open_task:
-            return
-        self._open_task = None
+    def _open_failed(self, folder: Path, message: str) -> None:
         self._end_progress()
         self.show_error(f"Could not open {folder}:\n{message}", "dataset")
         self.status_text.setText("The dataset could not be opened; the previous one stays open."
@@ -430,10 +408,9 @@ class MainWindow(QMainWindow):
         if self.train_tab is not None and not self.train_tab.confirm_close():
             event.ignore()  # the user chose Cancel: a run is going
             return
-        running = [t for t in (self._open_task, self._check_task) if t is not None]
         self.cancel_open()
         self._preload_timer.stop()  # a closed window has nothing to preload for
-        for task in running:  # join: no worker may outlive the window it reports to
-            if not task.join(CLOSE_JOIN_S):
+        for slot in (self._open_slot, self._check_slot):  # join: no worker may outlive the window it reports to
+            if not slot.join(CLOSE_JOIN_S):
                 self.status_text.setText("Background work is still stopping…")
         super().closeEvent(event)

@@ -248,8 +248,8 @@ def test_quitting_during_the_file_check_cancels_and_joins_it(qtbot, tmp_path, sa
     win = MainWindow(tmp_path / "ws")
     win.show()
     win.open_folder(sample_dataset)
-    qtbot.waitUntil(lambda: win._check_task is not None and "checking" in win.status_text.text(), timeout=30_000)
-    task = win._check_task
+    qtbot.waitUntil(lambda: win._check_slot.busy and "checking" in win.status_text.text(), timeout=30_000)
+    task = win._check_slot.task
     win.close()
     assert task.cancelled and task.done.is_set()  # joined before the window went
     win.deleteLater()
