@@ -33,7 +33,7 @@ def test_image_and_augment_draw_a_category_in_the_same_colour(qtbot, session):
     viewer._set_categories(session)
     index = session.index("train")
     row = next(r for r in range(index.num_images) if len(index.annotation_rows(r)) >= 2)
-    result = compute_preview(session, ImageRef("train", row), "detection", [], True, 0, 1, 1)
+    result = compute_preview(session, ImageRef("train", row), "detection", [], True, 0, 1)
     assert "error" not in result, result.get("error")
     boxes = result["tiles"][0].boxes
     assert boxes

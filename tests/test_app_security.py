@@ -88,5 +88,5 @@ def test_augment_preview_refuses_unsafe_image(unsafe):
     from app.dataset.augment_panel import compute_preview
 
     session, _ = unsafe
-    result = compute_preview(session, ImageRef("train", 0), "detection", [], True, 0, 1, 1)
+    result = compute_preview(session, ImageRef("train", 0), "detection", [], True, 0, 1)
     assert "Refused" in result["error"] and "'..'" in result["error"]

@@ -180,12 +180,12 @@ def test_browse_image_and_augment_share_one_current_image(qtbot, window, sample_
 
 
 def test_augmentation_library_loads_in_the_background_once_the_window_is_up(qtbot, window):
-    import app.dataset.augment_panel as augment_panel
+    from app.dataset import augment_library
 
     tab = window.tabs.indexOf(window.augment_host)
-    qtbot.waitUntil(lambda: augment_panel._WARM_UP is not None, timeout=5_000)  # started without opening Augment
+    qtbot.waitUntil(lambda: augment_library.LIBRARY.task is not None, timeout=5_000)  # started without opening Augment
     assert window.augment is None
-    qtbot.waitUntil(lambda: augment_panel._WARM_UP.done.is_set(), timeout=60_000)
+    qtbot.waitUntil(lambda: augment_library.LIBRARY.task.done.is_set(), timeout=60_000)
     qtbot.waitUntil(lambda: window.tabs.tabText(tab) == "Augment", timeout=5_000)
     window.tabs.setCurrentWidget(window.augment_host)
     qtbot.waitUntil(window.augment.is_ready, timeout=2_000)  # no second import
@@ -195,11 +195,10 @@ def test_augment_panel_shows_progress_while_the_library_loads(qtbot, monkeypatch
     import threading
 
     import app.dataset.augment_panel as augment_panel
+    from app.dataset.augment_library import AugmentLibrary
 
     release = threading.Event()
-    monkeypatch.setattr(augment_panel, "_WARM_UP", None)
-    monkeypatch.setattr(augment_panel, "_warm_up", lambda: release.wait(10))
-    panel = augment_panel.AugmentationPanel()
+    panel = augment_panel.AugmentationPanel(library=AugmentLibrary(load=lambda: release.wait(10)))
     qtbot.addWidget(panel)
     panel.show()
     qtbot.waitUntil(lambda: " s\n" in panel.message.text(), timeout=3_000)
@@ -364,10 +363,12 @@ def test_a_closed_or_hidden_window_never_starts_the_preload(qtbot, window, monke
 def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(qtbot, window, sample_dataset,
                                                                               monkeypatch):
     import app.dataset.augment_panel as augment_panel
+    from app.dataset import augment_library
+    from app.widgets.workers import run_in_background
 
-    monkeypatch.setattr(augment_panel, "_WARM_UP", None)
+    monkeypatch.setattr(augment_library, "LIBRARY", augment_library.AugmentLibrary())
     started = []
-    monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1) or augment_panel.run_in_background(
+    monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1) or run_in_background(
         lambda: None))
     # The interval is long so that only the test decides when the quiet moment comes: a loaded
     # machine can stall the event loop for longer than any real interval.
