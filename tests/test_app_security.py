@@ -37,9 +37,9 @@ def spy(monkeypatch):
         return real(path, *args, **kwargs)
 
     import app.dataset.thumbnails as thumbnails
-    import app.dataset.viewer as viewer
+    import app.dataset.viewer_decode as viewer_decode
     monkeypatch.setattr(thumbnails, "load_image", load)
-    monkeypatch.setattr(viewer, "load_image", load)
+    monkeypatch.setattr(viewer_decode, "load_image", load)
     return opened
 
 
