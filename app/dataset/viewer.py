@@ -1,23 +1,21 @@
 """One image with its annotations drawn over it: zoom, pan, toggles, details on hover.
 
-The parts: ``viewer_state`` (Qt-free: which image, layers, categories, selection, fit),
-``viewer_scene`` (the image's overlays as graphics items), ``viewer_decode`` (the image file
-and RLE masks, decoded in a worker whose result is dropped when a newer image was asked for
-meanwhile). This module is the widget that wires them: a zoomable view, navigation, the
-side panel with the toggles, the category list and the details.
+The parts: ``zoom_view`` (wheel zoom, drag to pan), ``viewer_state`` (Qt-free: which image,
+layers, categories, selection, fit), ``viewer_scene`` (the image's overlays as graphics
+items), ``viewer_decode`` (the image file and RLE masks, decoded in a worker whose result
+is dropped when a newer image was asked for meanwhile). This module is the widget that
+wires them: the view, navigation, the side panel with the toggles, the category list and
+the details.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QFontMetricsF, QIcon, QPainter, QPixmap, QTransform
+from PySide6.QtCore import QPoint, QRectF, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QFontMetricsF, QIcon, QPixmap, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsItem,
     QGraphicsPixmapItem,
-    QGraphicsView,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -36,101 +34,11 @@ from .session import DatasetSession, ImageRef
 from .viewer_decode import Decoded, decode
 from .viewer_scene import AnnotationScene
 from .viewer_state import LAYERS, ViewerState, annotation_fields, fields_text
+from .zoom_view import ZoomView
 
 LAYER_KEYS = {Qt.Key.Key_B: "boxes", Qt.Key.Key_M: "masks", Qt.Key.Key_L: "labels"}  # toggle keys
 _FIT_MARGIN = 28  # view pixels around a fitted image, room for labels on boxes at the top edge
 _HOVER_HINT = "Hover over or click an annotation to see its fields."
-
-
-class ZoomView(QGraphicsView):
-    """Wheel zoom around the cursor, drag to pan; clicks, hovers and keys are reported, not handled."""
-
-    MIN_SCALE, MAX_SCALE = 0.01, 64.0
-    zoomed = Signal()  # by the user (wheel, keys), not by a fit
-    clicked = Signal(QPoint)  # a press and release in about the same place, viewport position
-    hovered = Signal(QPoint)  # the mouse moved with no button down
-    double_clicked = Signal()
-    resized = Signal()
-
-    def __init__(self, keys: Callable[[object], bool]):
-        super().__init__()
-        self._keys = keys  # returns True for a key it used
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        # Clicks and hovers are handled by the viewer rather than by the items, so dragging on an
-        # annotation pans instead of grabbing it.
-        self.setInteractive(False)
-        self.viewport().setMouseTracking(True)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        # Panning works without scrollbars; hiding them keeps a fitted image uncluttered.
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
-        self.setBackgroundBrush(QColor(48, 48, 52))
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._press_pos = None
-
-    def scale_factor(self) -> float:
-        return self.transform().m11()
-
-    def _bounded(self, factor: float) -> float:
-        return min(max(factor, self.MIN_SCALE / self.scale_factor()), self.MAX_SCALE / self.scale_factor())
-
-    def zoom(self, factor: float, *, under_mouse: bool = True) -> None:
-        factor = self._bounded(factor)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse if under_mouse
-                                     else QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        self.scale(factor, factor)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.zoomed.emit()
-
-    def zoom_at(self, factor: float, pos: QPointF) -> None:
-        """Zoom keeping the scene point under viewport position ``pos`` where it is."""
-        factor = self._bounded(factor)
-        anchor = self.mapToScene(pos.toPoint())
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
-        self.scale(factor, factor)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        # Centre the view so that the anchor lands back under the cursor (works whether or
-        # not the mouse moved before the wheel turned, which AnchorUnderMouse needs).
-        scale = self.scale_factor()
-        middle = QPointF(self.viewport().width() / 2, self.viewport().height() / 2)
-        self.centerOn(anchor - (pos - middle) / scale)
-        self.zoomed.emit()
-
-    def wheelEvent(self, event):
-        steps = event.angleDelta().y() / 120
-        if steps:
-            self.zoom_at(1.25 ** steps, event.position())
-        event.accept()
-
-    def mouseDoubleClickEvent(self, event):
-        self.double_clicked.emit()
-
-    def mousePressEvent(self, event):
-        self._press_pos = event.position()
-        super().mousePressEvent(event)
-
-    def mouseReleaseEvent(self, event):
-        super().mouseReleaseEvent(event)
-        start, self._press_pos = self._press_pos, None
-        # A press and release in about the same place is a click, not the end of a drag.
-        if (event.button() == Qt.MouseButton.LeftButton and start is not None
-                and (event.position() - start).manhattanLength() < 4):
-            self.clicked.emit(event.position().toPoint())
-
-    def mouseMoveEvent(self, event):
-        super().mouseMoveEvent(event)
-        if not event.buttons():
-            self.hovered.emit(event.position().toPoint())
-
-    def keyPressEvent(self, event):
-        if not self._keys(event):
-            super().keyPressEvent(event)
-
-    def resizeEvent(self, event):
-        super().resizeEvent(event)
-        self.resized.emit()
 
 
 class ImageViewer(QWidget):
