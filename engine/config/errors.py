@@ -10,6 +10,7 @@ import typing
 from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from .problems import InvalidFields, brief, dotted, is_scalar, suggest_key
 from .run_fields import RunFields, search_types
@@ -52,7 +53,7 @@ class ConfigError(ValueError):
 _NO_INPUT_ERRORS = {"missing", "extra_forbidden"}
 
 
-def _problems_from_error(err: dict) -> list[tuple[str, str]]:
+def _problems_from_error(err: ErrorDetails) -> list[tuple[str, str]]:
     parts, owner = _user_path(err["loc"])
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidFields):

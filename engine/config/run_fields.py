@@ -7,7 +7,7 @@ resolving its dotted paths against the whole run.
 """
 
 import typing
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -56,7 +56,7 @@ class UniformParam(BaseModel):
     high: float = Field(title="High", description="Largest value.")
 
     @model_validator(mode="after")
-    def _check_range(self):
+    def _check_range(self) -> Self:
         problems = []
         if self.type == "loguniform" and self.low <= 0:
             problems.append(("low", f"must be greater than 0 for loguniform (got {self.low!r})"))
@@ -95,7 +95,7 @@ class RandIntParam(BaseModel):
     high: int = Field(title="High", description="Upper bound (exclusive).")
 
     @model_validator(mode="after")
-    def _check_range(self):
+    def _check_range(self) -> Self:
         if self.low >= self.high:
             raise InvalidFields([("high", f"must be greater than low (got {self.high!r} <= {self.low!r})")])
         return self
@@ -112,14 +112,14 @@ class QUniformParam(BaseModel):
     q: float = Field(gt=0, title="Step", description="Samples are rounded to a multiple of this.")
 
     @model_validator(mode="after")
-    def _check_range(self):
+    def _check_range(self) -> Self:
         if self.low >= self.high:
             raise InvalidFields([("high", f"must be greater than low (got {self.high!r} <= {self.low!r})")])
         return self
 
 
 SearchParam = Annotated[
-    Union[UniformParam, ChoiceParam, GridParam, RandIntParam, QUniformParam],
+    UniformParam | ChoiceParam | GridParam | RandIntParam | QUniformParam,
     Field(discriminator="type"),
 ]
 
@@ -203,7 +203,7 @@ class SearchConfig(BaseModel):
 
     @field_validator("space")
     @classmethod
-    def _paths_exist(cls, space):
+    def _paths_exist(cls, space: dict[str, Any]) -> dict[str, Any]:
         problems = [((key, *rel), msg) for key, param in space.items() for rel, msg in _check_search_param(key, param)]
         if problems:
             raise InvalidFields(problems)
@@ -254,7 +254,7 @@ class RunFields(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _shorthands(cls, data):
+    def _shorthands(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -267,7 +267,7 @@ class RunFields(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _fill_checkpoints(self):
+    def _fill_checkpoints(self) -> Self:
         multitask = self.task.name == "multitask"
         if multitask:
             why = f"not one of the multitask tasks ({', '.join(self.task.tasks)})"
@@ -288,7 +288,7 @@ class RunFields(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _image_size_fits_model(self):
+    def _image_size_fits_model(self) -> Self:
         # Runs after _fill_checkpoints, so an empty checkpoint is already the task default.
         if self.data.image_size is None or self.task.name == "multitask":
             return self  # multitask models share a backbone that takes any size

@@ -6,7 +6,7 @@ description the app's form shows; the search section and the whole run are in
 
 import os
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -93,7 +93,7 @@ class DataConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _distinct_splits(self):
+    def _distinct_splits(self) -> Self:
         if self.train_split is not None and self.train_split == self.val_split:
             raise InvalidFields([("val_split", "must differ from train_split")])
         return self
@@ -121,7 +121,7 @@ class TaskConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_tasks(self):
+    def _check_tasks(self) -> Self:
         problems: list[tuple[Any, str]] = []
         if self.name == "multitask":
             if not self.tasks:
@@ -203,7 +203,7 @@ class AugmentationConfig(BaseModel):
 
     @field_validator("train", "val")
     @classmethod
-    def _steps_are_named(cls, steps):
+    def _steps_are_named(cls, steps: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         bad = [(i, "each step needs a 'name'") for i, step in enumerate(steps or [])
                if not isinstance(step.get("name"), str) or not step["name"]]
         if bad:
@@ -295,7 +295,7 @@ class OptimConfig(BaseModel):
 
     @field_validator("precision", mode="before")
     @classmethod
-    def _precision_as_text(cls, value):
+    def _precision_as_text(cls, value: Any) -> Any:
         # YAML reads `precision: 32` as a number.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
@@ -349,7 +349,7 @@ class ComputeConfig(BaseModel):
 
     @field_validator("devices", mode="before")
     @classmethod
-    def _devices(cls, value):
+    def _devices(cls, value: Any) -> int | str:
         # One clear message instead of pydantic's per-union-member pair.
         if value == "auto":
             return value
@@ -361,7 +361,7 @@ class ComputeConfig(BaseModel):
 
     @field_validator("ray_address")
     @classmethod
-    def _ray_address(cls, value):
+    def _ray_address(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"auto|local|(ray|https?)://\S+|[\w.-]+:\d+", value):
             raise ValueError("expected 'auto', 'ray://host:port', 'http://host:8265' or 'host:port'")
         return value

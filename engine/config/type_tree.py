@@ -9,6 +9,7 @@ import typing
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from .problems import suggest_key
 
@@ -39,7 +40,7 @@ def union_tags(model: type[BaseModel]) -> tuple:
     return typing.get_args(field.annotation) if field else ()
 
 
-def field_type(field) -> Any:
+def field_type(field: FieldInfo) -> Any:
     """The field's annotation with its constraints (ge, gt, ...) re-attached."""
     if field.metadata:
         return Annotated[(field.annotation, *field.metadata)]

@@ -16,7 +16,7 @@ __all__ = ["dump_yaml", "parse_yaml", "write_atomically"]
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)
         first_seen: dict[str, int] = {}
         for key_node, _ in node.value:

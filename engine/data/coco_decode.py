@@ -122,32 +122,42 @@ def _check_item(kind: str, pos: int, item: Any, required: dict, optional: dict, 
     """Report every missing or mistyped key of one item; True when it is usable."""
     ident = item.get("id") if isinstance(item, dict) else None
     label = f"{kind}[{pos}]" + (f" (id {ident})" if _is_int(ident) else "")
-    ids = {id_field: ident if _is_int(ident) else None}
+    ids: dict[str, int | None] = {id_field: ident if _is_int(ident) else None}
     if isinstance(item, dict) and kind == "annotations":
         ids["image_id"] = item.get("image_id") if _is_int(item.get("image_id")) else None
     if not isinstance(item, dict):
-        problems.append(Problem("bad_type", f"{label}: must be an object, got {_type_name(item)}", name, **ids))
+        problems.append(_item_problem("bad_type", f"{label}: must be an object, got {_type_name(item)}", name, ids))
         return False
     ok = True
     for key, (check, what) in required.items():
         if key not in item:
-            problems.append(Problem("missing_key", f"{label}: missing key '{key}'", name, **ids))
+            problems.append(_item_problem("missing_key", f"{label}: missing key '{key}'", name, ids))
             ok = False
         elif not check(item[key]):
-            problems.append(Problem(
+            problems.append(_item_problem(
                 "bad_type", f"{label}: '{key}' must be {what}, got {_type_name(item[key])} {item[key]!r:.40}",
-                name, **ids))
+                name, ids))
             ok = False
     for key, (check, what) in optional.items():
         if key in item and item[key] is not None and not check(item[key]):
-            problems.append(Problem(
+            problems.append(_item_problem(
                 "bad_type", f"{label}: '{key}' must be {what}, got {_type_name(item[key])} {item[key]!r:.40}",
-                name, **ids))
+                name, ids))
             ok = False
     return ok
 
 
-def decode_tolerant(data: bytes, name: str):
+def _item_problem(code: str, message: str, name: str, ids: dict[str, int | None]) -> Problem:
+    """A problem of one item, with the ids (image, annotation, category) it was found to have."""
+    return Problem(code, message, name, image_id=ids.get("image_id"), annotation_id=ids.get("annotation_id"),
+                   category_id=ids.get("category_id"))
+
+
+Decoded = tuple[list[ImageRecord], list[CategoryRecord], list[AnnotationRecord], list[Problem],
+                tuple[frozenset[int], frozenset[int]]]
+
+
+def decode_tolerant(data: bytes, name: str) -> Decoded:
     """(images, categories, annotations, problems, (left-out image ids, left-out category ids)).
 
     Every usable item is kept; each missing or mistyped key is a Problem.
@@ -159,7 +169,7 @@ def decode_tolerant(data: bytes, name: str):
             f"{name}: top level must be a JSON object with 'images' and 'categories', got {_type_name(doc)}",
             [Problem("bad_type", f"top level must be an object, got {_type_name(doc)}", name)],
         )
-    sections = {}
+    sections: dict[str, list[Any]] = {}
     for key, required in (("images", True), ("categories", True), ("annotations", False)):
         value = doc.get(key)
         if value is None:
@@ -201,7 +211,7 @@ def decode_tolerant(data: bytes, name: str):
 
 def _loose_id(item: Any) -> int | None:
     """The id an item was meant to have (7, "7" or 7.0), for an item that was left out."""
-    value = item.get("id") if isinstance(item, dict) else None
+    value: Any = item.get("id") if isinstance(item, dict) else None
     if isinstance(value, str) and value.strip().isdecimal():
         value = int(value.strip())
     elif isinstance(value, float) and value.is_integer():

@@ -15,9 +15,10 @@ that is not JSON at all, or not shaped like COCO, raises ``CocoFormatError``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -68,7 +69,7 @@ class CocoIndex:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path) -> "CocoIndex":
+    def load(cls, path: str | Path) -> CocoIndex:
         """Read and index a COCO instances JSON file."""
         path = Path(path)
         try:
@@ -81,7 +82,7 @@ class CocoIndex:
         return cls.from_bytes(data, path)
 
     @classmethod
-    def from_bytes(cls, data: bytes, path: str | Path | None = None) -> "CocoIndex":
+    def from_bytes(cls, data: bytes, path: str | Path | None = None) -> CocoIndex:
         name = str(path) if path is not None else "<memory>"
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]  # some Windows tools write a UTF-8 BOM
@@ -112,7 +113,7 @@ class CocoIndex:
         return index
 
     @classmethod
-    def from_dict(cls, doc: dict, path: str | Path | None = None) -> "CocoIndex":
+    def from_dict(cls, doc: dict, path: str | Path | None = None) -> CocoIndex:
         """Index an in-memory COCO dict (tests, generated data)."""
         return cls.from_bytes(msgspec.json.encode(doc), path)
 
@@ -184,7 +185,7 @@ class CocoIndex:
         return dict(zip(self.category_names, counts.tolist()))
 
     # ------------------------------------------------------------------ derived indexes
-    def subset(self, image_rows: Sequence[int] | np.ndarray) -> "CocoIndex":
+    def subset(self, image_rows: Sequence[int] | np.ndarray) -> CocoIndex:
         """A new index over some images (and their annotations), categories unchanged."""
         rows = np.asarray(image_rows, dtype=np.int64)
         starts, ends = self.image_ann_offsets[rows], self.image_ann_offsets[rows + 1]
@@ -220,7 +221,7 @@ class CocoIndex:
             unindexed_category_ids=self.unindexed_category_ids,
         )
 
-    def without_annotations(self, ann_rows: np.ndarray) -> "CocoIndex":
+    def without_annotations(self, ann_rows: np.ndarray) -> CocoIndex:
         """A copy with some annotations dropped (the 'skip' policy of training)."""
         keep = np.ones(self.num_annotations, bool)
         keep[np.asarray(ann_rows, dtype=np.int64)] = False
@@ -244,7 +245,7 @@ class CocoIndex:
             unindexed_image_ids=self.unindexed_image_ids, unindexed_category_ids=self.unindexed_category_ids,
         )
 
-    def aligned_to(self, reference: "CocoIndex") -> "CocoIndex":
+    def aligned_to(self, reference: CocoIndex) -> CocoIndex:
         """Relabel annotations with ``reference``'s category mapping.
 
         Train and validation files are indexed separately; their labels must
@@ -271,7 +272,7 @@ class CocoIndex:
         ]
         annotations = []
         for row in range(self.num_annotations):
-            ann = {
+            ann: dict[str, Any] = {
                 "id": int(self.ann_ids[row]),
                 "image_id": int(self.ann_image_id[row]),
                 "category_id": int(self.ann_category_id[row]),

@@ -79,7 +79,8 @@ def find_splits(root: str | Path) -> DatasetFolder:
                            [Problem("missing_folder", "folder does not exist", str(root))])
     if root.is_file():
         # A COCO file was given directly: its folder holds the images.
-        return DatasetFolder(root.parent, "file", {"train": _split("train", root, [root.parent, root.parent / "images"])})
+        train = _split("train", root, [root.parent, root.parent / "images"])
+        return DatasetFolder(root.parent, "file", {"train": train})
     for finder in (_roboflow, _coco, _label_studio, _plain):
         found = finder(root)
         if found:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from . import images as image_io
 from .coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
 from .folders import find_splits
 from .paths import UnsafeFileName, resolve_image_path
-from .problems import CocoFormatError, DatasetError, Problem
+from .problems import CocoFormatError, DatasetError, Problem, Severity
 
 # Boxes may overrun the image by rounding; beyond this many pixels it is a problem.
 BOX_TOLERANCE_PX = 1.0
@@ -87,7 +87,8 @@ class HealthReport:
         for p in shown:
             lines.append(str(p))
         if limit is not None and len(self.problems) > limit:
-            lines.append(f"... and {len(self.problems) - limit} more {'problem' if len(self.problems) - limit == 1 else 'problems'}")
+            more = len(self.problems) - limit
+            lines.append(f"... and {more} more {'problem' if more == 1 else 'problems'}")
         if self.cancelled:
             lines.append("check cancelled before it finished")
         n_err = sum(p.severity == "error" for p in self.problems)
@@ -199,7 +200,7 @@ def _repeated(ids: np.ndarray) -> list[int]:
 
 
 # ---------------------------------------------------------------------- annotations
-def _ann_problem(ix: CocoIndex, row: int, code: str, message: str, severity: str = "error") -> Problem:
+def _ann_problem(ix: CocoIndex, row: int, code: str, message: str, severity: Severity = "error") -> Problem:
     image_id = int(ix.ann_image_id[row])
     ann_id = int(ix.ann_ids[row])
     where = f"annotation {ann_id} (image {image_id})"

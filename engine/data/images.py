@@ -49,7 +49,7 @@ try:  # OpenCV comes with albumentations; without it every image takes the PIL p
 
     _CV2_RGB = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
 except ImportError:  # pragma: no cover - depends on the environment
-    cv2 = None
+    cv2 = None  # type: ignore[assignment]  # the callers test for None before any use
 
 __all__ = [
     "MAX_PIXELS",
@@ -107,7 +107,7 @@ class ImageReadError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[ImageReadError], tuple[str, str]]:
         # Default pickling would call __init__ with the message only; keep the
         # error intact when it crosses a process boundary (DataLoader workers).
         return (type(self), (self.path, self.reason))
@@ -183,11 +183,11 @@ def image_size(path: StrPath) -> tuple[int, int]:
 def raw_size_and_orientation(path: StrPath) -> tuple[int, int, int]:
     """Stored ``(width, height, orientation)``; orientation is 1 when absent or invalid."""
     with _errors_named(path), _open(path) as im:
-        if isinstance(im, PngImagePlugin.PngImageFile) and "exif" not in im.info:
-            if _png_has_late_metadata(path):
-                # Metadata stored after the pixel data is only reached by decoding;
-                # rare, and correctness beats speed here.
-                im.load()
+        png_without_exif = isinstance(im, PngImagePlugin.PngImageFile) and "exif" not in im.info
+        if png_without_exif and _png_has_late_metadata(path):
+            # Metadata stored after the pixel data is only reached by decoding;
+            # rare, and correctness beats speed here.
+            im.load()
         return im.size[0], im.size[1], _orientation(im)
 
 
@@ -283,10 +283,7 @@ def _orientation(im: Image.Image) -> int:
     try:
         # PngImageFile.getexif decodes the whole image when the header had no
         # eXIf chunk; callers load late metadata themselves, so skip that.
-        if isinstance(im, PngImagePlugin.PngImageFile):
-            exif = Image.Image.getexif(im)
-        else:
-            exif = im.getexif()
+        exif = Image.Image.getexif(im) if isinstance(im, PngImagePlugin.PngImageFile) else im.getexif()
         value = exif.get(ExifTags.Base.Orientation, 1)
     except Exception:
         return 1  # a damaged EXIF block should not make good pixels unusable

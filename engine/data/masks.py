@@ -6,6 +6,8 @@ compressed RLE (``counts`` as a string) all go through ``pycocotools.mask``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -14,7 +16,7 @@ from .coco_index import SEG_NONE, CocoIndex
 IGNORE_INDEX = 255
 
 
-def segmentation_rle(segmentation, height: int, width: int) -> dict | None:
+def segmentation_rle(segmentation: Any, height: int, width: int) -> dict | None:
     """One compressed RLE for any COCO segmentation (None when it has no area)."""
     if segmentation is None:
         return None

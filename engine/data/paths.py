@@ -26,7 +26,7 @@ class UnsafeFileName(ValueError):
         self.file_name = file_name
         self.reason = reason
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[UnsafeFileName], tuple[str, str]]:
         return type(self), (self.file_name, self.reason)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
 from PIL import Image, ImageDraw
 
-CATEGORIES = [
+CATEGORIES: list[dict[str, Any]] = [
     {"id": 1, "name": "circle", "supercategory": "shape"},
     {"id": 2, "name": "square", "supercategory": "shape"},
     {"id": 3, "name": "triangle", "supercategory": "shape"},
@@ -41,7 +42,8 @@ def _shape_polygon(cat_id: int, cx: float, cy: float, r: float, rng: np.random.G
     return np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
 
 
-def _annotation(ann_id, image_id, cat_id, poly, width, height, use_rle):
+def _annotation(ann_id: int, image_id: int, cat_id: int, poly: np.ndarray, width: int, height: int,
+                use_rle: bool) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
 
     poly = poly.copy()
@@ -62,7 +64,8 @@ def _annotation(ann_id, image_id, cat_id, poly, width, height, use_rle):
     return ann
 
 
-def _crowd(ann_id, image_id, cat_id, width, height, rng):
+def _crowd(ann_id: int, image_id: int, cat_id: int, width: int, height: int,
+           rng: np.random.Generator) -> dict[str, Any]:
     """An uncompressed-RLE crowd region in a corner (counts as a list, as COCO writes crowds)."""
     from pycocotools import mask as mask_utils
 
@@ -73,7 +76,7 @@ def _crowd(ann_id, image_id, cat_id, width, height, rng):
     for pixel in mask.reshape(-1, order="F"):
         if pixel != value:
             counts.append(run)
-            value, run = pixel, 0
+            value, run = int(pixel), 0
         run += 1
     counts.append(run)
     rle = mask_utils.encode(np.asfortranarray(mask))
@@ -97,7 +100,7 @@ def write_sample_dataset(out: str | Path, *, train_images: int = 48, val_images:
             width = int(image_size[0] + rng.integers(-16, 17))
             height = int(image_size[1] + rng.integers(-12, 13))
             noise = rng.integers(90, 150, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-            img = Image.fromarray(noise).resize((width, height), Image.BILINEAR)
+            img = Image.fromarray(noise).resize((width, height), Image.Resampling.BILINEAR)
             draw = ImageDraw.Draw(img)
             main_cat = CATEGORIES[i % len(CATEGORIES)]["id"]
             shapes = [(main_cat, rng.uniform(0.22, 0.3) * min(width, height))]

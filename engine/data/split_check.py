@@ -129,7 +129,7 @@ def check_dataset_split(path: str | Path, *, train_split: str | None = None, val
                               val_fraction=val_fraction, split_seed=split_seed)
 
 
-def check_run_data(data: "DataConfig") -> list[Problem]:
+def check_run_data(data: DataConfig) -> list[Problem]:
     """The split problems of a run configuration's ``data`` section (what the Train tab shows)."""
     if not data.path:
         return []
@@ -159,7 +159,7 @@ def _category_problems(train: CocoIndex, val: CocoIndex | None, val_file: str, h
     for category_id, count in sorted(in_val.items()):
         if category_id in in_train:
             continue
-        name = _category_name(val, category_id) or _category_name(train, category_id)
+        name = (_category_name(val, category_id) if val is not None else None) or _category_name(train, category_id)
         if name is None:
             continue  # an id no file defines: the health check reports each such annotation
         defined = _category_name(train, category_id) is not None

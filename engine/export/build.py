@@ -7,20 +7,27 @@ complete new one (with --force), never partly overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .manifest import FORMAT_VERSION, ONNX_NAME, ExportError, write_manifest
 from .parity import Tolerance
 
+if TYPE_CHECKING:
+    import torch
+
+    from engine.config import RunConfig
+
 FORMATS = ("hf", "onnx")
 
 
-def parse_formats(text: str | list[str]) -> list[str]:
+def parse_formats(text: str | Sequence[str]) -> list[str]:
     items = [f.strip() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]
     bad = [f for f in items if f not in FORMATS]
     if bad or not items:
@@ -35,21 +42,19 @@ def _versions() -> dict[str, str]:
 
     out = {"lightbox": engine.__version__, "python": sys.version.split()[0]}
     for dist in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            pass
     return out
 
 
-def _preprocessing(config, task: str, val_dataset, module) -> dict[str, Any]:
+def _preprocessing(config: RunConfig, task: str, val_dataset: Any, module: Any) -> dict[str, Any]:
     return {"transforms": list(val_dataset.transforms), "image_size": config.data.image_size,
             "mean": list(module.mean), "std": list(module.std), "channels": "RGB", "layout": "NCHW",
             "dtype": "float32", "scale": "x / 255, then (x - mean) / std",
             "pad_value": 0}
 
 
-def _postprocessing(task: str, model, example, num_labels: int) -> dict[str, Any]:
+def _postprocessing(task: str, model: torch.nn.Module, example: torch.Tensor, num_labels: int) -> dict[str, Any]:
     if task == "classification":
         return {"type": "softmax top-1"}
     if task == "detection":
@@ -86,7 +91,7 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf", "onnx"), force: bool = False,
+def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = ("hf", "onnx"), force: bool = False,
                tolerance: Tolerance | None = None, parity_images: int = 64, exporter: str = "auto",
                dynamic_size: bool = True, tracking_uri: str | None = None, workspace: str | None = None,
                say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -95,10 +100,10 @@ def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf"
     from engine.orchestration.local import TrainingError, build_datamodule
 
     from .hf import write_hf_folder
+    from .labels import checkpoint_labels
     from .onnx_export import describe_onnx, export_onnx
     from .parity import compare, describe
     from .runtime import TASKS, batches, collate_for
-    from .labels import checkpoint_labels
     from .source import resolve_run
 
     formats = parse_formats(formats)
@@ -164,9 +169,9 @@ def export_run(run_id: str, out: str | Path, *, formats: str | list[str] = ("hf"
             manifest["parity"] = parity
             say(describe(parity))
             if not parity["passed"]:
+                worst = ", ".join(w["file_name"] + " " + w["what"] for w in parity["worst_images"]) or "none"
                 raise ExportError(f"run {run_id}: the ONNX model differs from the checkpoint beyond tolerance: "
-                                  f"{'; '.join(parity['failures'])} (most different images: "
-                                  f"{', '.join(w['file_name'] + ' ' + w['what'] for w in parity['worst_images']) or 'none'})"
+                                  f"{'; '.join(parity['failures'])} (most different images: {worst})"
                                   f"; nothing was exported to {out}")
         write_manifest(tmp, manifest)
         _swap_into_place(tmp, out)

@@ -65,7 +65,7 @@ def predict_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_verbs(sub) -> None:
+def add_verbs(sub: argparse._SubParsersAction) -> None:
     ex = sub.add_parser("export", help="export a run to a Hugging Face folder and ONNX (parity checked)",
                         description="Exit status: 0 exported, 2 bad input or failed parity (nothing written).")
     ex.add_argument("run_id", nargs="?", help="run to export (or --best --experiment NAME)")

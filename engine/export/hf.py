@@ -24,7 +24,7 @@ DETECTION_PROCESSORS = {"detr": "DetrImageProcessor", "conditional_detr": "Condi
 SEGMENTATION_PROCESSORS = {"segformer": "SegformerImageProcessor"}
 
 
-def _processor_class(table: dict[str, str], model_type: str, task: str):
+def _processor_class(table: dict[str, str], model_type: str, task: str) -> type[Any]:
     import transformers
 
     if model_type not in table:
@@ -33,7 +33,7 @@ def _processor_class(table: dict[str, str], model_type: str, task: str):
     return getattr(transformers, table[model_type])
 
 
-def image_processor_for(task: str, preprocessing: dict[str, Any], model_type: str | None = None):
+def image_processor_for(task: str, preprocessing: dict[str, Any], model_type: str | None = None) -> Any:
     """The model family's HF image processor reproducing the validation transform, or an ExportError
     naming the step.
 
@@ -45,8 +45,8 @@ def image_processor_for(task: str, preprocessing: dict[str, Any], model_type: st
     the logits back to each image's size exactly.
     """
     spec, mean, std = preprocessing["transforms"], list(preprocessing["mean"]), list(preprocessing["std"])
-    common = dict(do_rescale=True, rescale_factor=1 / 255, do_normalize=True, image_mean=mean, image_std=std,
-                  resample=2)  # bilinear, as albumentations' default interpolation
+    common: dict[str, Any] = dict(do_rescale=True, rescale_factor=1 / 255, do_normalize=True, image_mean=mean,
+                                  image_std=std, resample=2)  # bilinear, as albumentations' default interpolation
     resize = _step(spec, 0, "Resize")
     smallest, crop = _step(spec, 0, "SmallestMaxSize"), _step(spec, 1, "CenterCrop")
     longest, pad = _step(spec, 0, "LongestMaxSize"), _step(spec, 1, "PadIfNeeded")
@@ -84,7 +84,7 @@ HF_USAGE = {
 }
 
 
-def write_hf_folder(model, folder: Path, task: str, label_to_category_id: dict[int, int],
+def write_hf_folder(model: Any, folder: Path, task: str, label_to_category_id: dict[int, int],
                     preprocessing: dict[str, Any]) -> dict[str, Any]:
     """Save the model and its image processor; return what the manifest records about them."""
     config = model.config

@@ -11,10 +11,14 @@ translated to the checkpoint's for the parity check, by name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .manifest import ExportError
+
+if TYPE_CHECKING:
+    from engine.data.coco_index import CocoIndex
 
 
 @dataclass
@@ -26,13 +30,13 @@ class ExportLabels:
     note: str | None = None  # said to the user when the dataset changed since training
 
 
-def checkpoint_labels(task: str, module, index) -> ExportLabels:
+def checkpoint_labels(task: str, module: Any, index: CocoIndex) -> ExportLabels:
     """The labels of ``module`` (a loaded checkpoint) for an export; ``index`` is the dataset now."""
     hparams = dict(getattr(module, "hparams", {}) or {})
     id2label = {int(k): str(v) for k, v in (hparams.get("id2label") or module.model.config.id2label).items()}
     offset = 1 if task == "segmentation" else 0  # segmentation's label 0 is background, no category
     labels = [k for k in sorted(id2label) if k >= offset]
-    now_id_of_name = {}
+    now_id_of_name: dict[str, int] = {}
     for cid, name in zip(index.category_ids.tolist(), index.category_names):
         now_id_of_name.setdefault(name, int(cid))
     stored = hparams.get("category_ids")

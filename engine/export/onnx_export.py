@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ SIZE_CHECK_ATOL = 1e-3
 
 
 @contextmanager
-def _no_traced_asserts():
+def _no_traced_asserts() -> Iterator[None]:
     """transformers turns its shape checks into ``torch._check_tensor_all`` while tracing, which
     the ONNX translator cannot lower (``aten._is_all_true``: RT-DETR's ConversionError); its own
     switch leaves them out of the graph for the export only."""
@@ -42,7 +43,7 @@ def _no_traced_asserts():
             os.environ["TRANSFORMERS_DISABLE_TORCH_CHECK"] = previous
 
 
-def _symbolic_axes(program) -> list[int]:
+def _symbolic_axes(program: torch.export.ExportedProgram) -> list[int]:
     """Which axes of the program's image input stayed symbolic."""
     from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
@@ -51,7 +52,7 @@ def _symbolic_axes(program) -> list[int]:
     return [k for k, size in enumerate(node.meta["val"].shape) if not is_concrete_int(size)]
 
 
-def _capture(net: RawOutputs, example: torch.Tensor, axes: list[int]):
+def _capture(net: RawOutputs, example: torch.Tensor, axes: list[int]) -> torch.export.ExportedProgram:
     """The model as an ExportedProgram whose ``axes`` of the image input stay dynamic.
 
     Non-strict tracing first (it copes with most Python); where it turns an axis into a
@@ -81,6 +82,7 @@ def _dynamo(net: RawOutputs, example: torch.Tensor, path: Path, dynamic_size: bo
         program = _capture(net, example, [0, 2, 3] if dynamic_size else [0])
         onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["pixel_values"],
                                          output_names=OUTPUT_NAMES[net.task], opset_version=OPSET, verbose=False)
+    assert onnx_program is not None  # dynamo=True always returns the program
     onnx_program.save(str(path))
 
 
@@ -133,7 +135,7 @@ def _size_problem(net: RawOutputs, path: Path, probe: torch.Tensor) -> tuple[str
     return None, diff
 
 
-def export_onnx(model, task: str, example: torch.Tensor, path: Path, *, exporter: str = "auto",
+def export_onnx(model: torch.nn.Module, task: str, example: torch.Tensor, path: Path, *, exporter: str = "auto",
                 dynamic_size: bool = True) -> dict[str, Any]:
     """Write ``path``; return the exporter used, the dynamic axes (and why the size is fixed), the opset."""
     net = RawOutputs(model, task).eval()

@@ -16,7 +16,9 @@ for a raw or agreement limit); the message names the metric, the move and the im
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,16 @@ class _Side:
 
     detections: list[dict] = field(default_factory=list)
     metrics: Any = None
+
+
+@dataclass
+class _Agreement:
+    """Decisions both backends made alike, over the compared images."""
+
+    matched: float = 0.0
+    counted: float = 0.0
+    excused: int = 0  # near-ties of the reference, not counted
+    divergence: list[tuple[float, int, str]] = field(default_factory=list)  # (how much, image id, what)
 
 
 # ---------------------------------------------------------------------- matching
@@ -147,7 +159,7 @@ def _remap(values: torch.Tensor, truth_map: np.ndarray | None, missing: int) -> 
     return torch.where(out < 0, torch.full_like(out, missing), out)
 
 
-def _detection_truth(dataset, image_ids: list[int], category_map: dict[int, int] | None,
+def _detection_truth(dataset: Any, image_ids: list[int], category_map: dict[int, int] | None,
                      categories: list[dict]) -> dict:
     """Ground truth of the compared images, its category ids as the checkpoint numbers them."""
     doc = dataset.index.to_coco_dict()
@@ -163,7 +175,8 @@ def _detection_truth(dataset, image_ids: list[int], category_map: dict[int, int]
             "categories": categories}
 
 
-def compare(task: str, torch_model, onnx_path, dataset, collate, manifest: dict[str, Any], tol: Tolerance,
+def compare(task: str, torch_model: torch.nn.Module, onnx_path: str | Path, dataset: Any,
+            collate: Callable[[list[Any]], dict[str, Any]], manifest: dict[str, Any], tol: Tolerance,
             *, images: int = 64, batch_size: int = 4, truth_map: np.ndarray | None = None,
             category_map: dict[int, int] | None = None) -> dict[str, Any]:
     """Figures of the comparison and whether they pass ``tol``.
@@ -181,7 +194,6 @@ def compare(task: str, torch_model, onnx_path, dataset, collate, manifest: dict[
         raise ValueError("no validation images to compare on")
     names = {int(k): str(v) for k, v in manifest["id2label"].items()}
     file_of = dict(zip(dataset.index.image_ids.tolist(), dataset.index.file_names))
-    post = manifest["postprocessing"]
     ref, onnx = _Side(), _Side()
     if task == "classification":
         ref.metrics, onnx.metrics = (ClassificationMetrics(len(names), [names[k] for k in range(len(names))])
@@ -190,8 +202,7 @@ def compare(task: str, torch_model, onnx_path, dataset, collate, manifest: dict[
         ref.metrics, onnx.metrics = (SegmentationMetrics(len(names), class_names=[names[k] for k in range(len(names))])
                                      for _ in range(2))
     max_abs, max_ref, max_set = 0.0, 0.0, 0.0
-    matched, counted, excused = 0.0, 0.0, 0
-    divergence: list[tuple[float, int, str]] = []  # (how much, image id, what)
+    agree = _Agreement()
     image_ids: list[int] = []
     for batch in batches(dataset, collate, batch_size, range(n)):
         batch = fit_to_input(batch, task, manifest, file_of)
@@ -202,74 +213,25 @@ def compare(task: str, torch_model, onnx_path, dataset, collate, manifest: dict[
         ids = [int(i) for i in batch["image_ids"].tolist()]
         image_ids += ids
         if task == "classification":
-            truth = _remap(batch["labels"], truth_map, -100)
-            ref.metrics.update(a[0], truth)
-            onnx.metrics.update(b[0], truth)
-            probs = a[0].softmax(-1)
-            la, lb = a[0].argmax(-1), b[0].argmax(-1)
-            tie = _margin(probs, la, lb, 1) <= tol.score_atol
-            for k, image_id in enumerate(ids):
-                if la[k] == lb[k]:
-                    matched, counted = matched + 1, counted + 1
-                elif tie[k]:
-                    excused += 1
-                else:
-                    counted += 1
-                    divergence.append((1.0, image_id, f"top-1 {names[int(la[k])]} -> {names[int(lb[k])]}"))
+            _agree_on_labels(a, b, batch, ids, names, truth_map, tol, (ref, onnx), agree)
         elif task == "detection":
             max_set = max(max_set, _query_set_diff(a, b))
-            da, db = (postprocess(task, o, batch, manifest, file_of) for o in (a, b))
-            ref.detections += da
-            onnx.detections += db
-            for image_id in ids:
-                one_a = [d for d in da if d["image_id"] == image_id]
-                one_b = [d for d in db if d["image_id"] == image_id]
-                m, c, missed = detection_image_agreement(one_a, one_b, tol, min_score=post["min_score"],
-                                                         top_k=post["top_k"])
-                matched, counted = matched + m, counted + c
-                excused += len(one_a) + len(one_b) - c
-                if missed:
-                    divergence.append((float(missed), image_id, f"{missed} unmatched detection{'s' * (missed > 1)}"))
+            _agree_on_detections(a, b, batch, ids, manifest, file_of, tol, (ref, onnx), agree)
         else:
-            truth = _remap(batch["labels"], truth_map, 255)
-            for logits, metrics in ((a[0], ref.metrics), (b[0], onnx.metrics)):
-                metrics.update(logits.argmax(1), truth)
-            for k, ((ma, _), (mb, _)) in enumerate(zip(masks_from_logits(a[0], batch), masks_from_logits(b[0], batch))):
-                differ = ma != mb
-                if differ.any():
-                    # the reference's own probabilities of both labels where they differ: a near-tie is excused
-                    probs = _original_size_probs(a[0][k : k + 1], batch, k)
-                    gap = np.take_along_axis(probs, ma[None].astype(np.int64), 0)[0] - \
-                        np.take_along_axis(probs, mb[None].astype(np.int64), 0)[0]
-                    real = differ & (gap > tol.score_atol)
-                else:
-                    real = differ
-                excused += int(differ.sum() - real.sum())
-                share = float(real.mean())
-                matched, counted = matched + (1 - share), counted + 1
-                if share > 0:
-                    divergence.append((share, ids[k], f"{share:.2%} of its pixels differ"))
+            _agree_on_masks(a, b, batch, ids, truth_map, tol, (ref, onnx), agree)
     metric, per_class_key, class_word = METRIC_NAMES[task]
-    if task == "detection":
-        from engine.metrics.detection import coco_evaluate
-
-        categories = manifest["categories"]
-        truth = _detection_truth(dataset, image_ids, category_map, categories)
-        class_names = {int(c["id"]): c["name"] for c in categories}
-        values = [coco_evaluate(truth, side.detections, class_names=class_names) for side in (ref, onnx)]
-    else:
-        values = [side.metrics.compute() for side in (ref, onnx)]
+    values = _metric_values(task, dataset, image_ids, category_map, manifest, (ref, onnx))
     per_class = {str(name): {"checkpoint": values[0][per_class_key][name], "onnx": values[1][per_class_key][name],
                              "difference": values[1][per_class_key][name] - values[0][per_class_key][name]}
                  for name in values[0][per_class_key]}
-    divergence.sort(key=lambda item: (-item[0], item[1]))
+    divergence = sorted(agree.divergence, key=lambda item: (-item[0], item[1]))
     result = {
         "images": n,
         "max_abs_diff": max_abs,
         "max_rel_diff": max_abs / max_ref if max_ref > 0 else 0.0,  # relative to the largest reference value
         "decision": DECISIONS[task],
-        "agreement": matched / counted if counted else 1.0,
-        "excused_near_ties": excused,
+        "agreement": agree.matched / agree.counted if agree.counted else 1.0,
+        "excused_near_ties": agree.excused,
         "metric": {"name": metric, "checkpoint": values[0][metric], "onnx": values[1][metric],
                    "difference": values[1][metric] - values[0][metric], "per_class": per_class,
                    "per_class_name": class_word},
@@ -283,6 +245,82 @@ def compare(task: str, torch_model, onnx_path, dataset, collate, manifest: dict[
     result["failures"] = _failures(result, tol)
     result["passed"] = not result["failures"]
     return result
+
+
+def _agree_on_labels(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[str, Any], ids: list[int],
+                     names: dict[int, str], truth_map: np.ndarray | None, tol: Tolerance,
+                     sides: tuple[_Side, _Side], agree: _Agreement) -> None:
+    """Classification: the same top-1 label, unless the reference nearly tied its top two."""
+    truth = _remap(batch["labels"], truth_map, -100)
+    sides[0].metrics.update(a[0], truth)
+    sides[1].metrics.update(b[0], truth)
+    probs = a[0].softmax(-1)
+    la, lb = a[0].argmax(-1), b[0].argmax(-1)
+    tie = _margin(probs, la, lb, 1) <= tol.score_atol
+    for k, image_id in enumerate(ids):
+        if la[k] == lb[k]:
+            agree.matched, agree.counted = agree.matched + 1, agree.counted + 1
+        elif tie[k]:
+            agree.excused += 1
+        else:
+            agree.counted += 1
+            agree.divergence.append((1.0, image_id, f"top-1 {names[int(la[k])]} -> {names[int(lb[k])]}"))
+
+
+def _agree_on_detections(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[str, Any], ids: list[int],
+                         manifest: dict[str, Any], file_of: dict[int, str], tol: Tolerance,
+                         sides: tuple[_Side, _Side], agree: _Agreement) -> None:
+    """Detection: detections matched one to one per image, those near either side's cut excused."""
+    post = manifest["postprocessing"]
+    da, db = (postprocess("detection", o, batch, manifest, file_of) for o in (a, b))
+    sides[0].detections += da
+    sides[1].detections += db
+    for image_id in ids:
+        one_a = [d for d in da if d["image_id"] == image_id]
+        one_b = [d for d in db if d["image_id"] == image_id]
+        m, c, missed = detection_image_agreement(one_a, one_b, tol, min_score=post["min_score"],
+                                                 top_k=post["top_k"])
+        agree.matched, agree.counted = agree.matched + m, agree.counted + c
+        agree.excused += len(one_a) + len(one_b) - c
+        if missed:
+            agree.divergence.append((float(missed), image_id, f"{missed} unmatched detection{'s' * (missed > 1)}"))
+
+
+def _agree_on_masks(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[str, Any], ids: list[int],
+                    truth_map: np.ndarray | None, tol: Tolerance, sides: tuple[_Side, _Side],
+                    agree: _Agreement) -> None:
+    """Segmentation: the share of mask pixels labelled alike, near-tied pixels of the reference excused."""
+    truth = _remap(batch["labels"], truth_map, 255)
+    for logits, metrics in ((a[0], sides[0].metrics), (b[0], sides[1].metrics)):
+        metrics.update(logits.argmax(1), truth)
+    for k, ((ma, _), (mb, _)) in enumerate(zip(masks_from_logits(a[0], batch), masks_from_logits(b[0], batch))):
+        differ = ma != mb
+        if differ.any():
+            # the reference's own probabilities of both labels where they differ: a near-tie is excused
+            probs = _original_size_probs(a[0][k : k + 1], batch, k)
+            gap = np.take_along_axis(probs, ma[None].astype(np.int64), 0)[0] - \
+                np.take_along_axis(probs, mb[None].astype(np.int64), 0)[0]
+            real = differ & (gap > tol.score_atol)
+        else:
+            real = differ
+        agree.excused += int(differ.sum() - real.sum())
+        share = float(real.mean())
+        agree.matched, agree.counted = agree.matched + (1 - share), agree.counted + 1
+        if share > 0:
+            agree.divergence.append((share, ids[k], f"{share:.2%} of its pixels differ"))
+
+
+def _metric_values(task: str, dataset: Any, image_ids: list[int], category_map: dict[int, int] | None,
+                   manifest: dict[str, Any], sides: tuple[_Side, _Side]) -> list[dict[str, Any]]:
+    """The task metric of each backend (reference first), as validation computes it."""
+    if task == "detection":
+        from engine.metrics.detection import coco_evaluate
+
+        categories = manifest["categories"]
+        truth = _detection_truth(dataset, image_ids, category_map, categories)
+        class_names = {int(c["id"]): c["name"] for c in categories}
+        return [coco_evaluate(truth, side.detections, class_names=class_names) for side in sides]
+    return [side.metrics.compute() for side in sides]
 
 
 def _original_size_probs(logits: torch.Tensor, batch: dict[str, Any], k: int) -> np.ndarray:

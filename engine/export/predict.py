@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .manifest import ONNX_NAME, ExportError, read_manifest
+
+if TYPE_CHECKING:
+    from .runtime import OnnxBackend, TorchBackend
 
 
 def expand_images(items: Sequence[str | Path]) -> list[Path]:
@@ -32,7 +36,7 @@ def expand_images(items: Sequence[str | Path]) -> list[Path]:
     return unique
 
 
-def load_backend(export_dir: Path, manifest: dict[str, Any], backend: str):
+def load_backend(export_dir: Path, manifest: dict[str, Any], backend: str) -> OnnxBackend | TorchBackend:
     from .runtime import OnnxBackend, TorchBackend
 
     if backend == "onnx":

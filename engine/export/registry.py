@@ -16,7 +16,8 @@ def register_export(export_dir: str | Path, name: str, *, alias: str = "best",
 
     ``models:/NAME@ALIAS`` then resolves to the folder. Aliases, not the deprecated stages.
     """
-    from engine.tracking.client import client as mlflow_client, mlflow_available
+    from engine.tracking.client import client as mlflow_client
+    from engine.tracking.client import mlflow_available
 
     manifest = read_manifest(export_dir)
     source = manifest["source"]

@@ -8,14 +8,20 @@ original category ids. Both backends (PyTorch and onnxruntime) share them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from engine.config.task_names import SINGLE_TASKS
+
+if TYPE_CHECKING:
+    from engine.data.coco_index import CocoIndex
+    from engine.tasks.common.base_dataset import BaseVisionDataset
+    from engine.tasks.common.collate import Collate
 
 # An export serves one single task; multitask runs are not exported.
 TASKS = SINGLE_TASKS
@@ -36,18 +42,19 @@ class RawOutputs(nn.Module):
             raise ValueError(f"export supports {', '.join(TASKS)}, not '{task}'")
         self.model, self.task = model, task
 
-    def forward(self, pixel_values: torch.Tensor):
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(pixel_values=pixel_values)
         if self.task == "detection":
             return out.logits, out.pred_boxes
         if self.task == "segmentation":
             from engine.metrics.segmentation import upsample_logits
 
-            return (upsample_logits(out.logits, tuple(pixel_values.shape[-2:])),)
+            # shape[-2:] stays symbolic while tracing for ONNX: no int() here, or the size is baked in.
+            return (upsample_logits(out.logits, cast(tuple[int, int], tuple(pixel_values.shape[-2:]))),)
         return (out.logits,)
 
 
-def image_index(paths: Sequence[Path]):
+def image_index(paths: Sequence[Path]) -> tuple[Path, CocoIndex]:
     """(image folder, COCO index) over plain image files; ids are 1.. in the given order."""
     import os
 
@@ -62,7 +69,7 @@ def image_index(paths: Sequence[Path]):
     return root, CocoIndex.from_dict({"images": images, "annotations": [], "categories": []})
 
 
-def dataset_for(task: str, image_dir: Path, index, preprocessing: dict[str, Any]):
+def dataset_for(task: str, image_dir: Path, index: CocoIndex, preprocessing: dict[str, Any]) -> BaseVisionDataset:
     """The task's validation dataset over ``index`` with the export's transform; every image kept."""
     from engine.tasks.registry import get_task
 
@@ -75,20 +82,22 @@ def dataset_for(task: str, image_dir: Path, index, preprocessing: dict[str, Any]
     return dataset
 
 
-def collate_for(task: str, preprocessing: dict[str, Any]):
+def collate_for(task: str, preprocessing: dict[str, Any]) -> Collate:
     from engine.tasks.common.collate import Collate
 
     return Collate(task, mean=preprocessing["mean"], std=preprocessing["std"])
 
 
-def batches(dataset, collate, batch_size: int, rows: Iterable[int]):
+def batches(dataset: Any, collate: Callable[[list[Any]], dict[str, Any]], batch_size: int,
+            rows: Iterable[int]) -> Iterator[dict[str, Any]]:
     """Collated batches over dataset items ``rows``."""
     rows = list(rows)
     for start in range(0, len(rows), batch_size):
         yield collate([dataset[i] for i in rows[start : start + batch_size]])
 
 
-def fit_to_input(batch: dict[str, Any], task: str, manifest: dict[str, Any], file_names: dict[int, str]):
+def fit_to_input(batch: dict[str, Any], task: str, manifest: dict[str, Any],
+                 file_names: dict[int, str]) -> dict[str, Any]:
     """The batch as model.onnx takes it: as it is where height/width are dynamic; else padded
     bottom/right to the fixed canvas (black, as the validation pad), or an error naming the images.
 
@@ -181,7 +190,7 @@ def segmentation_results(logits: torch.Tensor, batch: dict[str, Any], cat_of: di
 
 # ---------------------------------------------------------------------- backends
 class OnnxBackend:
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .manifest import ExportError
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
 
 
 @dataclass
 class Source:
     run_id: str
-    config: object  # engine.config.RunConfig
+    config: RunConfig
     run_dir: Path
     checkpoint: Path
     tracking_uri: str | None
@@ -49,7 +53,7 @@ def resolve_run(run_id: str, *, tracking_uri: str | None = None, workspace: str 
     return Source(run_id, config, run_dir, checkpoint, uri, status, note)
 
 
-def _checkpoint_score(run, monitor: str) -> float | None:
+def _checkpoint_score(run: Any, monitor: str) -> float | None:
     """The score of the checkpoint an export would take: its best one where the run logged it
     for ``monitor``, else the metric's last value."""
     from engine.tracking.tags import BEST_MONITOR_TAG, BEST_SCORE_METRIC

@@ -15,6 +15,7 @@ from albumentations.core.transforms_interface import (
     Transform3D,
 )
 from albumentations.core.type_definitions import Targets
+
 from engine.config.task_names import SINGLE_TASKS
 
 from .errors import AugmentationSpecError
@@ -139,7 +140,7 @@ def transform_class(name: Any, *, step: str | None = None) -> type:
     raise AugmentationSpecError(f"unknown transform{hint}", step=step, transform=name)
 
 
-def init_params(cls: type) -> dict[str, inspect.Parameter]:
+def init_params(cls: type[Any]) -> dict[str, inspect.Parameter]:
     """The keyword parameters a spec step may give this transform."""
     params = inspect.signature(cls.__init__).parameters
     return {

@@ -60,13 +60,31 @@ def _build_step(step: Any, index: str, task: str | None) -> tuple[dict, Any]:
     name = step.get("name")
     cls = transform_class(name, step=index)
     where = {"step": index, "transform": name}
+    _check_targets(cls, name, task, where)
+    params = {k: v for k, v in step.items() if k != "name"}
+    _check_param_names(cls, params, where)
+
+    normal: dict[str, Any] = {"name": name}
+    for key, value in params.items():
+        if key == "transforms":
+            continue
+        normal[key] = plain_value(value, {**where, "param": key})
+    if name in CONTAINERS:
+        return _build_container(cls, normal, params["transforms"], index, task, where)
+    return normal, _build_transform(cls, normal, where)
+
+
+def _check_targets(cls: type, name: str | None, task: str | None, where: dict[str, Any]) -> None:
+    """Refuse a transform that leaves the task's targets (boxes, masks) behind."""
     if task is not None and name not in CONTAINERS and not supports(cls, task):
         what = "masks" if task == "segmentation" else "boxes"
         if name in NEEDS_MASK:
             what = "a segmentation mask to run; it only works"
         raise AugmentationSpecError(f"cannot be used for {task}: it does not transform {what}", **where)
 
-    params = {k: v for k, v in step.items() if k != "name"}
+
+def _check_param_names(cls: type, params: dict[str, Any], where: dict[str, Any]) -> None:
+    """Every parameter is one the transform takes, and every required one is there."""
     accepted = init_params(cls)
     for key in params:
         if key not in accepted:
@@ -78,41 +96,38 @@ def _build_step(step: Any, index: str, task: str | None) -> tuple[dict, Any]:
         if p.default is inspect.Parameter.empty and key not in params:
             raise AugmentationSpecError("required parameter is missing", param=key, **where)
 
-    normal: dict[str, Any] = {"name": name}
-    for key, value in params.items():
-        if key == "transforms":
-            continue
-        normal[key] = plain_value(value, {**where, "param": key})
 
-    if name in CONTAINERS:
-        children = params["transforms"]
-        if not isinstance(children, (list, tuple)) or not children:
-            raise AugmentationSpecError("must be a non-empty list of steps", param="transforms", **where)
-        built_children = [_build_step(c, f"{index}.{i}", task) for i, c in enumerate(children, 1)]
-        normal["transforms"] = [c[0] for c in built_children]
-        kwargs = {k: v for k, v in normal.items() if k not in ("name", "transforms")}
-        # Containers have no pydantic schema, so check p ourselves: a bad p would pass silently.
-        p = kwargs.get("p", 0.5)
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise AugmentationSpecError(f"must be a number between 0 and 1 (got {p!r})", param="p", **where)
-        try:
-            built = cls([c[1] for c in built_children], **kwargs)
-        except (TypeError, ValueError) as err:
-            raise AugmentationSpecError(str(err), **where) from err
-        return normal, built
+def _build_container(cls: type, normal: dict[str, Any], children: Any, index: str, task: str | None,
+                     where: dict[str, Any]) -> tuple[dict, Any]:
+    """A container step (OneOf, SomeOf, ...): its child steps first, then the container."""
+    if not isinstance(children, (list, tuple)) or not children:
+        raise AugmentationSpecError("must be a non-empty list of steps", param="transforms", **where)
+    built_children = [_build_step(c, f"{index}.{i}", task) for i, c in enumerate(children, 1)]
+    normal["transforms"] = [c[0] for c in built_children]
+    kwargs = {k: v for k, v in normal.items() if k not in ("name", "transforms")}
+    # Containers have no pydantic schema, so check p ourselves: a bad p would pass silently.
+    p = kwargs.get("p", 0.5)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise AugmentationSpecError(f"must be a number between 0 and 1 (got {p!r})", param="p", **where)
+    try:
+        built = cls([c[1] for c in built_children], **kwargs)
+    except (TypeError, ValueError) as err:
+        raise AugmentationSpecError(str(err), **where) from err
+    return normal, built
 
+
+def _build_transform(cls: type, normal: dict[str, Any], where: dict[str, Any]) -> Any:
     kwargs = {k: v for k, v in normal.items() if k != "name"}
     try:
         # strict=True: without it albumentations only warns on a bad value and
         # silently falls back to the defaults.
-        built = cls(**kwargs, strict=True)
+        return cls(**kwargs, strict=True)
     except ValueError as err:
         if isinstance(err.__cause__, ValidationError):
             raise _pydantic_error(err.__cause__, cls, kwargs, where) from err
         raise AugmentationSpecError(str(err), **where) from err
     except TypeError as err:
         raise AugmentationSpecError(str(err), **where) from err
-    return normal, built
 
 
 def build_steps(spec: Any, task: str | None) -> tuple[list[dict], list]:
