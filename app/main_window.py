@@ -44,12 +44,12 @@ class MainWindow(QMainWindow):
         self.session: DatasetSession | None = None
         self.current: ImageRef | None = None  # the one current image: Browse, Image and Augment agree
         # Opening a dataset is two tasks (index, then check the files); a new open replaces both.
-        self._open_slot = TaskSlot()
-        self._check_slot = TaskSlot()
+        self._open_slot = TaskSlot(self)
+        self._check_slot = TaskSlot(self)
         self._preload_started = False
         self._preload_timer = QTimer(self, singleShot=True, interval=PRELOAD_QUIET_MS)
         self._preload_timer.timeout.connect(self._preload_augment)
-        self._demo_slot = TaskSlot()
+        self._demo_slot = TaskSlot(self)
         pace_full_collections()  # a full collection stalls the GUI thread for 100s of ms
         self._freeze_timer = QTimer(self, interval=1000)
         self._freeze_timer.timeout.connect(self._freeze_when_idle)

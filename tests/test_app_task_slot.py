@@ -160,3 +160,18 @@ def test_join_waits_for_cancelled_tasks_too(qtbot):
     release.set()
     assert slot.join(5)
     assert old.done.is_set()
+
+
+def test_a_slot_whose_owner_is_gone_calls_nothing(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    owner, seen = QLabel(), []
+    slot = TaskSlot(owner)
+    release = threading.Event()
+    task = slot.start(_held, release, "late", on_done=lambda value: seen.append(owner.setText(value)))
+    owner.deleteLater()
+    qtbot.wait(20)  # the owner, and the slot with it, are deleted now
+    release.set()
+    qtbot.waitUntil(task.done.is_set, timeout=5000)
+    qtbot.wait(50)
+    assert seen == []  # no call into a deleted widget

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QObject, QThreadPool, Slot
 
 from .workers import BackgroundTask
 
@@ -52,16 +51,27 @@ def _keep_until_let_go(task: BackgroundTask | None = None, launch: _Launch | Non
         _UNFINISHED.append((task, launch))
 
 
-class TaskSlot:
-    """Runs one background task at a time; the newest start wins."""
+class TaskSlot(QObject):
+    """Runs one background task at a time; the newest start wins.
 
-    def __init__(self, *, pool: QThreadPool | None = None, progress_interval: float = PROGRESS_INTERVAL_S):
+    Give it the widget it reports to as ``parent``: once that is gone, so is the slot, and Qt
+    drops whatever its tasks still report instead of calling into a deleted widget."""
+
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        *,
+        pool: QThreadPool | None = None,
+        progress_interval: float = PROGRESS_INTERVAL_S,
+    ):
+        super().__init__(parent)
         self._pool = pool
         self._progress_interval = progress_interval
-        self._started = 0  # numbers the tasks, so a signal names its task without holding it
+        self._started = 0  # numbers the tasks, so a report names its task without holding it
         self._current = 0  # the number of the task whose reports are wanted, 0 for none
         self._callbacks: tuple[Callable | None, Callable | None, Callable | None] = (None, None, None)
         self._running: dict[int, BackgroundTask] = {}  # started here, end not yet seen, current or not
+        self._numbers: dict[QObject, int] = {}  # a running task's signals object -> its number
 
     @property
     def task(self) -> BackgroundTask | None:
@@ -93,13 +103,14 @@ class TaskSlot:
         number = self._current = self._started
         self._callbacks = (on_done, on_error, on_progress)
         self._running[number] = task
+        self._numbers[task.signals] = number
         launch = _Launch(task)
         _keep_until_let_go(task, launch)
-        # The connections name the task by number: a closure over the task would keep it alive
-        # through its own signals object, out of the garbage collector's sight.
-        task.signals.progress.connect(partial(self._progressed, number))
-        task.signals.finished.connect(partial(self._ended, number, 0))
-        task.signals.failed.connect(partial(self._ended, number, 1))
+        # Bound methods of this QObject: Qt disconnects them when the slot goes, and they hold no
+        # reference to the task (one through its own signals would hide it from the collector).
+        task.signals.progress.connect(self._progressed)
+        task.signals.finished.connect(self._finished)
+        task.signals.failed.connect(self._failed)
         (self._pool or QThreadPool.globalInstance()).start(launch)
         return task
 
@@ -117,15 +128,25 @@ class TaskSlot:
         For quitting: the window's signals must outlive the threads that emit them."""
         return all(task.join(timeout) for task in self.running)
 
-    def _progressed(self, number: int, text: str, done: int, total: int) -> None:
+    @Slot(str, int, int)
+    def _progressed(self, text: str, done: int, total: int) -> None:
         on_progress = self._callbacks[2]
-        if number == self._current and on_progress is not None:
+        if self._numbers.get(self.sender()) == self._current and on_progress is not None:
             on_progress(text, done, total)
 
-    def _ended(self, number: int, outcome: int, value: Any) -> None:
+    @Slot(object)
+    def _finished(self, result: Any) -> None:
+        self._ended(0, result)
+
+    @Slot(str)
+    def _failed(self, message: str) -> None:
+        self._ended(1, message)
+
+    def _ended(self, outcome: int, value: Any) -> None:
+        number = self._numbers.pop(self.sender(), None)
         self._running.pop(number, None)
         _keep_until_let_go()
-        if number != self._current:
+        if number is None or number != self._current:
             return  # replaced or cancelled: its late word is not wanted
         callback = self._callbacks[outcome]
         self._current = 0
