@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from engine.orchestration import jobs
 
-from ..widgets.workers import run_in_background
+from ..widgets.task_slot import TaskSlot
 from .engine_error import engine_error
 from .progress import OutputSplitter, ProgressClock
 
@@ -56,11 +56,11 @@ class TrainingJob(QObject):
         self._clock = ProgressClock()
         self._last_progress = None
         self._stop: jobs.StopSequence | None = None
-        self._tasks: list = []
         # The job's own threads: a Ray submission can take a minute, and the shared pool is for the charts.
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
-        self._looking = False
+        self._lookup_slot = TaskSlot(self, pool=self.pool)  # finding the MLflow run: one lookup at a time
+        self._slots: dict = {}  # function -> its slot, for the kinds' calls (submit, poll, stop)
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
@@ -113,10 +113,11 @@ class TrainingJob(QObject):
         return self._stop is not None
 
     def _background(self, fn, *args, **kwargs):
-        self._tasks = [t for t in self._tasks if not t.done.is_set()]
-        task = run_in_background(fn, *args, pool=self.pool, **kwargs)
-        self._tasks.append(task)
-        return task
+        """``fn`` on the job's threads, in the job's slot for ``fn``: a newer call of it replaces an older one."""
+        slot = self._slots.get(fn)
+        if slot is None:
+            slot = self._slots[fn] = TaskSlot(self, pool=self.pool)
+        return slot.start(fn, *args, **kwargs)
 
     def _feed(self, text: str) -> None:
         """New output of the job: complete lines to the log, the latest progress redraw to the line."""
@@ -176,19 +177,10 @@ class TrainingJob(QObject):
             self.run_found.emit(run_id)
 
     def _find_run(self) -> None:
-        if self._looking:
+        if self._lookup_slot.busy:
             return
         lookup = self._run_lookup()
         if lookup is None:
             return
-        self._looking = True
-
-        def found(run_id):
-            self._looking = False
-            self._set_run(run_id)
-
-        def failed(_message):
-            self._looking = False
-
         fn, args = lookup
-        self._background(fn, *args, on_done=found, on_error=failed)
+        self._lookup_slot.start(fn, *args, on_done=self._set_run, on_error=lambda _message: None)

@@ -28,7 +28,8 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from engine.orchestration import jobs
 from engine.orchestration.lr_find import SETUP_PREFIX
 
-from ..widgets.workers import BACKGROUND_NICENESS, run_in_background
+from ..widgets.task_slot import TaskSlot
+from ..widgets.workers import BACKGROUND_NICENESS
 from .progress import format_duration
 
 _STEPS = re.compile(r"(\d+)/(\d+) \[")
@@ -131,34 +132,40 @@ class LrSuggester(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.task = None
         # Its own thread: a search takes minutes, and must neither wait behind nor hold up the shared pool.
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
-        self.running = False  # until the answer has reached the GUI thread, not just the worker's end
+        self._search = TaskSlot(self, pool=self.pool)
+        self._cancel_asked = False
         self._folder: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def running(self) -> bool:
+        """True until the answer has reached the GUI thread, not just until the worker's end."""
+        return self._search.busy
 
     def start(self, config) -> bool:
         """Search a learning rate for ``config`` (a RunConfig); False if a search is already going."""
         if self.running:
             return False
-        self.running = True
+        self._cancel_asked = False
         self._folder = tempfile.TemporaryDirectory(prefix="lightbox-lr-find-")
         path = config.save(Path(self._folder.name) / "run.yaml")
+        self._search.start(run_lr_find, path, on_done=self._done, on_error=self._failed, on_progress=self._progressed)
         self.busy.emit(True)
         self.progress.emit("starting the learning-rate finder…")
-        self.task = run_in_background(run_lr_find, path, pool=self.pool, on_done=self._done, on_error=self._failed,
-                                      on_progress=self._progressed)
         return True
 
     def cancel(self) -> None:
         """End the search; ``cancelled`` follows once its process is gone."""
-        if self.running and not self.task.cancelled:
-            self.task.cancel()
+        if self.running and not self._cancel_asked:
+            # The task's own cancel, not the slot's: the search's end (``cancelled``) is still wanted.
+            self._cancel_asked = True
+            self._search.task.cancel()
             self.progress.emit("cancelling…")
 
     def _progressed(self, text: str, done: int, total: int) -> None:
-        if self.task is not None and self.task.cancelled:
+        if self._cancel_asked:
             return  # a late step of a search being cancelled
         self.progress.emit(f"step {done}/{total} {text}" if text else f"step {done}/{total}")
         self.steps.emit(done, total)
@@ -167,7 +174,6 @@ class LrSuggester(QObject):
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
-        self.running = False
         self.busy.emit(False)
 
     def _done(self, lr: float) -> None:
@@ -175,7 +181,7 @@ class LrSuggester(QObject):
         self.suggested.emit(lr)
 
     def _failed(self, message: str) -> None:
-        cancelled = self.task is not None and self.task.cancelled
+        cancelled = self._cancel_asked
         self._finish()
         if cancelled:
             self.cancelled.emit()

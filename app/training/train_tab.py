@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QP
                                QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from ..widgets.banner import Banner
-from ..widgets.workers import run_in_background
+from ..widgets.task_slot import TaskSlot
 from .charts import ChartPanel, MetricPoller
 from .form_memory import FormMemory
 from .job import TrainingJob
@@ -49,11 +49,13 @@ class TrainTab(QWidget):
         self.tracking_uri = resolve_tracking_uri(tracking_uri, self.workspace)
         self.jobs: list[TrainingJob] = []
         self._augmentation_source = None  # the Augment tab's panel, once attached (see the property)
-        self._tasks: list = []
-        self._runs_task = None
-        self._summary_for: str | None = None
+        # MLflow reads and checks in the background, each kind in its own slot: the newest request wins.
+        self._model_choices_slot = TaskSlot(self)
+        self._runs_slot = TaskSlot(self)
+        self._summary_slot = TaskSlot(self)
+        self._split_slot = TaskSlot(self)
+        self._stop_slots: dict[str, TaskSlot] = {}  # run id -> its stop request
         self._auto_charted: set[str] = set()
-        self._split_task = None
 
         self.form = RunForm()
         self.train_button = QPushButton("Train")
@@ -139,8 +141,8 @@ class TrainTab(QWidget):
         self.runs_timer.timeout.connect(self.refresh_runs)
         self.runs_timer.start()
         self.refresh_runs()
-        self._tasks.append(run_in_background(_models_for, self.form.model.values["task.name"],
-                                             on_done=self.form.set_model_choices))
+        self._model_choices_slot.start(_models_for, self.form.model.values["task.name"],
+                                       on_done=self.form.set_model_choices)
         self._last_task = self.form.model.values["task.name"]
         self.form.changed.connect(self._form_changed)
         self._show_augmentation()
@@ -160,9 +162,8 @@ class TrainTab(QWidget):
         from engine.data.split_check import check_run_data
 
         data = config.data
-        self._split_task = run_in_background(check_run_data, data,
-                                             on_done=lambda problems: self._split_checked(data, problems),
-                                             on_error=lambda m: None)  # unreadable data: Health says why
+        self._split_slot.start(check_run_data, data, on_done=lambda problems: self._split_checked(data, problems),
+                               on_error=lambda m: None)  # unreadable data: Health says why
 
     def _split_checked(self, data, problems) -> None:
         current = self._form_config()
@@ -290,7 +291,7 @@ class TrainTab(QWidget):
         task = self.form.model.values["task.name"]
         if task != self._last_task:
             self._last_task = task
-            self._tasks.append(run_in_background(_models_for, task, on_done=self.form.set_model_choices))
+            self._model_choices_slot.start(_models_for, task, on_done=self.form.set_model_choices)
         if self._augmentation_source is not None:  # it follows the form's task and image size
             self._augmentation_source.set_run_config(self._form_config())
         self._show_augmentation()
@@ -426,8 +427,8 @@ class TrainTab(QWidget):
             return
         from engine.orchestration.jobs import request_stop
 
-        self._tasks.append(run_in_background(request_stop, self.tracking_uri, run_id,
-                                             on_error=lambda m: self.message.emit(f"Stop failed: {m}")))
+        slot = self._stop_slots.setdefault(run_id, TaskSlot(self))
+        slot.start(request_stop, self.tracking_uri, run_id, on_error=lambda m: self.message.emit(f"Stop failed: {m}"))
 
     def _run_found(self, job: TrainingJob, run_id: str) -> None:
         label = job.label or (self.runs.row_for(run_id).name if self.runs.row_for(run_id) else run_id[:8])
@@ -465,12 +466,11 @@ class TrainTab(QWidget):
 
     # ------------------------------------------------------------------ runs and charts
     def refresh_runs(self) -> None:
-        if self._runs_task is not None and not self._runs_task.done.is_set():
+        if self._runs_slot.busy:  # the read going on answers this request too
             return
         from .runs_model import load_runs
 
-        self._runs_task = run_in_background(load_runs, self.tracking_uri, on_done=self._runs_loaded,
-                                            on_error=self._runs_failed)
+        self._runs_slot.start(load_runs, self.tracking_uri, on_done=self._runs_loaded, on_error=self._runs_failed)
 
     def _runs_failed(self, message: str) -> None:
         self.runs.set_load_failed(message)  # not "Loading runs…" for ever
@@ -497,19 +497,13 @@ class TrainTab(QWidget):
 
     def _selected(self, row) -> None:
         if row is None or row.status in ("RUNNING", "SCHEDULED"):
+            self._summary_slot.cancel()  # a summary still being read is no longer the selected run's
             self.summary.clear()
             return
         from .runs_model import run_summary
 
-        self._summary_for = row.run_id
-        self._tasks = [t for t in self._tasks if not t.done.is_set()]
-        self._tasks.append(run_in_background(run_summary, self.tracking_uri, row.run_id,
-                                             on_done=self._summary_loaded,
-                                             on_error=lambda m: self.summary.clear(f"No summary: {m}")))
-
-    def _summary_loaded(self, summary: dict) -> None:
-        if summary["run_id"] == self._summary_for:
-            self.summary.show_summary(summary)
+        self._summary_slot.start(run_summary, self.tracking_uri, row.run_id, on_done=self.summary.show_summary,
+                                 on_error=lambda m: self.summary.clear(f"No summary: {m}"))
 
     # ------------------------------------------------------------------ closing
     def active_jobs(self) -> list[TrainingJob]:
