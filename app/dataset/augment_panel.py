@@ -69,7 +69,7 @@ class AugmentationPanel(QWidget):
         self._split = "train"
         self._library = library or augment_library.LIBRARY
         self._loader = None  # the library's import task, once waited on
-        self._recipe_task = TaskSlot()
+        self._recipe_task = TaskSlot(self)
 
         self._build_editor()
         self.preview_box = SamplesPane(self._preview_request, samples=samples, seed=seed)

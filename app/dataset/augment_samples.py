@@ -42,7 +42,7 @@ class SamplesPane(QGroupBox):
         self.seed = seed
         self._session: DatasetSession | None = None
         self._ref: ImageRef | None = None
-        self._slot = TaskSlot()
+        self._slot = TaskSlot(self)
         self.last_samples: list[dict] = []  # the arrays the tiles show, for comparison with training
         self.last_index: int | None = None  # the image's position in the task's dataset
         self.last_seed: int | None = None

@@ -56,7 +56,7 @@ class ImageViewer(QWidget):
         # Its own small pool: fast browsing must not queue behind dataset checks on the global one.
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)
-        self._decoding = TaskSlot(pool=self._pool)
+        self._decoding = TaskSlot(self, pool=self._pool)
         self._pending_centre: int | None = None  # an annotation to centre on once the image is in
 
         self.scene = AnnotationScene(self)
