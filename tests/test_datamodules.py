@@ -201,3 +201,12 @@ def test_training_dataset_never_opens_a_file_outside_its_image_folder(tmp_path):
     assert len(data) == 1
     with pytest.raises(UnsafeFileName, match="outside the dataset"):
         data.load(0)
+
+
+@pytest.mark.parametrize("batch_size, sizes", [(20, [20, 20, 8]), (47, [47]), (48, [48]), (64, [48])])
+def test_every_training_image_is_used_but_a_lone_last_one(sample_dataset, batch_size, sizes):
+    """48 training images: a partial last batch is kept (dropping it cost small sets a third of
+    their steps); only a last batch of one image is dropped, since batch norm cannot train on it."""
+    data = ClassificationDataModule(**_files(sample_dataset), batch_size=batch_size, num_workers=0, seed=0)
+    loader = data.train_dataloader()
+    assert [len(b["labels"]) for b in loader] == sizes
