@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Any
 import lightning.pytorch as pl
 import torch
 
-from engine.tracking.tags import (BEST_CHECKPOINT_TAG, BEST_MONITOR_TAG, BEST_SCORE_METRIC, CONFUSION_MATRIX_FILE,
-                                  STOPPED_TAG)
+from engine.tracking.tags import (
+    BEST_CHECKPOINT_TAG,
+    BEST_MONITOR_TAG,
+    BEST_SCORE_METRIC,
+    CONFUSION_MATRIX_FILE,
+    STOPPED_TAG,
+)
 
 if TYPE_CHECKING:  # the callback also drives LocalRunLogger, so MLflow stays optional
     from engine.tracking.logger import RunLogger
@@ -209,8 +214,9 @@ class MlflowCallback(pl.Callback):
             return
         self._reported_best = path
         self.logger.set_tag(BEST_CHECKPOINT_TAG, path)
-        if getattr(ckpt, "monitor", None):
-            self.logger.set_tag(BEST_MONITOR_TAG, ckpt.monitor)
+        monitor = getattr(ckpt, "monitor", None)
+        if monitor:
+            self.logger.set_tag(BEST_MONITOR_TAG, monitor)
         score = _to_float(getattr(ckpt, "best_model_score", None))
         if score is not None and not math.isnan(score):
             self._log({BEST_SCORE_METRIC: score}, trainer.global_step)

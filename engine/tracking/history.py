@@ -8,11 +8,15 @@ the underlying store (and its database engine) per tracking URI.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # A search's trials carry PARENT_RUN_TAG: the app groups them under their search by it.
-from engine.tracking.client import client as _client, experiment_id, search_runs
+from engine.tracking.client import client as _client
+from engine.tracking.client import experiment_id, search_runs
 from engine.tracking.tags import PARENT_RUN_TAG, PREFIX, RUN_NAME_TAG
+
+if TYPE_CHECKING:  # only for annotations: mlflow is imported inside the functions
+    from mlflow import MlflowClient
 
 # Flattened config keys shown in the run list (see engine.tracking.runs.flat_params).
 DEFAULT_PARAM_KEYS = (
@@ -121,7 +125,7 @@ class MetricReader:
                 fresh[key] = points
         return fresh, run.info.status, dict(run.data.tags)
 
-    def _new_points(self, client, key: str) -> list[tuple[int, float, int]]:
+    def _new_points(self, client: MlflowClient, key: str) -> list[tuple[int, float, int]]:
         from mlflow.utils.search_utils import SearchUtils
 
         store = client._tracking_client.store

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 STOP_FILE = "STOP"
@@ -103,13 +104,13 @@ class LocalRunLogger:
             self._write_status(status)
         return True
 
-    def __enter__(self) -> "LocalRunLogger":
+    def __enter__(self) -> LocalRunLogger:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if not self._finished:
             self.finish("KILLED" if exc_type is KeyboardInterrupt else ("FAILED" if exc_type else "FINISHED"))
-        return False
 
 
 def request_local_stop(run_folder: str | Path) -> None:

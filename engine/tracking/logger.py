@@ -19,8 +19,9 @@ import posixpath
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -65,7 +66,7 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _chunks(items: list, size: int):
+def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -305,7 +306,8 @@ class RunLogger:
     def __enter__(self) -> RunLogger:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # None: the exception is never swallowed
         if not self._finished:
             if exc_type is None:
                 self.finish("FINISHED")
@@ -313,7 +315,6 @@ class RunLogger:
                 self.finish("KILLED")
             else:
                 self.finish("FAILED")
-        return False  # never swallow the exception
 
     def __repr__(self) -> str:
         return f"RunLogger(run_id={self.run_id!r}, uri={self.tracking_uri!r})"

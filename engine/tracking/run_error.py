@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from engine.tracking.tags import ERROR_TAG
+
+if TYPE_CHECKING:  # only for annotations: MLflow stays optional
+    from engine.tracking.local_run import LocalRunLogger
+    from engine.tracking.logger import RunLogger
+    from engine.tracking.shared_run import RankLogger
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +32,7 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def record_failure(run_logger, text: str) -> None:
+def record_failure(run_logger: RunLogger | LocalRunLogger | RankLogger, text: str) -> None:
     """Tag the run with ``text``; tracking trouble is logged, never raised over the real failure."""
     try:
         run_logger.set_tag(ERROR_TAG, text)
@@ -34,7 +41,7 @@ def record_failure(run_logger, text: str) -> None:
 
 
 @contextlib.contextmanager
-def failures_recorded(run_logger):
+def failures_recorded(run_logger: RunLogger | LocalRunLogger | RankLogger) -> Iterator[None]:
     """Any exception leaving the block is recorded on the run, then raised on.
 
     A stop (Ctrl-C, SIGTERM: BaseExceptions that are not Exceptions) is not a failure.

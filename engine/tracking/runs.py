@@ -17,6 +17,9 @@ from engine.tracking.client import check_reachable, mlflow_available
 
 if TYPE_CHECKING:  # only for annotations
     from engine.config import RunConfig
+    from engine.tracking.local_run import LocalRunLogger
+    from engine.tracking.logger import RunLogger
+    from engine.tracking.shared_run import RankLogger
 
 
 def flat_params(value: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -30,14 +33,14 @@ def flat_params(value: Any, prefix: str = "", out: dict[str, Any] | None = None)
     return out
 
 
-def record_config(run_logger, config: RunConfig) -> None:
+def record_config(run_logger: RunLogger | LocalRunLogger | RankLogger, config: RunConfig) -> None:
     """The run's configuration as params and as the ``run_config.yaml`` artifact."""
     run_logger.log_params(flat_params(config.model_dump(mode="json")))
     run_logger.log_config(config.to_yaml())
 
 
 def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str | None,
-                    run_id: str | None, tags: dict):
+                    run_id: str | None, tags: dict) -> RunLogger | LocalRunLogger:
     """An MLflow RunLogger, or, where MLflow is not installed, files in the run folder.
 
     A tracking server that does not answer is refused within seconds

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from types import TracebackType
 from typing import Any
 
 SHARED_RUN_ENV = "LIGHTBOX_SHARED_RUN"
@@ -109,6 +110,6 @@ class RankLogger:
     def __enter__(self) -> RankLogger:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self._finished = True
-        return False
