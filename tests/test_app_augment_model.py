@@ -135,3 +135,15 @@ def test_step_lines_read_like_the_yaml():
     assert flow_yaml([0.1, 0.3]) == "[0.1, 0.3]" and flow_yaml(None) == ""
     assert step_text({"name": "Blur", "blur_limit": [3, 7], "p": 0.5}, 2) == "2. Blur   blur_limit=[3, 7], p=0.5"
     assert step_text({"name": "HorizontalFlip"}, 1) == "1. HorizontalFlip"
+
+
+def test_a_followed_run_shows_its_size_before_the_recipe_answers():
+    """The first preview was built at the size box's minimum (16 px) while the recipe was worked out."""
+    from engine.config import RunConfig
+
+    specs = AugmentSpecs()
+    specs.set_run(RunConfig.from_dict({"task": {"name": "classification"}}))
+    assert specs.image_size == 224  # the task's usual size until the recipe says otherwise
+    sized = AugmentSpecs()
+    sized.set_run(RunConfig.from_dict({"task": {"name": "detection"}, "data": {"image_size": 96}}))
+    assert sized.image_size == 96

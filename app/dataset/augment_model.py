@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from engine.config.task_defaults import DEFAULT_IMAGE_SIZE
+
 from .augment_recipe import RunRecipe, recipe_key, resolve_run_recipe
 
 if TYPE_CHECKING:
@@ -253,6 +255,10 @@ class AugmentSpecs:
 
     # ------------------------------------------------------------------ following a run
     def set_run(self, run_config: RunConfig) -> None:
+        if self.run is None and self.recipe is None and run_config.task.name in TASKS:
+            # Until the recipe answers, the run's own size or the task's usual one (not the size
+            # box's minimum: the first preview showed 16 px tiles while the recipe was worked out).
+            self.image_size = run_config.data.image_size or DEFAULT_IMAGE_SIZE[run_config.task.name]
         self.run = run_config
 
     def recipe_outdated(self) -> bool:
