@@ -137,7 +137,7 @@ _IDLE = ("wait", "select", "poll", "_wait_for_tstate_lock", "sleep", "get", "acq
 def _describe_thread(frame) -> str:
     """A non-GUI thread that is running Python code: its task (outermost project frame) and its innermost frames."""
     entries = traceback.extract_stack(frame)
-    if not entries or entries[-1].name in _IDLE or "watch" == entries[-1].name:
+    if not entries or entries[-1].name in _IDLE or entries[-1].name == "watch":
         return ""
     ours = [e for e in entries if (str(ROOT / "app") in e.filename or str(ROOT / "engine") in e.filename)
             and not e.filename.endswith("workers.py")]

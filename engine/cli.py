@@ -95,8 +95,8 @@ def report_failure(verb: str, exc: BaseException, code: int) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from engine.orchestration.evaluate import evaluate_run
     from engine.orchestration.errors import TrainingError
+    from engine.orchestration.evaluate import evaluate_run
 
     try:
         print(json.dumps(evaluate_run(args.run_id, tracking_uri=args.tracking_uri, workspace=args.workspace)))
@@ -113,8 +113,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from engine.export.cli import predict_export
 
         return predict_export(args)
-    from engine.orchestration.evaluate import predict_run
     from engine.orchestration.errors import TrainingError
+    from engine.orchestration.evaluate import predict_run
 
     if len(args.images) != 1:
         print("lightbox predict: a run id takes one folder of images", file=sys.stderr)

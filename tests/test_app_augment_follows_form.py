@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QThreadPool, Qt  # noqa: E402
+from PySide6.QtCore import Qt, QThreadPool  # noqa: E402
 
 
 def _wait(qtbot, predicate, timeout_s, what):
@@ -68,8 +68,8 @@ def _panel_follows(panel, config):
 
 def test_open_augment_then_train_with_the_form_defaults(qtbot, sample_dataset, tmp_path, started):
     """The demo journey: open Augment, then Train with the defaults: accepted, the recipe decides."""
-    from app.main_window import MainWindow
     from app.dataset.session import ImageRef
+    from app.main_window import MainWindow
     from engine.config import AugmentationConfig
 
     window = MainWindow(tmp_path / "ws")

@@ -11,7 +11,6 @@ from app.dataset.session import ImageRef, open_dataset
 from app.dataset.thumbnails import ThumbnailCache, ThumbnailLoader
 
 
-
 def _visible_rows(browser) -> list[int]:
     viewport = browser.view.viewport().rect()
     model = browser.model
@@ -30,8 +29,7 @@ def _wait_for_thumbnails(qtbot, browser) -> list[int]:
 def test_counts_filters_and_sort(qtbot, browser, sample_dataset):
     session = open_dataset(sample_dataset)
     browser.set_session(session)
-    assert browser.status.text() == "64 images · {:,} annotations · 64 shown · 0 with problems".format(
-        session.num_annotations)
+    assert browser.status.text() == f"64 images · {session.num_annotations:,} annotations · 64 shown · 0 with problems"
     assert [browser.split_combo.itemText(i) for i in range(browser.split_combo.count())] == [
         "All splits", "train", "val"]
     assert browser.category_combo.itemText(0) == "All categories"

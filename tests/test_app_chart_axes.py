@@ -3,8 +3,8 @@ mAP of 0.02), and legends that never cover a curve."""
 
 import pytest
 
-from app.training.charts import STAGGER_MS, ChartPanel
 from app.training.chart_data import is_loss
+from app.training.charts import STAGGER_MS, ChartPanel
 
 
 def _detection_points(epochs, run_scale=1.0):

@@ -10,7 +10,6 @@ from app.widgets.colours import category_colour
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE
 
 
-
 @pytest.fixture
 def viewer(qtbot):
     widget = ImageViewer()

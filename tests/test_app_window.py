@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from PySide6.QtCore import Qt
 
 from app.dataset.health_panel import HealthPanel
-from app.main_window import MainWindow
 from app.dataset.session import open_dataset
+from app.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -288,8 +287,9 @@ def test_first_window_offers_open_recent_and_demo(qtbot, tmp_path, sample_datase
 
 
 def test_plain_lightbox_reopens_the_last_dataset(qtbot, tmp_path, sample_dataset, monkeypatch):
-    import app.main
     from PySide6.QtWidgets import QApplication
+
+    import app.main
 
     first = MainWindow(tmp_path / "ws")
     qtbot.addWidget(first)

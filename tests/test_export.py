@@ -536,8 +536,8 @@ def test_parity_refuses_a_real_difference_naming_the_metric_and_the_images(expor
     """The same ONNX file against a checkpoint whose head was changed: accuracy moves, and the refusal says so."""
     from engine.export.parity import compare, describe
     from engine.export.runtime import collate_for
-    from engine.orchestration.evaluate import load_module, run_files
     from engine.orchestration.builders import build_datamodule
+    from engine.orchestration.evaluate import load_module, run_files
 
     folder = exports["classification"]
     manifest = read_manifest(folder)

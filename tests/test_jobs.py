@@ -10,7 +10,15 @@ import pytest
 
 from engine.config import RunConfig
 from engine.orchestration.jobs import (
-    HEARTBEAT_TAG, LAUNCH_ID_TAG, LOST, LocalJob, StopSequence, effective_status, niced_command, relay_command, run_status,
+    HEARTBEAT_TAG,
+    LAUNCH_ID_TAG,
+    LOST,
+    LocalJob,
+    StopSequence,
+    effective_status,
+    niced_command,
+    relay_command,
+    run_status,
     train_command,
 )
 

@@ -29,11 +29,11 @@ from engine.metrics.distributed import evaluation_sampler
 from engine.metrics.segmentation import SegmentationMetrics
 from engine.tasks.classification.datamodule import ClassificationDataModule
 from engine.tasks.classification.lightning_module import ClassificationModule
+from engine.tasks.detection.datamodule import DetectionDataModule
+from engine.tasks.detection.lightning_module import DetectionModule
 from engine.tasks.multitask.config import MultiTaskConfig
 from engine.tasks.multitask.datamodule import MultiTaskDataModule
 from engine.tasks.multitask.lightning_module import MultiTaskModule
-from engine.tasks.detection.datamodule import DetectionDataModule
-from engine.tasks.detection.lightning_module import DetectionModule
 from engine.tasks.segmentation.datamodule import SegmentationDataModule
 from engine.tasks.segmentation.lightning_module import SegmentationModule
 

@@ -86,7 +86,7 @@ def test_samples_carry_each_configured_task_through_one_augmentation(sample_data
     assert labels["classification"].dtype == torch.long and labels["classification"].shape == (4,)
     assert batch["pixel_mask"].shape == (4, 64, 64)
     target = labels["detection"][0]
-    assert target["boxes"].shape[1] == 4 and 0 <= target["boxes"].min() and target["boxes"].max() <= 1
+    assert target["boxes"].shape[1] == 4 and target["boxes"].min() >= 0 and target["boxes"].max() <= 1
     # The mask went through the same resize and padding as the image: padding is 255, not background.
     mask = labels["segmentation"][0]
     x, y, w, h = (int(round(v)) for v in target["content_box"].tolist())

@@ -5,8 +5,7 @@ import pytest
 
 from engine.config import RunConfig
 from engine.data import augment
-from engine.recipes import (choose_schedule, choose_strength, choose_warmup, explain_recipe, recipe_spec,
-                            resolve_recipe)
+from engine.recipes import choose_schedule, choose_strength, choose_warmup, explain_recipe, recipe_spec, resolve_recipe
 
 
 def _config(data=None, **overrides):

@@ -4,8 +4,7 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from engine.tracking.client import (  # noqa: E402
-    TrackingUnreachableError, check_reachable, client, quoted, search_runs, tag_is)
+from engine.tracking.client import TrackingUnreachableError, check_reachable, client, quoted, search_runs, tag_is  # noqa: E402
 from engine.tracking.store import get_or_create_experiment  # noqa: E402
 
 AWKWARD = ["plain", "it's", 'say "hi"', "back\\slash", "a\\'b", "100%_done"]

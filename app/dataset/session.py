@@ -8,9 +8,9 @@ resulting ``DatasetSession`` answers the views' questions quickly from arrays.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

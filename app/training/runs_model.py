@@ -17,9 +17,20 @@ from typing import Any
 
 from engine.orchestration.jobs import ACTIVE_STATUSES, LOST, effective_status
 from engine.tracking.history import DEFAULT_PARAM_KEYS
-from engine.tracking.tags import (BEST_MONITOR_TAG, BEST_RUN_TAG, BEST_SCORE_METRIC, CONFUSION_MATRIX_FILE,
-                                  EARLY_STOPPED_TAG, ERROR_TAG, HEARTBEAT_TAG, PARENT_RUN_TAG, RUN_DIR_TAG,
-                                  SEARCH_TAG, TASK_TAG)
+from engine.tracking.tags import (
+    BEST_MONITOR_TAG,
+    BEST_RUN_TAG,
+    BEST_SCORE_METRIC,
+    CONFUSION_MATRIX_FILE,
+    EARLY_STOPPED_TAG,
+    ERROR_TAG,
+    HEARTBEAT_TAG,
+    PARENT_RUN_TAG,
+    RUN_DIR_TAG,
+    SEARCH_TAG,
+    TASK_TAG,
+)
+
 EARLY_STOPPED = "EARLY STOPPED"  # shown instead of the status MLflow keeps (FINISHED) for such a trial
 STATUSES = ("RUNNING", LOST, "FINISHED", EARLY_STOPPED, "KILLED", "FAILED")
 SEARCH_PARAMS = ("search.metric", "search.mode")  # how a search ranks its trials

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from engine.config import RunConfig
-
 from engine.orchestration.builders import build_datamodule
 from engine.orchestration.checkpoints import newest_checkpoint
 from engine.orchestration.errors import TrainingError

@@ -14,15 +14,26 @@ from pathlib import Path
 
 from engine.config import RunConfig
 from engine.orchestration.builders import build_datamodule, build_module
-from engine.orchestration.checkpoints import (FINAL_CHECKPOINT, check_same_batching, guarded_checkpoint_class,
-                                              newest_checkpoint, periodic_checkpoint_class)
+from engine.orchestration.checkpoints import (
+    FINAL_CHECKPOINT,
+    check_same_batching,
+    guarded_checkpoint_class,
+    newest_checkpoint,
+    periodic_checkpoint_class,
+)
 from engine.orchestration.errors import TrainingError
 from engine.orchestration.result import STOPPED_MESSAGE, TrainResult, nonfinite_message
 from engine.orchestration.run_folder import locate_run, open_run, start_run_folder, workspace_of
 from engine.orchestration.speed import process_count, speed_settings
 from engine.orchestration.trainer import build_trainer, data_parallel_strategy
-from engine.tracking.tags import (BEST_CHECKPOINT_TAG, DATA_PROBLEMS_TAG, DROPPED_IMAGES_TAG_PREFIX,
-                                  LAST_CHECKPOINT_TAG, PROCESSES_TAG, TASK_TAG)
+from engine.tracking.tags import (
+    BEST_CHECKPOINT_TAG,
+    DATA_PROBLEMS_TAG,
+    DROPPED_IMAGES_TAG_PREFIX,
+    LAST_CHECKPOINT_TAG,
+    PROCESSES_TAG,
+    TASK_TAG,
+)
 
 
 def train_locally(config: RunConfig | None = None, *, resume_run_id: str | None = None,

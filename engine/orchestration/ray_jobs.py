@@ -20,8 +20,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from engine.config import RunConfig
 from engine.tracking.tags import LAUNCH_ID_ENV, LAUNCH_ID_TAG, TASK_TAG

@@ -27,8 +27,15 @@ from engine.orchestration.ray_cluster import start_ray
 from engine.orchestration.ray_reports import CHECKPOINT_NAME, NONFINITE_KEY, RUN_ID_KEY, STOPPED_KEY
 from engine.orchestration.result import STOPPED_MESSAGE, TrainResult, nonfinite_message
 from engine.orchestration.run_folder import open_run, start_run_folder, workspace_of
-from engine.tracking.tags import (BEST_CHECKPOINT_TAG, BEST_MONITOR_TAG, BEST_SCORE_METRIC, LAST_CHECKPOINT_TAG,
-                                  NUM_WORKERS_TAG, STRATEGY_TAG, TASK_TAG)
+from engine.tracking.tags import (
+    BEST_CHECKPOINT_TAG,
+    BEST_MONITOR_TAG,
+    BEST_SCORE_METRIC,
+    LAST_CHECKPOINT_TAG,
+    NUM_WORKERS_TAG,
+    STRATEGY_TAG,
+    TASK_TAG,
+)
 
 MAX_FAILURES = 2
 
@@ -82,7 +89,8 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     The best checkpoint (by the task module's monitor) and the latest end up in the run folder's
     ``checkpoints/``, named as a local run names them, so eval, export and predict find them.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, ScalingConfig
+    from ray.train import RunConfig as RayRunConfig
     from ray.train.torch import TorchTrainer
 
     from engine.orchestration.ray_worker import train_worker  # torch and Lightning: only once it trains

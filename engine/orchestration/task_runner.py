@@ -7,7 +7,8 @@ configuration from the keywords and runs the same Ray Tune search as
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from engine.orchestration.tune import SearchResult
 

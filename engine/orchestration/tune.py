@@ -17,16 +17,24 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from engine.config import RunConfig, SearchConfig, SearchParam
 from engine.orchestration.errors import SearchError
 from engine.orchestration.ray_reports import RAY_TRAIN_CHECKPOINT_KEY, RUN_ID_KEY
-from engine.tracking.tags import (BEST_RUN_TAG, EARLY_STOPPED_TAG, PARENT_RUN_TAG, SEARCH_TAG, STOP_TAG, TASK_TAG,
-                                  TRIAL_TAG)
+from engine.tracking.tags import (
+    BEST_RUN_TAG,
+    EARLY_STOPPED_TAG,
+    PARENT_RUN_TAG,
+    SEARCH_TAG,
+    STOP_TAG,
+    TASK_TAG,
+    TRIAL_TAG,
+)
 
 DRIVER_TRIAL_MEMORY = 64 * 2**20  # bytes reserved by a trial that drives a Ray Train run
 SHORT_SECTIONS = ("optim", "data", "model", "augmentation", "compute")

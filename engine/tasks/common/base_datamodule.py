@@ -90,7 +90,7 @@ class BaseVisionDataModule(pl.LightningDataModule):
 
     @classmethod
     def from_folder(cls, folder: str | Path, *, train_split: str | None = None,
-                    val_split: str | None = None, **kwargs: Any) -> "BaseVisionDataModule":
+                    val_split: str | None = None, **kwargs: Any) -> BaseVisionDataModule:
         """A data module for a dataset folder in any layout ``engine.data.folders`` knows."""
         train, val = pick_training_splits(find_splits(folder), train_split, val_split)
         return cls(train.image_dir, train.annotation_file,

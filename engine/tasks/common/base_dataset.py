@@ -18,8 +18,8 @@ from torch.utils.data import Dataset, Sampler
 from engine.data import augment
 from engine.data.coco_index import CocoIndex
 from engine.data.health import apply_policy, check_index
-from engine.data.paths import resolve_image_path
 from engine.data.images import load_image
+from engine.data.paths import resolve_image_path
 from engine.data.problems import Problem
 
 

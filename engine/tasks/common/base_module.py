@@ -10,7 +10,8 @@ of corrupting the weights (the step is skipped, the last good checkpoint kept).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import torch

@@ -8,7 +8,8 @@ model (``normalize="device"``).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import get_worker_info
