@@ -176,8 +176,8 @@ def main() -> None:
     opened_at = []
     original = window._opened
 
-    def opened(task, session):
-        original(task, session)
+    def opened(session):
+        original(session)
         opened_at.append(time.perf_counter())
 
     window._opened = opened

@@ -7,8 +7,9 @@ clicks Train.  ``--eager`` clicks half a second after the tab is shown, as a new
 while the tab's own start-up work (the runs list loading MLflow) is still going;
 ``--control S`` measures the same window without a click.  From the click until the run's
 first point is on the chart (and ``--after-s`` more), a QTimer ticks every ``--tick-ms``;
-every gap between two ticks longer than the tick is the event loop being blocked that long.  The click itself (the slot ``TrainTab.train`` runs inside
-it) counts as one gap.  Reported: the longest stall, how many exceed 50 ms, and when.
+every gap between two ticks longer than the tick is the event loop being blocked that long.  The click
+itself (the slot ``TrainTab.train`` runs inside it) counts as one gap.  Reported: the longest stall, how
+many exceed 50 ms, and when.
 
 To find what blocks, ``--stacks`` samples every thread's Python stack every 5 ms while a
 tick is overdue (a GUI thread found sleeping is waiting for the interpreter lock: the other
@@ -180,8 +181,9 @@ def once(args) -> dict:
     augment_tab = window.tabs.indexOf(window.augment_host)
     def quiet() -> bool:
         return (window._preload_started and "loading" not in window.tabs.tabText(augment_tab)
-                and not window._preload_timer.isActive() and tab._runs_task is not None
-                and tab._runs_task.done.is_set() and all(t.done.is_set() for t in tab._tasks))
+                and not window._preload_timer.isActive()
+                and not any(slot.running for slot in (tab._runs_slot, tab._model_choices_slot,
+                                                      tab._summary_slot, tab._split_slot)))
 
     wait(app, 60 if args.quiet else 0, until=quiet)
     wait(app, args.settle_s)
