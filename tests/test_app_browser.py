@@ -38,11 +38,11 @@ def test_counts_filters_and_sort(qtbot, browser, sample_dataset):
     browser.split_combo.setCurrentText("val")
     assert len(browser.current_refs()) == 16 and {r.split for r in browser.current_refs()} == {"val"}
     assert "16 shown" in browser.status.text()
-    assert list(browser.bars.opts["height"]) == list(session.class_counts("val").values())
+    assert list(browser.histogram.bars.opts["height"]) == list(session.class_counts("val").values())
     # Hovering a bar names it (labels may be thinned out when there are many categories).
-    vb = browser.plot.getPlotItem().vb
-    browser._hover_bar(vb.mapViewToScene(QPointF(1, 1)))
-    assert browser.plot.toolTip().startswith(f"square: {session.class_counts('val')['square']} annotations")
+    vb = browser.histogram.getPlotItem().vb
+    browser.histogram._hover_bar(vb.mapViewToScene(QPointF(1, 1)))
+    assert browser.histogram.toolTip().startswith(f"square: {session.class_counts('val')['square']} annotations")
 
     browser.category_combo.setCurrentText("circle")
     expected = session.select(split="val", category="circle")
@@ -230,27 +230,27 @@ def test_histogram_labels_every_bar_shows_counts_and_filters_on_click(qtbot, bro
     session = open_dataset(sample_dataset, check_files=False)
     browser.set_session(session)
     counts = session.class_counts()
-    assert [t.toPlainText() for t in browser.bar_labels] == [f"{n:,}" for n in counts.values()]
-    vb = browser.plot.getPlotItem().vb
-    assert browser.bar_at(vb.mapViewToScene(QPointF(2, 1))) == 2
-    assert browser.bar_at(vb.mapViewToScene(QPointF(2.5, 1))) is None  # between bars
-    browser.select_bar(2)  # what a click on the bar does
+    assert [t.toPlainText() for t in browser.histogram.bar_labels] == [f"{n:,}" for n in counts.values()]
+    vb = browser.histogram.getPlotItem().vb
+    assert browser.histogram.bar_at(vb.mapViewToScene(QPointF(2, 1))) == 2
+    assert browser.histogram.bar_at(vb.mapViewToScene(QPointF(2.5, 1))) is None  # between bars
+    browser.histogram.select_bar(2)  # what a click on the bar does
     name = list(counts)[2]
     assert browser.category_combo.currentText() == name
     assert browser.current_refs() == session.select(category=name)
-    browser.select_bar(2)  # again: back to all categories
+    browser.histogram.select_bar(2)  # again: back to all categories
     assert browser.category_combo.currentIndex() == 0 and len(browser.current_refs()) == 64
 
     # Twenty long names on a narrow plot: every bar keeps a label, elided to its room.
     from PySide6.QtGui import QFontMetrics
 
-    browser.plot.resize(500, 160)
-    browser._bar_names = [f"a rather long category name {k}" for k in range(20)]
-    browser._update_ticks()
-    axis = browser.plot.getAxis("bottom")
+    browser.histogram.resize(500, 160)
+    browser.histogram._bar_names = [f"a rather long category name {k}" for k in range(20)]
+    browser.histogram._update_ticks()
+    axis = browser.histogram.getAxis("bottom")
     (ticks,) = axis._tickLevels
     assert [i for i, _ in ticks] == list(range(20))
-    metrics = QFontMetrics(axis.style.get("tickFont") or browser.plot.font())
+    metrics = QFontMetrics(axis.style.get("tickFont") or browser.histogram.font())
     assert all(metrics.horizontalAdvance(text) <= max(440 / 20, metrics.horizontalAdvance("ab…")) for _, text in ticks)
 
 

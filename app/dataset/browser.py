@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QRect, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QKeySequence, QPainter, QPen, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView, QSlider,
                                QSplitter, QStackedWidget, QStyle, QStyledItemDelegate, QVBoxLayout, QWidget)
 
@@ -22,6 +21,7 @@ from engine.data.paths import UnsafeFileName
 
 from ..widgets.colours import category_colour
 from ..widgets.elided_label import distinct_start, elide_name
+from .histogram import CategoryHistogram
 from .session import SORT_KEYS, DatasetSession, ImageRef
 from .start_page import StartPage
 from .thumbnails import ThumbnailLoader
@@ -520,27 +520,12 @@ class DatasetBrowser(QWidget):
         self.no_matches.setStyleSheet("color: #6b6b6b; font-size: 14px; padding: 24px;")
         self.no_matches.hide()
 
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.setMinimumHeight(120)
-        self.plot.getAxis("left").setLabel("annotations")
-        # Room for one line of names: the axis would otherwise size itself from
-        # the numeric ticks it had before the names arrived and clip them.
-        self.plot.getAxis("bottom").setHeight(QFontMetrics(self.plot.font()).height() + 14)
-        self.plot.showGrid(y=True, alpha=0.25)
-        self.bars: pg.BarGraphItem | None = None
-        self._bar_names: list[str] = []
-        self._bar_heights: list[int] = []
-        self.plot.installEventFilter(self)  # relabel the axis when its width changes
-        self.plot.scene().sigMouseMoved.connect(self._hover_bar)
-        self.plot.scene().sigMouseClicked.connect(self._clicked_plot)
-        self.bar_labels: list[pg.TextItem] = []
+        self.histogram = CategoryHistogram()
+        self.histogram.bar_clicked.connect(self.toggle_category)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.view)
-        splitter.addWidget(self.plot)
+        splitter.addWidget(self.histogram)
         splitter.setStretchFactor(0, 1)
         splitter.setSizes([520, 170])
         splitter.setChildrenCollapsible(False)
@@ -678,80 +663,19 @@ class DatasetBrowser(QWidget):
                             f"{len(self.model.refs):,} shown · {self.model.images_with_problems():,} with problems")
 
     def _update_histogram(self) -> None:
-        if self.bars is not None:
-            self.plot.removeItem(self.bars)
-            self.bars = None
-        for text in self.bar_labels:
-            self.plot.removeItem(text)
-        self.bar_labels = []
         if self.session is None:
-            self.plot.setTitle(None)
-            self._bar_names = []
-            self._update_ticks()
+            self.histogram.clear_counts()
             return
         filters = self._filters()
-        counts = self.session.class_counts(filters["split"])
-        names = list(counts)
-        heights = np.array([counts[n] for n in names], float)
-        selected = filters["category"]
-        brushes = [pg.mkBrush("#e65100" if name == selected else "#5b8bd0") for name in names]
-        self.bars = pg.BarGraphItem(x=np.arange(len(names)), height=heights, width=0.7,
-                                    brushes=brushes, pens=[pg.mkPen(None)] * len(names))
-        self.plot.addItem(self.bars)
-        self._bar_names, self._bar_heights = names, [counts[n] for n in names]
-        # The count on every bar: a class of 9 beside one of 975 is a sliver, but its number reads.
-        for i, name in enumerate(names):
-            text = pg.TextItem(f"{counts[name]:,}", color="#333333", anchor=(0.5, 1.0))
-            text.setPos(i, counts[name])
-            self.plot.addItem(text)
-            self.bar_labels.append(text)
-        self._update_ticks()
-        self.plot.setXRange(-0.6, len(names) - 0.4, padding=0)
-        self.plot.setYRange(0, max(1.0, heights.max(initial=0)) * 1.22, padding=0)  # room for the counts
-        where = filters["split"] or "all splits"
-        self.plot.setTitle(f"Annotations per category · {where}", size="9pt")
+        self.histogram.show_counts(self.session.class_counts(filters["split"]), filters["category"],
+                                   filters["split"] or "all splits")
 
-    def _update_ticks(self) -> None:
-        """Label every bar: names longer than a bar's room are elided (hover shows them whole)."""
-        names = self._bar_names
-        axis = self.plot.getAxis("bottom")
-        if not names:
-            axis.setTicks([[]])
-            return
-        metrics = QFontMetrics(axis.style.get("tickFont") or self.plot.font())
-        width = max(100, self.plot.width() - 60)  # less the left axis
-        room = max(metrics.horizontalAdvance("ab…"), int(width / len(names)) - 6)
-        axis.setTicks([[(i, metrics.elidedText(n, Qt.TextElideMode.ElideRight, room)) for i, n in enumerate(names)]])
-
-    def bar_at(self, scene_pos) -> int | None:
-        """The histogram bar under a scene position, or None."""
-        x = self.plot.getPlotItem().vb.mapSceneToView(scene_pos).x()
-        i = round(x)
-        return i if self._bar_names and 0 <= i < len(self._bar_names) and abs(x - i) <= 0.35 else None
-
-    def select_bar(self, i: int) -> None:
-        """Filter by the bar's category; clicking the selected bar again shows all categories."""
-        name = self._bar_names[i]
+    def toggle_category(self, name: str) -> None:
+        """Filter by ``name`` (a clicked bar); the category already filtered by shows all categories again."""
         if self.category_combo.currentText() == name:
             self.category_combo.setCurrentIndex(0)
         else:
             self.category_combo.setCurrentText(name)
-
-    def _clicked_plot(self, event) -> None:
-        i = self.bar_at(event.scenePos())
-        if i is not None and event.button() == Qt.MouseButton.LeftButton:
-            self.select_bar(i)
-
-    def _hover_bar(self, position) -> None:
-        """Name and count of the bar under the mouse: not every bar has its label."""
-        i = self.bar_at(position)
-        self.plot.setToolTip("" if i is None else f"{self._bar_names[i]}: {plural(self._bar_heights[i], 'annotation')}"
-                             "\nclick to show only this category")
-
-    def eventFilter(self, watched, event) -> bool:
-        if watched is self.plot and event.type() == QEvent.Type.Resize:
-            self._update_ticks()
-        return super().eventFilter(watched, event)
 
     # ---------------------------------------------------------------- view signals
     def _activated(self, index: QModelIndex) -> None:
