@@ -101,7 +101,7 @@ def throughput(loader, epochs: int) -> float:
     for epoch in range(epochs):
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
-        for k, batch in enumerate(loader):
+        for batch in loader:
             if start is None:  # the first batch pays for worker start-up
                 start = time.perf_counter()
                 continue

@@ -35,7 +35,8 @@ sys.path.insert(0, str(HERE.parent))
 
 # (name, task, preset, image size, batch, source image size, anchor case)
 CASES = [
-    ("resnet50-cls-224", "classification", "resnet-50", 224, 256, (500, 375), "hf-resnet50-cls-224 eager channels_last"),
+    ("resnet50-cls-224", "classification", "resnet-50", 224, 256, (500, 375),
+     "hf-resnet50-cls-224 eager channels_last"),
     ("detr-r50-800", "detection", "detr-resnet-50", 800, 16, (800, 600), "hf-detr-r50-800 eager"),
     ("segformer-b2-512", "segmentation", "segformer-b2", 512, 32, (640, 480), "hf-segformer-b2-512 eager"),
 ]

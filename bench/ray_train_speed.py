@@ -73,7 +73,8 @@ def main() -> None:
         "ray_steps_per_s_per_worker": round(ray_speed, 2),
         "per_worker_ratio": round(ray_speed / plain_speed, 2),
         "per_worker_ratio_same_threads": round(ray_speed / plain_1_speed, 2),
-        "ray_samples_per_s": round(ray_speed * 8 * args.workers, 1), "one_process_samples_per_s": round(plain_speed * 8, 1),
+        "ray_samples_per_s": round(ray_speed * 8 * args.workers, 1),
+        "one_process_samples_per_s": round(plain_speed * 8, 1),
         "one_process_wall_s": round(plain_s, 1), "ray_wall_s": round(ray_s, 1),
         "cpus": len(os.sched_getaffinity(0)), "load_1min": round(os.getloadavg()[0], 1),
     }))

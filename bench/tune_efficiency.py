@@ -110,7 +110,8 @@ def main() -> None:
         "early_stopped_share": round(early / len(trials), 2),
         "tune_overhead_s_per_trial": round(tune_outside / len(trials), 1),
         "plain_overhead_s_per_run": round(plain_outside, 1),
-        "warm_gap_s": _warm_gap_s(client, [t["run_id"] for t in trials if t["run_id"]]) if args.concurrent == 1 else None,
+        "warm_gap_s": (_warm_gap_s(client, [t["run_id"] for t in trials if t["run_id"]])
+                       if args.concurrent == 1 else None),
         "tune_added_s_per_trial": round((tune_outside - plain_outside) / len(trials), 1),
         "cpus": len(os.sched_getaffinity(0)), "load_1min": round(os.getloadavg()[0], 1),
     }))

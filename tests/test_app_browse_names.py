@@ -60,7 +60,8 @@ def test_tiles_with_a_long_shared_prefix_read_differently(qtbot, tmp_path):
     assert len(set(shown)) == len(names), shown
     for text, name in zip(shown, names):
         assert text.startswith("…") and name.endswith(text[1:])  # the distinguishing end is there
-        assert name in browser.model.data(browser.model.index(names.index(name)), Qt.ItemDataRole.ToolTipRole)  # tooltip: whole
+        tooltip = browser.model.data(browser.model.index(names.index(name)), Qt.ItemDataRole.ToolTipRole)
+        assert name in tooltip  # the tooltip has the whole name
     # Cut in the middle (as before), every tile read the same.
     option = QStyleOptionViewItem()
     option.initFrom(browser.view)

@@ -125,7 +125,8 @@ def test_start_up_path_imports_no_torch_or_training_stack(tmp_path):
     # Start-up time itself is measured in bench/gui_browse.py; here: what start-up must not load.
     code = ("import sys; from app.main import run; "
             f"rc = run(None, {str(tmp_path / 'ws')!r}, exit_after_show=True); "
-            "print('heavy', [m for m in ('torch', 'lightning', 'mlflow', 'ray', 'albumentations') if m in sys.modules])")
+            "print('heavy', [m for m in ('torch', 'lightning', 'mlflow', 'ray', 'albumentations') "
+            "if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert done.returncode == 0, done.stderr
@@ -310,10 +311,11 @@ def _clipped(page) -> list[str]:
 
     out = []
     for child in page.findChildren(QWidget):
-        if isinstance(child, (QAbstractButton, QComboBox)) or (isinstance(child, QLabel) and not child.wordWrap()):
-            if child.isVisible() and child.width() < child.minimumSizeHint().width():
-                text = child.text() if hasattr(child, "text") else type(child).__name__
-                out.append(f"{text!r}: {child.width()} < {child.minimumSizeHint().width()}")
+        one_line = isinstance(child, (QAbstractButton, QComboBox)) or (isinstance(child, QLabel)
+                                                                        and not child.wordWrap())
+        if one_line and child.isVisible() and child.width() < child.minimumSizeHint().width():
+            text = child.text() if hasattr(child, "text") else type(child).__name__
+            out.append(f"{text!r}: {child.width()} < {child.minimumSizeHint().width()}")
     return out
 
 

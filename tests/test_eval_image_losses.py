@@ -18,7 +18,8 @@ def test_each_images_loss_in_a_batch_is_its_loss_alone(checkpoint, auxiliary):
     model = load_model(checkpoint, "detection", num_labels=3, id2label={0: "a", 1: "b", 2: "c"},
                        pretrained=False).eval()
     if hasattr(model.config, "auxiliary_loss"):
-        model.config.auxiliary_loss = auxiliary  # per-layer outputs: (layers, batch) in DETR, (batch, layers) in RT-DETR
+        # per-layer outputs: (layers, batch) in DETR, (batch, layers) in RT-DETR
+        model.config.auxiliary_loss = auxiliary
     pixels = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         alone = torch.stack([model(pixel_values=pixels[i:i + 1], labels=[LABELS[i]]).loss for i in range(3)])

@@ -451,7 +451,8 @@ def _hf_route_detections(folder, sample_dataset):
     for batch in found:
         with torch.no_grad():
             outputs = model(pixel_values=batch["pixel_values"])
-        sizes = [(max(t["orig_size"].tolist()),) * 2 for t in batch["labels"]]  # boxes are relative to the square canvas
+        # the boxes are relative to the square canvas
+        sizes = [(max(t["orig_size"].tolist()),) * 2 for t in batch["labels"]]
         for target, one in zip(batch["labels"], processor.post_process_object_detection(
                 outputs, threshold=manifest["postprocessing"]["min_score"], target_sizes=sizes)):
             h, w = target["orig_size"].tolist()

@@ -55,7 +55,7 @@ def _start_head(extra_env: dict):
             return proc, url  # answering (with 401 under token auth)
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("ray start --head exited")
+                raise RuntimeError("ray start --head exited") from None
             time.sleep(1)
     _stop_head(proc)
     raise RuntimeError("the Ray head did not answer within 120 s")

@@ -38,7 +38,8 @@ def test_trained_weights_are_fine_tuned_at_a_tenth_of_the_rate(sample_dataset, t
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "resnet"}))
     assert _resolved("classification", sample_dataset, **{"model.checkpoint": str(folder)}).optim.lr == 1e-4
-    scratch = _resolved("classification", sample_dataset, **{"model.checkpoint": str(folder), "model.pretrained": False})
+    scratch = _resolved("classification", sample_dataset,
+                        **{"model.checkpoint": str(folder), "model.pretrained": False})
     assert scratch.optim.lr == 1e-3
     # An architecture the recipe does not know keeps the cautious rate.
     (folder / "config.json").write_text(json.dumps({"model_type": "swin"}))

@@ -101,7 +101,8 @@ def test_training_saves_the_resolved_recipe_in_run_yaml(sample_dataset, tmp_path
     assert result.status == "FINISHED"
     saved = RunConfig.load(tmp_path / "ws" / "runs" / result.run_id / "run.yaml")
     assert saved.augmentation.strength == "none" and saved.optim.scheduler == "wsd"
-    assert saved.augmentation.train == saved.augmentation.val == [{"name": "Resize", "height": 32, "width": 32, "area_for_downscale": "image"}]
+    resize = {"name": "Resize", "height": 32, "width": 32, "area_for_downscale": "image"}
+    assert saved.augmentation.train == saved.augmentation.val == [resize]
 
 
 def test_conditional_detr_scores_with_sigmoid_and_trains_a_step(sample_dataset):

@@ -9,6 +9,7 @@ silently overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -45,10 +46,8 @@ class FormMemory:
         return datasets if isinstance(datasets, dict) else {}
 
     def _set_aside(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.replace(self.file, self.file.with_name(self.file.name + ".bad"))
-        except OSError:
-            pass
 
     def recall(self, dataset: str | os.PathLike) -> dict[str, Any] | None:
         """The form values last remembered for ``dataset`` (with its folder as data.path), or None."""

@@ -20,11 +20,9 @@ def has_unused_parameters(model: Any) -> bool:
         # Conditional DETR scales the query position with `query_scale` from the second
         # decoder layer on: with a single decoder layer that module takes no part.
         return True
-    if model_type in ("rt_detr", "rt_detr_v2") and int(getattr(config, "num_denoising", 0)) > 0:
-        # RT-DETR's denoising queries are built from the batch's boxes: a process whose batch
-        # holds only images without boxes (negatives) leaves `denoising_class_embed` out.
-        return True
-    return False
+    # RT-DETR's denoising queries are built from the batch's boxes: a process whose batch
+    # holds only images without boxes (negatives) leaves `denoising_class_embed` out.
+    return model_type in ("rt_detr", "rt_detr_v2") and int(getattr(config, "num_denoising", 0)) > 0
 
 
 __all__ = ["has_unused_parameters"]

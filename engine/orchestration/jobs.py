@@ -211,16 +211,18 @@ def niced_command(command: list[str], nice: int, python: str | None = None) -> l
     """``command`` started at ``nice`` more than ours (a lower CPU priority), through a tiny exec."""
     if nice <= 0:
         return list(command)
-    return [python or sys.executable, "-c", "import os, sys; os.nice(int(sys.argv[1])); os.execvp(sys.argv[2], sys.argv[2:])",
-            str(int(nice)), *command]
+    exec_niced = "import os, sys; os.nice(int(sys.argv[1])); os.execvp(sys.argv[2], sys.argv[2:])"
+    return [python or sys.executable, "-c", exec_niced, str(int(nice)), *command]
 
 
-def relay_command(command: list[str], log_path: str | Path, python: str | None = None, nice: int = 0) -> list[str]:
+def relay_command(command: list[str], log_path: str | Path, python: str | None = None,
+                  nice: int = 0) -> list[str]:
     """``command`` run under :func:`relay`: its output goes to ``log_path`` and to our stdout.
 
     ``nice`` > 0 runs relay and command at a lower CPU priority (the desktop app's runs:
     training then takes every core the app leaves idle, but never delays the app's drawing)."""
-    relayed = [python or sys.executable, "-u", "-m", "engine.orchestration.jobs", "relay", str(log_path), "--", *command]
+    relayed = [python or sys.executable, "-u", "-m", "engine.orchestration.jobs", "relay", str(log_path), "--",
+               *command]
     return niced_command(relayed, nice, python=python)
 
 

@@ -126,7 +126,8 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
                                     failure_config=FailureConfig(max_failures=MAX_FAILURES),
                                     callbacks=list(ray_callbacks or []),
                                     # Ray keeps the best by the monitor, and the latest besides.
-                                    checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=monitor,
+                                    checkpoint_config=CheckpointConfig(num_to_keep=1,
+                                                                       checkpoint_score_attribute=monitor,
                                                                        checkpoint_score_order=mode)),
         )
         try:

@@ -32,7 +32,8 @@ def start_server(workspace: Path, host: str = "127.0.0.1", port: int = 5000,
     """Start ``mlflow server`` in a new process group; returns the process (see :func:`stop_server`)."""
     workspace = Path(workspace).resolve()
     workspace.mkdir(parents=True, exist_ok=True)
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    # Not a with-block: the server keeps writing to the log after this call returns.
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(server_command(workspace, host, port), stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=str(workspace))
 

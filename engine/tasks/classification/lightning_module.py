@@ -63,5 +63,5 @@ class ClassificationModule(BaseVisionModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         probs = self(batch["pixel_values"]).float().softmax(-1)
         scores, labels = probs.max(-1)
-        return [{"image_id": int(i), "label": int(l), "label_name": self.id2label[int(l)], "score": float(s)}
-                for i, l, s in zip(batch["image_ids"].tolist(), labels.tolist(), scores.tolist())]
+        return [{"image_id": int(i), "label": int(label), "label_name": self.id2label[int(label)], "score": float(s)}
+                for i, label, s in zip(batch["image_ids"].tolist(), labels.tolist(), scores.tolist())]

@@ -200,7 +200,8 @@ class BaseVisionModule(pl.LightningModule):
                              steps_per_epoch=steps_per_epoch, step_size=self.step_size, gamma=self.gamma)
 
         if self.scheduler_name != "plateau":
-            return [optimizer], [{"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "interval": "step"}]
+            stepwise = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            return [optimizer], [{"scheduler": stepwise, "interval": "step"}]
         # Plateau reacts to validation per epoch; its warm-up is applied in on_train_batch_start,
         # since a LambdaLR would overwrite the reductions every step.
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(

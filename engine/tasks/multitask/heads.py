@@ -31,7 +31,8 @@ class SegmentationHead(nn.Module):
 
     def __init__(self, channels: int, num_labels: int, dim: int):
         super().__init__()
-        self.project = nn.Sequential(nn.Conv2d(channels, dim, 1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
+        self.project = nn.Sequential(nn.Conv2d(channels, dim, 1, bias=False), nn.BatchNorm2d(dim),
+                                     nn.ReLU(inplace=True))
         self.stages = nn.ModuleList(
             nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
             for _ in range(2))
