@@ -33,9 +33,8 @@ def test_one_place_makes_an_mlflow_client():
     assert _calls_of("MlflowClient") == ["engine/tracking/client.py"]
 
 
-# Ray job metadata keys (not run tags) and the models layer's copy of the weights tag, which it
-# cannot import from tracking (a sibling layer); every reader and writer of runs uses tracking.tags.
-NOT_RUN_TAGS = {"engine/orchestration/ray_jobs.py", "engine/models/weights.py"}
+# Ray job metadata keys (not run tags); every reader and writer of runs uses tracking.tags.
+NOT_RUN_TAGS = {"engine/orchestration/ray_jobs.py"}
 
 
 def test_run_tag_names_are_written_only_in_the_tags_module():

@@ -15,11 +15,10 @@ from pathlib import Path
 from engine.models.family import checkpoint_config
 from engine.models.loading import checkpoint_kind
 from engine.models.presets import PRESET_FOR_HUB_ID, get_preset
+from engine.tracking.tags import WEIGHTS_TAG  # the run tag this module's summary is written under
 
 __all__ = ["WEIGHTS_TAG", "StartingWeights", "cached_checkpoints", "is_cached", "run_weights", "starting_weights"]
 
-#: the run tag that records which weights a run started from
-WEIGHTS_TAG = "lightbox.weights"
 # What save_pretrained writes (one file, or an index of shards).
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
