@@ -97,7 +97,8 @@ def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = (
                say: Callable[[str], None] = print) -> dict[str, Any]:
     """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message."""
     from engine.orchestration.evaluate import load_module
-    from engine.orchestration.local import TrainingError, build_datamodule
+    from engine.orchestration.builders import build_datamodule
+    from engine.orchestration.errors import TrainingError
 
     from .hf import write_hf_folder
     from .labels import checkpoint_labels
