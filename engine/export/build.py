@@ -96,9 +96,9 @@ def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = (
                dynamic_size: bool = True, tracking_uri: str | None = None, workspace: str | None = None,
                say: Callable[[str], None] = print) -> dict[str, Any]:
     """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message."""
-    from engine.orchestration.evaluate import load_module
     from engine.orchestration.builders import build_datamodule
     from engine.orchestration.errors import TrainingError
+    from engine.orchestration.evaluate import load_module
 
     from .hf import write_hf_folder
     from .labels import checkpoint_labels

@@ -36,8 +36,8 @@ def _mlflow_status(run_id: str, uri: str | None) -> str | None:
 
 def resolve_run(run_id: str, *, tracking_uri: str | None = None, workspace: str | None = None) -> Source:
     """The run's config, folder and best checkpoint (the newest one where none is best yet)."""
-    from engine.orchestration.evaluate import run_files
     from engine.orchestration.errors import TrainingError
+    from engine.orchestration.evaluate import run_files
 
     try:
         config, run_dir, checkpoint, uri = run_files(run_id, tracking_uri, workspace)
