@@ -146,6 +146,8 @@ def _add_tracking(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.config import SINGLE_TASKS  # the run flags below load engine.config anyway
+
     parser = argparse.ArgumentParser(
         prog="lightbox", description="Lightbox: from a COCO dataset to a trained, exported vision model.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -196,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_predict)
 
     mo = sub.add_parser("models", help="list the offline model presets")
-    mo.add_argument("--task", choices=["classification", "detection", "segmentation"])
+    mo.add_argument("--task", choices=SINGLE_TASKS)
     mo.set_defaults(func=_cmd_models)
     for name in VERB_MODULES:
         importlib.import_module(name).add_verbs(sub)
