@@ -64,9 +64,6 @@ class ThumbnailModel(QAbstractListModel):
         self.session: DatasetSession | None = None
         self.refs: list[ImageRef] = []
         self.thumb_size = DEFAULT_THUMB
-        # Loader keys are (generation, row): a reset bumps the generation, so
-        # results for rows of an older list are recognised and ignored.
-        self._generation = 0
         self._row_of: dict[ImageRef, int] | None = None  # built on first lookup after a reset
         self._pixmaps: OrderedDict[ImageRef, QPixmap] = OrderedDict()
         self._unreadable: dict[ImageRef, str] = {}
@@ -86,7 +83,6 @@ class ThumbnailModel(QAbstractListModel):
     def set_refs(self, refs: list[ImageRef]) -> None:
         self.beginResetModel()
         self.loader.cancel_pending()
-        self._generation += 1
         self.refs = list(refs)
         self._row_of = None
         self.endResetModel()
@@ -95,7 +91,6 @@ class ThumbnailModel(QAbstractListModel):
         if size == self.thumb_size:
             return
         self.loader.cancel_pending()
-        self._generation += 1  # results of the old size are not wanted any more
         self.thumb_size = size
         self._pixmaps.clear()
         if self.refs:
@@ -237,7 +232,8 @@ class ThumbnailModel(QAbstractListModel):
         image = self.loader.cache.get(key)
         if image is not None:
             return self._remember(ref, image)
-        self.loader.request((self._generation, row), key[0], key[1])
+        # The request names what it asks for (row, file, size): see _current_row.
+        self.loader.request((row, *key), key[0], key[1])
         return self.placeholder(broken=False)
 
     def _remember(self, ref: ImageRef, image: QImage) -> QPixmap:
@@ -248,8 +244,17 @@ class ThumbnailModel(QAbstractListModel):
         return pixmap
 
     def _current_row(self, key) -> int | None:
-        generation, row = key
-        return row if generation == self._generation and row < len(self.refs) else None
+        """The row an answer is for, if that row still shows that file at that size; None otherwise.
+
+        An answer asked for by an older list, dataset or thumbnail size names another file or
+        size for its row (or a row past the end), so it is recognised and ignored."""
+        row, path, size = key
+        if row >= len(self.refs):
+            return None
+        try:
+            return row if self._cache_key(self.refs[row]) == (path, size) else None
+        except UnsafeFileName:
+            return None
 
     def _thumbnail_ready(self, key, image: QImage) -> None:
         # The image is in the loader's cache: decoration() makes the pixmap if the row is
