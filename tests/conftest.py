@@ -6,6 +6,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import json  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -85,3 +87,74 @@ def browser(qtbot):
     yield widget
     widget.loader.cancel_pending()
     widget.loader.wait_idle(5)
+
+
+# ---------------------------------------------------------------------- helpers several test files share
+def wait_until(qtbot, predicate, timeout_s: float, what: str) -> None:
+    """Process Qt events until ``predicate()`` holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        qtbot.wait(100)
+
+
+@pytest.fixture
+def stop_at_close(monkeypatch):
+    """Closing the Train tab with a run going asks in a modal dialog; these tests answer "stop"."""
+    from app.training.train_tab import TrainTab
+
+    monkeypatch.setattr(TrainTab, "ask_close_choice", lambda self: "stop")
+
+
+#: categories of the tiny COCO folders below
+TINY_CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}]
+
+
+def tiny_images(folder: Path, names: list[str]) -> list[dict]:
+    """16x16 images written as ``names`` in ``folder``, and their COCO image records."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (16, 16), (40, 90, 160)).save(folder / name)
+    return [{"id": i + 1, "file_name": n, "width": 16, "height": 16} for i, n in enumerate(names)]
+
+
+def tiny_coco_doc(images: list[dict], labels: list[int], categories=TINY_CATEGORIES) -> dict:
+    """A COCO document with one box of category ``labels[i]`` on image ``i``."""
+    anns = [{"id": k + 1, "image_id": im["id"], "category_id": c, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}
+            for k, (im, c) in enumerate(zip(images, labels))]
+    return {"images": images, "annotations": anns, "categories": categories}
+
+
+def write_json(path: Path, doc: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def tiny_coco_folder(root: Path, train: list[int], val: list[int] | None, categories=TINY_CATEGORIES) -> Path:
+    """``annotations/instances_{train,val}.json`` with one image per label, images in train/ and val/."""
+    names = [f"train_{i:03d}.png" for i in range(len(train))]
+    write_json(root / "annotations" / "instances_train.json",
+               tiny_coco_doc(tiny_images(root / "train", names), train, categories))
+    if val is not None:
+        names = [f"val_{i:03d}.png" for i in range(len(val))]
+        write_json(root / "annotations" / "instances_val.json",
+                   tiny_coco_doc(tiny_images(root / "val", names), val, categories))
+    return root
+
+
+def write_cached_model(cache: Path, hub_id: str, with_weights: bool = True) -> Path:
+    """A tiny classifier saved with save_pretrained where huggingface_hub's cache keeps ``hub_id``."""
+    from engine.models.loading import load_model
+
+    repo = cache / ("models--" + hub_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    model = load_model("resnet-tiny", "classification", num_labels=2)
+    model.save_pretrained(snapshot)
+    if not with_weights:
+        (snapshot / "model.safetensors").unlink()
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    return snapshot

@@ -107,7 +107,7 @@ def test_the_weights_note_says_random_weights_for_an_offline_preset(qtbot, tab):
 def test_a_checkpoint_in_the_local_cache_is_preferred_and_said_to_be_pretrained(qtbot, tmp_path, _offline_cache):
     from app.training.model_choices import model_choices
     from app.training.run_form import RunForm
-    from tests.test_model_input_rules import _write_cached_model
+    from tests.conftest import write_cached_model as _write_cached_model
 
     _write_cached_model(_offline_cache, "lightbox-test/tiny-resnet")
     form = RunForm()

@@ -6,7 +6,9 @@ import json
 
 from app.dataset.health_panel import HealthPanel
 from app.dataset.session import open_dataset
-from tests.test_split_check import _doc, _images, _write
+from tests.conftest import tiny_coco_doc as _doc
+from tests.conftest import tiny_images as _images
+from tests.conftest import write_json as _write
 
 
 def _two_images(tmp_path):
@@ -70,7 +72,7 @@ def test_a_late_result_for_the_previous_dataset_is_dropped(qtbot, tmp_path, samp
 
 
 def test_the_split_of_two_files_is_checked(qtbot, tmp_path):
-    from tests.test_split_check import coco_folder
+    from tests.conftest import tiny_coco_folder as coco_folder
 
     root = coco_folder(tmp_path / "ds", train=[1] * 12, val=[1, 2])
     val_file = root / "annotations" / "instances_val.json"

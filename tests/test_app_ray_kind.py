@@ -8,7 +8,9 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("mlflow")
 
 from engine.orchestration import ray_jobs  # noqa: E402
-from tests.test_app_training import _no_close_dialog, _wait  # noqa: E402,F401 (the close dialog answers "stop")
+from tests.conftest import wait_until as _wait  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("stop_at_close")  # the close dialog answers "stop"
 
 ADDRESS = "http://127.0.0.1:8265"
 

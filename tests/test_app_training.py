@@ -10,6 +10,7 @@ import pytest
 from app.training.chart_data import RunData, ema
 from app.training.form_model import RunFormModel, field_from_schema, form_fields
 from app.training.progress import OutputSplitter, parse_progress
+from tests.conftest import wait_until
 
 pytest.importorskip("pytestqt")
 
@@ -105,19 +106,8 @@ def test_epochs_and_smoothing_of_chart_points():
 
 
 # ---------------------------------------------------------------------- the tab, end to end
-@pytest.fixture(autouse=True)
-def _no_close_dialog(monkeypatch):
-    """Closing with a run going would ask in a modal dialog; the tests answer "stop"."""
-    from app.training.train_tab import TrainTab
-
-    monkeypatch.setattr(TrainTab, "ask_close_choice", lambda self: "stop")
-
-
-def _wait(qtbot, predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        qtbot.wait(100)
+pytestmark = pytest.mark.usefixtures("stop_at_close")  # closing with a run going answers "stop"
+_wait = wait_until
 
 
 def _tiny(tab, **more):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import ConfigError, RunConfig
+from tests.conftest import write_cached_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,19 +70,7 @@ def test_the_command_line_refuses_the_size_before_training(tmp_path, sample_data
 
 
 # ---------------------------------------------------------------------- which weights
-def _write_cached_model(cache: Path, hub_id: str, with_weights: bool = True) -> Path:
-    """A tiny classifier saved with save_pretrained where huggingface_hub's cache keeps ``hub_id``."""
-    from engine.models.loading import load_model
-
-    repo = cache / ("models--" + hub_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / ("0" * 40)
-    model = load_model("resnet-tiny", "classification", num_labels=2)
-    model.save_pretrained(snapshot)
-    if not with_weights:
-        (snapshot / "model.safetensors").unlink()
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0" * 40)
-    return snapshot
+_write_cached_model = write_cached_model
 
 
 @pytest.fixture

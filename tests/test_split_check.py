@@ -16,37 +16,10 @@ from engine.cli import main
 from engine.data.problems import DatasetError
 from engine.data.split_check import MIN_TRAINING_IMAGES, check_dataset_split, check_run_data
 from engine.tasks.classification.datamodule import ClassificationDataModule
+from tests.conftest import TINY_CATEGORIES, tiny_coco_doc, tiny_coco_folder, tiny_images, write_json
 
-CATEGORIES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}]
-
-
-def _images(folder: Path, names: list[str]) -> list[dict]:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        Image.new("RGB", (16, 16), (40, 90, 160)).save(folder / name)
-    return [{"id": i + 1, "file_name": n, "width": 16, "height": 16} for i, n in enumerate(names)]
-
-
-def _doc(images: list[dict], labels: list[int], categories=CATEGORIES) -> dict:
-    anns = [{"id": k + 1, "image_id": im["id"], "category_id": c, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}
-            for k, (im, c) in enumerate(zip(images, labels))]
-    return {"images": images, "annotations": anns, "categories": categories}
-
-
-def _write(path: Path, doc: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc))
-    return path
-
-
-def coco_folder(root: Path, train: list[int], val: list[int] | None, categories=CATEGORIES) -> Path:
-    """``annotations/instances_{train,val}.json`` with one image per label, images in train/ and val/."""
-    names = [f"train_{i:03d}.png" for i in range(len(train))]
-    _write(root / "annotations" / "instances_train.json", _doc(_images(root / "train", names), train, categories))
-    if val is not None:
-        names = [f"val_{i:03d}.png" for i in range(len(val))]
-        _write(root / "annotations" / "instances_val.json", _doc(_images(root / "val", names), val, categories))
-    return root
+CATEGORIES = TINY_CATEGORIES
+_images, _doc, _write, coco_folder = tiny_images, tiny_coco_doc, write_json, tiny_coco_folder
 
 
 def codes(problems) -> list[str]:
