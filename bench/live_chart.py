@@ -1,4 +1,4 @@
-"""Benchmark: live charts of a real training run next to 8 long runs, offscreen (issue #9).
+"""Benchmark: live charts of a real training run next to 8 long runs, offscreen.
 
 A real child process (``python -m engine train``, ``resnet-tiny`` at 32 px on the sample
 data, a loss point every step) logs to a workspace's SQLite store, started by the app's

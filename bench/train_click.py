@@ -1,4 +1,4 @@
-"""Benchmark: does the window freeze between clicking Train and the first chart point? (issue #16 item 16)
+"""Benchmark: does the window freeze between clicking Train and the first chart point?
 
 The real app, offscreen: a :class:`MainWindow` on a fresh workspace opens the demo data
 (``lightbox demo-data``), shows the Train tab with the form's defaults, waits until it is

@@ -1,4 +1,4 @@
-"""#16 item 10: validation losses and scores on axes of their own (a loss of 10 does not flatten an
+"""Validation losses and scores on axes of their own (a loss of 10 does not flatten an
 mAP of 0.02), and legends that never cover a curve."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""#16 item 10: the confusion matrix's class names never run into one another
+"""The confusion matrix's class names never run into one another
 ("circlesquaretriangleblob"), at any class count and window size."""
 
 import itertools

@@ -1,4 +1,4 @@
-"""#16 item 9: a run that had ended and is resumed (the same MLflow run, RUNNING again) keeps
+"""A run that had ended and is resumed (the same MLflow run, RUNNING again) keeps
 being charted, without unticking and ticking it again."""
 
 import time

@@ -1,4 +1,4 @@
-"""#16 item 8 (the app's part): a failed run says why, from the ``lightbox.error`` tag the engine
+"""A failed run says why, from the ``lightbox.error`` tag the engine
 records (its last error line): in the run's Summary and as the Runs table row's tooltip."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""What froze the window after clicking Train (#16 item 16; bench/train_click.py measures it):
+"""What froze the window after clicking Train (bench/train_click.py measures it):
 full garbage-collector passes set off by background imports, the Augment tab's torch import
 starting under the Train tab, and the job asking MLflow for its run before the run exists."""
 

@@ -1,4 +1,4 @@
-"""The detection validation loss is a mean over images, whatever the batches (issue 15 item 14)."""
+"""The detection validation loss is a mean over images, whatever the batches."""
 
 import pytest
 import torch

@@ -56,7 +56,7 @@ class SearchResult:
 
 # ---------------------------------------------------------------------- search space
 def _config_path(key: str) -> str:
-    """``optim.lr`` as given, or a short name of the seed's examples (``lr``) made a full path."""
+    """``optim.lr`` as given, or its short name (``lr``) made a full path."""
     from engine.config import config_field_paths
 
     paths = config_field_paths()
