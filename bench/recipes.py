@@ -24,7 +24,7 @@ accuracy on the same validation images after the last epoch. Lightbox runs
 (augmentation strength, schedule and warm-up on "auto"); the plain loop is
 AdamW at a constant learning rate on images only resized.
 
-    .venv/bin/python bench/recipes.py [--epochs 5] [--size 32] [--batch 64] [--lr 1e-3] [--seeds 0 1 2]
+    .venv/bin/python bench/recipes.py [--epochs 5] [--size 32] [--batch 64] [--lr 1e-3] [--seeds 0 1 2 3 4]
 
 Each set is run with every seed on both sides; the table gives the mean top-1 and the
 spread (lowest-highest) over the seeds, and the difference of the means. A set counts
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     args = parser.parse_args(argv)
 
