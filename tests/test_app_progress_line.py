@@ -1,56 +1,57 @@
-"""The progress line tells the truth (#16 item 11): batch, step and epoch agree, and an ETA
-shows once an epoch (or a few batches) has been timed, although the bar redraws rarely."""
+"""The progress line is read from the training's progress events (JSON lines), not a bar's redraw:
+epoch, batch and step with their totals and the ETA the training timed, whatever else the log holds."""
 
 import pytest
-from tqdm import tqdm
 
-from app.training.progress import OutputSplitter, ProgressClock
+from app.training.progress import OutputSplitter, parse_progress
+from engine.tracking.progress_events import encode_event
 
 pytest.importorskip("pytestqt")
 
 
-def redraw(epoch: int, batch: int, batches: int, elapsed: float) -> str:
-    """A redraw of Lightning's training bar, rendered by tqdm itself."""
-    return "\r" + tqdm.format_meter(batch, batches, elapsed, prefix=f"Epoch {epoch}", ncols=100,
-                                    postfix="v_num=0" if batch else None)
+def event(kind="step", **fields) -> str:
+    counts = dict(epoch=3, epochs=34, batch=2, batches=3, step=8, steps=102, eta_s=41.2, loss=0.53)
+    return encode_event(kind, **{**counts, **fields})
 
 
-def test_a_rarely_redrawn_bar_still_gives_step_and_eta():
-    """3 batches an epoch, a redraw every 10 steps: the bar shows each epoch's "0/3" with
-    tqdm's remaining time unknown, and its end; the line used to say "batch 0/3 · step 3" at
-    epoch 3 with "ETA …" for good."""
-    splitter, clock, lines = OutputSplitter(), ProgressClock(), []
-
-    def arrive(text: str, now: float, epochs: int = 5) -> str:
-        splitter.feed(text)
-        progress = clock.update(splitter.progress, now, epochs)
-        lines.append(progress.describe(epochs))
-        return lines[-1]
-
-    assert arrive(redraw(0, 0, 3, 0.0), 0.0) == "epoch 1/5 · batch 0/3 · step 0 · ETA …"
-    # The epoch's three batches timed (2 s): 12 batches left at 2/3 s each.
-    assert arrive(redraw(0, 3, 3, 2.0), 2.0) == "epoch 1/5 · batch 3/3 · step 3 · ETA 0:08"
-    # Validation, then epoch 2 starts at 2.5 s: one epoch takes 2.5 s, four are left.
-    assert arrive("\n" + redraw(1, 0, 3, 0.0), 2.5) == "epoch 2/5 · batch 0/3 · step 3 · ETA 0:10"
-    assert arrive(redraw(1, 3, 3, 2.0), 4.5) == "epoch 2/5 · batch 3/3 · step 6 · ETA 0:08"
-    assert arrive("\n" + redraw(2, 0, 3, 0.0), 5.0) == "epoch 3/5 · batch 0/3 · step 6 · ETA 0:08"
-    # A charted step ahead of the bar wins; one behind it does not take the line back.
-    progress = splitter.progress
-    assert "step 7" in progress.describe(5, step=7) and "step 6" in progress.describe(5, step=3)
+def test_events_become_the_progress_line_and_never_reach_the_log():
+    splitter = OutputSplitter()
+    assert splitter.feed("recipe: 34 epochs of 3 optimiser steps\n" + event()[:20]) == [
+        "recipe: 34 epochs of 3 optimiser steps"]
+    assert splitter.progress is None  # half an event is not read
+    assert splitter.feed(event()[20:] + "\nhello\n") == ["hello"]
+    assert splitter.progress.describe() == "epoch 3/34 · batch 2/3 · step 8/102 · ETA 0:41"
+    assert splitter.progress.loss == pytest.approx(0.53)
+    # Not timed yet; a charted step ahead of the event's wins, one behind it does not take the line back.
+    splitter.feed(event("epoch_start", epoch=1, batch=0, step=0, eta_s=None) + "\n")
+    assert splitter.progress.describe() == "epoch 1/34 · batch 0/3 · step 0/102 · ETA …"
+    assert "step 7/102" in splitter.progress.describe(step=7)
+    assert "step 8/102" in parse_progress(event()).describe(step=3)
 
 
-def test_the_job_times_each_redraw_when_it_arrives(qtbot, tmp_path, monkeypatch):
-    from app.training import job as job_module
+def test_an_event_behind_a_prefix_is_read_and_a_cut_one_is_dropped():
+    """Ray writes the worker's name (in colour) before each of its lines; a killed child may leave half a line."""
+    ray_line = "\x1b[36m(RayTrainWorker pid=4242)\x1b[0m " + event(step=9, eta_s=3725) + "\n"
+    splitter = OutputSplitter()
+    assert splitter.feed(ray_line) == []
+    assert splitter.progress.describe() == "epoch 3/34 · batch 2/3 · step 9/102 · ETA 1:02:05"
+    assert splitter.feed(event()[:-5] + "\n") == []  # cut short: not a log line, not progress
+    assert splitter.progress.step == 9
+    assert parse_progress("Epoch 2:  33%|###       | 1/3 [00:02<00:04, 0.5it/s]") is None
+
+
+def test_the_job_shows_each_event_once_and_takes_the_trainings_epoch_count(qtbot, tmp_path):
     from app.training.process_job import ProcessJob
+    from engine.tracking.progress_events import EVENTS_ENV
 
-    now = [100.0]
-    monkeypatch.setattr(job_module.time, "monotonic", lambda: now[0])
     job = ProcessJob(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", config_path=tmp_path / "run.yaml")
-    job.epochs = 4
-    seen = []
+    assert job.environment[EVENTS_ENV] == "1"  # the child is asked for events
+    job.epochs = 40  # the form's count; the training's own (a step limit applied) wins
+    seen, logged = [], []
     job.progress.connect(lambda p: seen.append(p.describe(job.epochs)))
-    job._feed(redraw(0, 0, 10, 0.0))
-    now[0] = 103.0
-    job._feed(redraw(0, 3, 10, 3.0))  # 3 batches in 3 s: 37 batches left
+    job.output.connect(logged.extend)
+    job._feed(event("epoch_start", epoch=1, batch=0, step=0, eta_s=None) + "\n")
+    job._feed(event(epoch=1, batch=3, step=3, eta_s=37) + "\nsome warning\n")
     job._feed("")  # nothing new: nothing emitted
-    assert seen == ["epoch 1/4 · batch 0/10 · step 0 · ETA …", "epoch 1/4 · batch 3/10 · step 3 · ETA 0:37"]
+    assert seen == ["epoch 1/34 · batch 0/3 · step 0/102 · ETA …", "epoch 1/34 · batch 3/3 · step 3/102 · ETA 0:37"]
+    assert job.epochs == 34 and logged == ["some warning"] and job.log_lines == ["some warning"]

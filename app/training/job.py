@@ -18,7 +18,7 @@ from engine.orchestration import jobs
 
 from ..widgets.task_slot import TaskSlot
 from .engine_error import engine_error
-from .progress import OutputSplitter, ProgressClock
+from .progress import OutputSplitter
 
 #: The engine's exit status for a run that ended KILLED on a stop request (engine.cli).
 STOPPED_EXIT_CODE = 3
@@ -53,7 +53,6 @@ class TrainingJob(QObject):
         self.failure: str | None = None
         self._said: str | None = None
         self._splitter = OutputSplitter()
-        self._clock = ProgressClock()
         self._last_progress = None
         self._stop: jobs.StopSequence | None = None
         # The job's own threads: a Ray submission can take a minute, and the shared pool is for the charts.
@@ -120,7 +119,7 @@ class TrainingJob(QObject):
         return slot.start(fn, *args, **kwargs)
 
     def _feed(self, text: str) -> None:
-        """New output of the job: complete lines to the log, the latest progress redraw to the line."""
+        """New output of the job: complete lines to the log, the newest progress event to the line."""
         lines = self._splitter.feed(text)
         if lines:
             for line in lines:
@@ -130,8 +129,10 @@ class TrainingJob(QObject):
             self.log_lines.extend(lines)
             self.output.emit(lines)
         if self._splitter.progress is not None and self._splitter.progress is not self._last_progress:
-            self._last_progress = self._splitter.progress  # each redraw timed once, when it arrived
-            self.progress.emit(self._clock.update(self._last_progress, time.monotonic(), self.epochs))
+            self._last_progress = self._splitter.progress  # each event shown once
+            if self._last_progress.epochs:
+                self.epochs = self._last_progress.epochs  # the training's own count (recipe and step limit applied)
+            self.progress.emit(self._last_progress)
 
     def _conclude(self, code: int, failed: bool | None = None) -> None:
         """The job has ended with ``code``: note why it failed, if it did, then say so.

@@ -4,8 +4,9 @@ The range test trains the run's model for a few steps, so it runs as its own pro
 (``python -m engine lr-find --config FILE``; the app never trains in its own process),
 watched from a worker thread (``app.widgets.workers``): its first line says the size and
 batch it runs at (the config's, resolved by the same recipe as training), its progress
-bar becomes progress with an ETA, its closing JSON line the suggestion, and a failure the
-message the command printed.  One search at a time; a search can be cancelled (its
+events (``engine.tracking.progress_events``: step, steps, the ETA it timed) become
+progress, its closing JSON line the suggestion, and a failure the message the command
+printed.  One search at a time; a search can be cancelled (its
 process group is killed).
 """
 
@@ -20,23 +21,20 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from engine.orchestration import jobs
 from engine.orchestration.lr_find import SETUP_PREFIX
+from engine.tracking.progress_events import EVENTS_ENV, decode_event
 
 from ..widgets.task_slot import TaskSlot
 from ..widgets.workers import BACKGROUND_NICENESS
 from .progress import format_duration
 
-_STEPS = re.compile(r"(\d+)/(\d+) \[")
 _SETUP = re.compile(r"at (\d+) px")
 NUM_STEPS = 100  # the engine's default sweep
-#: Steps timed before an ETA is given (the first one also pays for the model's first pass).
-TIMED_STEPS = 2
 
 
 class LrFindError(RuntimeError):
@@ -45,22 +43,6 @@ class LrFindError(RuntimeError):
 
 class LrFindCancelled(LrFindError):
     """The search was cancelled; nothing is wrong."""
-
-
-class StepClock:
-    """ETA of a sweep from when its step counts arrived (tqdm's own guess starts as "?")."""
-
-    def __init__(self) -> None:
-        self._first: tuple[float, int] | None = None
-
-    def eta_s(self, done: int, total: int, now: float) -> float | None:
-        if self._first is None:
-            self._first = (now, done)
-            return None
-        began, first_done = self._first
-        if done - first_done < TIMED_STEPS or now <= began:
-            return None
-        return (total - done) * (now - began) / (done - first_done)
 
 
 def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: str | None = None,
@@ -75,8 +57,8 @@ def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: 
     command = jobs.niced_command(command, BACKGROUND_NICENESS, python=python)
     # A session of its own: cancelling kills the finder and any data-loading workers it started.
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
-    lines, partial, where, clock = [], "", "", StepClock()
+                             start_new_session=True, env={**os.environ, EVENTS_ENV: "1"})  # progress as events
+    lines, partial, where = [], "", ""
     try:
         with selectors.DefaultSelector() as sel:
             sel.register(child.stdout, selectors.EVENT_READ)
@@ -90,13 +72,13 @@ def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: 
                     break
                 *done, partial = (partial + chunk).replace("\r", "\n").split("\n")
                 for line in done:
-                    found = _STEPS.search(line)
-                    if found and progress is not None:
-                        step, total = int(found.group(1)), int(found.group(2))
-                        eta = clock.eta_s(step, total, time.monotonic())
-                        progress(where + (f" · ETA {format_duration(eta)}" if eta is not None else " · ETA …"),
-                                 step, total)
-                    elif line.strip() and not found:
+                    event = decode_event(line)
+                    if event is not None:
+                        if progress is not None and isinstance(event.get("step"), int) and event.get("steps"):
+                            eta = event.get("eta_s")
+                            progress(where + (f" · ETA {format_duration(eta)}" if eta is not None else " · ETA …"),
+                                     event["step"], int(event["steps"]))
+                    elif line.strip():
                         lines.append(line.strip())
                         if line.startswith(SETUP_PREFIX) and _SETUP.search(line):
                             where = f"at {_SETUP.search(line).group(1)} px"

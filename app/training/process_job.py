@@ -21,6 +21,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 
 from engine.orchestration import jobs
+from engine.tracking.progress_events import EVENTS_ENV
 
 from ..widgets.workers import BACKGROUND_NICENESS
 from .job import TrainingJob
@@ -48,7 +49,8 @@ class ProcessJob(TrainingJob):
                                                              tracking_uri=tracking_uri,
                                                              resume_run_id=resume_run_id), self.log_path,
                                           nice=BACKGROUND_NICENESS)
-        self.environment = jobs.child_environment(self.launch_id)  # this process's, plus the launch id
+        # This process's environment, plus the launch id and a request for progress events.
+        self.environment = {**jobs.child_environment(self.launch_id), EVENTS_ENV: "1"}
         self.process: subprocess.Popen | None = None
         self._log_offset = 0
         self._runs_stamp: int | None = None

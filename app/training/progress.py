@@ -1,75 +1,81 @@
 """Turning a training child's output into log lines and a progress line (Qt-free).
 
-The child's Lightning progress bar redraws one line with carriage returns
-("Epoch 2:  40%|####      | 4/10 [00:02<00:03, 1.9it/s, ...]"); :class:`OutputSplitter`
-keeps finished lines for the log panel and the latest redraw for the progress line,
-which :func:`parse_progress` reads.
-
-The bar redraws only every few batches (the run's logging interval), so on a short epoch
-the newest redraw is often the epoch's "0/3" with tqdm's remaining time unknown ("?").
-:class:`ProgressClock` times the redraws as they arrive instead: once one epoch has
-passed (validation included), or a few batches within one, it gives the run's ETA.
+The child writes its progress as JSON lines (:mod:`engine.tracking.progress_events`:
+epoch, batch, step, their totals, the remaining time it timed itself, the latest loss);
+the app asks for them by setting ``LIGHTBOX_PROGRESS_EVENTS=1`` in the child's
+environment. :class:`OutputSplitter` keeps every other line for the log panel and the
+newest event as :class:`Progress`, which :meth:`Progress.describe` turns into the line.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
-_BAR = re.compile(r"Epoch (\d+):.*?\|\s*(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
-_ANY_BAR = re.compile(r"\d+%\||\|\s*\d+/[\d?]+ \[")  # any tqdm redraw (validation bars too)
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+from engine.tracking.progress_events import EVENT_START, decode_event
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes (Ray's worker prefixes)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Progress:
-    epoch: int  # 0-based, as Lightning counts
-    batch: int
-    batches: int
-    elapsed_s: float
-    remaining_s: float | None  # of this epoch
-    #: Seconds until the run ends as :class:`ProgressClock` timed it (None: not timed yet).
-    measured_eta_s: float | None = None
+    """One progress event of a training child."""
 
-    @property
-    def step(self) -> int:
-        """Training batches done in the whole run (the optimiser step, without gradient accumulation)."""
-        return self.epoch * self.batches + self.batch
+    event: str  # epoch_start, step or epoch_end
+    epoch: int  # the epoch running, counted from 1
+    epochs: int | None
+    batch: int  # training batches done in this epoch
+    batches: int | None
+    step: int  # optimiser steps done in the run
+    steps: int | None
+    eta_s: float | None  # seconds left, as the training timed itself
+    loss: float | None = None  # the newest training loss, where the event carried it
 
-    def eta_s(self, epochs: int | None) -> float | None:
-        """Seconds until the run ends: as timed by the clock, else from tqdm's estimate for this epoch,
-        assuming every epoch takes as long as this one."""
-        if self.measured_eta_s is not None:
-            return self.measured_eta_s
-        if self.remaining_s is None:
-            return None
-        later = max(0, (epochs or self.epoch + 1) - self.epoch - 1)
-        return self.remaining_s + later * (self.elapsed_s + self.remaining_s)
-
-    def describe(self, epochs: int | None, step: int | None = None) -> str:
-        """The progress line; ``step`` (the newest charted step) is used when it is ahead of the bar's count."""
-        parts = [f"epoch {self.epoch + 1}" + (f"/{epochs}" if epochs else ""), f"batch {self.batch}/{self.batches}",
-                 f"step {max(self.step, step or 0)}"]
-        eta = self.eta_s(epochs)
-        parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA …")
+    def describe(self, epochs: int | None = None, step: int | None = None) -> str:
+        """The progress line. ``epochs`` stands in when the event has no total; ``step`` (the newest
+        charted step) is used when it is ahead of the event's."""
+        epochs = self.epochs or epochs
+        steps = f"/{self.steps}" if self.steps else ""
+        parts = [
+            f"epoch {self.epoch}" + (f"/{epochs}" if epochs else ""),
+            f"batch {self.batch}" + (f"/{self.batches}" if self.batches else ""),
+            f"step {max(self.step, step or 0)}{steps}",
+        ]
+        parts.append(f"ETA {format_duration(self.eta_s)}" if self.eta_s is not None else "ETA …")
         return " · ".join(parts)
 
 
-def _seconds(text: str) -> float | None:
-    if "?" in text:
+def _whole(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _real(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def progress_from_event(event: dict[str, Any]) -> Progress | None:
+    """The :class:`Progress` of a decoded event; None when it lacks the counts a line needs."""
+    epoch, batch, step = _whole(event.get("epoch")), _whole(event.get("batch")), _whole(event.get("step"))
+    if epoch is None or step is None:
         return None
-    total = 0.0
-    for part in text.split(":"):
-        total = total * 60 + float(part)
-    return total
+    return Progress(
+        str(event.get("event", "step")),
+        epoch,
+        _whole(event.get("epochs")),
+        batch or 0,
+        _whole(event.get("batches")),
+        step,
+        _whole(event.get("steps")),
+        _real(event.get("eta_s")),
+        _real(event.get("loss")),
+    )
 
 
 def parse_progress(line: str) -> Progress | None:
-    match = _BAR.search(line)
-    if not match:
-        return None
-    epoch, batch, batches, elapsed, remaining = match.groups()
-    return Progress(int(epoch), int(batch), int(batches), _seconds(elapsed) or 0.0, _seconds(remaining))
+    """The progress a line of the child's output carries, or None for any other line."""
+    event = decode_event(line)
+    return progress_from_event(event) if event is not None else None
 
 
 def format_duration(seconds: float | None) -> str:
@@ -82,68 +88,28 @@ def format_duration(seconds: float | None) -> str:
 
 
 class OutputSplitter:
-    """Feed it chunks of output; it returns complete lines and remembers the latest progress."""
+    """Feed it chunks of output; it returns the complete log lines and keeps the newest progress.
+
+    Progress lines never reach the log; ``progress`` is replaced by each new one.
+    """
 
     def __init__(self) -> None:
         self._partial = ""
         self.progress: Progress | None = None
 
     def feed(self, chunk: str) -> list[str]:
-        text = self._partial + chunk
+        *complete, self._partial = (self._partial + chunk).split("\n")
         lines: list[str] = []
-        *complete, self._partial = text.split("\n")
-        for line in complete:
-            redraws = _ANSI.sub("", line).split("\r")
-            self._note(redraws)
-            final = redraws[-1].strip() or next((r for r in reversed(redraws) if r.strip()), "")
-            if final and not _ANY_BAR.search(final):
-                lines.append(final)
-        self._note(self._partial.split("\r"))
-        if "\r" in self._partial:  # keep only the latest redraw of an unfinished line
-            self._partial = self._partial.rsplit("\r", 1)[-1]
+        for raw in complete:
+            # A line redrawn in place (carriage returns) is logged as it finally read.
+            line = next((part for part in reversed(_ANSI.sub("", raw).split("\r")) if part.strip()), "").strip()
+            if not line:
+                continue
+            if EVENT_START not in line:
+                lines.append(line)
+                continue
+            # An event cut short (a killed child) or lacking the counts is neither shown nor logged.
+            event = decode_event(line)
+            found = progress_from_event(event) if event is not None else None
+            self.progress = found or self.progress
         return lines
-
-    def _note(self, redraws: list[str]) -> None:
-        for redraw in reversed(redraws):
-            found = parse_progress(redraw)
-            if found is not None:
-                if found != self.progress:  # the same redraw read again (an unfinished line) is not news
-                    self.progress = found
-                return
-
-
-#: Batches within one epoch that give a rate to go by before a whole epoch has been timed.
-FEW_BATCHES = 3
-
-
-class ProgressClock:
-    """Times the progress redraws as they arrive and gives each one the run's ETA.
-
-    Once an epoch has passed, the next ones are taken to last as long (the newest whole
-    epoch, its validation included); before that, the rate of the batches seen in this
-    epoch, once there are :data:`FEW_BATCHES` of them.
-    """
-
-    def __init__(self) -> None:
-        self._epoch_start: dict[int, float] = {}  # epoch -> when its first redraw arrived
-        self._first: tuple[int, int, float] | None = None  # (epoch, batch, time) of this epoch's first redraw
-
-    def update(self, progress: Progress, now: float, epochs: int | None) -> Progress:
-        if progress.epoch not in self._epoch_start:
-            self._epoch_start[progress.epoch] = now
-            self._first = (progress.epoch, progress.batch, now)
-        return replace(progress, measured_eta_s=self._eta(progress, now, epochs or progress.epoch + 1))
-
-    def _eta(self, progress: Progress, now: float, epochs: int) -> float | None:
-        later = max(0, epochs - progress.epoch - 1)
-        started = self._epoch_start[progress.epoch]
-        previous = self._epoch_start.get(progress.epoch - 1)
-        if previous is not None:
-            epoch_s = started - previous
-            return max(0.0, epoch_s - (now - started)) + later * epoch_s
-        first_epoch, first_batch, first_time = self._first
-        done = progress.batch - first_batch
-        if first_epoch == progress.epoch and done >= FEW_BATCHES and now > first_time:
-            batch_s = (now - first_time) / done
-            return ((progress.batches - progress.batch) + later * progress.batches) * batch_s
-        return None

@@ -60,6 +60,8 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
     from engine.orchestration.trainer import build_trainer, quiet_known_noise
     from engine.recipe_optim import family_of
     from engine.recipes import resolve_recipe
+    from engine.tracking.progress_callback import ProgressEvents
+    from engine.tracking.progress_events import events_wanted
 
     quiet_known_noise()
     # The run as training would set it up: the recipe's choices, the same speed switches.
@@ -73,8 +75,11 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
     module = build_module(config, datamodule, speed)
     with tempfile.TemporaryDirectory(prefix="lightbox-lr-find-") as tmp:
         # The sweep sets its own step limit; no checkpoints, no validation.
+        # Progress events (when asked for) count the sweep's steps, not the run's.
+        events = [ProgressEvents(steps=num_steps)] if events_wanted() else []
         trainer = build_trainer(speed, config, progress=progress, devices=1, max_epochs=10_000, max_steps=-1,
-                                enable_checkpointing=False, default_root_dir=tmp, limit_val_batches=0)
+                                enable_checkpointing=False, default_root_dir=tmp, limit_val_batches=0,
+                                callbacks=events)
         finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr,
                                         num_training=num_steps, update_attr=False, attr_name="lr")
     if finder is None:

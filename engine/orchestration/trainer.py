@@ -3,7 +3,8 @@
 Local training, each Ray Train worker, the learning-rate finder, evaluation and
 prediction all build theirs with :func:`build_trainer`, so a setting they share (no
 Lightning logger: MLflow is fed by a callback; no model summary; device and precision
-from :mod:`engine.orchestration.speed`) is set once.
+from :mod:`engine.orchestration.speed`; progress as JSON lines when a program asked for
+them, see :mod:`engine.tracking.progress_events`) is set once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import RunConfig
 from engine.orchestration.speed import Speed
+from engine.tracking.progress_events import events_wanted
 
 if TYPE_CHECKING:  # only for annotations: importing this module stays free of Lightning
     import lightning.pytorch as pl
@@ -63,7 +65,25 @@ def build_trainer(speed: Speed, config: RunConfig | None = None, *, progress: bo
         arguments.update(max_epochs=optim.epochs, max_steps=optim.max_steps or -1, gradient_clip_val=optim.grad_clip,
                          accumulate_grad_batches=optim.accumulate_grad_batches, num_sanity_val_steps=0)
     arguments.update(settings)
+    if config is not None and events_wanted():
+        arguments.update(with_progress_events(arguments.get("callbacks")))
     return pl.Trainer(**arguments)
 
 
-__all__ = ["build_trainer", "data_parallel_strategy", "quiet_known_noise"]
+def with_progress_events(callbacks: list | None) -> dict[str, Any]:
+    """Trainer arguments that write progress events instead of drawing a bar.
+
+    The program that asked for the events reads the child's output, where a bar's redraws
+    would only be noise; a ``ProgressEvents`` already given (with its own step total) is kept.
+    """
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from engine.tracking.progress_callback import ProgressEvents
+
+    kept = [callback for callback in callbacks or [] if not isinstance(callback, ProgressBar)]
+    if not any(isinstance(callback, ProgressEvents) for callback in kept):
+        kept.append(ProgressEvents())
+    return dict(callbacks=kept, enable_progress_bar=False)
+
+
+__all__ = ["build_trainer", "data_parallel_strategy", "quiet_known_noise", "with_progress_events"]
