@@ -6,8 +6,8 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
-from app.dataset.thumbnail_model import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE
 from app.dataset.session import ImageRef, open_dataset
+from app.dataset.thumbnail_model import PROBLEMS_ROLE, REF_ROLE, UNREADABLE_ROLE
 from app.dataset.thumbnails import ThumbnailCache, ThumbnailLoader
 
 

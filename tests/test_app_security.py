@@ -5,8 +5,8 @@ import json
 import pytest
 from PIL import Image
 
-from app.dataset.thumbnail_model import UNREADABLE_ROLE
 from app.dataset.session import ImageRef, open_dataset
+from app.dataset.thumbnail_model import UNREADABLE_ROLE
 from app.dataset.viewer import ImageViewer
 from engine.data import images as image_io
 from engine.data.paths import UnsafeFileName

@@ -7,10 +7,8 @@ checks the engine's split check, the data module a run trains with, and the CLI.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from engine.cli import main
 from engine.data.problems import DatasetError

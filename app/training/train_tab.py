@@ -19,8 +19,18 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit, QPushButton,
-                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..widgets.banner import Banner
 from ..widgets.task_slot import TaskSlot
@@ -172,8 +182,9 @@ class TrainTab(QWidget):
         if not problems:
             self.banner.clear("split")
             return
-        lines = [f"{Path(p.file).name}: {p.message}" if p.file else p.message for p in problems[:4]] + ([f"… and {len(problems) - 4} more (Health tab)"]
-                                                      if len(problems) > 4 else [])
+        lines = [f"{Path(p.file).name}: {p.message}" if p.file else p.message for p in problems[:4]]
+        if len(problems) > 4:
+            lines.append(f"… and {len(problems) - 4} more (Health tab)")
         kind = "error" if any(p.severity == "error" for p in problems) else "warning"
         self.banner.show_message("This split may not train well:\n" + "\n".join(lines), kind=kind, cause="split")
 

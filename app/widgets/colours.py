@@ -33,7 +33,8 @@ def category_colour(label: int) -> QColor:
 
 
 def category_hex(label: int) -> str:
-    return "#%02x%02x%02x" % category_rgb(label)
+    red, green, blue = category_rgb(label)
+    return f"#{red:02x}{green:02x}{blue:02x}"
 
 
 def luminance(rgb: tuple[int, int, int]) -> float:
