@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..widgets.workers import run_in_background
+from ..widgets.task_slot import TaskSlot
 from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData, is_loss
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
@@ -79,7 +79,7 @@ class MetricPoller(QObject):
 
         self.tracking_uri = tracking_uri
         self.readers: dict[str, tuple[str, str]] = {}  # run_id -> (tracking uri, "live" | "backlog")
-        self._tasks: dict = {}  # run_id -> its poll in flight
+        self._slots: dict[str, TaskSlot] = {}  # run_id -> the slot of its reads (one at a time)
         self._start_over: set[str] = set()
         # run_id -> the (status, end_time) it was settled at (None until its first status check)
         self._settled: dict[str, tuple | None] = {}
@@ -101,7 +101,10 @@ class MetricPoller(QObject):
         behind the histories of finished runs.
         """
         if run_id not in self.readers:
-            self.readers[run_id] = (tracking_uri or self.tracking_uri, "live" if live else "backlog")
+            process = "live" if live else "backlog"
+            self.readers[run_id] = (tracking_uri or self.tracking_uri, process)
+            # A child of the poller: once the poller is gone, no read's answer can call into it.
+            self._slots[run_id] = TaskSlot(self, pool=self._threads[process])
             self._start_over.add(run_id)
         self._settled.pop(run_id, None)  # watched again (e.g. resumed): it may grow again
         if not self.timer.isActive():
@@ -112,33 +115,30 @@ class MetricPoller(QObject):
         uri, process = self.readers.pop(run_id, (None, None))
         if uri is not None:
             self._processes[process].forget(uri, run_id)
+            slot = self._slots.pop(run_id)
+            slot.cancel()  # a read in flight is not charted
+            slot.deleteLater()
         self._settled.pop(run_id, None)
 
     def poll(self) -> None:
         self._ticks += 1
         for run_id, reader in list(self.readers.items()):
-            busy = self._tasks.get(run_id)
-            if busy is not None and not busy.done.is_set():
+            slot = self._slots[run_id]
+            if slot.busy:
                 continue  # one read per run at a time
             uri, process = reader
             if run_id in self._settled:
                 if self._ticks % self._recheck_every == 0:
-                    self._tasks[run_id] = run_in_background(
-                        self._processes[process].state, uri, run_id, pool=self._threads[process],
-                        on_done=lambda state, r=run_id, rd=reader: self._rechecked(r, rd, state),
-                        on_error=lambda _message, r=run_id: self._tasks.pop(r, None))
+                    slot.start(self._processes[process].state, uri, run_id,
+                               on_done=lambda state, r=run_id: self._rechecked(r, state))
                 continue
             start_over = run_id in self._start_over
             self._start_over.discard(run_id)
-            self._tasks[run_id] = run_in_background(
-                self._processes[process].poll, uri, run_id, start_over, pool=self._threads[process],
-                on_done=lambda result, r=run_id, rd=reader: self._answered(r, rd, result),
-                on_error=lambda _message, r=run_id: self._tasks.pop(r, None))
+            slot.start(self._processes[process].poll, uri, run_id, start_over,
+                       on_done=lambda result, r=run_id: self._answered(r, result))
 
-    def _answered(self, run_id: str, reader, result) -> None:
-        self._tasks.pop(run_id, None)
-        if self.readers.get(run_id) is not reader:
-            return  # unwatched (or watched anew) while it was read
+    def _answered(self, run_id: str, result) -> None:
+        reader = self.readers[run_id]  # its slot was dropped if it was unwatched: it is still watched
         fresh, status, tags = result
         if status in ENDED:
             self._settled[run_id] = None  # it had ended before these points were read: no more will come
@@ -150,9 +150,8 @@ class MetricPoller(QObject):
         self.status.emit(run_id, status, tags)
         self.polled.emit(time.time())
 
-    def _rechecked(self, run_id: str, reader, state: tuple) -> None:
-        self._tasks.pop(run_id, None)
-        if self.readers.get(run_id) is not reader or run_id not in self._settled:
+    def _rechecked(self, run_id: str, state: tuple) -> None:
+        if run_id not in self._settled:
             return
         known, (status, _end) = self._settled[run_id], state
         if status not in ENDED or (known is not None and tuple(known) != tuple(state)):
