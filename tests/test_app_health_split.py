@@ -63,7 +63,7 @@ def test_a_late_result_for_the_previous_dataset_is_dropped(qtbot, tmp_path, samp
     panel = HealthPanel()
     qtbot.addWidget(panel)
     panel.set_session(open_dataset(_two_images(tmp_path), check_files=False))
-    stale = panel._split_task
+    stale = panel._split_slot.task
     panel.set_session(open_dataset(sample_dataset, check_files=False))
     stale.join(5)
     qtbot.waitUntil(lambda: not panel.split_check_pending(), timeout=5000)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QThreadPool, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
@@ -18,7 +18,7 @@ from engine.data.problems import Problem
 from engine.data.split_check import check_folder_split
 
 from ..widgets.banner import Banner
-from ..widgets.workers import BackgroundTask
+from ..widgets.task_slot import TaskSlot
 
 COLUMNS = ("Severity", "Problem", "File", "Image", "Annotation", "Message")
 PROBLEM_ROLE = Qt.UserRole + 1
@@ -107,7 +107,7 @@ class HealthPanel(QWidget):
         self.dataset_problems: list[Problem] = []
         self.split_problems: list[Problem] = []
         self._checked_files = True
-        self._split_task: BackgroundTask | None = None
+        self._split_slot = TaskSlot(self)  # the split check of the dataset opened last
         self.split_banner = Banner("splitBanner")
         self.summary = QLabel("No dataset open.")
         self.summary.setObjectName("healthSummary")
@@ -142,31 +142,18 @@ class HealthPanel(QWidget):
     def set_session(self, session) -> None:
         """Check the opened dataset's train/validation split in the background (a DatasetSession:
         its indexes are already loaded, so nothing is read from disk again)."""
-        if self._split_task is not None:
-            self._split_task.cancel()
-        self._split_task = None
+        self._split_slot.cancel()  # a result for a dataset opened before is dropped
         self.set_split_problems([])
         if session is None:
             return
-        task = BackgroundTask(check_folder_split, session.folder, dict(session.indexes))
-        task.signals.finished.connect(lambda problems, t=task: self._split_checked(t, problems))
-        task.signals.failed.connect(lambda message, t=task: self._split_failed(t, message))
-        self._split_task = task
-        QThreadPool.globalInstance().start(task)  # connected first: a quick result is not missed
+        self._split_slot.start(check_folder_split, session.folder, dict(session.indexes),
+                               on_done=self.set_split_problems, on_error=self._split_failed)
 
-    def _split_checked(self, task: BackgroundTask, problems: list[Problem]) -> None:
-        if task is self._split_task:  # a result for a dataset opened before is dropped
-            self._split_task = None
-            self.set_split_problems(problems)
-
-    def _split_failed(self, task: BackgroundTask, message: str) -> None:
-        if task is self._split_task:
-            self._split_task = None
-            self.split_banner.show_message(f"The training split could not be checked: {message}", "error",
-                                           cause="split")
+    def _split_failed(self, message: str) -> None:
+        self.split_banner.show_message(f"The training split could not be checked: {message}", "error", cause="split")
 
     def split_check_pending(self) -> bool:
-        return self._split_task is not None
+        return self._split_slot.busy
 
     def set_split_problems(self, problems: list[Problem]) -> None:
         """What keeps the train/validation split from training well: the strip and table rows."""
