@@ -16,6 +16,7 @@ from PySide6.QtCore import QTimer
 
 from engine.orchestration import jobs
 
+from ..widgets.task_slot import TaskSlot
 from .job import TrainingJob
 
 POLL_MS = 2000
@@ -75,7 +76,7 @@ class RayJob(TrainingJob):
         self._token: str | None = None
         self._since_ms = 0
         self._log_len = 0
-        self._polling = False
+        self._poll_slot = TaskSlot(self, pool=self.pool)  # one status-and-log read at a time
         self._stop_when_submitted = False
         self._last_error: str | None = None
         self._poll_timer = QTimer(self)
@@ -156,14 +157,12 @@ class RayJob(TrainingJob):
         self._end()
 
     def _poll(self) -> None:
-        if self._polling or self.job_id is None or not self.alive():
+        if self._poll_slot.busy or self.job_id is None or not self.alive():
             return
-        self._polling = True
-        self._background(poll, self.address, self.job_id, self._token, on_done=self._polled,
-                         on_error=self._poll_failed)
+        self._poll_slot.start(poll, self.address, self.job_id, self._token, on_done=self._polled,
+                              on_error=self._poll_failed)
 
     def _polled(self, answer) -> None:
-        self._polling = False
         self._last_error = None
         info, logs = answer
         if len(logs) < self._log_len:  # the cluster restarted the log: show it again from the top
@@ -184,7 +183,6 @@ class RayJob(TrainingJob):
             self._end()
 
     def _poll_failed(self, message: str) -> None:
-        self._polling = False
         if message != self._last_error:  # say it once, keep trying
             self._last_error = message
             self._say(f"cannot follow the Ray job: {message}")
