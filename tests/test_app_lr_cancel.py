@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from app.training.lr_suggest import StepClock
-
 pytest.importorskip("pytestqt")
 
 
@@ -29,12 +27,6 @@ def _finders_of(folder: str) -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def test_the_eta_comes_once_two_steps_are_timed():
-    clock = StepClock()
-    assert clock.eta_s(1, 100, 10.0) is None and clock.eta_s(2, 100, 12.0) is None
-    assert clock.eta_s(3, 100, 14.0) == pytest.approx(97 * 2.0)
 
 
 def test_suggest_shows_size_steps_and_eta_and_cancel_stops_the_finder(qtbot, tmp_path, sample_dataset):

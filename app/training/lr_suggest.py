@@ -45,6 +45,12 @@ class LrFindCancelled(LrFindError):
     """The search was cancelled; nothing is wrong."""
 
 
+def finder_environment() -> dict[str, str]:
+    """The finder's environment: ours, asking for progress events and no bars (Lightning's
+    finder draws one of its own, which would only fill the lines kept for its message)."""
+    return {**os.environ, EVENTS_ENV: "1", "TQDM_DISABLE": "1"}
+
+
 def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: str | None = None,
                 progress=None, cancel: threading.Event | None = None) -> float:
     """Run ``lightbox lr-find`` on ``config_path`` in a child process; the suggested learning rate.
@@ -57,7 +63,7 @@ def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: 
     command = jobs.niced_command(command, BACKGROUND_NICENESS, python=python)
     # A session of its own: cancelling kills the finder and any data-loading workers it started.
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, env={**os.environ, EVENTS_ENV: "1"})  # progress as events
+                             start_new_session=True, env=finder_environment())
     lines, partial, where = [], "", ""
     try:
         with selectors.DefaultSelector() as sel:

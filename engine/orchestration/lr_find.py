@@ -80,6 +80,8 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
         trainer = build_trainer(speed, config, progress=progress, devices=1, max_epochs=10_000, max_steps=-1,
                                 enable_checkpointing=False, default_root_dir=tmp, limit_val_batches=0,
                                 callbacks=events)
+        if events:
+            report_from_the_module(module, events[0])
         finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr,
                                         num_training=num_steps, update_attr=False, attr_name="lr")
     if finder is None:
@@ -93,6 +95,27 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
         except (IndexError, ValueError):  # too few finite points for a gradient
             suggestion = None
     return LrSuggestion(float(suggestion) if suggestion else None, min_lr, max_lr, len(lrs), lrs, losses)
+
+
+def report_from_the_module(module, events) -> None:
+    """Have ``module``'s own hooks drive the ``events`` callback during the sweep.
+
+    Lightning's finder trains with its own callback in place of the Trainer's (and draws
+    its own bar); the module's hooks are the ones still called, so the events ride on them.
+    """
+
+    def chained(hook: str):
+        own = getattr(module, hook)
+
+        def both(*args):
+            result = own(*args)
+            getattr(events, hook)(module.trainer, module, *args)
+            return result
+
+        return both
+
+    for hook in ("on_train_start", "on_train_batch_end"):
+        setattr(module, hook, chained(hook))
 
 
 def _cmd_lr_find(args: argparse.Namespace) -> int:
