@@ -9,7 +9,8 @@ import pytest
 
 from app.training.chart_data import RunData, ema
 from app.training.form_model import RunFormModel, field_from_schema, form_fields
-from app.training.progress import OutputSplitter, parse_progress
+from app.training.progress import parse_progress
+from engine.tracking.progress_events import encode_event
 from tests.conftest import wait_until
 
 pytest.importorskip("pytestqt")
@@ -39,7 +40,7 @@ def test_the_progress_line_knows_the_epochs_the_recipe_chose(qtbot, tmp_path):
     job._feed("recipe: learning rate 0.001: rt_detr_v2 from random weights\n"
               "recipe: 100 epochs of 3 optimiser steps (at least 300 steps for rt_detr_v2 from random weights)\n")
     assert job.epochs == 100
-    progress = parse_progress("Epoch 2:  33%|###       | 1/3 [00:02<00:04, 0.5it/s]")
+    progress = parse_progress(encode_event("step", epoch=3, batch=1, batches=3, step=7))
     assert progress.describe(job.epochs).startswith("epoch 3/100")
 
 
@@ -80,18 +81,6 @@ def test_the_configs_own_error_lands_on_the_field_it_names(tmp_path):
 
     again.load_config(RunConfig.load(tmp_path / "run.yaml"))
     assert again.values["optim.lr"] == 3e-4 and again.values["data.val_split"] == "val"
-
-
-def test_progress_lines_are_read_from_the_progress_bar():
-    splitter = OutputSplitter()
-    lines = splitter.feed("starting\rEpoch 1:  40%|####      | 4/10 [00:02<00:03, 1.9it/s]\rEpoch 1:  50%|#")
-    assert lines == []
-    lines = splitter.feed("####     | 5/10 [00:02<00:02, 1.9it/s]\nhello\n")
-    assert lines == ["hello"]
-    p = splitter.progress
-    assert (p.epoch, p.batch, p.batches, p.remaining_s) == (1, 5, 10, 2.0)
-    assert p.eta_s(3) == 2.0 + 1 * 4.0
-    assert parse_progress("nothing here") is None
 
 
 def test_epochs_and_smoothing_of_chart_points():
