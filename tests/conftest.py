@@ -12,6 +12,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+#: the repository's root (tests live in tests/<package>/...)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 #: the home folder of the person running the tests, which the tests must leave alone
 REAL_HOME = os.environ.get("HOME")
 #: where a Ray token (or a Ray auth choice) from the person's own setup could come from

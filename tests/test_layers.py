@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT
+
+ROOT = REPO_ROOT
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # The no-import-circles contract has its own test (test_import_contracts.py).
 LAYER_CONTRACTS = ("engine-layers", "engine-headless", "app-models-qt-free")

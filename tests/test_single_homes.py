@@ -1,9 +1,10 @@
 """Concepts with one home: the Lightning Trainer, the MLflow client, the names of run tags."""
 
 import ast
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 def _sources():

@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 from app.cli import main
+from tests.conftest import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def test_demo_data_writes_a_clean_dataset(tmp_path, capsys):
@@ -85,10 +86,10 @@ print("last line", flush=False)
 exit_process(7)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=REPO_ROOT)
     assert done.returncode == 7, done.stderr
     assert done.stdout.strip() == "last line"  # flushed, though os._exit skips the usual flush
     assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "finished"
     plain = subprocess.run([sys.executable, "-c", "from engine.cli import exit_process; exit_process(4)"],
-                           timeout=60, cwd=Path(__file__).resolve().parents[1])
+                           timeout=60, cwd=REPO_ROOT)
     assert plain.returncode == 4

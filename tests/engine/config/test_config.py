@@ -9,8 +9,9 @@ import pytest
 
 import engine.config as config
 from engine.config import ConfigError, RunConfig, yaml_io
+from tests.conftest import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 def _error(text: str, source: str | None = "run.yaml") -> ConfigError:

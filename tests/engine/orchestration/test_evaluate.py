@@ -14,8 +14,9 @@ from engine.cli import main
 from engine.config import RunConfig
 from engine.orchestration import evaluate
 from engine.orchestration.local import TrainingError, train
+from tests.conftest import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _config(data, workspace, task="classification", model="resnet-tiny", **overrides):

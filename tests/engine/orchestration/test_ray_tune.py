@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from engine.cli import main  # noqa: E402
 from engine.orchestration.tune import SearchError, to_tune_space  # noqa: E402
 from engine.tracking.tags import EARLY_STOPPED_TAG, PARENT_RUN_TAG, SEARCH_TAG  # noqa: E402
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,6 @@ def test_ctrl_c_on_lightbox_tune_keeps_and_reports_the_finished_trials(sample_da
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     workspace = tmp_path / "ws"
     config = tmp_path / "run.yaml"
@@ -199,7 +199,7 @@ workspace: {workspace}
 search: {{num_samples: 40, scheduler: fifo, space: {{optim.lr: {{type: loguniform, low: 1.0e-4, high: 1.0e-2}}}}}}
 """)
     proc = subprocess.Popen([sys.executable, "-m", "engine", "tune", "--config", str(config)],
-                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 240

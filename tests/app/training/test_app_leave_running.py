@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
+from tests.conftest import REPO_ROOT
 
 APP = textwrap.dedent('''
     import sys
@@ -56,9 +57,9 @@ def _start_app(tmp_path, dataset, choice):
     script = tmp_path / "quitting_app.py"
     script.write_text(APP)
     done = subprocess.run([sys.executable, str(script), str(workspace), uri, str(path), choice],
-                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
                           env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen",
-                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                               "PYTHONPATH": str(REPO_ROOT)})
     assert done.returncode == 0, done.stdout + done.stderr
     run_id, pid = done.stdout.split()[-2:]
     return workspace, uri, run_id, int(pid)

@@ -24,8 +24,7 @@ from engine.models.presets import (
     TASKS,
     list_presets,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -12,8 +11,9 @@ from PySide6.QtCore import Qt
 from app.dataset.health_panel import HealthPanel
 from app.dataset.session import open_dataset
 from app.main_window import MainWindow
+from tests.conftest import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+
 pytest.importorskip("mlflow")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _free_port() -> int:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT
+
+ROOT = REPO_ROOT
 TIMEOUT_S = 420
 
 

@@ -18,8 +18,9 @@ pytest.importorskip("mlflow")
 
 from engine.cli import main  # noqa: E402
 from engine.orchestration.ray_jobs import RayJobError, list_jobs, wait_for  # noqa: E402
+from tests.conftest import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _free_ports(n: int) -> list[int]:

@@ -11,7 +11,9 @@ pytest.importorskip("mlflow")
 
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO_ROOT
+
+ROOT = REPO_ROOT
 INPUTS = torch.arange(32, dtype=torch.float32).reshape(8, 4) / 32
 TARGETS = INPUTS.sum(dim=1, keepdim=True) * 0.5 + 0.1
 

@@ -18,8 +18,9 @@ from engine.config import RunConfig
 from engine.orchestration.local import TrainingError, train
 from engine.tracking.history import metric_history
 from engine.tracking.logger import request_stop
+from tests.conftest import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _config(data, workspace, **overrides):

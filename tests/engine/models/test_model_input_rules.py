@@ -10,14 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from engine.config import ConfigError, RunConfig
-from tests.conftest import write_cached_model
+from tests.conftest import REPO_ROOT, write_cached_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _config(task, checkpoint, size):

@@ -9,9 +9,12 @@ import pytest
 
 pytest.importorskip("ray")
 
-from tests.conftest import REAL_HOME  # noqa: E402
+from tests.conftest import (
+    REAL_HOME,  # noqa: E402
+    REPO_ROOT,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _state(folder: Path) -> dict[str, tuple[int, int]]:

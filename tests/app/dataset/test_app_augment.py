@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,9 @@ from PySide6.QtCore import QThreadPool
 
 from app.dataset.augment_panel import AugmentationPanel
 from app.dataset.session import ImageRef
+from tests.conftest import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 @pytest.fixture
