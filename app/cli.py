@@ -18,8 +18,10 @@ def _open_app(folder: Path | str | None, workspace: Path | str | None, **options
     from app.main import run  # Qt is imported only when a window is wanted
 
     where = Path(workspace or default_workspace()).expanduser().resolve()
-    print(f"workspace: {where} (runs, exports and settings; choose another with --workspace "
-          "or $LIGHTBOX_WORKSPACE)", flush=True)
+    print(
+        f"workspace: {where} (runs, exports and settings; choose another with --workspace or $LIGHTBOX_WORKSPACE)",
+        flush=True,
+    )
     return run(folder, where, **options)
 
 
@@ -51,8 +53,12 @@ def add_app_verbs(sub: argparse._SubParsersAction) -> None:
 
     demo = sub.add_parser("demo", help="write the sample dataset into the workspace and open it in the app")
     demo.add_argument("--workspace", help=_WORKSPACE_HELP)
-    demo.add_argument("--no-gui", dest="gui", action="store_false",
-                      help="print the sample dataset's health report instead of opening the app")
+    demo.add_argument(
+        "--no-gui",
+        dest="gui",
+        action="store_false",
+        help="print the sample dataset's health report instead of opening the app",
+    )
     demo.set_defaults(func=_cmd_demo)
 
 

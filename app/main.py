@@ -9,8 +9,13 @@ from pathlib import Path
 _STARTED = time.perf_counter()
 
 
-def run(folder: str | Path | None = None, workspace: str | Path | None = None, *,
-        exit_after_show: bool = False, reopen_last: bool = False) -> int:
+def run(
+    folder: str | Path | None = None,
+    workspace: str | Path | None = None,
+    *,
+    exit_after_show: bool = False,
+    reopen_last: bool = False,
+) -> int:
     """Open the main window and run the event loop.
 
     The window opens ``folder`` if given, else (``reopen_last``) the last dataset of the

@@ -172,8 +172,11 @@ class MainWindow(QMainWindow):
             return self.open_folder(dataset)
         self.status_text.setText(f"Writing the demo dataset to {dataset}…")
         return self._demo_slot.start(
-            write_sample_dataset, dataset, on_done=lambda _=None: self.open_folder(dataset),
-            on_error=lambda message: self.show_error(f"Could not write the demo dataset: {message}", "dataset"))
+            write_sample_dataset,
+            dataset,
+            on_done=lambda _=None: self.open_folder(dataset),
+            on_error=lambda message: self.show_error(f"Could not write the demo dataset: {message}", "dataset"),
+        )
 
     def _choose_folder(self) -> None:
         start = self.recent_datasets()[0] if self.recent_datasets() else str(self.workspace)
@@ -192,8 +195,14 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.cancel_button.show()
         # Phase 1 indexes the JSON (fast) so the browser fills at once; phase 2 checks the files.
-        return self._open_slot.start(open_dataset, folder, check_files=False, on_done=self._opened,
-                                     on_error=partial(self._open_failed, folder), on_progress=self._progress)
+        return self._open_slot.start(
+            open_dataset,
+            folder,
+            check_files=False,
+            on_done=self._opened,
+            on_error=partial(self._open_failed, folder),
+            on_progress=self._progress,
+        )
 
     def cancel_open(self) -> None:
         for slot in (self._open_slot, self._check_slot):
@@ -229,8 +238,9 @@ class MainWindow(QMainWindow):
         self.health.set_problems(session.problems, session.checked_files)
         self.health.set_session(session)  # the train/validation split's own checks, in the background
         self._show_summary()
-        self._check_slot.start(check_files, session, on_done=self._checked, on_error=self._check_failed,
-                               on_progress=self._progress)
+        self._check_slot.start(
+            check_files, session, on_done=self._checked, on_error=self._check_failed, on_progress=self._progress
+        )
         self.current = None
         refs = self.browser.current_refs()
         self.set_current(refs[0] if refs else None)
@@ -245,7 +255,8 @@ class MainWindow(QMainWindow):
             f"{session.root} ({session.folder.layout} layout): {plural(session.num_images, 'image')}, "
             f"{plural(session.num_annotations, 'annotation')}, "
             f"{plural(len(session.category_names()), 'category', 'categories')}, "
-            f"{plural(len(session.problems), 'problem')} ({plural(errors, 'error')}){checked}")
+            f"{plural(len(session.problems), 'problem')} ({plural(errors, 'error')}){checked}"
+        )
 
     def _checked(self, problems: list) -> None:
         if self.session is None:
@@ -264,8 +275,11 @@ class MainWindow(QMainWindow):
     def _open_failed(self, folder: Path, message: str) -> None:
         self._end_progress()
         self.show_error(f"Could not open {folder}:\n{message}", "dataset")
-        self.status_text.setText("The dataset could not be opened; the previous one stays open."
-                                 if self.session else "Open a COCO dataset folder to begin (File ▸ Open).")
+        self.status_text.setText(
+            "The dataset could not be opened; the previous one stays open."
+            if self.session
+            else "Open a COCO dataset folder to begin (File ▸ Open)."
+        )
 
     def show_error(self, message: str, cause: str | None = None) -> None:
         """Show ``message`` in the window's banner; ``cause`` lets the code that raised it take it down."""
@@ -293,8 +307,9 @@ class MainWindow(QMainWindow):
         ref = self.session.find_image(split, problem.image_id) if split and problem.image_id is not None else None
         if ref is None:
             # A passing note: the summary in the status bar comes back after it.
-            self.statusBar().showMessage(f"This problem names no image that is in the index: {problem.message}",
-                                         STATUS_NOTE_MS)
+            self.statusBar().showMessage(
+                f"This problem names no image that is in the index: {problem.message}", STATUS_NOTE_MS
+            )
             return
         self.statusBar().clearMessage()
         self.show_image(ref, problem.annotation_id)

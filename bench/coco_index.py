@@ -61,9 +61,16 @@ def generate(path: Path, n_images: int, n_annotations: int, seed: int = 0) -> No
     widths = rng.integers(320, 641, n_images)
     heights = rng.integers(240, 481, n_images)
     images = [
-        {"license": int(rng.integers(1, 8)), "file_name": f"{i:012d}.jpg",
-         "coco_url": f"http://images.example/train2017/{i:012d}.jpg", "height": int(h), "width": int(w),
-         "date_captured": "2013-11-14 16:28:13", "flickr_url": f"http://farm.example/{i}.jpg", "id": int(i)}
+        {
+            "license": int(rng.integers(1, 8)),
+            "file_name": f"{i:012d}.jpg",
+            "coco_url": f"http://images.example/train2017/{i:012d}.jpg",
+            "height": int(h),
+            "width": int(w),
+            "date_captured": "2013-11-14 16:28:13",
+            "flickr_url": f"http://farm.example/{i}.jpg",
+            "id": int(i),
+        }
         for i, w, h in zip(range(1, n_images + 1), widths.tolist(), heights.tolist())
     ]
     categories = [{"supercategory": f"super{c // 8}", "id": c + 1 + c // 10, "name": f"class{c}"} for c in range(80)]
@@ -86,14 +93,24 @@ def generate(path: Path, n_images: int, n_annotations: int, seed: int = 0) -> No
             ys = np.round(np.clip(cy + radii * np.sin(angles), 0, h - 1), 2)
             poly = np.stack([xs, ys], 1).reshape(-1).tolist()
             x0, y0 = float(xs.min()), float(ys.min())
-            annotations.append({
-                "segmentation": [poly], "area": round(float(np.pi * r * r * 0.64), 4), "iscrowd": 0,
-                "image_id": int(ann_image[k]), "bbox": [x0, y0, round(float(xs.max()) - x0, 2),
-                                                        round(float(ys.max()) - y0, 2)],
-                "category_id": int(ann_cat[k]), "id": k + 1,
-            })
-    doc = {"info": {"description": "synthetic train2017-sized file"}, "licenses": [],
-           "images": images, "annotations": annotations, "categories": categories}
+            annotations.append(
+                {
+                    "segmentation": [poly],
+                    "area": round(float(np.pi * r * r * 0.64), 4),
+                    "iscrowd": 0,
+                    "image_id": int(ann_image[k]),
+                    "bbox": [x0, y0, round(float(xs.max()) - x0, 2), round(float(ys.max()) - y0, 2)],
+                    "category_id": int(ann_cat[k]),
+                    "id": k + 1,
+                }
+            )
+    doc = {
+        "info": {"description": "synthetic train2017-sized file"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(msgspec.json.encode(doc))
     tmp.replace(path)
@@ -127,9 +144,17 @@ def main() -> None:
         print(json.dumps(best))
     ratio_t = results["lightbox"]["seconds"] / results["pycocotools"]["seconds"]
     ratio_m = results["lightbox"]["peak_added_mb"] / results["pycocotools"]["peak_added_mb"]
-    print(json.dumps({"file_mb": round(path.stat().st_size / 1e6), "time_ratio": round(ratio_t, 3),
-                      "memory_ratio": round(ratio_m, 3), "targets": {"time_ratio": 0.4, "memory_ratio": 0.7},
-                      "met": ratio_t <= 0.4 and ratio_m <= 0.7}))
+    print(
+        json.dumps(
+            {
+                "file_mb": round(path.stat().st_size / 1e6),
+                "time_ratio": round(ratio_t, 3),
+                "memory_ratio": round(ratio_m, 3),
+                "targets": {"time_ratio": 0.4, "memory_ratio": 0.7},
+                "met": ratio_t <= 0.4 and ratio_m <= 0.7,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

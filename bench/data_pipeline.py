@@ -47,17 +47,30 @@ def generate(folder: Path, n: int) -> Path:
         draw = ImageDraw.Draw(img)
         for _ in range(6):
             x, y = rng.integers(0, 560), rng.integers(0, 400)
-            draw.ellipse([x, y, x + rng.integers(20, 80), y + rng.integers(20, 80)],
-                         fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+            draw.ellipse(
+                [x, y, x + rng.integers(20, 80), y + rng.integers(20, 80)],
+                fill=tuple(int(v) for v in rng.integers(0, 255, 3)),
+            )
         noise = rng.normal(0, 6, (480, 640, 3))
         arr = np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8)
         name = f"{i:05d}.jpg"
         Image.fromarray(arr).save(folder / "images" / name, quality=90)
         images.append({"id": i + 1, "file_name": name, "width": 640, "height": 480})
-        annotations.append({"id": i + 1, "image_id": i + 1, "category_id": 1 + i % 10,
-                            "bbox": [10, 10, 100, 100], "area": 10000, "iscrowd": 0})
-    doc = {"images": images, "annotations": annotations,
-           "categories": [{"id": c, "name": f"class{c}"} for c in range(1, 11)]}
+        annotations.append(
+            {
+                "id": i + 1,
+                "image_id": i + 1,
+                "category_id": 1 + i % 10,
+                "bbox": [10, 10, 100, 100],
+                "area": 10000,
+                "iscrowd": 0,
+            }
+        )
+    doc = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": c, "name": f"class{c}"} for c in range(1, 11)],
+    }
     ann_file.write_bytes(msgspec.json.encode(doc))
     return ann_file
 
@@ -70,11 +83,15 @@ class BaselineDataset:
         doc = json.loads(annotation_file.read_text())
         label_of = {a["image_id"]: a["category_id"] - 1 for a in doc["annotations"]}
         self.items = [(folder / "images" / im["file_name"], label_of[im["id"]]) for im in doc["images"]]
-        self.transform = v2.Compose([
-            v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(),
-            v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-        ])
+        self.transform = v2.Compose(
+            [
+                v2.RandomResizedCrop(224, antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+            ]
+        )
 
     def __len__(self):
         return len(self.items)
@@ -126,11 +143,24 @@ def main() -> None:
     folder = HERE / "_data" / f"pipeline_{args.images}"
     ann_file = generate(folder, args.images)
 
-    baseline_loader = DataLoader(BaselineDataset(folder, ann_file), batch_size=args.batch, shuffle=True,
-                                 num_workers=1, worker_init_fn=_single_thread, persistent_workers=True)
-    data = ClassificationDataModule(folder / "images", ann_file, folder / "images", ann_file,
-                                    batch_size=args.batch, num_workers=1, train_transforms=SPEC,
-                                    pin_memory=False)
+    baseline_loader = DataLoader(
+        BaselineDataset(folder, ann_file),
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=1,
+        worker_init_fn=_single_thread,
+        persistent_workers=True,
+    )
+    data = ClassificationDataModule(
+        folder / "images",
+        ann_file,
+        folder / "images",
+        ann_file,
+        batch_size=args.batch,
+        num_workers=1,
+        train_transforms=SPEC,
+        pin_memory=False,
+    )
     data.setup("fit")
     lightbox_loader = data.train_dataloader()
     lightbox_loader.worker_init_fn = _single_thread
@@ -141,11 +171,21 @@ def main() -> None:
             rate = throughput(loader, args.epochs)
             results[name] = max(results.get(name, 0.0), rate)
     ratio = results["lightbox"] / results["baseline"]
-    print(json.dumps({"images": args.images, "batch": args.batch, "workers": 1,
-                      "baseline_img_s": round(results["baseline"], 1),
-                      "lightbox_img_s": round(results["lightbox"], 1),
-                      "ratio": round(ratio, 3), "target": 1.3, "met": ratio >= 1.3,
-                      "torch": torch.__version__}))
+    print(
+        json.dumps(
+            {
+                "images": args.images,
+                "batch": args.batch,
+                "workers": 1,
+                "baseline_img_s": round(results["baseline"], 1),
+                "lightbox_img_s": round(results["lightbox"], 1),
+                "ratio": round(ratio, 3),
+                "target": 1.3,
+                "met": ratio >= 1.3,
+                "torch": torch.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

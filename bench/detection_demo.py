@@ -60,8 +60,14 @@ def budget_callback(budget_s: float, clock=time.process_time):
         def on_validation_end(self, trainer, pl_module) -> None:
             metrics = trainer.callback_metrics
             if "val/map_50" in metrics:
-                self.history.append((trainer.current_epoch + 1, clock() - self.start,
-                                     float(metrics["val/map_50"]), float(metrics["val/map"])))
+                self.history.append(
+                    (
+                        trainer.current_epoch + 1,
+                        clock() - self.start,
+                        float(metrics["val/map_50"]),
+                        float(metrics["val/map"]),
+                    )
+                )
 
         def on_train_epoch_end(self, trainer, pl_module) -> None:
             now = clock()
@@ -94,12 +100,21 @@ def run_preset(preset: str, epochs: int, data: Path, workspace: Path, args) -> d
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"data.path": str(data), "model.checkpoint": preset, "data.image_size": args.size,
-                 "optim.epochs": epochs, "optim.batch_size": args.batch, "optim.lr": args.lr,
-                 "optim.grad_clip": args.clip, "optim.seed": args.seed, "data.num_workers": args.workers,
-                 "workspace": str(workspace / preset)}
+    overrides = {
+        "data.path": str(data),
+        "model.checkpoint": preset,
+        "data.image_size": args.size,
+        "optim.epochs": epochs,
+        "optim.batch_size": args.batch,
+        "optim.lr": args.lr,
+        "optim.grad_clip": args.clip,
+        "optim.seed": args.seed,
+        "data.num_workers": args.workers,
+        "workspace": str(workspace / preset),
+    }
     config = RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
-        {k: v for k, v in overrides.items() if v is not None})
+        {k: v for k, v in overrides.items() if v is not None}
+    )
     budget = budget_callback(args.budget, CLOCKS[args.clock])
     started, cpu_started = time.monotonic(), time.process_time()
     result = train(config, progress=False, callbacks=[budget])
@@ -111,31 +126,49 @@ def run_preset(preset: str, epochs: int, data: Path, workspace: Path, args) -> d
     best = max(budget.history, key=lambda row: row[2])
     reached = next((row for row in budget.history if row[2] >= 0.5), None)
     chosen = RunConfig.load(Path(result.last_checkpoint).parents[1] / "run.yaml").optim  # what the recipe chose
-    return {"preset": preset, "epochs": budget.history[-1][0], "planned_epochs": chosen.epochs,
-            "settings": f"batch {chosen.batch_size}, lr {chosen.lr:g}, clip {chosen.grad_clip:g}, "
-                        f"warm-up {chosen.warmup_steps}, {chosen.scheduler}",
-            "reached_half": f"epoch {reached[0]}, {reached[1]:.0f} s" if reached else "never",
-            "seconds": seconds, "cpu_seconds": cpu_seconds,
-            "best_map50": best[2], "best_epoch": best[0], "best_map": best[3],
-            "last_map50": budget.history[-1][2], "last_map": budget.history[-1][3],
-            "history": budget.history}
+    return {
+        "preset": preset,
+        "epochs": budget.history[-1][0],
+        "planned_epochs": chosen.epochs,
+        "settings": f"batch {chosen.batch_size}, lr {chosen.lr:g}, clip {chosen.grad_clip:g}, "
+        f"warm-up {chosen.warmup_steps}, {chosen.scheduler}",
+        "reached_half": f"epoch {reached[0]}, {reached[1]:.0f} s" if reached else "never",
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "best_map50": best[2],
+        "best_epoch": best[0],
+        "best_map": best[3],
+        "last_map50": budget.history[-1][2],
+        "last_map": budget.history[-1][3],
+        "history": budget.history,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default=CANDIDATES, help="comma-separated detection presets")
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per preset (see --clock)")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
-                        help="cpu: the run's own CPU seconds (fair on a shared machine); wall: elapsed time")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads per run (default: torch's own choice, as a user's run)")
-    parser.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=False,
-                        help="train the presets side by side, one process each")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="cpu",
+        help="cpu: the run's own CPU seconds (fair on a shared machine); wall: elapsed time",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads per run (default: torch's own choice, as a user's run)"
+    )
+    parser.add_argument(
+        "--parallel",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="train the presets side by side, one process each",
+    )
     parser.add_argument("--train", type=int, default=48, help="generated training images (lightbox demo-data's)")
     parser.add_argument("--val", type=int, default=16, help="generated validation images")
     parser.add_argument("--size", type=int, default=None, help="input side in pixels (default: the preset's)")
-    parser.add_argument("--epochs", default=None, help="N, or preset=N,... (default: the recipe's; the budget "
-                                                       "may stop earlier)")
+    parser.add_argument(
+        "--epochs", default=None, help="N, or preset=N,... (default: the recipe's; the budget may stop earlier)"
+    )
     parser.add_argument("--batch", type=int, default=None, help="default: the config's")
     parser.add_argument("--lr", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--clip", type=float, default=None, help="gradient clipping (default: the recipe's)")
@@ -147,15 +180,23 @@ def main(argv: list[str] | None = None) -> int:
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     epochs = epochs_per_preset(args.epochs, presets)
-    given = {"size": args.size, "batch": args.batch, "lr": args.lr, "clip": args.clip, "epochs": args.epochs,
-             "torch threads": args.threads}
+    given = {
+        "size": args.size,
+        "batch": args.batch,
+        "lr": args.lr,
+        "clip": args.clip,
+        "epochs": args.epochs,
+        "torch threads": args.threads,
+    }
     settings = ", ".join(f"{k} {v}" for k, v in given.items() if v is not None) or "nothing set"
-    print(f"machine: {platform.node()} ({os.cpu_count()} CPUs), load {os.getloadavg()[0]:.1f} at start; "
-          f"demo {args.train}/{args.val} images; {settings} (the rest: the recipe's); budget "
-          f"{args.budget:.0f} {args.clock} s per preset", flush=True)
+    print(
+        f"machine: {platform.node()} ({os.cpu_count()} CPUs), load {os.getloadavg()[0]:.1f} at start; "
+        f"demo {args.train}/{args.val} images; {settings} (the rest: the recipe's); budget "
+        f"{args.budget:.0f} {args.clock} s per preset",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="lightbox-detbench-") as tmp:
-        data = write_sample_dataset(Path(tmp) / "demo", train_images=args.train, val_images=args.val,
-                                    seed=args.seed)
+        data = write_sample_dataset(Path(tmp) / "demo", train_images=args.train, val_images=args.val, seed=args.seed)
         jobs = [(preset, epochs[preset], data, Path(tmp) / "runs", args) for preset in presets]
         if args.parallel:
             import multiprocessing
@@ -172,15 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     base = rows[0]["best_map50"]
     for row in rows:
         print(f"{row['preset']}: {row['settings']}")
-    print("\n| preset | epochs done/planned | CPU s | wall s | mAP50 >= 0.5 at | best mAP50 (epoch) | mAP at best "
-          "| last mAP50 | last mAP | vs first |")
+    print(
+        "\n| preset | epochs done/planned | CPU s | wall s | mAP50 >= 0.5 at | best mAP50 (epoch) | mAP at best "
+        "| last mAP50 | last mAP | vs first |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         ratio = f"{row['best_map50'] / base:.2f}x" if base > 0 else "n/a"
-        print(f"| {row['preset']} | {row['epochs']}/{row['planned_epochs']} | {row['cpu_seconds']:.0f} "
-              f"| {row['seconds']:.0f} | {row['reached_half']} | {row['best_map50']:.3f} "
-              f"({row['best_epoch']}) | {row['best_map']:.3f} | {row['last_map50']:.3f} | "
-              f"{row['last_map']:.3f} | {ratio} |")
+        print(
+            f"| {row['preset']} | {row['epochs']}/{row['planned_epochs']} | {row['cpu_seconds']:.0f} "
+            f"| {row['seconds']:.0f} | {row['reached_half']} | {row['best_map50']:.3f} "
+            f"({row['best_epoch']}) | {row['best_map']:.3f} | {row['last_map50']:.3f} | "
+            f"{row['last_map']:.3f} | {ratio} |"
+        )
     winner = max(rows, key=lambda row: row["best_map50"])
     print(f"\nbest: {winner['preset']} (mAP50 {winner['best_map50']:.3f}); load at end {os.getloadavg()[0]:.1f}")
     return 0

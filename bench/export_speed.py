@@ -58,17 +58,32 @@ def bench(task: str, preset: str, size: int, labels: int, batch_size: int, round
         diff = max(float((a - b).abs().max()) for a, b in zip(eager(batches[0]), onnx(batches[0])))
         torch_ips = images_per_second(eager, batches)
         onnx_ips = images_per_second(onnx, batches)
-    return {"task": task, "preset": preset, "image_size": size, "batch_size": batch_size, "batches": rounds,
-            "threads": torch.get_num_threads(), "exporter": info["exporter"], "dynamic_size": info["dynamic_size"],
-            "export_s": round(export_s, 1),
-            "max_abs_diff": diff, "torch_eager_img_s": round(torch_ips, 1), "onnxruntime_img_s": round(onnx_ips, 1),
-            "speedup": round(onnx_ips / torch_ips, 2)}
+    return {
+        "task": task,
+        "preset": preset,
+        "image_size": size,
+        "batch_size": batch_size,
+        "batches": rounds,
+        "threads": torch.get_num_threads(),
+        "exporter": info["exporter"],
+        "dynamic_size": info["dynamic_size"],
+        "export_s": round(export_s, 1),
+        "max_abs_diff": diff,
+        "torch_eager_img_s": round(torch_ips, 1),
+        "onnxruntime_img_s": round(onnx_ips, 1),
+        "speedup": round(onnx_ips / torch_ips, 2),
+    }
 
 
 #: One tiny preset per model family: (family, task, preset, image size).
-FAMILIES = [("resnet", "classification", "resnet-tiny", 64), ("vit", "classification", "vit-tiny", 32),
-            ("detr", "detection", "detr-tiny", 128), ("conditional-detr", "detection", "conditional-detr-tiny", 128),
-            ("rt-detr-v2", "detection", "rt-detr-v2-tiny", 128), ("segformer", "segmentation", "segformer-tiny", 64)]
+FAMILIES = [
+    ("resnet", "classification", "resnet-tiny", 64),
+    ("vit", "classification", "vit-tiny", 32),
+    ("detr", "detection", "detr-tiny", 128),
+    ("conditional-detr", "detection", "conditional-detr-tiny", 128),
+    ("rt-detr-v2", "detection", "rt-detr-v2-tiny", 128),
+    ("segformer", "segmentation", "segformer-tiny", 64),
+]
 
 
 def parity_row(family: str, task: str, preset: str, size: int, data: Path, workspace: Path, epochs: int) -> dict:
@@ -77,36 +92,61 @@ def parity_row(family: str, task: str, preset: str, size: int, data: Path, works
     from engine.export.build import export_run
     from engine.orchestration.local import train
 
-    config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
-        "data.path": str(data), "model.checkpoint": preset, "optim.epochs": epochs, "optim.batch_size": 8,
-        "optim.lr": 1e-3, "data.image_size": size, "data.num_workers": 0, "workspace": str(workspace)})
+    config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(
+        {
+            "data.path": str(data),
+            "model.checkpoint": preset,
+            "optim.epochs": epochs,
+            "optim.batch_size": 8,
+            "optim.lr": 1e-3,
+            "data.image_size": size,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+        }
+    )
     started = time.perf_counter()
     result = train(config, progress=False)
     train_s = time.perf_counter() - started
     started = time.perf_counter()
-    manifest = export_run(result.run_id, workspace / f"export-{preset}", workspace=str(workspace),
-                          say=lambda _: None)
+    manifest = export_run(result.run_id, workspace / f"export-{preset}", workspace=str(workspace), say=lambda _: None)
     export_s = time.perf_counter() - started
     parity, onnx = manifest["parity"], manifest["onnx"]
     metric = parity["metric"]
-    return {"family": family, "task": task, "preset": preset, "image_size": size, "epochs": epochs,
-            "train_s": round(train_s, 1), "export_s": round(export_s, 1), "exporter": onnx["exporter"],
-            "dynamic_size": onnx["dynamic_size"], "images": parity["images"], "max_abs_diff": parity["max_abs_diff"],
-            "metric": metric["name"], "checkpoint": metric["checkpoint"], "onnx": metric["onnx"],
-            "difference": metric["difference"],
-            "max_class_difference": max((abs(v["difference"]) for v in metric["per_class"].values()), default=0.0),
-            "agreement": parity["agreement"], "passed": parity["passed"]}
+    return {
+        "family": family,
+        "task": task,
+        "preset": preset,
+        "image_size": size,
+        "epochs": epochs,
+        "train_s": round(train_s, 1),
+        "export_s": round(export_s, 1),
+        "exporter": onnx["exporter"],
+        "dynamic_size": onnx["dynamic_size"],
+        "images": parity["images"],
+        "max_abs_diff": parity["max_abs_diff"],
+        "metric": metric["name"],
+        "checkpoint": metric["checkpoint"],
+        "onnx": metric["onnx"],
+        "difference": metric["difference"],
+        "max_class_difference": max((abs(v["difference"]) for v in metric["per_class"].values()), default=0.0),
+        "agreement": parity["agreement"],
+        "passed": parity["passed"],
+    }
 
 
 def parity_table(rows: list[dict]) -> str:
-    head = ("| family | preset | export s | exporter | dynamic size | raw max abs diff | metric | checkpoint | ONNX "
-            "| ONNX - checkpoint | worst class diff | decisions matched |")
+    head = (
+        "| family | preset | export s | exporter | dynamic size | raw max abs diff | metric | checkpoint | ONNX "
+        "| ONNX - checkpoint | worst class diff | decisions matched |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        lines.append(f"| {r['family']} | {r['preset']} | {r['export_s']:.1f} | {r['exporter']} | "
-                     f"{'yes' if r['dynamic_size'] else 'no'} | {r['max_abs_diff']:.2e} | {r['metric']} | "
-                     f"{r['checkpoint']:.4f} | {r['onnx']:.4f} | {r['difference']:+.4f} | "
-                     f"{r['max_class_difference']:.4f} | {r['agreement']:.4f} |")
+        lines.append(
+            f"| {r['family']} | {r['preset']} | {r['export_s']:.1f} | {r['exporter']} | "
+            f"{'yes' if r['dynamic_size'] else 'no'} | {r['max_abs_diff']:.2e} | {r['metric']} | "
+            f"{r['checkpoint']:.4f} | {r['onnx']:.4f} | {r['difference']:+.4f} | "
+            f"{r['max_class_difference']:.4f} | {r['agreement']:.4f} |"
+        )
     return "\n".join(lines)
 
 

@@ -35,8 +35,15 @@ sys.path.insert(0, str(HERE.parent))
 
 # (name, task, preset, image size, batch, source image size, anchor case)
 CASES = [
-    ("resnet50-cls-224", "classification", "resnet-50", 224, 256, (500, 375),
-     "hf-resnet50-cls-224 eager channels_last"),
+    (
+        "resnet50-cls-224",
+        "classification",
+        "resnet-50",
+        224,
+        256,
+        (500, 375),
+        "hf-resnet50-cls-224 eager channels_last",
+    ),
     ("detr-r50-800", "detection", "detr-resnet-50", 800, 16, (800, 600), "hf-detr-r50-800 eager"),
     ("segformer-b2-512", "segmentation", "segformer-b2", 512, 32, (640, 480), "hf-segformer-b2-512 eager"),
 ]
@@ -55,8 +62,9 @@ def run_anchor(anchor: Path, out: Path) -> dict[str, float]:
     return {r["case"]: r["img_s"] for r in json.loads(out.read_text()) if "img_s" in r}
 
 
-def lightbox_rate(data: Path, workspace: Path, task: str, preset: str, size: int, batch: int, epochs: int,
-                  workers: int, smoke: bool) -> dict:
+def lightbox_rate(
+    data: Path, workspace: Path, task: str, preset: str, size: int, batch: int, epochs: int, workers: int, smoke: bool
+) -> dict:
     import lightning.pytorch as pl
 
     from engine.config import RunConfig
@@ -77,9 +85,17 @@ def lightbox_rate(data: Path, workspace: Path, task: str, preset: str, size: int
             self.last = now
 
     clock = StepClock()
-    overrides = {"data.path": str(data), "model.checkpoint": preset, "data.image_size": size,
-                 "data.num_workers": workers, "optim.batch_size": batch, "optim.epochs": epochs,
-                 "optim.lr": 1e-4, "workspace": str(workspace), "tracking.log_every_n_steps": 50}
+    overrides = {
+        "data.path": str(data),
+        "model.checkpoint": preset,
+        "data.image_size": size,
+        "data.num_workers": workers,
+        "optim.batch_size": batch,
+        "optim.epochs": epochs,
+        "optim.lr": 1e-4,
+        "workspace": str(workspace),
+        "tracking.log_every_n_steps": 50,
+    }
     if smoke:
         overrides.update({"compute.accelerator": "cpu", "optim.precision": "32"})
     else:
@@ -87,8 +103,12 @@ def lightbox_rate(data: Path, workspace: Path, task: str, preset: str, size: int
     config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(overrides)
     result = train(config, progress=False, callbacks=[clock])
     mean = statistics.fmean(clock.intervals) if clock.intervals else float("nan")
-    return {"status": result.status, "img_s": round(batch / mean, 1), "steps_timed": len(clock.intervals),
-            "mean_step_ms": round(mean * 1000, 2)}
+    return {
+        "status": result.status,
+        "img_s": round(batch / mean, 1),
+        "steps_timed": len(clock.intervals),
+        "mean_step_ms": round(mean * 1000, 2),
+    }
 
 
 def main() -> None:
@@ -112,11 +132,13 @@ def main() -> None:
         for name, task, preset, size, batch, source, anchor_case in cases:
             data = Path(tmp) / f"data_{source[0]}x{source[1]}_{batch}"
             if not data.exists():
-                write_sample_dataset(data, train_images=batch * args.steps_per_epoch, val_images=max(batch, 8),
-                                     image_size=source)
+                write_sample_dataset(
+                    data, train_images=batch * args.steps_per_epoch, val_images=max(batch, 8), image_size=source
+                )
             try:
-                rate = lightbox_rate(data, Path(tmp) / f"ws_{name}", task, preset, size, batch, args.epochs,
-                                     args.workers, args.smoke)
+                rate = lightbox_rate(
+                    data, Path(tmp) / f"ws_{name}", task, preset, size, batch, args.epochs, args.workers, args.smoke
+                )
             except Exception as exc:  # report and go on with the next model
                 rate = {"error": f"{type(exc).__name__}: {exc}"[:400]}
             ceiling = anchor_rates.get(anchor_case) if anchor_case else None

@@ -65,12 +65,23 @@ def generate(folder: Path, n_images: int, distinct: int = 400) -> Path:
         for _ in range(3):
             x, y = float(rng.uniform(0, 250)), float(rng.uniform(0, 180))
             poly = [x, y, x + 40, y, x + 40, y + 30, x, y + 30]
-            annotations.append({"id": ann_id, "image_id": i + 1, "category_id": int(rng.integers(1, 11)),
-                                "bbox": [x, y, 40.0, 30.0], "area": 1200.0, "iscrowd": 0,
-                                "segmentation": [poly]})
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": i + 1,
+                    "category_id": int(rng.integers(1, 11)),
+                    "bbox": [x, y, 40.0, 30.0],
+                    "area": 1200.0,
+                    "iscrowd": 0,
+                    "segmentation": [poly],
+                }
+            )
             ann_id += 1
-    doc = {"images": images, "annotations": annotations,
-           "categories": [{"id": c, "name": f"class{c}"} for c in range(1, 11)]}
+    doc = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": c, "name": f"class{c}"} for c in range(1, 11)],
+    }
     ann_file.write_bytes(msgspec.json.encode(doc))
     return folder
 
@@ -79,13 +90,21 @@ def measure_startup() -> float:
     """Seconds from launching a fresh interpreter to the main window shown (best of 3)."""
     import subprocess
 
-    code = ("import time; t = time.perf_counter(); from app.main import run; "
-            f"run(None, {str(HERE / '_data' / 'gui_workspace')!r}, exit_after_show=True)")
+    code = (
+        "import time; t = time.perf_counter(); from app.main import run; "
+        f"run(None, {str(HERE / '_data' / 'gui_workspace')!r}, exit_after_show=True)"
+    )
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", code], cwd=HERE.parent, capture_output=True, text=True,
-                              env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+            check=True,
+        )
         assert "window shown" in done.stdout, done.stdout + done.stderr
         best = min(best, time.perf_counter() - start)
     return best
@@ -101,8 +120,11 @@ def peak_rss_mb() -> float:
 
 def stall_summary(stalls: list[float]) -> dict:
     ordered = sorted(stalls) or [0.0]
-    return {"longest_ms": round(ordered[-1], 1), "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
-            "over_50_ms": sum(1 for s in ordered if s > 50)}
+    return {
+        "longest_ms": round(ordered[-1], 1),
+        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+        "over_50_ms": sum(1 for s in ordered if s > 50),
+    }
 
 
 def bare_loop_probe(stop_file: str) -> None:
@@ -209,8 +231,12 @@ def main() -> None:
     import tempfile
 
     stop_file = Path(tempfile.mkdtemp()) / "stop"
-    baseline = subprocess.Popen([sys.executable, __file__, "--bare-loop-probe", str(stop_file)],
-                                stdout=subprocess.PIPE, text=True, env=os.environ)
+    baseline = subprocess.Popen(
+        [sys.executable, __file__, "--bare-loop-probe", str(stop_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
     time.sleep(1.0)  # let it start its loop before the scroll begins
     probe.start()
     last[0] = clock.elapsed()
@@ -237,19 +263,29 @@ def main() -> None:
     window.cancel_open()
     cache = window.browser.loader.cache
     result = {
-        "images": args.images, "startup_s": round(startup, 2), "first_thumbnails_s": round(first_paint, 3),
-        "longest_stall_ms": round(max(stalls) if stalls else 0.0, 1), "stalls": stall_summary(stalls),
+        "images": args.images,
+        "startup_s": round(startup, 2),
+        "first_thumbnails_s": round(first_paint, 3),
+        "longest_stall_ms": round(max(stalls) if stalls else 0.0, 1),
+        "stalls": stall_summary(stalls),
         "bare_loop_stalls": bare,
         "longest_stall_ratio_to_bare_loop": round(max(stalls or [0.0]) / max(bare["longest_ms"], 1.0), 2),
         "pages_scrolled": pages,
-        "pages_expected": int(expected_pages), "last_row_painted": bool(last_painted), "layout_s": round(layout_s, 1),
-        "scroll_s": round(scroll_s, 1), "gui_thread_cpu_ms_per_page": round(gui_cpu_ms_per_page, 2),
+        "pages_expected": int(expected_pages),
+        "last_row_painted": bool(last_painted),
+        "layout_s": round(layout_s, 1),
+        "scroll_s": round(scroll_s, 1),
+        "gui_thread_cpu_ms_per_page": round(gui_cpu_ms_per_page, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "thumbnail_cache_mb": round(cache.bytes_used / 2**20, 1),
         "targets": {"startup_s": 3.0, "first_thumbnails_s": 1.5, "longest_stall_ms": 50},
     }
-    result["met"] = (result["startup_s"] <= 3.0 and result["first_thumbnails_s"] <= 1.5
-                     and result["longest_stall_ms"] <= 50 and result["last_row_painted"])
+    result["met"] = (
+        result["startup_s"] <= 3.0
+        and result["first_thumbnails_s"] <= 1.5
+        and result["longest_stall_ms"] <= 50
+        and result["last_row_painted"]
+    )
     print(json.dumps(result))
     window.close()
 

@@ -61,7 +61,7 @@ def write_history(uri: str, runs: int, points: int) -> list[str]:
                 metrics.append(Metric("val/loss", 1.5 / (1 + s / 800), ts, s))
                 metrics.append(Metric("epoch", s // 500 - 1, ts, s))
         for i in range(0, len(metrics), 1000):
-            client.log_batch(run.info.run_id, metrics=metrics[i:i + 1000])
+            client.log_batch(run.info.run_id, metrics=metrics[i : i + 1000])
         client.set_terminated(run.info.run_id, "FINISHED")
         ids.append(run.info.run_id)
     return ids
@@ -70,11 +70,17 @@ def write_history(uri: str, runs: int, points: int) -> list[str]:
 def training_config(dataset: Path, workspace: Path):
     from engine.config import RunConfig
 
-    return RunConfig.from_dict({
-        "task": {"name": "classification"}, "model": {"checkpoint": "resnet-tiny"},
-        "data": {"path": str(dataset), "image_size": 32, "num_workers": 0},
-        "optim": {"epochs": 10_000, "batch_size": 8},
-        "tracking": {"log_every_n_steps": 1, "run_name": "live"}, "workspace": str(workspace)}, "bench")
+    return RunConfig.from_dict(
+        {
+            "task": {"name": "classification"},
+            "model": {"checkpoint": "resnet-tiny"},
+            "data": {"path": str(dataset), "image_size": 32, "num_workers": 0},
+            "optim": {"epochs": 10_000, "batch_size": 8},
+            "tracking": {"log_every_n_steps": 1, "run_name": "live"},
+            "workspace": str(workspace),
+        },
+        "bench",
+    )
 
 
 class StallMeter:
@@ -136,8 +142,10 @@ def main() -> int:
     dataset = write_sample_dataset(tmp / "shapes", train_images=480, val_images=32)
     began = time.perf_counter()
     history = write_history(uri, args.runs, args.points)
-    print(f"wrote {args.runs} runs x {args.points} steps (loss + lr) in {time.perf_counter() - began:.1f} s",
-          file=sys.stderr)
+    print(
+        f"wrote {args.runs} runs x {args.points} steps (loss + lr) in {time.perf_counter() - began:.1f} s",
+        file=sys.stderr,
+    )
 
     app = QApplication.instance() or QApplication([])
     panel = ChartPanel()
@@ -212,27 +220,39 @@ def main() -> int:
     to_answer = np.array([t - ts / 1000.0 for t, stamps in answered for ts in stamps])
     to_paint = np.array([done - t for (t, _), done in painted])
     if not len(latencies):
-        print(f"no live point was drawn ({len(answered)} answers with live points, {len(painted)} painted, "
-              f"{panel.point_count(job.run_id)} live points charted)", file=sys.stderr)
+        print(
+            f"no live point was drawn ({len(answered)} answers with live points, {len(painted)} painted, "
+            f"{panel.point_count(job.run_id)} live points charted)",
+            file=sys.stderr,
+        )
         return 1
     p95 = float(np.percentile(latencies, 95))
     base, charts = meter.worst["no charts"], meter.worst["charts"]
     result = {
-        "live_points_drawn": int(len(latencies)), "latency_p50_s": round(float(np.median(latencies)), 3),
-        "latency_p95_s": round(p95, 3), "latency_max_s": round(float(latencies.max()), 3),
+        "live_points_drawn": int(len(latencies)),
+        "latency_p50_s": round(float(np.median(latencies)), 3),
+        "latency_p95_s": round(p95, 3),
+        "latency_max_s": round(float(latencies.max()), 3),
         "store_to_answer_p95_s": round(float(np.percentile(to_answer, 95)), 3),
         "answer_to_painted_p95_s": round(float(np.percentile(to_paint, 95)), 3),
-        "stall_no_charts_ms": round(base, 1), "stall_charts_ms": round(charts, 1),
-        "stall_ratio": round(charts / max(base, 0.1), 2), "history_points_charted": loaded,
-        "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
+        "stall_no_charts_ms": round(base, 1),
+        "stall_charts_ms": round(charts, 1),
+        "stall_ratio": round(charts / max(base, 0.1), 2),
+        "history_points_charted": loaded,
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in load_after],
     }
-    print(f"latency (MLflow timestamp -> painted), {len(latencies)} live points: p50 {result['latency_p50_s']} s, "
-          f"p95 {p95:.2f} s (target <= {LATENCY_TARGET_S} s: {'met' if p95 <= LATENCY_TARGET_S else 'MISSED'}); "
-          f"of which store -> poll answer p95 {result['store_to_answer_p95_s']} s, answer -> painted p95 "
-          f"{result['answer_to_painted_p95_s']} s")
-    print(f"longest event-loop stall: {charts:.1f} ms with {args.runs} x {args.points} steps + 1 live run charted "
-          f"(target <= {STALL_TARGET_MS:.0f} ms: {'met' if charts <= STALL_TARGET_MS else 'MISSED'}); "
-          f"baseline, no charts: {base:.1f} ms; ratio {result['stall_ratio']}x")
+    print(
+        f"latency (MLflow timestamp -> painted), {len(latencies)} live points: p50 {result['latency_p50_s']} s, "
+        f"p95 {p95:.2f} s (target <= {LATENCY_TARGET_S} s: {'met' if p95 <= LATENCY_TARGET_S else 'MISSED'}); "
+        f"of which store -> poll answer p95 {result['store_to_answer_p95_s']} s, answer -> painted p95 "
+        f"{result['answer_to_painted_p95_s']} s"
+    )
+    print(
+        f"longest event-loop stall: {charts:.1f} ms with {args.runs} x {args.points} steps + 1 live run charted "
+        f"(target <= {STALL_TARGET_MS:.0f} ms: {'met' if charts <= STALL_TARGET_MS else 'MISSED'}); "
+        f"baseline, no charts: {base:.1f} ms; ratio {result['stall_ratio']}x"
+    )
     print(json.dumps(result))
     panel.close()
     poller.close()

@@ -26,8 +26,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _steps_per_s(result) -> float:
     from mlflow.tracking import MlflowClient
 
-    history = sorted(MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/loss"),
-                     key=lambda m: m.step)
+    history = sorted(
+        MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/loss"), key=lambda m: m.step
+    )
     gaps = [(b.timestamp - a.timestamp) / 1000 for a, b in zip(history, history[1:]) if b.step == a.step + 1]
     return 1 / statistics.median(gaps)
 
@@ -45,10 +46,18 @@ def main() -> None:
     from engine.orchestration.ray_train import train_distributed
 
     root = Path(tempfile.mkdtemp(prefix="ray-train-bench-"))
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(write_sample_dataset(root / "shapes")), "model.checkpoint": "resnet-tiny",
-        "optim.epochs": args.epochs, "optim.batch_size": 8, "data.image_size": args.image_size,
-        "data.num_workers": 0, "workspace": str(root / "ws"), "tracking.log_every_n_steps": 1})
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(write_sample_dataset(root / "shapes")),
+            "model.checkpoint": "resnet-tiny",
+            "optim.epochs": args.epochs,
+            "optim.batch_size": 8,
+            "data.image_size": args.image_size,
+            "data.num_workers": 0,
+            "workspace": str(root / "ws"),
+            "tracking.log_every_n_steps": 1,
+        }
+    )
 
     import torch
 
@@ -66,18 +75,28 @@ def main() -> None:
     ray_s = time.perf_counter() - start
 
     plain_speed, plain_1_speed, ray_speed = _steps_per_s(plain), _steps_per_s(plain_1), _steps_per_s(ray)
-    print(json.dumps({
-        "workers": args.workers, "epochs": args.epochs, "image_size": args.image_size, "batch_per_worker": 8,
-        "one_process_threads": threads, "one_process_steps_per_s": round(plain_speed, 2),
-        "one_process_1_thread_steps_per_s": round(plain_1_speed, 2),
-        "ray_steps_per_s_per_worker": round(ray_speed, 2),
-        "per_worker_ratio": round(ray_speed / plain_speed, 2),
-        "per_worker_ratio_same_threads": round(ray_speed / plain_1_speed, 2),
-        "ray_samples_per_s": round(ray_speed * 8 * args.workers, 1),
-        "one_process_samples_per_s": round(plain_speed * 8, 1),
-        "one_process_wall_s": round(plain_s, 1), "ray_wall_s": round(ray_s, 1),
-        "cpus": len(os.sched_getaffinity(0)), "load_1min": round(os.getloadavg()[0], 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "workers": args.workers,
+                "epochs": args.epochs,
+                "image_size": args.image_size,
+                "batch_per_worker": 8,
+                "one_process_threads": threads,
+                "one_process_steps_per_s": round(plain_speed, 2),
+                "one_process_1_thread_steps_per_s": round(plain_1_speed, 2),
+                "ray_steps_per_s_per_worker": round(ray_speed, 2),
+                "per_worker_ratio": round(ray_speed / plain_speed, 2),
+                "per_worker_ratio_same_threads": round(ray_speed / plain_1_speed, 2),
+                "ray_samples_per_s": round(ray_speed * 8 * args.workers, 1),
+                "one_process_samples_per_s": round(plain_speed * 8, 1),
+                "one_process_wall_s": round(plain_s, 1),
+                "ray_wall_s": round(ray_s, 1),
+                "cpus": len(os.sched_getaffinity(0)),
+                "load_1min": round(os.getloadavg()[0], 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -70,9 +70,17 @@ def _write_coco(root: Path, samples: dict[str, list[tuple[np.ndarray, str]]], na
             file_name = f"{k:05d}.png"
             Image.fromarray(pixels).save(root / split / file_name)
             images.append({"id": k, "file_name": file_name, "width": w, "height": h})
-            annotations.append({"id": k, "image_id": k, "category_id": ids[name], "bbox": [0, 0, w, h],
-                                "area": float(w * h), "iscrowd": 0,
-                                "segmentation": [[0, 0, w, 0, w, h, 0, h]]})
+            annotations.append(
+                {
+                    "id": k,
+                    "image_id": k,
+                    "category_id": ids[name],
+                    "bbox": [0, 0, w, h],
+                    "area": float(w * h),
+                    "iscrowd": 0,
+                    "segmentation": [[0, 0, w, 0, w, h, 0, h]],
+                }
+            )
         doc = {"images": images, "annotations": annotations, "categories": categories}
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
     return root
@@ -118,7 +126,7 @@ def _crops(pictures: dict[str, np.ndarray], root: Path, train_per_class=120, val
                 side = int(rng.integers(40, min(96, x1 - x0, h) + 1))
                 x = int(rng.integers(x0, x1 - side + 1))
                 y = int(rng.integers(0, h - side + 1))
-                samples[split].append((picture[y:y + side, x:x + side].copy(), name))
+                samples[split].append((picture[y : y + side, x : x + side].copy(), name))
     return _write_coco(root, samples, list(pictures))
 
 
@@ -127,8 +135,10 @@ def photos(root: Path) -> Path:
     import skimage.data as sk
     from sklearn.datasets import load_sample_image
 
-    pictures = {n: getattr(sk, n)() for n in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-                                              "immunohistochemistry")}
+    pictures = {
+        n: getattr(sk, n)()
+        for n in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
+    }
     pictures["china"] = load_sample_image("china.jpg")
     pictures["flower"] = load_sample_image("flower.jpg")
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
@@ -179,8 +189,13 @@ def scans(root: Path) -> Path:
 def scenes(root: Path) -> Path:
     import skimage.data as sk
 
-    pictures = {"motorcycle": sk.stereo_motorcycle()[0], "clock": sk.clock(), "colourwheel": sk.colorwheel(),
-                "logo": sk.logo(), "horse": sk.horse().astype(np.uint8) * 255}
+    pictures = {
+        "motorcycle": sk.stereo_motorcycle()[0],
+        "clock": sk.clock(),
+        "colourwheel": sk.colorwheel(),
+        "logo": sk.logo(),
+        "horse": sk.horse().astype(np.uint8) * 255,
+    }
     return _crops(pictures, root)
 
 
@@ -190,8 +205,15 @@ def demo(root: Path) -> Path:
     return write_sample_dataset(root, train_images=240, val_images=80)
 
 
-SETS = {"digits": digits, "photos": photos, "textures": textures, "faces": faces, "scans": scans,
-        "scenes": scenes, "demo": demo}
+SETS = {
+    "digits": digits,
+    "photos": photos,
+    "textures": textures,
+    "faces": faces,
+    "scans": scans,
+    "scenes": scenes,
+    "demo": demo,
+}
 
 
 # ----------------------------------------------------------------------------- the two sides
@@ -199,10 +221,19 @@ def lightbox(data: Path, workspace: Path, args) -> float:
     from engine.config import RunConfig
     from engine.orchestration.local import train
 
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(data), "model.checkpoint": "resnet-tiny", "data.image_size": args.size,
-        "optim.epochs": args.epochs, "optim.batch_size": args.batch, "optim.lr": args.lr,
-        "data.num_workers": 0, "workspace": str(workspace), "optim.seed": args.seed})
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(data),
+            "model.checkpoint": "resnet-tiny",
+            "data.image_size": args.size,
+            "optim.epochs": args.epochs,
+            "optim.batch_size": args.batch,
+            "optim.lr": args.lr,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+            "optim.seed": args.seed,
+        }
+    )
     result = train(config, progress=False)
     if result.status != "FINISHED":
         raise RuntimeError(f"Lightbox run on {data} ended {result.status}: {result.message}")
@@ -270,18 +301,22 @@ def main(argv=None) -> int:
 
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load "
-          f"{os.getloadavg()[0]:.1f}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
-          f"resnet-tiny, {args.size} px, {args.epochs} epochs, batch {args.batch}, lr {args.lr}, "
-          f"seeds {args.seeds}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load "
+        f"{os.getloadavg()[0]:.1f}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
+        f"resnet-tiny, {args.size} px, {args.epochs} epochs, batch {args.batch}, lr {args.lr}, "
+        f"seeds {args.seeds}"
+    )
     print("| set | train/val | Lightbox mean (spread) | plain mean (spread) | difference | won | time s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     diffs, wins = [], 0
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
             data = SETS[name](Path(tmp) / name)
-            counts = [len(json.loads((data / "annotations" / f"instances_{s}.json").read_text())["images"])
-                      for s in ("train", "val")]
+            counts = [
+                len(json.loads((data / "annotations" / f"instances_{s}.json").read_text())["images"])
+                for s in ("train", "val")
+            ]
             start = time.perf_counter()
             ours, theirs = [], []
             for seed in args.seeds:
@@ -293,12 +328,17 @@ def main(argv=None) -> int:
             won = mean_ours >= mean_theirs - spread
             wins += won
             diffs.append(mean_ours - mean_theirs)
-            print(f"| {name} | {counts[0]}/{counts[1]} | {mean_ours:.3f} ({_spread(ours)}) | {mean_theirs:.3f} "
-                  f"({_spread(theirs)}) | {100 * diffs[-1]:+.1f} | {'yes' if won else 'NO'} | "
-                  f"{time.perf_counter() - start:.0f} |", flush=True)
+            print(
+                f"| {name} | {counts[0]}/{counts[1]} | {mean_ours:.3f} ({_spread(ours)}) | {mean_theirs:.3f} "
+                f"({_spread(theirs)}) | {100 * diffs[-1]:+.1f} | {'yes' if won else 'NO'} | "
+                f"{time.perf_counter() - start:.0f} |",
+                flush=True,
+            )
     mean = 100 * sum(diffs) / len(diffs)
-    print(f"mean difference: {mean:+.1f} points; Lightbox >= plain within the seed spread on {wins}/{len(diffs)} "
-          f"sets; load at end {os.getloadavg()[0]:.1f}")
+    print(
+        f"mean difference: {mean:+.1f} points; Lightbox >= plain within the seed spread on {wins}/{len(diffs)} "
+        f"sets; load at end {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 

@@ -127,12 +127,27 @@ def _describe_stack(frame) -> str:
     entries = traceback.extract_stack(frame)
     ours = [i for i, e in enumerate(entries) if str(ROOT / "app") in e.filename or str(ROOT / "engine") in e.filename]
     start = ours[-1] if ours else max(0, len(entries) - 3)
-    shown = entries[start:start + 4]
+    shown = entries[start : start + 4]
     return " > ".join(f"{Path(e.filename).name}:{e.lineno} {e.name}" for e in shown)
 
 
-_IDLE = ("wait", "select", "poll", "_wait_for_tstate_lock", "sleep", "get", "acquire", "_worker", "recv_bytes",
-         "_recv", "_recv_bytes", "read", "accept", "readinto", "run_forever")
+_IDLE = (
+    "wait",
+    "select",
+    "poll",
+    "_wait_for_tstate_lock",
+    "sleep",
+    "get",
+    "acquire",
+    "_worker",
+    "recv_bytes",
+    "_recv",
+    "_recv_bytes",
+    "read",
+    "accept",
+    "readinto",
+    "run_forever",
+)
 
 
 def _describe_thread(frame) -> str:
@@ -140,8 +155,12 @@ def _describe_thread(frame) -> str:
     entries = traceback.extract_stack(frame)
     if not entries or entries[-1].name in _IDLE or entries[-1].name == "watch":
         return ""
-    ours = [e for e in entries if (str(ROOT / "app") in e.filename or str(ROOT / "engine") in e.filename)
-            and not e.filename.endswith("workers.py")]
+    ours = [
+        e
+        for e in entries
+        if (str(ROOT / "app") in e.filename or str(ROOT / "engine") in e.filename)
+        and not e.filename.endswith("workers.py")
+    ]
     task = f"{Path(ours[0].filename).name}:{ours[0].lineno} {ours[0].name} ... " if ours else ""
     inner = " > ".join(f"{Path(e.filename).name}:{e.lineno} {e.name}" for e in entries[-2:])
     return task + inner
@@ -179,11 +198,16 @@ def once(args) -> dict:
     tab = window.train_tab
     # Quiet before the click: the runs listed, the model choices in, the Augment import done.
     augment_tab = window.tabs.indexOf(window.augment_host)
+
     def quiet() -> bool:
-        return (window._preload_started and "loading" not in window.tabs.tabText(augment_tab)
-                and not window._preload_timer.isActive()
-                and not any(slot.running for slot in (tab._runs_slot, tab._model_choices_slot,
-                                                      tab._summary_slot, tab._split_slot)))
+        return (
+            window._preload_started
+            and "loading" not in window.tabs.tabText(augment_tab)
+            and not window._preload_timer.isActive()
+            and not any(
+                slot.running for slot in (tab._runs_slot, tab._model_choices_slot, tab._summary_slot, tab._split_slot)
+            )
+        )
 
     wait(app, 60 if args.quiet else 0, until=quiet)
     wait(app, args.settle_s)
@@ -203,8 +227,11 @@ def once(args) -> dict:
     QTest.mouseClick(tab.train_button, Qt.LeftButton)
     meter.note(began, time.perf_counter())
     job = tab.jobs[-1]
-    charted = wait(app, args.timeout_s,
-                   until=lambda: job.run_id is not None and tab.charts.point_count(job.run_id) > 0 or not job.alive())
+    charted = wait(
+        app,
+        args.timeout_s,
+        until=lambda: job.run_id is not None and tab.charts.point_count(job.run_id) > 0 or not job.alive(),
+    )
     first_point_s = time.perf_counter() - meter.origin
     wait(app, args.after_s)  # the first point's paint, and what the tab does right after it
     meter.stop()
@@ -221,13 +248,16 @@ def once(args) -> dict:
 def _summary(meter, args, ok: bool, first_point_s: float) -> dict:
     stalls = meter.over(STALL_TARGET_MS)
     stacks = collections.Counter(s for _, s in meter.stacks)
-    return {"ok": ok, "first_point_s": round(first_point_s, 2),
-            "max_stall_ms": round(max((g for _, g in meter.gaps), default=0.0), 1),
-            "stalls_over_50ms": len(stalls),
-            "stalls": [[round(t, 2), round(g, 1)] for t, g in stalls],
-            "click_ms": round(meter.gaps[0][1], 1) if meter.gaps else 0.0,
-            "gc_over_10ms": [[round(t, 2), round(ms, 1), g] for t, ms, g in meter.collections if t >= 0],
-            "stacks": [[n * 5, s] for s, n in stacks.most_common(args.top)]}
+    return {
+        "ok": ok,
+        "first_point_s": round(first_point_s, 2),
+        "max_stall_ms": round(max((g for _, g in meter.gaps), default=0.0), 1),
+        "stalls_over_50ms": len(stalls),
+        "stalls": [[round(t, 2), round(g, 1)] for t, g in stalls],
+        "click_ms": round(meter.gaps[0][1], 1) if meter.gaps else 0.0,
+        "gc_over_10ms": [[round(t, 2), round(ms, 1), g] for t, ms, g in meter.collections if t >= 0],
+        "stacks": [[n * 5, s] for s, n in stacks.most_common(args.top)],
+    }
 
 
 def main() -> int:
@@ -238,10 +268,19 @@ def main() -> int:
     parser.add_argument("--settle-s", type=float, default=2.0, help="quiet time before the click")
     parser.add_argument("--timeout-s", type=float, default=180.0)
     parser.add_argument("--after-s", type=float, default=1.0, help="measured on after the first point")
-    parser.add_argument("--eager", dest="quiet", action="store_false",
-                        help="click once the tab is shown, without waiting for the background work to settle")
-    parser.add_argument("--control", type=float, default=0.0, metavar="S",
-                        help="no click: measure S seconds of the same window as a control")
+    parser.add_argument(
+        "--eager",
+        dest="quiet",
+        action="store_false",
+        help="click once the tab is shown, without waiting for the background work to settle",
+    )
+    parser.add_argument(
+        "--control",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="no click: measure S seconds of the same window as a control",
+    )
     parser.add_argument("--stacks", action="store_true", help="sample the GUI thread's stack during stalls")
     parser.add_argument("--top", type=int, default=12, help="stacks shown")
     parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
@@ -252,9 +291,23 @@ def main() -> int:
     results = []
     for i in range(args.repeat):
         load = os.getloadavg()
-        command = [sys.executable, __file__, "--once", "--tick-ms", str(args.tick_ms), "--steps", str(args.steps),
-                   "--settle-s", str(args.settle_s), "--timeout-s", str(args.timeout_s),
-                   "--after-s", str(args.after_s), "--top", str(args.top)]
+        command = [
+            sys.executable,
+            __file__,
+            "--once",
+            "--tick-ms",
+            str(args.tick_ms),
+            "--steps",
+            str(args.steps),
+            "--settle-s",
+            str(args.settle_s),
+            "--timeout-s",
+            str(args.timeout_s),
+            "--after-s",
+            str(args.after_s),
+            "--top",
+            str(args.top),
+        ]
         command += ["--stacks"] if args.stacks else []
         command += [] if args.quiet else ["--eager"]
         command += ["--control", str(args.control)] if args.control else []
@@ -263,20 +316,28 @@ def main() -> int:
         if line is None:
             print(done.stdout[-2000:] + done.stderr[-4000:], file=sys.stderr)
             return 1
-        result = json.loads(line[len("RESULT "):])
+        result = json.loads(line[len("RESULT ") :])
         result["load_1min"] = round(load[0], 2)
         results.append(result)
-        print(f"run {i + 1}: load {load[0]:.2f}; click -> first point {result['first_point_s']} s; longest stall "
-              f"{result['max_stall_ms']} ms; {result['stalls_over_50ms']} over {STALL_TARGET_MS:.0f} ms at "
-              f"{result['stalls']} (s after the click, ms); the click's own slot {result['click_ms']} ms; "
-              f"garbage collections over 10 ms {result['gc_over_10ms']} (s, ms, generation)")
+        print(
+            f"run {i + 1}: load {load[0]:.2f}; click -> first point {result['first_point_s']} s; longest stall "
+            f"{result['max_stall_ms']} ms; {result['stalls_over_50ms']} over {STALL_TARGET_MS:.0f} ms at "
+            f"{result['stalls']} (s after the click, ms); the click's own slot {result['click_ms']} ms; "
+            f"garbage collections over 10 ms {result['gc_over_10ms']} (s, ms, generation)"
+        )
         for ms, stack in result["stacks"]:
             print(f"    ~{ms} ms  {stack}")
     worst = max(r["max_stall_ms"] for r in results)
-    print(json.dumps({"max_stall_ms": [r["max_stall_ms"] for r in results],
-                      "stalls_over_50ms": [r["stalls_over_50ms"] for r in results],
-                      "first_point_s": [r["first_point_s"] for r in results],
-                      "load_1min": [r["load_1min"] for r in results]}))
+    print(
+        json.dumps(
+            {
+                "max_stall_ms": [r["max_stall_ms"] for r in results],
+                "stalls_over_50ms": [r["stalls_over_50ms"] for r in results],
+                "first_point_s": [r["first_point_s"] for r in results],
+                "load_1min": [r["load_1min"] for r in results],
+            }
+        )
+    )
     verdict = "met" if worst <= STALL_TARGET_MS else "MISSED"
     print(f"worst stall {worst} ms (target <= {STALL_TARGET_MS:.0f} ms: {verdict})")
     return 0 if worst <= STALL_TARGET_MS and all(r["ok"] for r in results) else 1

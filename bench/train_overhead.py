@@ -85,12 +85,22 @@ def lightbox(data: Path, steps: int, batch: int, lr: float, workspace: Path) -> 
                 self.val_time += time.perf_counter() - self._val_start
 
     clock = Clock()
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(data), "model.checkpoint": "resnet-tiny", "data.image_size": 64,
-        "data.num_workers": 0, "optim.batch_size": batch, "optim.lr": lr, "optim.max_steps": steps,
-        "optim.epochs": 10_000, "workspace": str(workspace), "augmentation.train": [], "augmentation.val": [],
-        "augmentation.preset": False,
-    })
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(data),
+            "model.checkpoint": "resnet-tiny",
+            "data.image_size": 64,
+            "data.num_workers": 0,
+            "optim.batch_size": batch,
+            "optim.lr": lr,
+            "optim.max_steps": steps,
+            "optim.epochs": 10_000,
+            "workspace": str(workspace),
+            "augmentation.train": [],
+            "augmentation.val": [],
+            "augmentation.preset": False,
+        }
+    )
     result = train(config, progress=False, callbacks=[clock])
     assert result.status == "FINISHED", result
     return (steps - WARMUP_STEPS) / (clock.end - clock.start - clock.val_time)
@@ -114,19 +124,31 @@ def main() -> None:
         # Epochs of 150 steps: per-epoch work (validation, checkpoints) then weighs about as much
         # as in real runs, whose epochs are longer still.
         data = write_sample_dataset(Path(tmp) / "shapes", train_images=2400, val_images=32)
-        datamodule = ClassificationDataModule.from_folder(data, batch_size=args.batch, num_workers=0, image_size=64,
-                                                          train_transforms=[], val_transforms=[])
+        datamodule = ClassificationDataModule.from_folder(
+            data, batch_size=args.batch, num_workers=0, image_size=64, train_transforms=[], val_transforms=[]
+        )
         loader = datamodule.train_dataloader()
         rates = {"hand_written": 0.0, "lightbox": 0.0}
         for _round in range(2):  # alternate; keep each side's best
             rates["hand_written"] = max(rates["hand_written"], hand_written(loader, args.steps, 1e-3))
-            rates["lightbox"] = max(rates["lightbox"],
-                                    lightbox(data, args.steps, args.batch, 1e-3, Path(tmp) / f"ws{_round}"))
+            rates["lightbox"] = max(
+                rates["lightbox"], lightbox(data, args.steps, args.batch, 1e-3, Path(tmp) / f"ws{_round}")
+            )
     ratio = rates["lightbox"] / rates["hand_written"]
-    print(json.dumps({"steps": args.steps, "batch": args.batch, "threads": torch.get_num_threads(),
-                      "hand_written_steps_s": round(rates["hand_written"], 2),
-                      "lightbox_steps_s": round(rates["lightbox"], 2), "ratio": round(ratio, 3),
-                      "target": 0.9, "met": ratio >= 0.9}))
+    print(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "batch": args.batch,
+                "threads": torch.get_num_threads(),
+                "hand_written_steps_s": round(rates["hand_written"], 2),
+                "lightbox_steps_s": round(rates["lightbox"], 2),
+                "ratio": round(ratio, 3),
+                "target": 0.9,
+                "met": ratio >= 0.9,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

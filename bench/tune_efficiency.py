@@ -74,8 +74,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="tune-bench-"))
     data = write_sample_dataset(root / "shapes")
     lrs = [3e-3 * (0.1 ** (i % 4)) for i in range(args.trials)]
-    base = {"task": {"name": "classification"}, "data": {"path": str(data), "image_size": 48, "num_workers": 0},
-            "model": {"checkpoint": "resnet-tiny"}, "optim": {"epochs": args.epochs, "batch_size": 16}}
+    base = {
+        "task": {"name": "classification"},
+        "data": {"path": str(data), "image_size": 48, "num_workers": 0},
+        "model": {"checkpoint": "resnet-tiny"},
+        "optim": {"epochs": args.epochs, "batch_size": 16},
+    }
 
     plain_config = root / "plain.yaml"
     plain_config.write_text(yaml.safe_dump({**base, "workspace": str(root / "plain")}))
@@ -88,10 +92,19 @@ def main() -> None:
         plain_open += _open_seconds(MlflowClient(plain_uri), run["run_id"])
 
     tune_config = root / "tune.yaml"
-    tune_config.write_text(yaml.safe_dump({
-        **base, "workspace": str(root / "tune"),
-        "search": {"num_samples": 1, "max_concurrent": args.concurrent,
-                   "space": {"optim.lr": {"type": "grid", "values": lrs}}}}))
+    tune_config.write_text(
+        yaml.safe_dump(
+            {
+                **base,
+                "workspace": str(root / "tune"),
+                "search": {
+                    "num_samples": 1,
+                    "max_concurrent": args.concurrent,
+                    "space": {"optim.lr": {"type": "grid", "values": lrs}},
+                },
+            }
+        )
+    )
     tune_s, out = _engine("tune", "--config", str(tune_config))
     result = _summary(out)
     client = MlflowClient(result["tracking_uri"])
@@ -100,21 +113,30 @@ def main() -> None:
     early = sum(t["status"] == "EARLY_STOPPED" for t in trials)
     tune_outside = tune_s * args.concurrent - tune_open
     plain_outside = (plain_s - plain_open) / len(lrs)
-    print(json.dumps({
-        "trials": len(trials), "epochs": args.epochs, "concurrent": args.concurrent,
-        "epochs_run": sum(t["epochs"] for t in trials),
-        "plain_s": round(plain_s, 1), "tune_s": round(tune_s, 1),
-        "plain_trials_per_hour": round(3600 * len(lrs) / plain_s, 1),
-        "tune_trials_per_hour": round(3600 * len(trials) / tune_s, 1),
-        "speedup": round(plain_s / tune_s, 2),
-        "early_stopped_share": round(early / len(trials), 2),
-        "tune_overhead_s_per_trial": round(tune_outside / len(trials), 1),
-        "plain_overhead_s_per_run": round(plain_outside, 1),
-        "warm_gap_s": (_warm_gap_s(client, [t["run_id"] for t in trials if t["run_id"]])
-                       if args.concurrent == 1 else None),
-        "tune_added_s_per_trial": round((tune_outside - plain_outside) / len(trials), 1),
-        "cpus": len(os.sched_getaffinity(0)), "load_1min": round(os.getloadavg()[0], 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "trials": len(trials),
+                "epochs": args.epochs,
+                "concurrent": args.concurrent,
+                "epochs_run": sum(t["epochs"] for t in trials),
+                "plain_s": round(plain_s, 1),
+                "tune_s": round(tune_s, 1),
+                "plain_trials_per_hour": round(3600 * len(lrs) / plain_s, 1),
+                "tune_trials_per_hour": round(3600 * len(trials) / tune_s, 1),
+                "speedup": round(plain_s / tune_s, 2),
+                "early_stopped_share": round(early / len(trials), 2),
+                "tune_overhead_s_per_trial": round(tune_outside / len(trials), 1),
+                "plain_overhead_s_per_run": round(plain_outside, 1),
+                "warm_gap_s": (
+                    _warm_gap_s(client, [t["run_id"] for t in trials if t["run_id"]]) if args.concurrent == 1 else None
+                ),
+                "tune_added_s_per_trial": round((tune_outside - plain_outside) / len(trials), 1),
+                "cpus": len(os.sched_getaffinity(0)),
+                "load_1min": round(os.getloadavg()[0], 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     def show_progress(done: int, total: int) -> None:
         print(f"\rchecking images {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
 
-    report = check_folder(args.folder, deep=args.deep, check_files=not args.no_files, workers=args.workers,
-                          progress=show_progress if args.progress and sys.stderr.isatty() else None)
+    report = check_folder(
+        args.folder,
+        deep=args.deep,
+        check_files=not args.no_files,
+        workers=args.workers,
+        progress=show_progress if args.progress and sys.stderr.isatty() else None,
+    )
     if args.json:
         print(report.to_json())
     else:
@@ -59,15 +64,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             config = config_from_flags(args) if (args.config or args.task) else None
-            result = train(config, resume_run_id=args.resume, tracking_uri=args.tracking_uri,
-                           workspace=args.workspace, progress=args.progress)
+            result = train(
+                config,
+                resume_run_id=args.resume,
+                tracking_uri=args.tracking_uri,
+                workspace=args.workspace,
+                progress=args.progress,
+            )
         else:
             config = config_from_flags(args)
             if config.search is not None:
                 # Training one run would silently ignore the search space.
                 where = args.config or "the run configuration"
-                raise ConfigError([("search", "a search runs with `lightbox tune --config FILE`; "
-                                   "`lightbox train` trains one run (remove the search section)")], where)
+                raise ConfigError(
+                    [
+                        (
+                            "search",
+                            "a search runs with `lightbox tune --config FILE`; "
+                            "`lightbox train` trains one run (remove the search section)",
+                        )
+                    ],
+                    where,
+                )
             from engine.orchestration.ray_cli import is_job_address, submit_from_args
 
             if is_job_address(args.ray_address or config.compute.ray_address):
@@ -120,8 +138,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print("lightbox predict: a run id takes one folder of images", file=sys.stderr)
         return 2
     try:
-        out = predict_run(args.run_id, args.images[0], args.out, tracking_uri=args.tracking_uri,
-                          workspace=args.workspace, batch_size=args.batch_size)
+        out = predict_run(
+            args.run_id,
+            args.images[0],
+            args.out,
+            tracking_uri=args.tracking_uri,
+            workspace=args.workspace,
+            batch_size=args.batch_size,
+        )
     except TrainingError as exc:
         print(f"lightbox predict: {exc}", file=sys.stderr)
         return 2
@@ -139,21 +163,25 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _add_tracking(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-                        "else the workspace's SQLite store)")
-    parser.add_argument("--workspace", help="workspace folder (default: $LIGHTBOX_WORKSPACE or "
-                        f"./{DEFAULT_WORKSPACE})")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the workspace's SQLite store)"
+    )
+    parser.add_argument("--workspace", help=f"workspace folder (default: $LIGHTBOX_WORKSPACE or ./{DEFAULT_WORKSPACE})")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from engine.config import SINGLE_TASKS  # the run flags below load engine.config anyway
 
     parser = argparse.ArgumentParser(
-        prog="lightbox", description="Lightbox: from a COCO dataset to a trained, exported vision model.")
+        prog="lightbox", description="Lightbox: from a COCO dataset to a trained, exported vision model."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    check = sub.add_parser("check", help="list every problem in a COCO dataset folder",
-                           description="Exit status: 0 clean, 1 problems found, 2 unreadable.")
+    check = sub.add_parser(
+        "check",
+        help="list every problem in a COCO dataset folder",
+        description="Exit status: 0 clean, 1 problems found, 2 unreadable.",
+    )
     check.add_argument("folder", help="dataset folder (or a COCO JSON file)")
     check.add_argument("--deep", action="store_true", help="decode every image fully (slower)")
     check.add_argument("--no-files", action="store_true", help="check the JSON only, not the image files")
@@ -170,14 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(func=_cmd_demo_data)
 
-    tr = sub.add_parser("train", help="train one model and track it in MLflow",
-                        description="Prints a final JSON line with the run id, best checkpoint and metrics. "
-                        "Exit status: 0 finished, 1 failed, 2 bad input, 3 stopped on request.")
+    tr = sub.add_parser(
+        "train",
+        help="train one model and track it in MLflow",
+        description="Prints a final JSON line with the run id, best checkpoint and metrics. "
+        "Exit status: 0 finished, 1 failed, 2 bad input, 3 stopped on request.",
+    )
     add_run_flags(tr)
     tr.add_argument("--resume", metavar="RUN_ID", help="continue an earlier run from its newest checkpoint")
     tr.add_argument("--no-progress", dest="progress", action="store_false")
-    tr.add_argument("--ray-address", help="a Ray cluster's dashboard URL (http://host:8265): submit the run there "
-                    "as a Ray job and print its id")
+    tr.add_argument(
+        "--ray-address",
+        help="a Ray cluster's dashboard URL (http://host:8265): submit the run there as a Ray job and print its id",
+    )
     from engine.orchestration.ray_cli import add_job_flags
 
     add_job_flags(tr)

@@ -78,20 +78,31 @@ def regime_for(config: RunConfig) -> tuple[FamilyRegime, bool, str]:
 
     A multi-task run shares one optimiser: it takes the most cautious of its models' regimes.
     """
-    checkpoints = list(config.model.checkpoints.values()) if config.task.name == "multitask" \
-        else [config.model.checkpoint]
+    checkpoints = (
+        list(config.model.checkpoints.values()) if config.task.name == "multitask" else [config.model.checkpoint]
+    )
     found = []
     for checkpoint in checkpoints:
         family = family_of(checkpoint)
         finetune = starts_from_trained_weights(checkpoint, config.model.pretrained)
         regime = REGIMES.get(family or "", UNKNOWN)
-        found.append((regime.finetune_lr if finetune else regime.scratch_lr, regime, finetune,
-                      f"{family or 'unknown family'} {'fine-tuned' if finetune else 'from random weights'}"))
+        found.append(
+            (
+                regime.finetune_lr if finetune else regime.scratch_lr,
+                regime,
+                finetune,
+                f"{family or 'unknown family'} {'fine-tuned' if finetune else 'from random weights'}",
+            )
+        )
     lr, regime, finetune, words = min(found, key=lambda item: item[0])
     if len(found) > 1:
-        regime = FamilyRegime(lr, lr, max(r.grad_clip for _, r, _, _ in found),
-                              transformer=any(r.transformer for _, r, _, _ in found),
-                              min_steps=max(r.min_steps for _, r, _, _ in found))
+        regime = FamilyRegime(
+            lr,
+            lr,
+            max(r.grad_clip for _, r, _, _ in found),
+            transformer=any(r.transformer for _, r, _, _ in found),
+            min_steps=max(r.min_steps for _, r, _, _ in found),
+        )
         words = " + ".join(w for *_, w in found)
     return regime, finetune, words
 

@@ -86,33 +86,52 @@ class Recipe:
 def choose_strength(image_size: int, train_images: int, epochs: int, task: str = "classification") -> tuple[str, str]:
     """The augmentation strength for a run, with the reason in words."""
     if epochs < SHORT_RUN_EPOCHS:
-        return "none", (f"the run is {epochs} epochs (< {SHORT_RUN_EPOCHS}): too short to overfit, so "
-                        "augmentation would only slow the learning down")
+        return "none", (
+            f"the run is {epochs} epochs (< {SHORT_RUN_EPOCHS}): too short to overfit, so "
+            "augmentation would only slow the learning down"
+        )
     if image_size < TINY_IMAGE:
         return "light", f"images are {image_size} px (< {TINY_IMAGE})"
     if image_size >= LARGE_IMAGE and epochs >= LONG_RUN_EPOCHS and train_images >= LARGE_DATASET:
-        return "full", (f"{image_size} px images, {epochs} epochs and {train_images} training images "
-                        f"(>= {LARGE_IMAGE} px, {LONG_RUN_EPOCHS} epochs, {LARGE_DATASET} images)")
+        return "full", (
+            f"{image_size} px images, {epochs} epochs and {train_images} training images "
+            f"(>= {LARGE_IMAGE} px, {LONG_RUN_EPOCHS} epochs, {LARGE_DATASET} images)"
+        )
     return "medium", f"{image_size} px images, {epochs} epochs, {train_images} training images"
 
 
 def choose_schedule(epochs: int) -> tuple[str, str]:
     """The learning-rate schedule for a run of ``epochs``, with the reason in words."""
     if epochs < SHORT_RUN_EPOCHS:
-        return "wsd", (f"wsd schedule (constant, then a linear decay over the last 20%): the run is {epochs} "
-                       f"epochs (< {SHORT_RUN_EPOCHS}) and still learning when a cosine decay would slow it")
+        return "wsd", (
+            f"wsd schedule (constant, then a linear decay over the last 20%): the run is {epochs} "
+            f"epochs (< {SHORT_RUN_EPOCHS}) and still learning when a cosine decay would slow it"
+        )
     return "cosine", "cosine learning-rate schedule"
 
 
 # A small random shift and zoom: safe for any picture, unlike a flip (digits, text) or a big crop.
-SHIFT = {"name": "Affine", "scale": [0.9, 1.1], "translate_percent": [-0.0625, 0.0625], "border_mode": 0,
-         "fill": 0, "p": 0.5}
+SHIFT = {
+    "name": "Affine",
+    "scale": [0.9, 1.1],
+    "translate_percent": [-0.0625, 0.0625],
+    "border_mode": 0,
+    "fill": 0,
+    "p": 0.5,
+}
 
 
 def _pad(size: int, mask_fill: int) -> dict:
     # cv2.BORDER_CONSTANT is 0; top-left padding keeps box coordinates unchanged.
-    return {"name": "PadIfNeeded", "min_height": size, "min_width": size, "border_mode": 0,
-            "fill": 0, "fill_mask": mask_fill, "position": "top_left"}
+    return {
+        "name": "PadIfNeeded",
+        "min_height": size,
+        "min_width": size,
+        "border_mode": 0,
+        "fill": 0,
+        "fill_mask": mask_fill,
+        "position": "top_left",
+    }
 
 
 def recipe_spec(task: str, split: str, strength: str, size: int) -> list[dict]:
@@ -132,8 +151,7 @@ def recipe_spec(task: str, split: str, strength: str, size: int) -> list[dict]:
             return [
                 {"name": "RandomResizedCrop", "size": [size, size], "scale": [0.35, 1.0], **SHRINK_SMOOTHLY},
                 flip,
-                {"name": "ColorJitter", "brightness": 0.1, "contrast": 0.1, "saturation": 0.1,
-                 "hue": 0.0, "p": 0.3},
+                {"name": "ColorJitter", "brightness": 0.1, "contrast": 0.1, "saturation": 0.1, "hue": 0.0, "p": 0.3},
             ]
         return augment.preset(task, "train", size)
     if task == "detection":
@@ -208,8 +226,7 @@ def resolve_recipe(config: RunConfig, *, train_images: int | None = None, verbos
 def explain_recipe(config: RunConfig, *, train_images: int | None = None) -> Recipe:
     """Like :func:`resolve_recipe`, also returning why each choice was made."""
     aug, optim = config.augmentation, config.optim
-    needs_data = ((aug.strength == "auto" and aug.preset) or optim.warmup_steps is None
-                  or optim.epochs is None)
+    needs_data = (aug.strength == "auto" and aug.preset) or optim.warmup_steps is None or optim.epochs is None
     if needs_data and train_images is None:
         if not config.data.path:
             return Recipe(config, ())  # nothing to train on: the caller reports the missing dataset
@@ -225,10 +242,14 @@ def explain_recipe(config: RunConfig, *, train_images: int | None = None) -> Rec
         reasons.append(f"learning rate {lr:g}: {family_words}")
     if optim.grad_clip is None:
         overrides["optim.grad_clip"] = regime.grad_clip
-        reasons.append(f"gradient clipping {regime.grad_clip:g}: {family_words}" if regime.grad_clip
-                       else f"no gradient clipping: {family_words}")
-    per_epoch = math.ceil(train_images / (optim.batch_size * optim.accumulate_grad_batches)) \
-        if train_images is not None else 1
+        reasons.append(
+            f"gradient clipping {regime.grad_clip:g}: {family_words}"
+            if regime.grad_clip
+            else f"no gradient clipping: {family_words}"
+        )
+    per_epoch = (
+        math.ceil(train_images / (optim.batch_size * optim.accumulate_grad_batches)) if train_images is not None else 1
+    )
     epochs = optim.epochs
     if epochs is None:
         if optim.max_steps:  # the step limit decides how long the run is
@@ -236,8 +257,9 @@ def explain_recipe(config: RunConfig, *, train_images: int | None = None) -> Rec
         else:
             epochs = choose_epochs(per_epoch, regime.min_steps)
         overrides["optim.epochs"] = epochs
-        reasons.append(f"{epochs} epochs of {per_epoch} optimiser steps (at least {regime.min_steps} "
-                       f"steps for {family_words})")
+        reasons.append(
+            f"{epochs} epochs of {per_epoch} optimiser steps (at least {regime.min_steps} steps for {family_words})"
+        )
     total = per_epoch * epochs
     if optim.max_steps:
         total = min(total, optim.max_steps)

@@ -17,12 +17,24 @@ from typing import Any
 
 #: short flags (as argparse destinations) -> the dotted key each one sets
 SHORT_FLAGS: dict[str, str] = {
-    "data": "data.path", "task": "task.name", "model": "model.checkpoint", "epochs": "optim.epochs",
-    "max_steps": "optim.max_steps", "batch_size": "optim.batch_size", "lr": "optim.lr",
-    "image_size": "data.image_size", "num_workers": "data.num_workers", "devices": "compute.devices",
-    "accelerator": "compute.accelerator", "precision": "optim.precision", "run_name": "tracking.run_name",
-    "tracking_uri": "tracking.uri", "workspace": "workspace", "num_samples": "search.num_samples",
-    "max_concurrent": "search.max_concurrent", "scheduler": "search.scheduler",
+    "data": "data.path",
+    "task": "task.name",
+    "model": "model.checkpoint",
+    "epochs": "optim.epochs",
+    "max_steps": "optim.max_steps",
+    "batch_size": "optim.batch_size",
+    "lr": "optim.lr",
+    "image_size": "data.image_size",
+    "num_workers": "data.num_workers",
+    "devices": "compute.devices",
+    "accelerator": "compute.accelerator",
+    "precision": "optim.precision",
+    "run_name": "tracking.run_name",
+    "tracking_uri": "tracking.uri",
+    "workspace": "workspace",
+    "num_samples": "search.num_samples",
+    "max_concurrent": "search.max_concurrent",
+    "scheduler": "search.scheduler",
 }
 #: the section whose flags only ``lightbox tune`` takes
 SEARCH_SECTION = "search"
@@ -151,8 +163,11 @@ def config_from_flags(args: argparse.Namespace):
         config = RunConfig.from_dict({"task": {"name": args.task}})
     else:
         raise ValueError("give --config run.yaml, or --data DIR and --task")
-    overrides = {flag.key: getattr(args, flag.dest) for flag in run_flags()
-                 if getattr(args, flag.dest, None) is not None and flag.key != "task.name"}
+    overrides = {
+        flag.key: getattr(args, flag.dest)
+        for flag in run_flags()
+        if getattr(args, flag.dest, None) is not None and flag.key != "task.name"
+    }
     if args.config and getattr(args, "task", None):
         overrides["task.name"] = args.task
     return config.with_overrides(overrides) if overrides else config

@@ -125,8 +125,10 @@ def tiny_images(folder: Path, names: list[str]) -> list[dict]:
 
 def tiny_coco_doc(images: list[dict], labels: list[int], categories=TINY_CATEGORIES) -> dict:
     """A COCO document with one box of category ``labels[i]`` on image ``i``."""
-    anns = [{"id": k + 1, "image_id": im["id"], "category_id": c, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}
-            for k, (im, c) in enumerate(zip(images, labels))]
+    anns = [
+        {"id": k + 1, "image_id": im["id"], "category_id": c, "bbox": [2, 2, 8, 8], "area": 64, "iscrowd": 0}
+        for k, (im, c) in enumerate(zip(images, labels))
+    ]
     return {"images": images, "annotations": anns, "categories": categories}
 
 
@@ -139,12 +141,16 @@ def write_json(path: Path, doc: dict) -> Path:
 def tiny_coco_folder(root: Path, train: list[int], val: list[int] | None, categories=TINY_CATEGORIES) -> Path:
     """``annotations/instances_{train,val}.json`` with one image per label, images in train/ and val/."""
     names = [f"train_{i:03d}.png" for i in range(len(train))]
-    write_json(root / "annotations" / "instances_train.json",
-               tiny_coco_doc(tiny_images(root / "train", names), train, categories))
+    write_json(
+        root / "annotations" / "instances_train.json",
+        tiny_coco_doc(tiny_images(root / "train", names), train, categories),
+    )
     if val is not None:
         names = [f"val_{i:03d}.png" for i in range(len(val))]
-        write_json(root / "annotations" / "instances_val.json",
-                   tiny_coco_doc(tiny_images(root / "val", names), val, categories))
+        write_json(
+            root / "annotations" / "instances_val.json",
+            tiny_coco_doc(tiny_images(root / "val", names), val, categories),
+        )
     return root
 
 

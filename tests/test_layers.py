@@ -24,8 +24,9 @@ def _lint_imports(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     contracts = [arg for cid in LAYER_CONTRACTS for arg in ("--contract", cid)]
     # cwd first on the path, so a copied tree is analysed rather than the installed one.
     env = {**os.environ, "PYTHONPATH": str(cwd)}
-    return subprocess.run([str(LINT_IMPORTS), *contracts, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT_IMPORTS), *contracts, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_layer_contracts_hold():
@@ -49,15 +50,21 @@ def test_each_contract_fails_on_a_violation(tmp_path):
     out = done.stdout
     assert done.returncode == 1, out[-4000:] + done.stderr[-2000:]
     assert out.count(" BROKEN") == len(LAYER_CONTRACTS), out[-4000:]
-    for chain in ("engine.data._upward -> engine.tasks.registry", "engine.metrics._qt -> PySide6",
-                  "engine.models._app -> app.dataset.session", "app.training.chart_data -> pyqtgraph"):
+    for chain in (
+        "engine.data._upward -> engine.tasks.registry",
+        "engine.metrics._qt -> PySide6",
+        "engine.models._app -> app.dataset.session",
+        "app.training.chart_data -> pyqtgraph",
+    ):
         assert chain in out, f"{chain} not reported:\n{out[-4000:]}"
 
 
 def test_browsing_modules_stay_light():
     # The app imports these at start-up; torch and lightning (seconds to import) must stay out.
-    code = ("import sys; import engine.config, engine.data.coco_index, engine.data.health, "
-            "engine.data.folders, engine.data.images, engine.cli; "
-            "heavy = [m for m in ('torch', 'lightning', 'ray', 'mlflow', 'transformers', 'PySide6') "
-            "if m in sys.modules]; print(heavy); assert not heavy, heavy")
+    code = (
+        "import sys; import engine.config, engine.data.coco_index, engine.data.health, "
+        "engine.data.folders, engine.data.images, engine.cli; "
+        "heavy = [m for m in ('torch', 'lightning', 'ray', 'mlflow', 'transformers', 'PySide6') "
+        "if m in sys.modules]; print(heavy); assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -39,8 +39,17 @@ NOT_RUN_TAGS = {"engine/orchestration/ray_jobs.py"}
 
 
 def test_run_tag_names_are_written_only_in_the_tags_module():
-    literals = sorted({path for path, tree in _sources() for node in ast.walk(tree)
-                       if isinstance(node, ast.Constant) and isinstance(node.value, str)
-                       and node.value.startswith(("lightbox.", "mlflow.")) and node.value.count(".") == 1
-                       and " " not in node.value and not node.value.endswith((".py", ".db"))})
+    literals = sorted(
+        {
+            path
+            for path, tree in _sources()
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith(("lightbox.", "mlflow."))
+            and node.value.count(".") == 1
+            and " " not in node.value
+            and not node.value.endswith((".py", ".db"))
+        }
+    )
     assert [p for p in literals if p not in NOT_RUN_TAGS] == ["engine/tracking/tags.py"]

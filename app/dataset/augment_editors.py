@@ -39,7 +39,7 @@ HINT_STYLE = "color: #6b6b6b;"
 def literal_names(annotation: str, choices: list) -> list[str]:
     """Readable combo entries: cv2 constants by name ("INTER_LINEAR (1)"), other values as they are."""
     if annotation.startswith("Literal[cv2.") and annotation.endswith("]"):
-        names = [n.strip().removeprefix("cv2.") for n in annotation[len("Literal["):-1].split(",")]
+        names = [n.strip().removeprefix("cv2.") for n in annotation[len("Literal[") : -1].split(",")]
         if len(names) == len(choices):
             return [f"{name} ({value})" for name, value in zip(names, choices)]
     return ["(none)" if c is None else str(c) for c in choices]
@@ -248,8 +248,9 @@ class ParameterForm(QGroupBox):
             spin = QDoubleSpinBox(minimum=-1e9, maximum=1e9, decimals=decimals(value), keyboardTracking=False)
             spin.setSingleStep(0.05 if abs(value) <= 1 else 1.0)
             spin.setValue(value)
-            spin.valueChanged.connect(lambda v: self.edited.emit(name, int(v) if v.is_integer() and
-                                                                 isinstance(value, int) else v))
+            spin.valueChanged.connect(
+                lambda v: self.edited.emit(name, int(v) if v.is_integer() and isinstance(value, int) else v)
+            )
             return spin
         line = QLineEdit(flow_yaml(value))
         line.setPlaceholderText("YAML, e.g. [0.1, 0.3]; empty for none")

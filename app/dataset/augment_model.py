@@ -53,8 +53,7 @@ def flow_yaml(value: Any) -> str:
 
 def step_text(step: dict, number: int) -> str:
     """One line of the step list, numbered like the "step N" of validation messages."""
-    params = ", ".join(f"{k}={flow_yaml(v) if not isinstance(v, str) else v}"
-                       for k, v in step.items() if k != "name")
+    params = ", ".join(f"{k}={flow_yaml(v) if not isinstance(v, str) else v}" for k, v in step.items() if k != "name")
     if len(params) > 70:
         params = params[:69] + "…"
     return f"{number}. {step['name']}   {params}" if params else f"{number}. {step['name']}"
@@ -62,8 +61,15 @@ def step_text(step: dict, number: int) -> str:
 
 def required_guess(name: str, size: int) -> Any:
     """A working value for a parameter that has no default, so adding a step gives a usable step."""
-    return {"height": size, "width": size, "size": [size, size], "max_size": size,
-            "min_max_height": [size // 2, size], "num_grid_xy": [4, 4], "magnitude": 10}.get(name)
+    return {
+        "height": size,
+        "width": size,
+        "size": [size, size],
+        "max_size": size,
+        "min_max_height": [size // 2, size],
+        "num_grid_xy": [4, 4],
+        "magnitude": 10,
+    }.get(name)
 
 
 def recipe_for(run_config: RunConfig) -> dict:
@@ -226,8 +232,9 @@ class AugmentSpecs:
         Call ``set_task`` with the config's task first."""
         aug = run_config.augmentation
         # With the preset off, a pipeline without steps really is empty.
-        explicit = {split: (getattr(aug, split) or []) for split in SPLITS
-                    if not aug.preset or getattr(aug, split) is not None}
+        explicit = {
+            split: (getattr(aug, split) or []) for split in SPLITS if not aug.preset or getattr(aug, split) is not None
+        }
         self.overrides = set(explicit)
         if self.run is None and run_config.data.image_size:
             self.image_size = run_config.data.image_size
@@ -241,8 +248,9 @@ class AugmentSpecs:
             return run_config  # the recipe decides, at the run's own image size
         name = run_config.task.name
         if name not in TASKS:
-            raise ValueError(f"the Augment tab's {self.task} steps cannot be used by a {name} run; "
-                             "go back to auto to use its own")
+            raise ValueError(
+                f"the Augment tab's {self.task} steps cannot be used by a {name} run; go back to auto to use its own"
+            )
         if name != self.task:
             # A spec is checked against its task: a classification crop may drop every detection box.
             raise ValueError(f"the panel holds {self.task} augmentations but the config trains {name}")
@@ -316,10 +324,10 @@ class AugmentSpecs:
         else:
             recipe = self.recipe_text
         if not self.overrides:
-            return RecipeLine(f"Recipe — {recipe}. These are the steps the run uses; "
-                              "an edit here overrides them.", False)
+            return RecipeLine(
+                f"Recipe — {recipe}. These are the steps the run uses; an edit here overrides them.", False
+            )
         edited = " and ".join(self.overridden_splits())
         rest = [s for s in SPLITS if s not in self.overrides]
         tail = f"; {rest[0]} follows the recipe ({recipe})" if rest else ""
-        return RecipeLine(f"Overridden here: the run uses the {edited} steps below instead of "
-                          f"the recipe{tail}.", True)
+        return RecipeLine(f"Overridden here: the run uses the {edited} steps below instead of the recipe{tail}.", True)

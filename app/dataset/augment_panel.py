@@ -62,8 +62,15 @@ class AugmentationPanel(QWidget):
     spec_changed = Signal(list)
     state_changed = Signal()
 
-    def __init__(self, parent=None, *, task: str = "detection", seed: int = 0, samples: int = DEFAULT_SAMPLES,
-                 library: AugmentLibrary | None = None):
+    def __init__(
+        self,
+        parent=None,
+        *,
+        task: str = "detection",
+        seed: int = 0,
+        samples: int = DEFAULT_SAMPLES,
+        library: AugmentLibrary | None = None,
+    ):
         super().__init__(parent)
         self.model = AugmentSpecs(task)
         self._split = "train"
@@ -114,8 +121,9 @@ class AugmentationPanel(QWidget):
         self.preset_button.clicked.connect(self.load_preset)
         # Two short rows rather than one long one, so the panel fits a small window.
         top = QGridLayout()
-        for k, (text, widget) in enumerate((("Task", self.task_combo), ("Pipeline", self.split_combo),
-                                            ("Size", self.size_spin))):
+        for k, (text, widget) in enumerate(
+            (("Task", self.task_combo), ("Pipeline", self.split_combo), ("Size", self.size_spin))
+        ):
             top.addWidget(QLabel(text), k // 2, 2 * (k % 2))
             top.addWidget(widget, k // 2, 2 * (k % 2) + 1)
         top.addWidget(self.preset_button, 1, 2, 1, 2)
@@ -203,8 +211,10 @@ class AugmentationPanel(QWidget):
             self._loading_timer.stop()
             return
         waited = time.perf_counter() - self._loading_since
-        self._show_message(f"Loading the augmentation library… {waited:.0f} s\n"
-                           "(albumentations and torch are imported once; the rest of the window stays usable)")
+        self._show_message(
+            f"Loading the augmentation library… {waited:.0f} s\n"
+            "(albumentations and torch are imported once; the rest of the window stays usable)"
+        )
 
     def _engine_loaded(self, _result=None) -> None:
         self._ensure_ready()

@@ -68,16 +68,18 @@ def _qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, rgb.strides[0], fmt).copy()  # copy: the QImage must own its pixels
 
 
-def _render(sample: dict, epoch: int, names: dict[int, str], task: str,
-            label_rgb: dict[int, tuple[int, int, int]]) -> SampleTile:
+def _render(
+    sample: dict, epoch: int, names: dict[int, str], task: str, label_rgb: dict[int, tuple[int, int, int]]
+) -> SampleTile:
     """Turn a sample into a paintable tile."""
     image = sample["image"]
     h, w = image.shape[:2]
     qimage = _qimage(image)
     scale = min(1.0, RENDER_SIZE / max(h, w))
     if scale < 1:
-        qimage = qimage.scaled(max(1, round(w * scale)), max(1, round(h * scale)),
-                               Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+        qimage = qimage.scaled(
+            max(1, round(w * scale)), max(1, round(h * scale)), Qt.IgnoreAspectRatio, Qt.SmoothTransformation
+        )
     mask = sample.get("mask")
     if mask is not None:
         overlay = _qimage(_mask_lut(label_rgb)[np.asarray(mask).astype(np.intp).clip(0, 255)])
@@ -98,8 +100,9 @@ def _render(sample: dict, epoch: int, names: dict[int, str], task: str,
     return SampleTile(qimage, w, h, boxes, caption)
 
 
-def compute_preview(session: DatasetSession, ref: ImageRef, task: str, spec: list[dict], train: bool,
-                    seed: int, n: int, cancel=None) -> dict:
+def compute_preview(
+    session: DatasetSession, ref: ImageRef, task: str, spec: list[dict], train: bool, seed: int, n: int, cancel=None
+) -> dict:
     """Augment ``ref`` n times through the task's training dataset class (runs in a worker).
 
     Problems come back as ``{"error": message}`` rather than as exceptions: they are the
@@ -111,8 +114,14 @@ def compute_preview(session: DatasetSession, ref: ImageRef, task: str, spec: lis
     except UnsafeFileName as exc:
         return {**result, "error": f"Refused to open this image: {exc.reason}."}
     try:
-        dataset = _dataset_class(task)(session.image_dir(ref.split), index=session.index(ref.split),
-                                       transforms=spec, train=train, seed=seed, check_files=False)
+        dataset = _dataset_class(task)(
+            session.image_dir(ref.split),
+            index=session.index(ref.split),
+            transforms=spec,
+            train=train,
+            seed=seed,
+            check_files=False,
+        )
         # Match by image id: the dataset may leave images out, so its positions differ from the index rows.
         image_id = int(session.index(ref.split).image_ids[ref.row])
         found = np.flatnonzero(dataset.index.image_ids[dataset.rows] == image_id)

@@ -30,8 +30,13 @@ class RunRecipe:
 def recipe_key(config: RunConfig) -> str:
     """The parts of a config the recipe depends on: an edit elsewhere (the learning rate) needs no new answer."""
     optim = config.optim.model_dump(include={"epochs", "batch_size", "accumulate_grad_batches", "max_steps"})
-    parts = {"task": config.task.model_dump(), "model": config.model.model_dump(), "data": config.data.model_dump(),
-             "augmentation": config.augmentation.model_dump(), "optim": optim}
+    parts = {
+        "task": config.task.model_dump(),
+        "model": config.model.model_dump(),
+        "data": config.data.model_dump(),
+        "augmentation": config.augmentation.model_dump(),
+        "optim": optim,
+    }
     return json.dumps(parts, sort_keys=True, default=str)
 
 
@@ -52,8 +57,12 @@ def resolve_run_recipe(config: RunConfig) -> RunRecipe:
         return RunRecipe(task, size, specs, "no augmentation recipe: the config turns the preset off")
     if not config.data.path:
         specs = {split: augment.preset(task, split, size) for split in SPLITS}
-        return RunRecipe(task, size, specs, f"{aug.strength}: chosen once the run has a dataset "
-                                            f"(showing the {task} preset at {size} px)")
+        return RunRecipe(
+            task,
+            size,
+            specs,
+            f"{aug.strength}: chosen once the run has a dataset (showing the {task} preset at {size} px)",
+        )
     train_images = train_image_count(config)
     resolved = explain_recipe(config, train_images=train_images).config
     size = resolved.data.image_size or size

@@ -151,8 +151,18 @@ class SamplesPane(QGroupBox):
             return
         task, spec, train = request
         self.busy_label.setText("computing…")
-        self._slot.start(compute_preview, self._session, self._ref, task, spec, train, self.seed, len(self.tiles),
-                         on_done=self._done, on_error=self._failed)
+        self._slot.start(
+            compute_preview,
+            self._session,
+            self._ref,
+            task,
+            spec,
+            train,
+            self.seed,
+            len(self.tiles),
+            on_done=self._done,
+            on_error=self._failed,
+        )
 
     def _update_seed_label(self) -> None:
         self.seed_label.setText(f"Seed {self.seed}")

@@ -57,8 +57,10 @@ class PreviewTile(QWidget):
             painter.drawRect(rect)
             if not self.show_labels or rect.width() < 0.6 * metrics.horizontalAdvance(name):
                 continue  # labels off, or no room on this box: the tag would cover its neighbours
-            label = QRectF(rect.topLeft() - QPointF(1, metrics.height()),
-                           QSize(metrics.horizontalAdvance(name) + 6, metrics.height()))
+            label = QRectF(
+                rect.topLeft() - QPointF(1, metrics.height()),
+                QSize(metrics.horizontalAdvance(name) + 6, metrics.height()),
+            )
             label.moveTop(max(target.top(), label.top()))  # keep tags of boxes at the top edge visible
             painter.fillRect(label, QColor(colour))
             painter.setPen(text_colour(QColor(colour)))
@@ -67,8 +69,9 @@ class PreviewTile(QWidget):
         painter.setFont(self.font())
         caption = QRectF(0, self.height() - caption_h, self.width(), caption_h)
         # A narrow tile elides its caption (the tooltip has it whole) instead of cutting both ends.
-        painter.drawText(caption, Qt.AlignCenter,
-                         self.fontMetrics().elidedText(tile.caption, Qt.ElideRight, self.width()))
+        painter.drawText(
+            caption, Qt.AlignCenter, self.fontMetrics().elidedText(tile.caption, Qt.ElideRight, self.width())
+        )
 
 
 class TileGrid(QWidget):
@@ -125,6 +128,9 @@ class TileGrid(QWidget):
         top = (height - (rows * (side + caption) + (rows - 1) * gap)) / 2
         for k, tile in enumerate(self.tiles):
             row, column = divmod(k, columns)
-            tile.setGeometry(round(left + column * (side + gap)), round(top + row * (side + caption + gap)),
-                             round(side), round(side + caption))
-
+            tile.setGeometry(
+                round(left + column * (side + gap)),
+                round(top + row * (side + caption + gap)),
+                round(side),
+                round(side + caption),
+            )

@@ -163,9 +163,10 @@ class DatasetBrowser(QWidget):
         self.session = session
         self.pages.setCurrentIndex(0 if session is None else 1)
         self.model.set_session(session)
-        for combo, first, items in ((self.split_combo, ALL_SPLITS, session.splits if session else []),
-                                    (self.category_combo, ALL_CATEGORIES,
-                                     session.category_names() if session else [])):
+        for combo, first, items in (
+            (self.split_combo, ALL_SPLITS, session.splits if session else []),
+            (self.category_combo, ALL_CATEGORIES, session.category_names() if session else []),
+        ):
             combo.blockSignals(True)  # one filter pass below, not one per repopulated combo
             combo.clear()
             combo.addItem(first)
@@ -214,12 +215,13 @@ class DatasetBrowser(QWidget):
 
     # ---------------------------------------------------------------- filters
     def _filters(self) -> dict:
-        return dict(split=self.split_combo.currentText() if self.split_combo.currentIndex() > 0 else None,
-                    category=(self.category_combo.currentText()
-                              if self.category_combo.currentIndex() > 0 else None),
-                    with_problems=self.problems_check.isChecked(),
-                    sort=self.sort_combo.currentText(),
-                    name_contains=self.search_edit.text())
+        return dict(
+            split=self.split_combo.currentText() if self.split_combo.currentIndex() > 0 else None,
+            category=(self.category_combo.currentText() if self.category_combo.currentIndex() > 0 else None),
+            with_problems=self.problems_check.isChecked(),
+            sort=self.sort_combo.currentText(),
+            name_contains=self.search_edit.text(),
+        )
 
     def _apply_filters(self) -> None:
         if self.session is None:
@@ -259,17 +261,20 @@ class DatasetBrowser(QWidget):
         if session is None:
             self.status.setText("No dataset open.")
             return
-        self.status.setText(f"{plural(session.num_images, 'image')} · "
-                            f"{plural(session.num_annotations, 'annotation')} · "
-                            f"{len(self.model.refs):,} shown · {self.model.images_with_problems():,} with problems")
+        self.status.setText(
+            f"{plural(session.num_images, 'image')} · "
+            f"{plural(session.num_annotations, 'annotation')} · "
+            f"{len(self.model.refs):,} shown · {self.model.images_with_problems():,} with problems"
+        )
 
     def _update_histogram(self) -> None:
         if self.session is None:
             self.histogram.clear_counts()
             return
         filters = self._filters()
-        self.histogram.show_counts(self.session.class_counts(filters["split"]), filters["category"],
-                                   filters["split"] or "all splits")
+        self.histogram.show_counts(
+            self.session.class_counts(filters["split"]), filters["category"], filters["split"] or "all splits"
+        )
 
     def toggle_category(self, name: str) -> None:
         """Filter by ``name`` (a clicked bar); the category already filtered by shows all categories again."""

@@ -53,10 +53,14 @@ class ProblemTableModel(QAbstractTableModel):
         if role == PROBLEM_ROLE:
             return problem
         if role == Qt.DisplayRole:
-            values = (problem.severity, problem.code, Path(problem.file).name + (
-                f":{problem.line}:{problem.column}" if problem.line else ""),
+            values = (
+                problem.severity,
+                problem.code,
+                Path(problem.file).name + (f":{problem.line}:{problem.column}" if problem.line else ""),
                 "" if problem.image_id is None else str(problem.image_id),
-                "" if problem.annotation_id is None else str(problem.annotation_id), problem.message)
+                "" if problem.annotation_id is None else str(problem.annotation_id),
+                problem.message,
+            )
             return values[column]
         if role == Qt.ToolTipRole:
             return str(problem)
@@ -146,8 +150,13 @@ class HealthPanel(QWidget):
         self.set_split_problems([])
         if session is None:
             return
-        self._split_slot.start(check_folder_split, session.folder, dict(session.indexes),
-                               on_done=self.set_split_problems, on_error=self._split_failed)
+        self._split_slot.start(
+            check_folder_split,
+            session.folder,
+            dict(session.indexes),
+            on_done=self.set_split_problems,
+            on_error=self._split_failed,
+        )
 
     def _split_failed(self, message: str) -> None:
         self.split_banner.show_message(f"The training split could not be checked: {message}", "error", cause="split")
@@ -161,8 +170,9 @@ class HealthPanel(QWidget):
         if problems:
             lines = "\n".join(f"• {Path(p.file).name}: {p.message}" for p in problems)
             kind = "error" if any(p.severity == "error" for p in problems) else "warning"
-            self.split_banner.show_message(f"Training on this dataset's split: "
-                                           f"{plural(len(problems), 'problem')}\n{lines}", kind, cause="split")
+            self.split_banner.show_message(
+                f"Training on this dataset's split: {plural(len(problems), 'problem')}\n{lines}", kind, cause="split"
+            )
         else:
             self.split_banner.clear("split")
         self._show(self.dataset_problems + self.split_problems)
@@ -188,8 +198,10 @@ class HealthPanel(QWidget):
         if not problems:
             text = "No problems found." + ("" if checked_files else " (image files not checked)")
         else:
-            text = (f"{plural(errors, 'error')}, {plural(len(problems) - errors, 'warning')}. "
-                    "Double-click a row to open the image.")
+            text = (
+                f"{plural(errors, 'error')}, {plural(len(problems) - errors, 'warning')}. "
+                "Double-click a row to open the image."
+            )
         self.summary.setText(text)
         self._apply_filter()
 

@@ -101,8 +101,15 @@ class DatasetSession:
         return None
 
     # ---------------------------------------------------------------- browsing
-    def select(self, *, split: str | None = None, category: str | None = None,
-               with_problems: bool = False, sort: str = "file order", name_contains: str = "") -> list[ImageRef]:
+    def select(
+        self,
+        *,
+        split: str | None = None,
+        category: str | None = None,
+        with_problems: bool = False,
+        sort: str = "file order",
+        name_contains: str = "",
+    ) -> list[ImageRef]:
         """The images a browser shows for a filter and a sort order (vectorised per split).
 
         ``name_contains`` keeps the images whose file name contains it, ignoring case.
@@ -144,9 +151,13 @@ class DatasetSession:
         return refs
 
 
-def open_dataset(root: str | Path, *, check_files: bool = True,
-                 progress: Callable[[str, int, int], None] | None = None,
-                 cancel: threading.Event | None = None) -> DatasetSession:
+def open_dataset(
+    root: str | Path,
+    *,
+    check_files: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> DatasetSession:
     """Find, index and check a dataset folder (slow: call it off the GUI thread).
 
     Raises ``DatasetError`` when the folder has no usable COCO file at all; a
@@ -173,8 +184,14 @@ def open_dataset(root: str | Path, *, check_files: bool = True,
         if cancel is not None and cancel.is_set():
             break
         step = (lambda done, total, n=name: progress(f"checking {n} images", done, total)) if progress else None
-        problems += check_index(index, folder.splits[name].image_dir, check_files=check_files,
-                                progress=step, cancel=cancel, dataset_root=folder.root)
+        problems += check_index(
+            index,
+            folder.splits[name].image_dir,
+            check_files=check_files,
+            progress=step,
+            cancel=cancel,
+            dataset_root=folder.root,
+        )
     session.problems = problems
     session.checked_files = check_files
     return session
@@ -183,8 +200,13 @@ def open_dataset(root: str | Path, *, check_files: bool = True,
 CHECK_CHUNK = 2000
 
 
-def check_files(session: DatasetSession, *, progress: Callable[[str, int, int], None] | None = None,
-                cancel: threading.Event | None = None, processes: int | None = None) -> list[Problem]:
+def check_files(
+    session: DatasetSession,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    processes: int | None = None,
+) -> list[Problem]:
     """The image-file problems of every split (missing, unreadable, truncated, wrong size).
 
     The slow half of opening a dataset, run while the browser is already
@@ -200,8 +222,9 @@ def check_files(session: DatasetSession, *, progress: Callable[[str, int, int], 
 
     jobs = []
     for name, index in session.indexes.items():
-        records = list(zip(index.image_ids.tolist(), index.file_names, index.image_width.tolist(),
-                           index.image_height.tolist()))
+        records = list(
+            zip(index.image_ids.tolist(), index.file_names, index.image_width.tolist(), index.image_height.tolist())
+        )
         for start in range(0, len(records), CHECK_CHUNK):
             jobs.append((name, records[start : start + CHECK_CHUNK]))
     total = sum(len(chunk) for _, chunk in jobs)
@@ -219,8 +242,14 @@ def check_files(session: DatasetSession, *, progress: Callable[[str, int, int], 
             while queue and len(pending) < 2 * workers and not (cancel is not None and cancel.is_set()):
                 name, chunk = queue.pop(0)
                 split = session.folder.splits[name]
-                future = pool.submit(check_image_records, chunk, str(split.image_dir), str(split.annotation_file),
-                                     False, str(session.root))
+                future = pool.submit(
+                    check_image_records,
+                    chunk,
+                    str(split.image_dir),
+                    str(split.annotation_file),
+                    False,
+                    str(session.root),
+                )
                 future.size = len(chunk)
                 pending.add(future)
             if cancel is not None and cancel.is_set():
@@ -241,7 +270,13 @@ def health_report(session: DatasetSession) -> HealthReport:
     report = HealthReport(str(session.root), session.folder.layout, list(session.problems))
     for name, index in session.indexes.items():
         split = session.folder.splits[name]
-        report.splits[name] = SplitSummary(name, str(split.annotation_file), str(split.image_dir),
-                                           index.num_images, index.num_annotations, index.num_categories,
-                                           index.class_counts())
+        report.splits[name] = SplitSummary(
+            name,
+            str(split.annotation_file),
+            str(split.image_dir),
+            index.num_images,
+            index.num_annotations,
+            index.num_categories,
+            index.class_counts(),
+        )
     return report

@@ -17,8 +17,10 @@ class StartPage(QWidget):
         super().__init__(parent)
         title = QLabel("<h2>Open a COCO dataset</h2>")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint = QLabel("A folder with COCO JSON annotations and its images (official COCO, Roboflow, "
-                      "CVAT, Label Studio or a plain annotations.json).")
+        hint = QLabel(
+            "A folder with COCO JSON annotations and its images (official COCO, Roboflow, "
+            "CVAT, Label Studio or a plain annotations.json)."
+        )
         hint.setWordWrap(True)
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.open_button = QPushButton("Open folder…")

@@ -94,8 +94,12 @@ class ThumbnailDelegate(QStyledItemDelegate):
             if scaled:
                 shown = pixmap.size().scaled(box_size, Qt.AspectRatioMode.KeepAspectRatio)
                 shown_width, shown_height = shown.width(), shown.height()
-            target = QRect(box_left + (box_width - shown_width) // 2, box_top + (box_height - shown_height) // 2,
-                           shown_width, shown_height)
+            target = QRect(
+                box_left + (box_width - shown_width) // 2,
+                box_top + (box_height - shown_height) // 2,
+                shown_width,
+                shown_height,
+            )
             if scaled:
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
                 painter.drawPixmap(target, pixmap)
@@ -150,6 +154,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         font.setPixelSize(10)
         painter.setFont(font)
         painter.drawText(disc, Qt.AlignmentFlag.AlignCenter, str(count) if count < 100 else "99+")
+
 
 class GridView(QListView):
     """An icon grid whose cells widen so the columns fill the viewport, no ragged right margin."""

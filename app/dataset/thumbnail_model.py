@@ -53,6 +53,7 @@ def _placeholder(size: int, *, broken: bool) -> QPixmap:
     painter.end()
     return pixmap
 
+
 class ThumbnailModel(QAbstractListModel):
     """Rows are ImageRefs; thumbnails are requested lazily, for the rows the view paints."""
 
@@ -94,8 +95,7 @@ class ThumbnailModel(QAbstractListModel):
         self.thumb_size = size
         self._pixmaps.clear()
         if self.refs:
-            self.dataChanged.emit(self.index(0), self.index(len(self.refs) - 1),
-                                  [Qt.ItemDataRole.DecorationRole])
+            self.dataChanged.emit(self.index(0), self.index(len(self.refs) - 1), [Qt.ItemDataRole.DecorationRole])
 
     def refresh_problems(self) -> None:
         """Re-read the session's problems (after the file check finished)."""
@@ -193,8 +193,10 @@ class ThumbnailModel(QAbstractListModel):
             return self._unreadable.get(ref)
         if role == Qt.ItemDataRole.ToolTipRole:
             n_ann, n_prob = self.annotations_count(ref), self.problems_count(ref)
-            text = (f"{ref.split} · {self.file_name(row)}\n{n_ann} annotation{'s' * (n_ann != 1)} · "
-                    f"{n_prob} problem{'s' * (n_prob != 1)}")
+            text = (
+                f"{ref.split} · {self.file_name(row)}\n{n_ann} annotation{'s' * (n_ann != 1)} · "
+                f"{n_prob} problem{'s' * (n_prob != 1)}"
+            )
             if ref in self._unreadable:
                 why = self._unreadable[ref]
                 text += f"\n{why}" if why.startswith("refused") else f"\nunreadable: {why}"

@@ -112,9 +112,15 @@ class ThumbnailLoader(QObject):
     ready = Signal(object, QImage)  # key, thumbnail
     failed = Signal(object, str)  # key, why it could not be read
 
-    def __init__(self, cache: ThumbnailCache | None = None, *, max_pending: int = DEFAULT_MAX_PENDING,
-                 max_threads: int | None = None,
-                 decode: Callable[[str, int], QImage] = decode_thumbnail, parent: QObject | None = None):
+    def __init__(
+        self,
+        cache: ThumbnailCache | None = None,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_threads: int | None = None,
+        decode: Callable[[str, int], QImage] = decode_thumbnail,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.cache = cache if cache is not None else ThumbnailCache()
         self.max_pending = max_pending

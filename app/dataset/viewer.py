@@ -73,8 +73,10 @@ class ImageViewer(QWidget):
         self.message.setObjectName("viewerMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.setStyleSheet("#viewerMessage { background: #fdecea; color: #8a1c1c; padding: 6px; "
-                                   "border: 1px solid #f5c2c0; border-radius: 3px; }")
+        self.message.setStyleSheet(
+            "#viewerMessage { background: #fdecea; color: #8a1c1c; padding: 6px; "
+            "border: 1px solid #f5c2c0; border-radius: 3px; }"
+        )
         self.message.hide()
 
         self.prev_button = QToolButton(text="◀")
@@ -243,8 +245,9 @@ class ImageViewer(QWidget):
         if content.isEmpty():
             return
         port = self.view.viewport().rect()
-        scale = min((port.width() - 2 * _FIT_MARGIN) / content.width(),
-                    (port.height() - 2 * _FIT_MARGIN) / content.height())
+        scale = min(
+            (port.width() - 2 * _FIT_MARGIN) / content.width(), (port.height() - 2 * _FIT_MARGIN) / content.height()
+        )
         scale = max(scale, ZoomView.MIN_SCALE)
         self.view.setTransform(QTransform.fromScale(scale, scale))
         self.view.centerOn(content.center())
@@ -276,8 +279,9 @@ class ImageViewer(QWidget):
             self._decoding.cancel()
             self._refuse(exc)
             return
-        self._decoding.start(decode, path, index, self.scene.mask_specs(index, ref),
-                             on_done=self._decoded, on_error=self._decode_failed)
+        self._decoding.start(
+            decode, path, index, self.scene.mask_specs(index, ref), on_done=self._decoded, on_error=self._decode_failed
+        )
         self._update_position()
         self._update_image_info()
         self.fit()
@@ -286,8 +290,10 @@ class ImageViewer(QWidget):
         """Never open a file outside the dataset: say why, and draw the boxes on the placeholder."""
         self.state.loading = False
         self.state.notes = []
-        self.message.setText(f"Refused to open '{exc.file_name}': {exc.reason}.\n"
-                             "The annotations are drawn on a grey placeholder of the size the JSON gives.")
+        self.message.setText(
+            f"Refused to open '{exc.file_name}': {exc.reason}.\n"
+            "The annotations are drawn on a grey placeholder of the size the JSON gives."
+        )
         self.message.show()
         self._update_position()
         self._update_image_info()
@@ -302,17 +308,22 @@ class ImageViewer(QWidget):
         self.state.notes = list(result.mask_problems)
         if result.image is None:
             path = self.session.image_path(self.ref)
-            self.message.setText(f"Cannot show {path}:\n{result.error}\n"
-                                 "The annotations are drawn on a grey placeholder of the size the JSON gives.")
+            self.message.setText(
+                f"Cannot show {path}:\n{result.error}\n"
+                "The annotations are drawn on a grey placeholder of the size the JSON gives."
+            )
             self.message.show()
         else:
             self.message.hide()
             self.scene.add_image(result.image)
             size = (result.image.width(), result.image.height())
             if size != json_size:
-                self.state.notes.insert(0, f"The file is {size[0]}×{size[1]} but the JSON says "
-                                           f"{json_size[0]}×{json_size[1]}; annotations are drawn in JSON "
-                                           "coordinates.")
+                self.state.notes.insert(
+                    0,
+                    f"The file is {size[0]}×{size[1]} but the JSON says "
+                    f"{json_size[0]}×{json_size[1]}; annotations are drawn in JSON "
+                    "coordinates.",
+                )
                 self.scene.set_content(QRectF(0, 0, *json_size).united(QRectF(0, 0, *size)))
         self.scene.add_masks(index, result.masks)
         self._apply_visibility()

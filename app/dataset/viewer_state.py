@@ -127,7 +127,7 @@ class ViewerState:
         return 0 <= self.position + delta < len(self.refs)
 
     def position_text(self) -> str:
-        """"3 / 40   train / name.jpg", or "No image"."""
+        """ "3 / 40   train / name.jpg", or "No image"."""
         if self.ref is None:
             return "No image"
         n = len(self.refs)

@@ -49,8 +49,11 @@ class ZoomView(QGraphicsView):
 
     def zoom(self, factor: float, *, under_mouse: bool = True) -> None:
         factor = self._bounded(factor)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse if under_mouse
-                                     else QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setTransformationAnchor(
+            QGraphicsView.ViewportAnchor.AnchorUnderMouse
+            if under_mouse
+            else QGraphicsView.ViewportAnchor.AnchorViewCenter
+        )
         self.scale(factor, factor)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.zoomed.emit()
@@ -72,7 +75,7 @@ class ZoomView(QGraphicsView):
     def wheelEvent(self, event):
         steps = event.angleDelta().y() / 120
         if steps:
-            self.zoom_at(1.25 ** steps, event.position())
+            self.zoom_at(1.25**steps, event.position())
         event.accept()
 
     def mouseDoubleClickEvent(self, event):
@@ -86,8 +89,11 @@ class ZoomView(QGraphicsView):
         super().mouseReleaseEvent(event)
         start, self._press_pos = self._press_pos, None
         # A press and release in about the same place is a click, not the end of a drag.
-        if (event.button() == Qt.MouseButton.LeftButton and start is not None
-                and (event.position() - start).manhattanLength() < 4):
+        if (
+            event.button() == Qt.MouseButton.LeftButton
+            and start is not None
+            and (event.position() - start).manhattanLength() < 4
+        ):
             self.clicked.emit(event.position().toPoint())
 
     def mouseMoveEvent(self, event):

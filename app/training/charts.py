@@ -47,7 +47,7 @@ def slices(fresh: dict, size: int = SLICE_POINTS) -> list[dict]:
     out, current, count = [], {}, 0
     for key, points in fresh.items():
         for start in range(0, len(points), size):
-            piece = points[start:start + size]
+            piece = points[start : start + size]
             if count and count + len(piece) > size:
                 out.append(current)
                 current, count = {}, 0
@@ -129,13 +129,22 @@ class MetricPoller(QObject):
             uri, process = reader
             if run_id in self._settled:
                 if self._ticks % self._recheck_every == 0:
-                    slot.start(self._processes[process].state, uri, run_id,
-                               on_done=lambda state, r=run_id: self._rechecked(r, state))
+                    slot.start(
+                        self._processes[process].state,
+                        uri,
+                        run_id,
+                        on_done=lambda state, r=run_id: self._rechecked(r, state),
+                    )
                 continue
             start_over = run_id in self._start_over
             self._start_over.discard(run_id)
-            slot.start(self._processes[process].poll, uri, run_id, start_over,
-                       on_done=lambda result, r=run_id: self._answered(r, result))
+            slot.start(
+                self._processes[process].poll,
+                uri,
+                run_id,
+                start_over,
+                on_done=lambda result, r=run_id: self._answered(r, result),
+            )
 
     def _answered(self, run_id: str, result) -> None:
         reader = self.readers[run_id]  # its slot was dropped if it was unwatched: it is still watched
@@ -288,8 +297,11 @@ class ChartPanel(QWidget):
                 timer.setInterval(STAGGER_MS * order)
                 timer.timeout.connect(lambda n=name: self._flush(n))
                 self._flush_timers[name] = timer
-            self._proxies.append(pg.SignalProxy(view.scene().sigMouseMoved, rateLimit=30,
-                                                slot=lambda event, n=name: self._mouse(n, event)))
+            self._proxies.append(
+                pg.SignalProxy(
+                    view.scene().sigMouseMoved, rateLimit=30, slot=lambda event, n=name: self._mouse(n, event)
+                )
+            )
         grid.setRowStretch(0, 2)
         grid.setRowStretch(1, 1)
         self.score_box = self._score_axis(self.plots["val"])
@@ -320,8 +332,7 @@ class ChartPanel(QWidget):
         legend = plot.legend
         if legend is None or not legend.items:
             return
-        widest = max(sample.boundingRect().width() + label.boundingRect().width() + 8
-                     for sample, label in legend.items)
+        widest = max(sample.boundingRect().width() + label.boundingRect().width() + 8 for sample, label in legend.items)
         room = plot.getViewWidget().width() - LEGEND_MARGIN_PX
         legend.setColumnCount(max(1, min(len(legend.items), int(room // max(widest, 1.0)))))
 
@@ -408,8 +419,13 @@ class ChartPanel(QWidget):
         """A validation metric's line style, the same for every run (losses first: solid, then dashed ...)."""
         style = self._metric_style[key] % 4
         # Width 1: a wider pen goes through Qt's stroker, several times slower to paint.
-        return pg.mkPen(colour, width=1, style=[pg.QtCore.Qt.SolidLine, pg.QtCore.Qt.DashLine,
-                                                pg.QtCore.Qt.DotLine, pg.QtCore.Qt.DashDotLine][style])
+        return pg.mkPen(
+            colour,
+            width=1,
+            style=[pg.QtCore.Qt.SolidLine, pg.QtCore.Qt.DashLine, pg.QtCore.Qt.DotLine, pg.QtCore.Qt.DashDotLine][
+                style
+            ],
+        )
 
     def _new_curve(self, run: RunData, plot_name: str, key: str, vals: list[str]) -> pg.PlotDataItem:
         """A run has one colour in every plot.  The loss legend names the runs by colour; the
@@ -419,23 +435,22 @@ class ChartPanel(QWidget):
         if plot_name != "val":
             pen = pg.mkPen(self._colour(run.run_id), width=1)
             # One min/max pair per pixel column ("peak"): 10,000 steps draw as ~1,000 points.
-            curve = plot.plot(name=run.label if plot.legend is not None else None, pen=pen,
-                              autoDownsampleFactor=1.0)
+            curve = plot.plot(name=run.label if plot.legend is not None else None, pen=pen, autoDownsampleFactor=1.0)
             self._fit_legend(plot)
             return curve
         for k in sorted(vals, key=lambda k: not is_loss(k)):
             self._metric_style.setdefault(k, len(self._metric_style))
         symbol = "o" if is_loss(key) else "t"
         pen = self._metric_pen(key, self._colour(run.run_id))
-        curve = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5, symbolBrush=pen.color(),
-                                symbolPen=pen.color())
+        curve = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5, symbolBrush=pen.color(), symbolPen=pen.color())
         if is_loss(key):
             plot.addItem(curve)
         else:  # a score: against the right-hand axis
             self.score_box.addItem(curve)
         if key not in self._metric_samples:
-            sample = pg.PlotDataItem(pen=self._metric_pen(key, "#444"), symbol=symbol, symbolSize=5,
-                                     symbolBrush="#444", symbolPen="#444")
+            sample = pg.PlotDataItem(
+                pen=self._metric_pen(key, "#444"), symbol=symbol, symbolSize=5, symbolBrush="#444", symbolPen="#444"
+            )
             self._metric_samples[key] = sample
             plot.legend.addItem(sample, key[4:] + ("" if is_loss(key) else " (right axis)"))
             self._fit_legend(plot)
@@ -487,7 +502,7 @@ class ChartPanel(QWidget):
                 i = int(np.clip(np.searchsorted(x, point.x()), 0, len(x) - 1))
                 value = y[i]
                 if plot.ctrl.logYCheck.isChecked():
-                    value = 10 ** value
+                    value = 10**value
                 parts.append(f"{self.runs[run_id].label} {key}: {value:.4g} @ {x[i]:.4g}")
             self.cursor_label.setText(" | ".join(parts[:4]) or " ")
             return

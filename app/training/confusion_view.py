@@ -137,12 +137,18 @@ class ConfusionMatrixView(QWidget):
             painter.save()  # read from bottom to top, ending at the grid
             painter.translate(label.rect.left(), label.rect.top())
             painter.rotate(-90)
-            painter.drawText(QRectF(-label.rect.height(), 0, label.rect.height(), label.rect.width()),
-                             Qt.AlignRight | Qt.AlignVCenter, label.text)
+            painter.drawText(
+                QRectF(-label.rect.height(), 0, label.rect.height(), label.rect.width()),
+                Qt.AlignRight | Qt.AlignVCenter,
+                label.text,
+            )
             painter.restore()
         line = metrics.height()
-        painter.drawText(QRectF(layout.grid.left(), self.height() - MARGIN - line, layout.grid.width(), line),
-                         Qt.AlignCenter, "predicted")
+        painter.drawText(
+            QRectF(layout.grid.left(), self.height() - MARGIN - line, layout.grid.width(), line),
+            Qt.AlignCenter,
+            "predicted",
+        )
         painter.save()
         painter.translate(MARGIN, layout.grid.bottom())
         painter.rotate(-90)
@@ -155,5 +161,8 @@ class ConfusionMatrixView(QWidget):
             QToolTip.hideText()
             return
         r, c = cell
-        QToolTip.showText(event.globalPosition().toPoint(),
-                          f"true {self.names[r]}, predicted {self.names[c]}: {int(self.matrix[r, c])}", self)
+        QToolTip.showText(
+            event.globalPosition().toPoint(),
+            f"true {self.names[r]}, predicted {self.names[c]}: {int(self.matrix[r, c])}",
+            self,
+        )

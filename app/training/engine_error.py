@@ -25,7 +25,7 @@ def engine_error(lines: list[str]) -> str | None:
     for i in range(len(own) - 1, -1, -1):
         said = _ENGINE_LINE.match(own[i])
         if said:
-            more = [line for line in own[i + 1:] if line.strip() and not line.startswith("{")]
+            more = [line for line in own[i + 1 :] if line.strip() and not line.startswith("{")]
             return "\n".join([said.group(1), *more][:MAX_LINES])
     for line in reversed(own):
         if line.startswith("{") and '"status"' in line:

@@ -60,10 +60,13 @@ class FormMemory:
     def remember(self, dataset: str | os.PathLike, values: dict[str, Any]) -> None:
         """Store ``values`` (plain JSON-able data) as ``dataset``'s form; written atomically."""
         datasets = self._read()
-        datasets[_key(dataset)] = {"values": {k: v for k, v in values.items() if k != DATASET_FIELD},
-                                   "saved": time.time()}
-        newest = sorted(datasets.items(), key=lambda item: item[1].get("saved", 0)
-                        if isinstance(item[1], dict) else 0, reverse=True)[:MAX_DATASETS]
+        datasets[_key(dataset)] = {
+            "values": {k: v for k, v in values.items() if k != DATASET_FIELD},
+            "saved": time.time(),
+        }
+        newest = sorted(
+            datasets.items(), key=lambda item: item[1].get("saved", 0) if isinstance(item[1], dict) else 0, reverse=True
+        )[:MAX_DATASETS]
         text = json.dumps({"datasets": dict(newest)}, indent=1, sort_keys=True)
         self.file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.file.with_name(f".{self.file.name}.{secrets.token_hex(4)}.tmp")

@@ -18,8 +18,14 @@ from typing import Any
 
 import yaml
 
-SECTIONS = (("task", "Task"), ("model", "Model"), ("data", "Data"), ("optim", "Optimisation"),
-            ("compute", "Compute"), ("tracking", "Tracking"))
+SECTIONS = (
+    ("task", "Task"),
+    ("model", "Model"),
+    ("data", "Data"),
+    ("optim", "Optimisation"),
+    ("compute", "Compute"),
+    ("tracking", "Tracking"),
+)
 PATH_KEYS = ("path", "folder", "dir")
 
 
@@ -65,8 +71,16 @@ def field_from_schema(path: str, section: str, node: dict, required: bool = Fals
     """The editor for one schema property."""
     options, nullable = _alternatives(node)
     key = path.rsplit(".", 1)[-1]
-    spec = FieldSpec(path, section, node.get("title") or key, node.get("description", ""), "text",
-                     node.get("default"), nullable, required=required)
+    spec = FieldSpec(
+        path,
+        section,
+        node.get("title") or key,
+        node.get("description", ""),
+        "text",
+        node.get("default"),
+        nullable,
+        required=required,
+    )
     choices = []
     for option in options:
         if "enum" in option:
@@ -199,8 +213,11 @@ class RunFormModel:
         from engine.config import ConfigError, RunConfig
 
         # An emptied number field the config has a default for would silently take that default.
-        missing = {f.path: "required: type a number" for f in self.fields
-                   if f.kind in ("int", "float") and not f.nullable and self.values.get(f.path) is None}
+        missing = {
+            f.path: "required: type a number"
+            for f in self.fields
+            if f.kind in ("int", "float") and not f.nullable and self.values.get(f.path) is None
+        }
         try:
             config = RunConfig.from_dict(self.data(), "run form")
         except ConfigError as exc:
@@ -234,7 +251,7 @@ class RunFormModel:
                     target = candidate
                     break
             if target and target != path:
-                message = f"{path[len(target) + 1:]}: {message}"
+                message = f"{path[len(target) + 1 :]}: {message}"
             elif not target and path:
                 message = f"{path}: {message}"
             out[target] = f"{out[target]}; {message}" if target in out else message
@@ -268,5 +285,9 @@ def _computed_defaults() -> dict[str, Any]:
     from engine.config import RunConfig
 
     data = RunConfig.from_dict({"task": {"name": "classification"}}).model_dump(mode="json")
-    return {f"{section}.{key}": value for section, fields in data.items() if isinstance(fields, dict)
-            for key, value in fields.items()}
+    return {
+        f"{section}.{key}": value
+        for section, fields in data.items()
+        if isinstance(fields, dict)
+        for key, value in fields.items()
+    }

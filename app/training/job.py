@@ -38,8 +38,14 @@ class TrainingJob(QObject):
 
     kind = "job"
 
-    def __init__(self, tracking_uri: str, run_id: str | None = None, grace_s: float = jobs.STOP_GRACE_S,
-                 kill_grace_s: float = jobs.KILL_GRACE_S, parent=None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        run_id: str | None = None,
+        grace_s: float = jobs.STOP_GRACE_S,
+        kill_grace_s: float = jobs.KILL_GRACE_S,
+        parent=None,
+    ):
         super().__init__(parent)
         self.tracking_uri = tracking_uri  # where the run logs, and where it is charted from
         self.run_id: str | None = run_id
@@ -164,8 +170,12 @@ class TrainingJob(QObject):
             return
         for action in self._stop.step(time.monotonic(), run_known=self.run_id is not None):
             if action == "request":
-                self._background(jobs.request_stop, self.tracking_uri, self.run_id,
-                                 on_error=lambda m: self.stopping.emit(f"stop tag failed: {m}"))
+                self._background(
+                    jobs.request_stop,
+                    self.tracking_uri,
+                    self.run_id,
+                    on_error=lambda m: self.stopping.emit(f"stop tag failed: {m}"),
+                )
                 self.stopping.emit("stop requested")
             elif action == "terminate":
                 self._terminate()

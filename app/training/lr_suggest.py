@@ -51,19 +51,40 @@ def finder_environment() -> dict[str, str]:
     return {**os.environ, EVENTS_ENV: "1", "TQDM_DISABLE": "1"}
 
 
-def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: str | None = None,
-                progress=None, cancel: threading.Event | None = None) -> float:
+def run_lr_find(
+    config_path: str | Path,
+    *,
+    num_steps: int = NUM_STEPS,
+    python: str | None = None,
+    progress=None,
+    cancel: threading.Event | None = None,
+) -> float:
     """Run ``lightbox lr-find`` on ``config_path`` in a child process; the suggested learning rate.
 
     ``progress(text, done, total)`` follows the child: ``text`` says the size it runs at and the
     ETA; ``cancel`` ends the child (and raises :class:`LrFindCancelled`).
     """
-    command = [python or sys.executable, "-u", "-m", "engine", "lr-find", "--config", str(config_path),
-               "--steps", str(num_steps)]
+    command = [
+        python or sys.executable,
+        "-u",
+        "-m",
+        "engine",
+        "lr-find",
+        "--config",
+        str(config_path),
+        "--steps",
+        str(num_steps),
+    ]
     command = jobs.niced_command(command, BACKGROUND_NICENESS, python=python)
     # A session of its own: cancelling kills the finder and any data-loading workers it started.
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, env=finder_environment())
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=finder_environment(),
+    )
     lines, partial, where = [], "", ""
     try:
         with selectors.DefaultSelector() as sel:
@@ -82,8 +103,11 @@ def run_lr_find(config_path: str | Path, *, num_steps: int = NUM_STEPS, python: 
                     if event is not None:
                         if progress is not None and isinstance(event.get("step"), int) and event.get("steps"):
                             eta = event.get("eta_s")
-                            progress(where + (f" · ETA {format_duration(eta)}" if eta is not None else " · ETA …"),
-                                     event["step"], int(event["steps"]))
+                            progress(
+                                where + (f" · ETA {format_duration(eta)}" if eta is not None else " · ETA …"),
+                                event["step"],
+                                int(event["steps"]),
+                            )
                     elif line.strip():
                         lines.append(line.strip())
                         if line.startswith(SETUP_PREFIX) and _SETUP.search(line):

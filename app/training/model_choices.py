@@ -24,8 +24,9 @@ def preset_choices(task: str) -> list[ModelChoice]:
 
     if task == "multitask":
         return []
-    return [ModelChoice(p.name, "preset", f"offline preset, random weights: {p.description}")
-            for p in list_presets(task)]
+    return [
+        ModelChoice(p.name, "preset", f"offline preset, random weights: {p.description}") for p in list_presets(task)
+    ]
 
 
 def cached_choices(task: str) -> list[ModelChoice]:
@@ -34,8 +35,10 @@ def cached_choices(task: str) -> list[ModelChoice]:
 
     if task == "multitask":
         return []
-    return [ModelChoice(hub_id, "cache", "pretrained weights from the local Hugging Face cache")
-            for hub_id in cached_checkpoints(task)]
+    return [
+        ModelChoice(hub_id, "cache", "pretrained weights from the local Hugging Face cache")
+        for hub_id in cached_checkpoints(task)
+    ]
 
 
 def model_choices(task: str) -> list[ModelChoice]:

@@ -37,18 +37,27 @@ LOOKUP_ANYWAY_S = 20.0
 class ProcessJob(TrainingJob):
     kind = "local"
 
-    def __init__(self, workspace: str | Path, tracking_uri: str, config_path: str | Path | None = None,
-                 resume_run_id: str | None = None, grace_s: float = jobs.STOP_GRACE_S,
-                 kill_grace_s: float = jobs.KILL_GRACE_S, parent=None):
-        super().__init__(tracking_uri, run_id=resume_run_id, grace_s=grace_s, kill_grace_s=kill_grace_s,
-                         parent=parent)
+    def __init__(
+        self,
+        workspace: str | Path,
+        tracking_uri: str,
+        config_path: str | Path | None = None,
+        resume_run_id: str | None = None,
+        grace_s: float = jobs.STOP_GRACE_S,
+        kill_grace_s: float = jobs.KILL_GRACE_S,
+        parent=None,
+    ):
+        super().__init__(tracking_uri, run_id=resume_run_id, grace_s=grace_s, kill_grace_s=kill_grace_s, parent=parent)
         self.workspace = Path(workspace)
         self.launch_id = jobs.new_launch_id()
         self.log_path = self.workspace / "runs" / "launches" / f"{self.launch_id}.log"
-        self.command = jobs.relay_command(jobs.train_command(config_path, workspace=workspace,
-                                                             tracking_uri=tracking_uri,
-                                                             resume_run_id=resume_run_id), self.log_path,
-                                          nice=BACKGROUND_NICENESS)
+        self.command = jobs.relay_command(
+            jobs.train_command(
+                config_path, workspace=workspace, tracking_uri=tracking_uri, resume_run_id=resume_run_id
+            ),
+            self.log_path,
+            nice=BACKGROUND_NICENESS,
+        )
         # This process's environment, plus the launch id and a request for progress events.
         self.environment = {**jobs.child_environment(self.launch_id), EVENTS_ENV: "1"}
         self.process: subprocess.Popen | None = None
@@ -68,9 +77,14 @@ class ProcessJob(TrainingJob):
         self._runs_stamp = self._runs_folder_stamp()
         self._started = time.monotonic()
         self.process = subprocess.Popen(
-            self.command, cwd=self.workspace, env=self.environment,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)  # its own session and process group: nothing of the app's reaches it
+            self.command,
+            cwd=self.workspace,
+            env=self.environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # its own session and process group: nothing of the app's reaches it
         self._log_timer.start()
         self._timer.start()
 
@@ -129,8 +143,7 @@ class ProcessJob(TrainingJob):
         lock for nothing, and at the start it would build a second store beside the Train
         tab's first one (seconds of schema checks on a new workspace: bench/train_click.py).
         """
-        if (self._runs_folder_stamp() == self._runs_stamp
-                and time.monotonic() - self._started < LOOKUP_ANYWAY_S):
+        if self._runs_folder_stamp() == self._runs_stamp and time.monotonic() - self._started < LOOKUP_ANYWAY_S:
             return None
         return jobs.find_launched_run(self.tracking_uri, self.launch_id)
 

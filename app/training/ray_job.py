@@ -56,16 +56,30 @@ def find_run_by_name(tracking_uri: str, experiment: str, run_name: str, since_ms
     found = experiment_id(mlflow_client, experiment)
     if found is None:
         return None
-    runs = search_runs(mlflow_client, [found], run_name_is(run_name), started_since(since_ms),
-                       order_by=["attributes.start_time DESC"], max_results=1)
+    runs = search_runs(
+        mlflow_client,
+        [found],
+        run_name_is(run_name),
+        started_since(since_ms),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0].info.run_id if runs else None
 
 
 class RayJob(TrainingJob):
     kind = "ray"
 
-    def __init__(self, config, address: str, tracking_uri: str, grace_s: float = jobs.STOP_GRACE_S,
-                 kill_grace_s: float = jobs.KILL_GRACE_S, poll_ms: int = POLL_MS, parent=None):
+    def __init__(
+        self,
+        config,
+        address: str,
+        tracking_uri: str,
+        grace_s: float = jobs.STOP_GRACE_S,
+        kill_grace_s: float = jobs.KILL_GRACE_S,
+        poll_ms: int = POLL_MS,
+        parent=None,
+    ):
         if not config.tracking.run_name:
             raise ValueError("a Ray job needs a distinct tracking.run_name: its run is found by that name")
         super().__init__(tracking_uri, grace_s=grace_s, kill_grace_s=kill_grace_s, parent=parent)
@@ -97,8 +111,10 @@ class RayJob(TrainingJob):
         return self.status in ("SUBMITTING", "PENDING", "RUNNING")
 
     def describe(self) -> str:
-        return (f"Ray job on {self.address}: python -m engine train --config run.yaml "
-                f"(run {self.config.tracking.run_name!r}, tracking {self.tracking_uri})")
+        return (
+            f"Ray job on {self.address}: python -m engine train --config run.yaml "
+            f"(run {self.config.tracking.run_name!r}, tracking {self.tracking_uri})"
+        )
 
     def stop(self) -> None:
         if self.alive() and self.run_id is None and self._stop is None:
@@ -129,16 +145,21 @@ class RayJob(TrainingJob):
             self._stop_when_submitted = True
             self.stopping.emit("stop asked before the job was submitted; it is stopped once it is")
             return
-        self._background(stop, self.address, self.job_id, self._token,
-                         on_error=lambda m: self.stopping.emit(f"stop_job failed: {m}"))
+        self._background(
+            stop, self.address, self.job_id, self._token, on_error=lambda m: self.stopping.emit(f"stop_job failed: {m}")
+        )
         self.stopping.emit(f"stop_job {self.job_id}")
 
     def _kill(self) -> None:
         self._terminate()  # Ray itself kills a job that outlives its stop request
 
     def _run_lookup(self):
-        return find_run_by_name, (self.tracking_uri, self.config.tracking.experiment, self.config.tracking.run_name,
-                                  self._since_ms)
+        return find_run_by_name, (
+            self.tracking_uri,
+            self.config.tracking.experiment,
+            self.config.tracking.run_name,
+            self._since_ms,
+        )
 
     # ------------------------------------------------------------------ answers from the cluster
     def _submitted(self, answer) -> None:
@@ -159,15 +180,16 @@ class RayJob(TrainingJob):
     def _poll(self) -> None:
         if self._poll_slot.busy or self.job_id is None or not self.alive():
             return
-        self._poll_slot.start(poll, self.address, self.job_id, self._token, on_done=self._polled,
-                              on_error=self._poll_failed)
+        self._poll_slot.start(
+            poll, self.address, self.job_id, self._token, on_done=self._polled, on_error=self._poll_failed
+        )
 
     def _polled(self, answer) -> None:
         self._last_error = None
         info, logs = answer
         if len(logs) < self._log_len:  # the cluster restarted the log: show it again from the top
             self._log_len = 0
-        fresh, self._log_len = logs[self._log_len:], len(logs)
+        fresh, self._log_len = logs[self._log_len :], len(logs)
         if fresh:
             self._feed(fresh)
         if self.run_id is None:

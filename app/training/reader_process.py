@@ -46,8 +46,12 @@ class ReaderProcess:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=os.nice, initargs=(BACKGROUND_NICENESS,))
+            self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.nice,
+                initargs=(BACKGROUND_NICENESS,),
+            )
         return self._executor
 
     def poll(self, tracking_uri: str, run_id: str, start_over: bool = False):

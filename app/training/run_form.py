@@ -166,8 +166,10 @@ class RunForm(QWidget):
         row = QHBoxLayout(row_widget)
         row.setContentsMargins(0, 0, 0, 0)
         self.suggest_button = QPushButton("Suggest")
-        self.suggest_button.setToolTip("Find a learning rate for this model and data: a short range test run "
-                                       "in the background (lightbox lr-find); the result fills this field.")
+        self.suggest_button.setToolTip(
+            "Find a learning rate for this model and data: a short range test run "
+            "in the background (lightbox lr-find); the result fills this field."
+        )
         self.suggest_status = QLabel()
         self.suggest_status.setObjectName("suggestStatus")
         self.suggest_status.setStyleSheet("color: #555;")
@@ -349,13 +351,15 @@ class RunForm(QWidget):
         if config is not None:
             checkpoints = dict(config.model.checkpoints) if task == "multitask" else {"": config.model.checkpoint}
         else:
-            checkpoints = {} if task == "multitask" else {"": values.get(CHECKPOINT_PATH)
-                                                               or DEFAULT_CHECKPOINTS.get(task)}
+            checkpoints = (
+                {} if task == "multitask" else {"": values.get(CHECKPOINT_PATH) or DEFAULT_CHECKPOINTS.get(task)}
+            )
         lines, sources = [], set()
         for name, checkpoint in checkpoints.items():
             try:
-                weights = starting_weights(checkpoint or "", bool(values.get(PRETRAINED_PATH)),
-                                           cached=self._cached.__contains__)
+                weights = starting_weights(
+                    checkpoint or "", bool(values.get(PRETRAINED_PATH)), cached=self._cached.__contains__
+                )
             except ModelLoadError:
                 sources.add("unknown")
                 continue  # a name that is no checkpoint: the config's own error says so
@@ -383,6 +387,9 @@ class RunForm(QWidget):
         loading, self._loading = self._loading, True
         box.setEnabled(enabled)
         box.setChecked(bool(self.model.values.get(PRETRAINED_PATH)) and enabled)
-        box.setToolTip(self.model.by_path[PRETRAINED_PATH].description if enabled else
-                       "Offline presets have no trained weights: they always start from random weights.")
+        box.setToolTip(
+            self.model.by_path[PRETRAINED_PATH].description
+            if enabled
+            else "Offline presets have no trained weights: they always start from random weights."
+        )
         self._loading = loading

@@ -112,12 +112,22 @@ def load_runs(tracking_uri: str, experiment: str = "lightbox", now: float | None
         if status == LOST:
             beat = tags.get(HEARTBEAT_TAG)
             end = float(beat) if beat else start
-        rows.append(RunRow(
-            run["run_id"], run["run_name"] or run["run_id"][:8], status,
-            tags.get(TASK_TAG) or params.get("task.name", ""), params.get("model.checkpoint", ""),
-            _best(run["metrics"], tags), run["start_time"],
-            (end - start) if (end is not None and start is not None) else None,
-            tags.get(RUN_DIR_TAG), dict(run["metrics"]), dict(tags), dict(params)))
+        rows.append(
+            RunRow(
+                run["run_id"],
+                run["run_name"] or run["run_id"][:8],
+                status,
+                tags.get(TASK_TAG) or params.get("task.name", ""),
+                params.get("model.checkpoint", ""),
+                _best(run["metrics"], tags),
+                run["start_time"],
+                (end - start) if (end is not None and start is not None) else None,
+                tags.get(RUN_DIR_TAG),
+                dict(run["metrics"]),
+                dict(tags),
+                dict(params),
+            )
+        )
     return rows
 
 
@@ -180,9 +190,14 @@ def run_summary(tracking_uri: str, run_id: str) -> dict[str, Any]:
 
     client = mlflow_client(tracking_uri)
     run = client.get_run(run_id)
-    summary: dict[str, Any] = {"run_id": run_id, "status": run.info.status, "metrics": dict(run.data.metrics),
-                               "task": run.data.tags.get(TASK_TAG, ""), "confusion": None,
-                               "error": run.data.tags.get(ERROR_TAG) or None}
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "status": run.info.status,
+        "metrics": dict(run.data.metrics),
+        "task": run.data.tags.get(TASK_TAG, ""),
+        "confusion": None,
+        "error": run.data.tags.get(ERROR_TAG) or None,
+    }
     if summary["task"] == "classification":
         try:
             local = client.download_artifacts(run_id, CONFUSION_MATRIX_FILE)

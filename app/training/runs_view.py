@@ -35,8 +35,14 @@ from .runs_model import EARLY_STOPPED, STATUSES, RunRow, best_trials, filter_run
 
 SUMMARY_HINT = "Select a finished run to see its summary."
 COLUMNS = ("Name", "Status", "Task", "Model", "Best", "Started", "Duration")
-STATUS_COLOURS = {"RUNNING": "#1565c0", "LOST": "#b26a00", "FINISHED": "#2e7d32", "KILLED": "#6d4c41",
-                  "FAILED": "#b00020", EARLY_STOPPED: "#7b6f00"}
+STATUS_COLOURS = {
+    "RUNNING": "#1565c0",
+    "LOST": "#b26a00",
+    "FINISHED": "#2e7d32",
+    "KILLED": "#6d4c41",
+    "FAILED": "#b00020",
+    EARLY_STOPPED: "#7b6f00",
+}
 LOADING, EMPTY = "Loading runs…", "No runs yet: Train or Tune starts one."
 
 
@@ -101,9 +107,15 @@ class RunsTable(QWidget):
 
         self.buttons = {}
         actions = QGridLayout()  # two short rows fit a small window where one long row clips
-        for k, (name, slot) in enumerate((("Stop", self._stop), ("Resume", self._resume),
-                                          ("Open folder", self._open), ("Show config", self._config),
-                                          ("Copy id", self._copy))):
+        for k, (name, slot) in enumerate(
+            (
+                ("Stop", self._stop),
+                ("Resume", self._resume),
+                ("Open folder", self._open),
+                ("Show config", self._config),
+                ("Copy id", self._copy),
+            )
+        ):
             button = QPushButton(name)
             button.clicked.connect(slot)
             button.setEnabled(False)
@@ -165,8 +177,12 @@ class RunsTable(QWidget):
         groups = trials_of(self.rows)
         listed = {r.run_id for r in self.rows}
         shown_ids = {r.run_id for r in shown}
-        top_rows = [r for r in self.rows if not (r.search_id in groups and r.search_id in listed)
-                    and (r.run_id in shown_ids or any(t.run_id in shown_ids for t in groups.get(r.run_id, [])))]
+        top_rows = [
+            r
+            for r in self.rows
+            if not (r.search_id in groups and r.search_id in listed)
+            and (r.run_id in shown_ids or any(t.run_id in shown_ids for t in groups.get(r.run_id, [])))
+        ]
         scrolled = self.tree.verticalScrollBar().value()
         self.tree.blockSignals(True)
         self.tree.clear()
@@ -199,8 +215,15 @@ class RunsTable(QWidget):
         if trials is not None:  # a search: how many trials, and which is best
             leader = best_trials(self.rows).get(row.run_id)
             best = f"{len(trials)} trials" + (f" · best {leader.name}: {leader.best}" if leader else "")
-        values = (row.name, row.shown_status, row.task, row.model, best, row.started,
-                  format_duration(row.duration_s) if row.duration_s is not None else "")
+        values = (
+            row.name,
+            row.shown_status,
+            row.task,
+            row.model,
+            best,
+            row.started,
+            format_duration(row.duration_s) if row.duration_s is not None else "",
+        )
         item = QTreeWidgetItem([str(v) for v in values])
         item.setData(0, Qt.UserRole, row.run_id)
         tip = row.run_id
@@ -255,8 +278,7 @@ class RunsTable(QWidget):
             self._default_ticks[search_id] = best.run_id
             if previous in self.ticked:
                 self.set_ticked(previous, False)
-                self.chart_toggled.emit(previous, self.row_for(previous).name if self.row_for(previous) else "",
-                                        False)
+                self.chart_toggled.emit(previous, self.row_for(previous).name if self.row_for(previous) else "", False)
             if best.run_id not in self.ticked:
                 self.set_ticked(best.run_id, True)
                 self.chart_toggled.emit(best.run_id, best.name, True)

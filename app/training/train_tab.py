@@ -82,8 +82,9 @@ class TrainTab(QWidget):
         self.lr_suggester.busy.connect(self._suggest_busy)
         self.lr_suggester.progress.connect(self._suggest_progress)
         self.lr_suggester.suggested.connect(self._lr_suggested)
-        self.lr_suggester.failed.connect(lambda m: self.show_error(f"Learning-rate finder failed: {m}",
-                                                                   cause="suggest"))
+        self.lr_suggester.failed.connect(
+            lambda m: self.show_error(f"Learning-rate finder failed: {m}", cause="suggest")
+        )
         if self.form.suggest_button is not None:
             self.form.suggest_button.clicked.connect(self._suggest_clicked)
         self.banner = Banner()
@@ -151,8 +152,9 @@ class TrainTab(QWidget):
         self.runs_timer.timeout.connect(self.refresh_runs)
         self.runs_timer.start()
         self.refresh_runs()
-        self._model_choices_slot.start(_models_for, self.form.model.values["task.name"],
-                                       on_done=self.form.set_model_choices)
+        self._model_choices_slot.start(
+            _models_for, self.form.model.values["task.name"], on_done=self.form.set_model_choices
+        )
         self._last_task = self.form.model.values["task.name"]
         self.form.changed.connect(self._form_changed)
         self._show_augmentation()
@@ -172,8 +174,9 @@ class TrainTab(QWidget):
         from engine.data.split_check import check_run_data
 
         data = config.data
-        self._split_slot.start(check_run_data, data, on_done=lambda problems: self._split_checked(data, problems),
-                               on_error=lambda m: None)  # unreadable data: Health says why
+        self._split_slot.start(
+            check_run_data, data, on_done=lambda problems: self._split_checked(data, problems), on_error=lambda m: None
+        )  # unreadable data: Health says why
 
     def _split_checked(self, data, problems) -> None:
         current = self._form_config()
@@ -244,8 +247,9 @@ class TrainTab(QWidget):
         aug = config.augmentation if config is not None else None
         if edited:
             which = " and ".join(edited)
-            text = (f"Augmentation: overridden in the Augment tab ({which} steps): the run uses them "
-                    "instead of the recipe.")
+            text = (
+                f"Augmentation: overridden in the Augment tab ({which} steps): the run uses them instead of the recipe."
+            )
         elif aug is not None and _has_own_steps(aug):
             text = "Augmentation: steps from the loaded config, not the recipe."
         elif aug is not None and aug.strength != "auto":
@@ -339,8 +343,9 @@ class TrainTab(QWidget):
         self._show_augmentation()
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save run configuration", str(self.workspace / "run.yaml"),
-                                              "YAML (*.yaml *.yml)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save run configuration", str(self.workspace / "run.yaml"), "YAML (*.yaml *.yml)"
+        )
         if path:
             try:
                 self.save_config(path)
@@ -350,8 +355,9 @@ class TrainTab(QWidget):
                 self.banner.clear("file")
 
     def _load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load run configuration", str(self.workspace),
-                                              "YAML (*.yaml *.yml)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load run configuration", str(self.workspace), "YAML (*.yaml *.yml)"
+        )
         if path:
             try:
                 self.load_config(path)
@@ -390,15 +396,20 @@ class TrainTab(QWidget):
     def _ray_job(self, config) -> RayJob:
         """The run as a Ray job that logs where it is charted from: ``tracking.uri``, else this workspace's store."""
         if config.tracking.uri is None:
-            config = config.model_copy(update={"tracking": config.tracking.model_copy(
-                update={"uri": self.tracking_uri})})
+            config = config.model_copy(
+                update={"tracking": config.tracking.model_copy(update={"uri": self.tracking_uri})}
+            )
         uri = config.tracking.uri
         config.save(self.workspace / "configs" / f"ray-{config.tracking.run_name}.yaml")
         job = RayJob(config, config.compute.ray_address, uri, parent=self)
         if uri.startswith(("sqlite:", "file:")):
-            self._append_log([f"[lightbox] note: the job logs to {uri}, a store on the cluster's machine; "
-                              "it is charted here only when the cluster runs on this machine (else set "
-                              "tracking.uri to an MLflow server, e.g. `lightbox server`)"])
+            self._append_log(
+                [
+                    f"[lightbox] note: the job logs to {uri}, a store on the cluster's machine; "
+                    "it is charted here only when the cluster runs on this machine (else set "
+                    "tracking.uri to an MLflow server, e.g. `lightbox server`)"
+                ]
+            )
         return job
 
     def resume(self, run_id: str) -> ProcessJob:
@@ -492,8 +503,12 @@ class TrainTab(QWidget):
         self.runs.set_rows(rows)
         for row in rows:  # runs still going (e.g. left running by an earlier session) are charted again
             # A search's trials are not ticked here: the runs tree ticks its best one (chart_toggled).
-            if row.status == "RUNNING" and not row.search_id and not row.is_search \
-                    and row.run_id not in self._auto_charted:
+            if (
+                row.status == "RUNNING"
+                and not row.search_id
+                and not row.is_search
+                and row.run_id not in self._auto_charted
+            ):
                 self._auto_charted.add(row.run_id)
                 self.runs.set_ticked(row.run_id, True)
                 self._chart_toggled(row.run_id, row.name, True, live=True)
@@ -513,19 +528,26 @@ class TrainTab(QWidget):
             return
         from .runs_model import run_summary
 
-        self._summary_slot.start(run_summary, self.tracking_uri, row.run_id, on_done=self.summary.show_summary,
-                                 on_error=lambda m: self.summary.clear(f"No summary: {m}"))
+        self._summary_slot.start(
+            run_summary,
+            self.tracking_uri,
+            row.run_id,
+            on_done=self.summary.show_summary,
+            on_error=lambda m: self.summary.clear(f"No summary: {m}"),
+        )
 
     # ------------------------------------------------------------------ closing
     def active_jobs(self) -> list[TrainingJob]:
         return [j for j in self.jobs if j.alive()]
 
     def ask_close_choice(self) -> str:
-        """"stop", "leave" or "cancel" (a dialog; tests replace this method)."""
+        """ "stop", "leave" or "cancel" (a dialog; tests replace this method)."""
         box = QMessageBox(self)
         box.setWindowTitle("Training is running")
-        box.setText(f"{len(self.active_jobs())} training run(s) are going. Stop them, or leave them running? "
-                    "A run left running keeps training and is found again when Lightbox reopens.")
+        box.setText(
+            f"{len(self.active_jobs())} training run(s) are going. Stop them, or leave them running? "
+            "A run left running keeps training and is found again when Lightbox reopens."
+        )
         stop = box.addButton("Stop", QMessageBox.DestructiveRole)
         leave = box.addButton("Leave running", QMessageBox.AcceptRole)
         box.addButton(QMessageBox.Cancel)

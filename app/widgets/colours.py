@@ -39,9 +39,11 @@ def category_hex(label: int) -> str:
 
 def luminance(rgb: tuple[int, int, int]) -> float:
     """Relative luminance (WCAG, sRGB) of an 8-bit colour, 0 (black) .. 1 (white)."""
+
     def linear(c: int) -> float:
         c = c / 255
         return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
     r, g, b = (linear(c) for c in rgb)
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 

@@ -103,4 +103,3 @@ def _user_path(loc: tuple) -> tuple[list, type[BaseModel] | None]:
             else:
                 tp = None
     return parts, owner
-

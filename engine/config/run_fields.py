@@ -324,4 +324,3 @@ def _tunable(path: str) -> bool:
 def tunable_field_paths() -> list[str]:
     """The leaf paths a search space may use (numeric ones also take ranges)."""
     return [p for p in config_field_paths() if _tunable(p)]
-

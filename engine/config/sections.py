@@ -204,8 +204,11 @@ class AugmentationConfig(BaseModel):
     @field_validator("train", "val")
     @classmethod
     def _steps_are_named(cls, steps: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        bad = [(i, "each step needs a 'name'") for i, step in enumerate(steps or [])
-               if not isinstance(step.get("name"), str) or not step["name"]]
+        bad = [
+            (i, "each step needs a 'name'")
+            for i, step in enumerate(steps or [])
+            if not isinstance(step.get("name"), str) or not step["name"]
+        ]
         if bad:
             raise InvalidFields(bad)
         return steps

@@ -104,11 +104,14 @@ def _type_name(value: Any) -> str:
     )
 
 
-_IMAGE_KEYS = {"id": (_is_int, "an integer"), "file_name": (lambda v: isinstance(v, str), "a string"),
-               "width": (_is_number, "a number"), "height": (_is_number, "a number")}
+_IMAGE_KEYS = {
+    "id": (_is_int, "an integer"),
+    "file_name": (lambda v: isinstance(v, str), "a string"),
+    "width": (_is_number, "a number"),
+    "height": (_is_number, "a number"),
+}
 _CATEGORY_KEYS = {"id": (_is_int, "an integer"), "name": (lambda v: isinstance(v, str), "a string")}
-_ANN_KEYS = {"id": (_is_int, "an integer"), "image_id": (_is_int, "an integer"),
-             "category_id": (_is_int, "an integer")}
+_ANN_KEYS = {"id": (_is_int, "an integer"), "image_id": (_is_int, "an integer"), "category_id": (_is_int, "an integer")}
 _ANN_OPTIONAL = {
     "bbox": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "an array of numbers"),
     "area": (_is_number, "a number"),
@@ -117,8 +120,9 @@ _ANN_OPTIONAL = {
 }
 
 
-def _check_item(kind: str, pos: int, item: Any, required: dict, optional: dict, name: str,
-                problems: list[Problem], id_field: str) -> bool:
+def _check_item(
+    kind: str, pos: int, item: Any, required: dict, optional: dict, name: str, problems: list[Problem], id_field: str
+) -> bool:
     """Report every missing or mistyped key of one item; True when it is usable."""
     ident = item.get("id") if isinstance(item, dict) else None
     label = f"{kind}[{pos}]" + (f" (id {ident})" if _is_int(ident) else "")
@@ -134,27 +138,48 @@ def _check_item(kind: str, pos: int, item: Any, required: dict, optional: dict, 
             problems.append(_item_problem("missing_key", f"{label}: missing key '{key}'", name, ids))
             ok = False
         elif not check(item[key]):
-            problems.append(_item_problem(
-                "bad_type", f"{label}: '{key}' must be {what}, got {_type_name(item[key])} {item[key]!r:.40}",
-                name, ids))
+            problems.append(
+                _item_problem(
+                    "bad_type",
+                    f"{label}: '{key}' must be {what}, got {_type_name(item[key])} {item[key]!r:.40}",
+                    name,
+                    ids,
+                )
+            )
             ok = False
     for key, (check, what) in optional.items():
         if key in item and item[key] is not None and not check(item[key]):
-            problems.append(_item_problem(
-                "bad_type", f"{label}: '{key}' must be {what}, got {_type_name(item[key])} {item[key]!r:.40}",
-                name, ids))
+            problems.append(
+                _item_problem(
+                    "bad_type",
+                    f"{label}: '{key}' must be {what}, got {_type_name(item[key])} {item[key]!r:.40}",
+                    name,
+                    ids,
+                )
+            )
             ok = False
     return ok
 
 
 def _item_problem(code: str, message: str, name: str, ids: dict[str, int | None]) -> Problem:
     """A problem of one item, with the ids (image, annotation, category) it was found to have."""
-    return Problem(code, message, name, image_id=ids.get("image_id"), annotation_id=ids.get("annotation_id"),
-                   category_id=ids.get("category_id"))
+    return Problem(
+        code,
+        message,
+        name,
+        image_id=ids.get("image_id"),
+        annotation_id=ids.get("annotation_id"),
+        category_id=ids.get("category_id"),
+    )
 
 
-Decoded = tuple[list[ImageRecord], list[CategoryRecord], list[AnnotationRecord], list[Problem],
-                tuple[frozenset[int], frozenset[int]]]
+Decoded = tuple[
+    list[ImageRecord],
+    list[CategoryRecord],
+    list[AnnotationRecord],
+    list[Problem],
+    tuple[frozenset[int], frozenset[int]],
+]
 
 
 def decode_tolerant(data: bytes, name: str) -> Decoded:
@@ -192,8 +217,13 @@ def decode_tolerant(data: bytes, name: str) -> Decoded:
     for pos, it in enumerate(sections["categories"]):
         if _check_item("categories", pos, it, _CATEGORY_KEYS, {}, name, problems, "category_id"):
             supercategory = it.get("supercategory")
-            categories.append(CategoryRecord(id=it["id"], name=it["name"],
-                                        supercategory=supercategory if isinstance(supercategory, str) else None))
+            categories.append(
+                CategoryRecord(
+                    id=it["id"],
+                    name=it["name"],
+                    supercategory=supercategory if isinstance(supercategory, str) else None,
+                )
+            )
         elif (ident := _loose_id(it)) is not None:
             left_out_categories.add(ident)
     annotations = []
@@ -201,11 +231,17 @@ def decode_tolerant(data: bytes, name: str) -> Decoded:
         if not _check_item("annotations", pos, it, _ANN_KEYS, _ANN_OPTIONAL, name, problems, "annotation_id"):
             continue
         seg = it.get("segmentation")
-        annotations.append(AnnotationRecord(
-            id=it["id"], image_id=it["image_id"], category_id=it["category_id"],
-            bbox=it.get("bbox"), area=it.get("area"), iscrowd=it.get("iscrowd", 0),
-            segmentation=msgspec.Raw(msgspec.json.encode(seg)) if seg is not None else msgspec.Raw(),
-        ))
+        annotations.append(
+            AnnotationRecord(
+                id=it["id"],
+                image_id=it["image_id"],
+                category_id=it["category_id"],
+                bbox=it.get("bbox"),
+                area=it.get("area"),
+                iscrowd=it.get("iscrowd", 0),
+                segmentation=msgspec.Raw(msgspec.json.encode(seg)) if seg is not None else msgspec.Raw(),
+            )
+        )
     return images, categories, annotations, problems, (frozenset(left_out_images), frozenset(left_out_categories))
 
 

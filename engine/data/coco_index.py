@@ -232,17 +232,34 @@ class CocoIndex:
         arrays = {
             name: getattr(self, name)[keep]
             for name in (
-                "ann_ids", "ann_image", "ann_image_id", "ann_label", "ann_category_id", "ann_bbox", "ann_area",
-                "ann_iscrowd", "ann_seg_kind", "ann_seg_start", "ann_seg_len",
+                "ann_ids",
+                "ann_image",
+                "ann_image_id",
+                "ann_label",
+                "ann_category_id",
+                "ann_bbox",
+                "ann_area",
+                "ann_iscrowd",
+                "ann_seg_kind",
+                "ann_seg_start",
+                "ann_seg_len",
             )
         }
         return CocoIndex(
-            path=self.path, image_ids=self.image_ids, file_names=self.file_names,
-            image_width=self.image_width, image_height=self.image_height,
-            category_ids=self.category_ids, category_names=self.category_names,
-            supercategories=self.supercategories, seg_buffer=self.seg_buffer,
-            image_ann_offsets=offsets, problems=list(self.problems), **arrays,
-            unindexed_image_ids=self.unindexed_image_ids, unindexed_category_ids=self.unindexed_category_ids,
+            path=self.path,
+            image_ids=self.image_ids,
+            file_names=self.file_names,
+            image_width=self.image_width,
+            image_height=self.image_height,
+            category_ids=self.category_ids,
+            category_names=self.category_names,
+            supercategories=self.supercategories,
+            seg_buffer=self.seg_buffer,
+            image_ann_offsets=offsets,
+            problems=list(self.problems),
+            **arrays,
+            unindexed_image_ids=self.unindexed_image_ids,
+            unindexed_category_ids=self.unindexed_category_ids,
         )
 
     def aligned_to(self, reference: CocoIndex) -> CocoIndex:
@@ -339,8 +356,14 @@ def _build(
     cat_ids, first = np.unique(cat_ids_raw, return_index=True)
     cat_names = [categories[i].name for i in first.tolist()]
     for cat_id in np.unique(cat_ids_raw[np.setdiff1d(np.arange(len(categories)), first)]).tolist():
-        problems.append(Problem("duplicate_category_id", f"category id {cat_id} is defined more than once "
-                                "(the first definition is used)", name, category_id=cat_id))
+        problems.append(
+            Problem(
+                "duplicate_category_id",
+                f"category id {cat_id} is defined more than once (the first definition is used)",
+                name,
+                category_id=cat_id,
+            )
+        )
     supers = [categories[i].supercategory or "" for i in first.tolist()]
 
     ann_ids = np.fromiter((a.id for a in annotations), np.int64, n_ann)
@@ -408,8 +431,10 @@ def _build(
 def _mistyped_segmentation(index: CocoIndex) -> bool:
     """Is any segmentation present but neither polygons, RLE nor null?"""
     rows = np.flatnonzero((index.ann_seg_kind == SEG_NONE) & (index.ann_seg_len > 0))
-    return any(index.seg_buffer[int(index.ann_seg_start[r]) : int(index.ann_seg_start[r] + index.ann_seg_len[r])]
-               != b"null" for r in rows.tolist())
+    return any(
+        index.seg_buffer[int(index.ann_seg_start[r]) : int(index.ann_seg_start[r] + index.ann_seg_len[r])] != b"null"
+        for r in rows.tolist()
+    )
 
 
 def _to_int32(values: np.ndarray) -> np.ndarray:
@@ -428,8 +453,13 @@ def _bboxes(annotations: list[AnnotationRecord], name: str, problems: list[Probl
         boxes[good] = np.array([annotations[i].bbox for i in good.tolist()], dtype=np.float64)
     for i in np.flatnonzero((lengths != 4) & (lengths != -1)).tolist():
         a = annotations[i]
-        problems.append(Problem(
-            "bad_bbox", f"annotation {a.id}: bbox must have 4 numbers [x, y, w, h], has {lengths[i]}",
-            name, image_id=a.image_id, annotation_id=a.id,
-        ))
+        problems.append(
+            Problem(
+                "bad_bbox",
+                f"annotation {a.id}: bbox must have 4 numbers [x, y, w, h], has {lengths[i]}",
+                name,
+                image_id=a.image_id,
+                annotation_id=a.id,
+            )
+        )
     return boxes

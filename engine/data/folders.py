@@ -27,9 +27,14 @@ from .problems import DatasetError, Problem
 
 # Names that tools use for the same split.
 _SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
     "default": "train",  # CVAT's single subset
 }
 _YEAR_SUFFIX = re.compile(r"^(.*?)[_-]?(19|20)\d\d$")
@@ -75,8 +80,9 @@ def find_splits(root: str | Path) -> DatasetFolder:
     """Inspect a folder and return its layout and splits (raises DatasetError if none)."""
     root = Path(root).expanduser()
     if not root.exists():
-        raise DatasetError(f"{root}: folder does not exist",
-                           [Problem("missing_folder", "folder does not exist", str(root))])
+        raise DatasetError(
+            f"{root}: folder does not exist", [Problem("missing_folder", "folder does not exist", str(root))]
+        )
     if root.is_file():
         # A COCO file was given directly: its folder holds the images.
         train = _split("train", root, [root.parent, root.parent / "images"])
@@ -103,7 +109,7 @@ def _roboflow(root: Path) -> DatasetFolder | None:
 def _coco(root: Path) -> DatasetFolder | None:
     splits = {}
     for ann in sorted((root / "annotations").glob("instances_*.json")):
-        raw = ann.stem[len("instances_"):]
+        raw = ann.stem[len("instances_") :]
         name = canonical_split(raw)
         candidates = [root / raw, root / "images" / raw, root / "images", root / name, root]
         splits[name] = _split(name, ann, candidates)

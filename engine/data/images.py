@@ -162,7 +162,7 @@ def _decode_jpeg_fast(path: StrPath) -> np.ndarray | None:
     if cv2 is None:
         return None
     data = np.fromfile(path, dtype=np.uint8)
-    tail = data[-(_MAX_TAIL_PADDING + 2):].tobytes().rstrip(_TAIL_PADDING)
+    tail = data[-(_MAX_TAIL_PADDING + 2) :].tobytes().rstrip(_TAIL_PADDING)
     if not tail.endswith(_JPEG_END):
         return None
     flags = _CV2_RGB | cv2.IMREAD_IGNORE_ORIENTATION
@@ -247,9 +247,7 @@ def _open(path: StrPath) -> Image.Image:
     width, height = im.size
     if width * height > MAX_PIXELS:
         im.close()
-        raise ImageReadError(
-            path, f"too large: {width}x{height} = {width * height} pixels, limit is {MAX_PIXELS}"
-        )
+        raise ImageReadError(path, f"too large: {width}x{height} = {width * height} pixels, limit is {MAX_PIXELS}")
     return im
 
 

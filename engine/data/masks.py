@@ -37,8 +37,7 @@ def segmentation_rle(segmentation: Any, height: int, width: int) -> dict | None:
     return None
 
 
-def annotation_mask(index: CocoIndex, ann_row: int, height: int | None = None,
-                    width: int | None = None) -> np.ndarray:
+def annotation_mask(index: CocoIndex, ann_row: int, height: int | None = None, width: int | None = None) -> np.ndarray:
     """Binary uint8 mask of one annotation at the image's size (all zeros if it has none).
 
     Annotations without a segmentation fall back to their box, so every object
@@ -58,13 +57,16 @@ def annotation_mask(index: CocoIndex, ann_row: int, height: int | None = None,
             mask[y0 : int(np.ceil(y + bh)), x0 : int(np.ceil(x + bw))] = 1
         return mask
     if list(rle["size"]) != [h, w]:
-        raise ValueError(f"{index.name}: annotation {int(index.ann_ids[ann_row])}: RLE size {list(rle['size'])} "
-                         f"disagrees with the image size {[h, w]}")
+        raise ValueError(
+            f"{index.name}: annotation {int(index.ann_ids[ann_row])}: RLE size {list(rle['size'])} "
+            f"disagrees with the image size {[h, w]}"
+        )
     return mask_utils.decode(rle)
 
 
-def semantic_mask(index: CocoIndex, image_row: int, *, background: bool = True,
-                  ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+def semantic_mask(
+    index: CocoIndex, image_row: int, *, background: bool = True, ignore_index: int = IGNORE_INDEX
+) -> np.ndarray:
     """Per-pixel class map of one image (uint8, so at most 254 classes).
 
     With ``background`` the classes are 0 = background and ``label + 1`` for each
@@ -80,8 +82,12 @@ def semantic_mask(index: CocoIndex, image_row: int, *, background: bool = True,
     rows = [r for r in index.annotation_rows(image_row) if index.ann_label[r] >= 0]
     objects = [r for r in rows if not index.ann_iscrowd[r]]
     crowds = [r for r in rows if index.ann_iscrowd[r]]
-    areas = [index.ann_area[r] if not np.isnan(index.ann_area[r]) else
-             np.nan_to_num(index.ann_bbox[r, 2] * index.ann_bbox[r, 3]) for r in objects]
+    areas = [
+        index.ann_area[r]
+        if not np.isnan(index.ann_area[r])
+        else np.nan_to_num(index.ann_bbox[r, 2] * index.ann_bbox[r, 3])
+        for r in objects
+    ]
     for _, row in sorted(zip(areas, objects), key=lambda pair: -pair[0]):
         out[annotation_mask(index, row, h, w).astype(bool)] = index.ann_label[row] + offset
     for row in crowds:

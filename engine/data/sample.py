@@ -42,8 +42,9 @@ def _shape_polygon(cat_id: int, cx: float, cy: float, r: float, rng: np.random.G
     return np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], axis=1)
 
 
-def _annotation(ann_id: int, image_id: int, cat_id: int, poly: np.ndarray, width: int, height: int,
-                use_rle: bool) -> dict[str, Any]:
+def _annotation(
+    ann_id: int, image_id: int, cat_id: int, poly: np.ndarray, width: int, height: int, use_rle: bool
+) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
 
     poly = poly.copy()
@@ -54,9 +55,14 @@ def _annotation(ann_id: int, image_id: int, cat_id: int, poly: np.ndarray, width
     area = float(mask_utils.area(rle))
     x0, y0 = poly.min(0)
     x1, y1 = poly.max(0)
-    ann = {"id": ann_id, "image_id": image_id, "category_id": cat_id, "iscrowd": 0,
-           "bbox": [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2), round(float(y1 - y0), 2)],
-           "area": area}
+    ann = {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": cat_id,
+        "iscrowd": 0,
+        "bbox": [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2), round(float(y1 - y0), 2)],
+        "area": area,
+    }
     if use_rle:
         ann["segmentation"] = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
     else:
@@ -64,8 +70,9 @@ def _annotation(ann_id: int, image_id: int, cat_id: int, poly: np.ndarray, width
     return ann
 
 
-def _crowd(ann_id: int, image_id: int, cat_id: int, width: int, height: int,
-           rng: np.random.Generator) -> dict[str, Any]:
+def _crowd(
+    ann_id: int, image_id: int, cat_id: int, width: int, height: int, rng: np.random.Generator
+) -> dict[str, Any]:
     """An uncompressed-RLE crowd region in a corner (counts as a list, as COCO writes crowds)."""
     from pycocotools import mask as mask_utils
 
@@ -80,13 +87,25 @@ def _crowd(ann_id: int, image_id: int, cat_id: int, width: int, height: int,
         run += 1
     counts.append(run)
     rle = mask_utils.encode(np.asfortranarray(mask))
-    return {"id": ann_id, "image_id": image_id, "category_id": cat_id, "iscrowd": 1,
-            "bbox": [0.0, float(height - h), float(w), float(h)], "area": float(mask_utils.area(rle)),
-            "segmentation": {"size": [height, width], "counts": counts}}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": cat_id,
+        "iscrowd": 1,
+        "bbox": [0.0, float(height - h), float(w), float(h)],
+        "area": float(mask_utils.area(rle)),
+        "segmentation": {"size": [height, width], "counts": counts},
+    }
 
 
-def write_sample_dataset(out: str | Path, *, train_images: int = 48, val_images: int = 16,
-                         seed: int = 0, image_size: tuple[int, int] = (160, 120)) -> Path:
+def write_sample_dataset(
+    out: str | Path,
+    *,
+    train_images: int = 48,
+    val_images: int = 16,
+    seed: int = 0,
+    image_size: tuple[int, int] = (160, 120),
+) -> Path:
     """Write the sample dataset to ``out`` and return its path."""
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -120,7 +139,11 @@ def write_sample_dataset(out: str | Path, *, train_images: int = 48, val_images:
             img.save(out / split / file_name, quality=92)
             images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
             image_id += 1
-        doc = {"info": {"description": "Lightbox generated sample dataset"},
-               "images": images, "annotations": annotations, "categories": CATEGORIES}
+        doc = {
+            "info": {"description": "Lightbox generated sample dataset"},
+            "images": images,
+            "annotations": annotations,
+            "categories": CATEGORIES,
+        }
         (out / "annotations" / f"instances_{split}.json").write_bytes(msgspec.json.format(msgspec.json.encode(doc)))
     return out

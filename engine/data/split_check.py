@@ -37,8 +37,9 @@ NAMES_SHOWN = 3
 SPLIT_ERROR_CODES = {"no_training_images"}
 
 
-def pick_training_splits(folder: DatasetFolder, train_split: str | None = None,
-                         val_split: str | None = None) -> tuple[Split, Split | None]:
+def pick_training_splits(
+    folder: DatasetFolder, train_split: str | None = None, val_split: str | None = None
+) -> tuple[Split, Split | None]:
     """The splits a run trains and validates on: ``train`` (else the first), and ``val`` unless it
     is the training split; no validation split means a held-out part of the training file."""
     train = folder.split(train_split or ("train" if "train" in folder.splits else next(iter(folder.splits))))
@@ -52,9 +53,15 @@ def held_out_note(annotation_file: str | Path, fraction: float, seed: int) -> st
     return f"the automatic {fraction:.0%} validation split (split_seed {seed}) of {annotation_file}"
 
 
-def check_split(train: CocoIndex, val: CocoIndex | None, *, train_image_dir: str | Path | None = None,
-                val_image_dir: str | Path | None = None, val_source: str | None = None,
-                dropped: int = 0) -> list[Problem]:
+def check_split(
+    train: CocoIndex,
+    val: CocoIndex | None,
+    *,
+    train_image_dir: str | Path | None = None,
+    val_image_dir: str | Path | None = None,
+    val_source: str | None = None,
+    dropped: int = 0,
+) -> list[Problem]:
     """Problems of training on ``train`` and validating on ``val`` (None: no validation at all).
 
     ``val_source`` says where the validation images come from when they are not a file of
@@ -69,19 +76,31 @@ def check_split(train: CocoIndex, val: CocoIndex | None, *, train_image_dir: str
     n_train = train.num_images
     if n_train == 0:
         why = f" ({dropped:,} left out as unusable: see the health check)" if dropped else ""
-        out.append(Problem("no_training_images", f"the training split has no images{why}; nothing to train on",
-                           train_file))
+        out.append(
+            Problem("no_training_images", f"the training split has no images{why}; nothing to train on", train_file)
+        )
         return out
     n_val = val.num_images if val is not None else 0
     if n_train < MIN_TRAINING_IMAGES:
-        out.append(Problem("few_training_images",
-                           f"only {n_train} training image{'s' * (n_train != 1)} (and {n_val} for validation): "
-                           f"a model learns next to nothing from fewer than {MIN_TRAINING_IMAGES}",
-                           train_file, severity="warning"))
+        out.append(
+            Problem(
+                "few_training_images",
+                f"only {n_train} training image{'s' * (n_train != 1)} (and {n_val} for validation): "
+                f"a model learns next to nothing from fewer than {MIN_TRAINING_IMAGES}",
+                train_file,
+                severity="warning",
+            )
+        )
     if n_val == 0:
-        out.append(Problem("no_validation_images",
-                           f"the validation split has no images{held_out}: the run reports no validation "
-                           "metrics and cannot pick its best checkpoint", val_file, severity="warning"))
+        out.append(
+            Problem(
+                "no_validation_images",
+                f"the validation split has no images{held_out}: the run reports no validation "
+                "metrics and cannot pick its best checkpoint",
+                val_file,
+                severity="warning",
+            )
+        )
     out += _category_problems(train, val, val_file, held_out)
     # A held-out part of the training file shares no image with the rest by construction.
     if val is not None and n_val and train_image_dir is not None and val_source is None:
@@ -89,9 +108,15 @@ def check_split(train: CocoIndex, val: CocoIndex | None, *, train_image_dir: str
     return out
 
 
-def check_folder_split(folder: DatasetFolder, indexes: dict[str, CocoIndex] | None = None, *,
-                       train_split: str | None = None, val_split: str | None = None,
-                       val_fraction: float = 0.2, split_seed: int = 0) -> list[Problem]:
+def check_folder_split(
+    folder: DatasetFolder,
+    indexes: dict[str, CocoIndex] | None = None,
+    *,
+    train_split: str | None = None,
+    val_split: str | None = None,
+    val_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> list[Problem]:
     """``check_split`` for the splits a run on ``folder`` would use (``indexes``: already loaded
     ones by split name; the others are read from disk). A file that cannot be read is the
     health check's to report: no split problems come from it."""
@@ -108,9 +133,12 @@ def check_folder_split(folder: DatasetFolder, indexes: dict[str, CocoIndex] | No
     if val is not None:
         return check_split(train_index, val_index, train_image_dir=train.image_dir, val_image_dir=val.image_dir)
     train_rows, val_rows = stratified_split(train_index, val_fraction, split_seed)
-    return check_split(train_index.subset(train_rows), train_index.subset(val_rows),
-                       train_image_dir=train.image_dir,
-                       val_source=held_out_note(train.annotation_file, val_fraction, split_seed))
+    return check_split(
+        train_index.subset(train_rows),
+        train_index.subset(val_rows),
+        train_image_dir=train.image_dir,
+        val_source=held_out_note(train.annotation_file, val_fraction, split_seed),
+    )
 
 
 def _index_of(split: Split, loaded: dict[str, CocoIndex]) -> CocoIndex:
@@ -118,23 +146,35 @@ def _index_of(split: Split, loaded: dict[str, CocoIndex]) -> CocoIndex:
     return index if index is not None else CocoIndex.load(split.annotation_file)
 
 
-def check_dataset_split(path: str | Path, *, train_split: str | None = None, val_split: str | None = None,
-                        val_fraction: float = 0.2, split_seed: int = 0) -> list[Problem]:
+def check_dataset_split(
+    path: str | Path,
+    *,
+    train_split: str | None = None,
+    val_split: str | None = None,
+    val_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> list[Problem]:
     """The split problems of a run on the dataset folder ``path`` (reads its COCO files)."""
     try:
         folder = find_splits(path)
     except DatasetError as exc:
         return list(exc.problems)
-    return check_folder_split(folder, train_split=train_split, val_split=val_split,
-                              val_fraction=val_fraction, split_seed=split_seed)
+    return check_folder_split(
+        folder, train_split=train_split, val_split=val_split, val_fraction=val_fraction, split_seed=split_seed
+    )
 
 
 def check_run_data(data: DataConfig) -> list[Problem]:
     """The split problems of a run configuration's ``data`` section (what the Train tab shows)."""
     if not data.path:
         return []
-    return check_dataset_split(data.path, train_split=data.train_split, val_split=data.val_split,
-                               val_fraction=data.val_fraction, split_seed=data.split_seed)
+    return check_dataset_split(
+        data.path,
+        train_split=data.train_split,
+        val_split=data.val_split,
+        val_fraction=data.val_fraction,
+        split_seed=data.split_seed,
+    )
 
 
 # ---------------------------------------------------------------------- categories
@@ -164,17 +204,29 @@ def _category_problems(train: CocoIndex, val: CocoIndex | None, val_file: str, h
             continue  # an id no file defines: the health check reports each such annotation
         defined = _category_name(train, category_id) is not None
         why = "has no training annotation" if defined else f"is not a category of {train.name}"
-        out.append(Problem("unseen_validation_category",
-                           f"category '{name}' (id {category_id}) has {count} annotation{'s' * (count != 1)} in "
-                           f"validation{held_out} but {why}: the model cannot learn it", val_file,
-                           severity="warning", category_id=category_id))
+        out.append(
+            Problem(
+                "unseen_validation_category",
+                f"category '{name}' (id {category_id}) has {count} annotation{'s' * (count != 1)} in "
+                f"validation{held_out} but {why}: the model cannot learn it",
+                val_file,
+                severity="warning",
+                category_id=category_id,
+            )
+        )
     for category_id, name in zip(train.category_ids.tolist(), train.category_names):
         if category_id in in_train or category_id in in_val:
             continue
-        out.append(Problem("category_without_examples",
-                           f"category '{name}' (id {category_id}) has no annotation in training or validation: "
-                           "the model gets an output for it that nothing trains", train.name,
-                           severity="warning", category_id=category_id))
+        out.append(
+            Problem(
+                "category_without_examples",
+                f"category '{name}' (id {category_id}) has no annotation in training or validation: "
+                "the model gets an output for it that nothing trains",
+                train.name,
+                severity="warning",
+                category_id=category_id,
+            )
+        )
     return out
 
 
@@ -184,13 +236,18 @@ def _image_paths(index: CocoIndex, image_dir: Path) -> list[str]:
     return [os.path.normpath(image_dir / name) for name in index.file_names]
 
 
-def _overlap_problems(train: CocoIndex, val: CocoIndex, train_dir: Path, val_dir: Path,
-                      val_file: str) -> list[Problem]:
+def _overlap_problems(train: CocoIndex, val: CocoIndex, train_dir: Path, val_dir: Path, val_file: str) -> list[Problem]:
     shared_file = Path(train.name) == Path(val.name) and train_dir == val_dir
     if shared_file:
-        return [Problem("train_val_overlap",
-                        f"training and validation are the same file ({train.name}): validation scores "
-                        "measure memory, not how the model does on new images", val_file, severity="warning")]
+        return [
+            Problem(
+                "train_val_overlap",
+                f"training and validation are the same file ({train.name}): validation scores "
+                "measure memory, not how the model does on new images",
+                val_file,
+                severity="warning",
+            )
+        ]
     train_paths = set(_image_paths(train, train_dir))
     val_paths = _image_paths(val, val_dir)
     both = [(row, path) for row, path in enumerate(val_paths) if path in train_paths]
@@ -200,7 +257,13 @@ def _overlap_problems(train: CocoIndex, val: CocoIndex, train_dir: Path, val_dir
     more = f" and {len(both) - NAMES_SHOWN} more" if len(both) > NAMES_SHOWN else ""
     amount = ("all" if len(both) == len(val_paths) else f"{len(both)} of the") + f" {len(val_paths)}"
     first_id = int(val.image_ids[both[0][0]])
-    return [Problem("train_val_overlap",
-                    f"{amount} validation images are also training images ({names}{more}; training file "
-                    f"{train.name}): validation scores measure memory, not how the model does on new images",
-                    val_file, severity="warning", image_id=first_id)]
+    return [
+        Problem(
+            "train_val_overlap",
+            f"{amount} validation images are also training images ({names}{more}; training file "
+            f"{train.name}): validation scores measure memory, not how the model does on new images",
+            val_file,
+            severity="warning",
+            image_id=first_id,
+        )
+    ]

@@ -46,8 +46,9 @@ def primary_labels(index: CocoIndex, rule: str = "largest") -> np.ndarray:
     return labels
 
 
-def stratified_split(index: CocoIndex, fraction: float = 0.2, seed: int = 0,
-                     rule: str = "largest") -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    index: CocoIndex, fraction: float = 0.2, seed: int = 0, rule: str = "largest"
+) -> tuple[np.ndarray, np.ndarray]:
     """Image rows for (train, val); each class keeps about ``fraction`` of its images in val.
 
     The result depends only on the image ids, their labels, ``fraction`` and

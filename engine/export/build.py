@@ -48,10 +48,17 @@ def _versions() -> dict[str, str]:
 
 
 def _preprocessing(config: RunConfig, task: str, val_dataset: Any, module: Any) -> dict[str, Any]:
-    return {"transforms": list(val_dataset.transforms), "image_size": config.data.image_size,
-            "mean": list(module.mean), "std": list(module.std), "channels": "RGB", "layout": "NCHW",
-            "dtype": "float32", "scale": "x / 255, then (x - mean) / std",
-            "pad_value": 0}
+    return {
+        "transforms": list(val_dataset.transforms),
+        "image_size": config.data.image_size,
+        "mean": list(module.mean),
+        "std": list(module.std),
+        "channels": "RGB",
+        "layout": "NCHW",
+        "dtype": "float32",
+        "scale": "x / 255, then (x - mean) / std",
+        "pad_value": 0,
+    }
 
 
 def _postprocessing(task: str, model: torch.nn.Module, example: torch.Tensor, num_labels: int) -> dict[str, Any]:
@@ -66,14 +73,19 @@ def _postprocessing(task: str, model: torch.nn.Module, example: torch.Tensor, nu
             width = int(model(pixel_values=example[:1]).logits.shape[-1])
         sigmoid = width == num_labels
         if sigmoid:
-            kind = ("sigmoid: every (query, class) pair scored on its own, the top-k pairs kept (a box may carry "
-                    "two classes), boxes cx,cy,w,h relative to the canvas mapped back to original pixels")
+            kind = (
+                "sigmoid: every (query, class) pair scored on its own, the top-k pairs kept (a box may carry "
+                "two classes), boxes cx,cy,w,h relative to the canvas mapped back to original pixels"
+            )
         else:
-            kind = ("softmax without the last (no-object) class, each query's best class, top-k queries, boxes "
-                    "cx,cy,w,h relative to the canvas mapped back to original pixels")
+            kind = (
+                "softmax without the last (no-object) class, each query's best class, top-k queries, boxes "
+                "cx,cy,w,h relative to the canvas mapped back to original pixels"
+            )
         return {"type": kind, "activation": "sigmoid" if sigmoid else "softmax", "top_k": 100, "min_score": 0.05}
-    return {"type": "logits at canvas size, crop to the image, resize to its original size, argmax; "
-                    "class 0 is background"}
+    return {
+        "type": "logits at canvas size, crop to the image, resize to its original size, argmax; class 0 is background"
+    }
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -91,10 +103,20 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = ("hf", "onnx"), force: bool = False,
-               tolerance: Tolerance | None = None, parity_images: int = 64, exporter: str = "auto",
-               dynamic_size: bool = True, tracking_uri: str | None = None, workspace: str | None = None,
-               say: Callable[[str], None] = print) -> dict[str, Any]:
+def export_run(
+    run_id: str,
+    out: str | Path,
+    *,
+    formats: str | Sequence[str] = ("hf", "onnx"),
+    force: bool = False,
+    tolerance: Tolerance | None = None,
+    parity_images: int = 64,
+    exporter: str = "auto",
+    dynamic_size: bool = True,
+    tracking_uri: str | None = None,
+    workspace: str | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message."""
     from engine.orchestration.builders import build_datamodule
     from engine.orchestration.errors import TrainingError
@@ -110,8 +132,9 @@ def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = (
     formats = parse_formats(formats)
     out = Path(out)
     if out.exists() and not force:
-        raise ExportError(f"{out} already exists; pass --force to replace it (it is replaced only once the new "
-                          "export is complete)")
+        raise ExportError(
+            f"{out} already exists; pass --force to replace it (it is replaced only once the new export is complete)"
+        )
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
     source = resolve_run(run_id, tracking_uri=tracking_uri, workspace=workspace)
@@ -124,8 +147,10 @@ def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = (
         datamodule = build_datamodule(source.config)
         datamodule.setup("fit")
     except (TrainingError, ValueError, OSError) as exc:
-        raise ExportError(f"run {run_id}: its dataset {source.config.data.path} is needed for the parity "
-                          f"check and could not be opened: {exc}") from None
+        raise ExportError(
+            f"run {run_id}: its dataset {source.config.data.path} is needed for the parity "
+            f"check and could not be opened: {exc}"
+        ) from None
     module = load_module(source.config, source.checkpoint).eval()
     model = module.model.float().eval()
     preprocessing = _preprocessing(source.config, task, datamodule.val_dataset, module)
@@ -134,15 +159,27 @@ def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = (
         say(labels.note)
     id2label, label_map = labels.id2label, labels.label_to_category_id
     manifest: dict[str, Any] = {
-        "format_version": FORMAT_VERSION, "lightbox_version": _versions()["lightbox"], "task": task,
+        "format_version": FORMAT_VERSION,
+        "lightbox_version": _versions()["lightbox"],
+        "task": task,
         "id2label": {str(k): v for k, v in id2label.items()},
         "label_to_category_id": {str(k): v for k, v in label_map.items()},
         "categories": [{"id": c, "name": id2label[k]} for k, c in label_map.items()],
-        "preprocessing": preprocessing, "postprocessing": None,
-        "source": {"run_id": run_id, "run_status": source.status, "run_dir": str(source.run_dir),
-                   "checkpoint": str(source.checkpoint), "tracking_uri": source.tracking_uri,
-                   "dataset": str(source.config.data.path), "note": source.note, "labels_note": labels.note},
-        "versions": _versions(), "formats": formats, "files": {},
+        "preprocessing": preprocessing,
+        "postprocessing": None,
+        "source": {
+            "run_id": run_id,
+            "run_status": source.status,
+            "run_dir": str(source.run_dir),
+            "checkpoint": str(source.checkpoint),
+            "tracking_uri": source.tracking_uri,
+            "dataset": str(source.config.data.path),
+            "note": source.note,
+            "labels_note": labels.note,
+        },
+        "versions": _versions(),
+        "formats": formats,
+        "files": {},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
@@ -159,25 +196,42 @@ def export_run(run_id: str, out: str | Path, *, formats: str | Sequence[str] = (
             manifest["files"]["hf"] = ["config.json", "model.safetensors", "preprocessor_config.json"]
         if "onnx" in formats:
             started = time.perf_counter()
-            manifest["onnx"] = export_onnx(model, task, example["pixel_values"].float().contiguous(),
-                                           tmp / ONNX_NAME, exporter=exporter, dynamic_size=dynamic_size)
+            manifest["onnx"] = export_onnx(
+                model,
+                task,
+                example["pixel_values"].float().contiguous(),
+                tmp / ONNX_NAME,
+                exporter=exporter,
+                dynamic_size=dynamic_size,
+            )
             manifest["onnx"]["export_seconds"] = round(time.perf_counter() - started, 2)
             manifest["files"]["onnx"] = sorted(p.name for p in tmp.glob(ONNX_NAME + "*"))
             say(describe_onnx(manifest["onnx"]))
             tolerance = tolerance or Tolerance()
-            parity = compare(task, model, tmp / ONNX_NAME, datamodule.val_dataset, collate, manifest, tolerance,
-                             images=parity_images, truth_map=labels.truth_map, category_map=labels.category_map)
+            parity = compare(
+                task,
+                model,
+                tmp / ONNX_NAME,
+                datamodule.val_dataset,
+                collate,
+                manifest,
+                tolerance,
+                images=parity_images,
+                truth_map=labels.truth_map,
+                category_map=labels.category_map,
+            )
             manifest["parity"] = parity
             say(describe(parity))
             if not parity["passed"]:
                 worst = ", ".join(w["file_name"] + " " + w["what"] for w in parity["worst_images"]) or "none"
-                raise ExportError(f"run {run_id}: the ONNX model differs from the checkpoint beyond tolerance: "
-                                  f"{'; '.join(parity['failures'])} (most different images: {worst})"
-                                  f"; nothing was exported to {out}")
+                raise ExportError(
+                    f"run {run_id}: the ONNX model differs from the checkpoint beyond tolerance: "
+                    f"{'; '.join(parity['failures'])} (most different images: {worst})"
+                    f"; nothing was exported to {out}"
+                )
         write_manifest(tmp, manifest)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-

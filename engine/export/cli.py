@@ -21,21 +21,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 raise ExportError("--best needs --experiment NAME")
             if args.run_id:
                 raise ExportError("give a run id or --best --experiment NAME, not both")
-            best = best_run(args.experiment, task=args.task, tracking_uri=args.tracking_uri,
-                            workspace=args.workspace)
+            best = best_run(args.experiment, task=args.task, tracking_uri=args.tracking_uri, workspace=args.workspace)
             run_id = best.run_id
-            say(f"best finished {best.task} run of experiment '{args.experiment}': {run_id} "
-                f"({best.metric} {best.value:.4f}, best of {best.compared})")
+            say(
+                f"best finished {best.task} run of experiment '{args.experiment}': {run_id} "
+                f"({best.metric} {best.value:.4f}, best of {best.compared})"
+            )
         elif args.run_id:
             run_id = args.run_id
         else:
             raise ExportError("give a run id, or --best --experiment NAME")
-        tol = Tolerance(metric=args.max_metric_diff, per_class=args.max_class_diff, atol=args.atol,
-                        min_agreement=args.min_agreement)
-        manifest = export_run(run_id, args.out, formats=args.format, force=args.force, tolerance=tol,
-                              parity_images=args.parity_images, exporter=args.exporter,
-                              dynamic_size=not args.fixed_size,
-                              tracking_uri=args.tracking_uri, workspace=args.workspace, say=say)
+        tol = Tolerance(
+            metric=args.max_metric_diff, per_class=args.max_class_diff, atol=args.atol, min_agreement=args.min_agreement
+        )
+        manifest = export_run(
+            run_id,
+            args.out,
+            formats=args.format,
+            force=args.force,
+            tolerance=tol,
+            parity_images=args.parity_images,
+            exporter=args.exporter,
+            dynamic_size=not args.fixed_size,
+            tracking_uri=args.tracking_uri,
+            workspace=args.workspace,
+            say=say,
+        )
         if args.register:
             from .registry import register_export
 
@@ -54,8 +65,14 @@ def predict_export(args: argparse.Namespace) -> int:
     from .predict import predict_images
 
     try:
-        summary = predict_images(args.run_id, args.images, args.out, backend=getattr(args, "backend", "onnx"),
-                                 batch_size=args.batch_size, progress=sys.stderr.isatty())
+        summary = predict_images(
+            args.run_id,
+            args.images,
+            args.out,
+            backend=getattr(args, "backend", "onnx"),
+            batch_size=args.batch_size,
+            progress=sys.stderr.isatty(),
+        )
     except (ExportError, ValueError, OSError) as exc:
         print(f"lightbox predict: {exc}", file=sys.stderr)
         return 2
@@ -66,29 +83,53 @@ def predict_export(args: argparse.Namespace) -> int:
 
 
 def add_verbs(sub: argparse._SubParsersAction) -> None:
-    ex = sub.add_parser("export", help="export a run to a Hugging Face folder and ONNX (parity checked)",
-                        description="Exit status: 0 exported, 2 bad input or failed parity (nothing written).")
+    ex = sub.add_parser(
+        "export",
+        help="export a run to a Hugging Face folder and ONNX (parity checked)",
+        description="Exit status: 0 exported, 2 bad input or failed parity (nothing written).",
+    )
     ex.add_argument("run_id", nargs="?", help="run to export (or --best --experiment NAME)")
     ex.add_argument("--format", default="hf,onnx", help="comma-separated: hf, onnx (default both)")
     ex.add_argument("--out", required=True, help="export folder to write")
     ex.add_argument("--force", action="store_true", help="replace an existing export folder (once complete)")
     ex.add_argument("--best", action="store_true", help="the experiment's best finished run by its task metric")
     ex.add_argument("--experiment", help="experiment for --best")
-    ex.add_argument("--task", help="for --best: compare only this task's runs (needed when the experiment "
-                                   "holds runs of several tasks)")
-    ex.add_argument("--max-metric-diff", type=float, default=0.01,
-                    help="largest allowed |ONNX - checkpoint| of the task metric (mAP, accuracy, mIoU) on the "
-                         "validation images (default 0.01)")
-    ex.add_argument("--max-class-diff", type=float, default=0.05,
-                    help="largest allowed |ONNX - checkpoint| of one class's AP / F1 / IoU (default 0.05)")
-    ex.add_argument("--atol", type=float, default=None,
-                    help="also refuse a raw-output difference above this (default: reported only)")
-    ex.add_argument("--min-agreement", type=float, default=None,
-                    help="also refuse a share of matched decisions below this (default: reported only)")
+    ex.add_argument(
+        "--task",
+        help="for --best: compare only this task's runs (needed when the experiment holds runs of several tasks)",
+    )
+    ex.add_argument(
+        "--max-metric-diff",
+        type=float,
+        default=0.01,
+        help="largest allowed |ONNX - checkpoint| of the task metric (mAP, accuracy, mIoU) on the "
+        "validation images (default 0.01)",
+    )
+    ex.add_argument(
+        "--max-class-diff",
+        type=float,
+        default=0.05,
+        help="largest allowed |ONNX - checkpoint| of one class's AP / F1 / IoU (default 0.05)",
+    )
+    ex.add_argument(
+        "--atol",
+        type=float,
+        default=None,
+        help="also refuse a raw-output difference above this (default: reported only)",
+    )
+    ex.add_argument(
+        "--min-agreement",
+        type=float,
+        default=None,
+        help="also refuse a share of matched decisions below this (default: reported only)",
+    )
     ex.add_argument("--parity-images", type=int, default=64, help="validation images compared (default 64)")
     ex.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto")
-    ex.add_argument("--fixed-size", action="store_true",
-                    help="keep model.onnx's height/width fixed at the run's size (dynamic where the model allows it)")
+    ex.add_argument(
+        "--fixed-size",
+        action="store_true",
+        help="keep model.onnx's height/width fixed at the run's size (dynamic where the model allows it)",
+    )
     ex.add_argument("--register", metavar="NAME", help="also register the export as an MLflow model version")
     ex.add_argument("--alias", default="best", help="alias set on the registered version (default: best)")
     ex.add_argument("--tracking-uri", help="MLflow tracking URI")

@@ -49,7 +49,8 @@ def checkpoint_labels(task: str, module: Any, index: CocoIndex) -> ExportLabels:
         if missing:
             raise ExportError(
                 f"{index.name}: the checkpoint's categories {', '.join(missing)} are no longer in the dataset, and "
-                f"the checkpoint holds names only (no COCO ids): restore them to export, or retrain")
+                f"the checkpoint holds names only (no COCO ids): restore them to export, or retrain"
+            )
         ids = [now_id_of_name[id2label[k]] for k in labels]
     label_to_category_id = dict(zip(labels, ids))
 
@@ -57,14 +58,21 @@ def checkpoint_labels(task: str, module: Any, index: CocoIndex) -> ExportLabels:
     now_labels = [label_of_name.get(name, -1) for name in index.category_names]
     truth = np.array(([0] if offset else []) + now_labels, dtype=np.int64)
     truth_map = None if np.array_equal(truth, np.arange(len(truth))) and len(truth) == len(id2label) else truth
-    category_map = {int(cid): label_to_category_id[label_of_name[name]]
-                    for cid, name in zip(index.category_ids.tolist(), index.category_names) if name in label_of_name}
-    same_ids = all(category_map.get(c) == c for c in label_to_category_id.values()) and \
-        len(category_map) == index.num_categories
+    category_map = {
+        int(cid): label_to_category_id[label_of_name[name]]
+        for cid, name in zip(index.category_ids.tolist(), index.category_names)
+        if name in label_of_name
+    }
+    same_ids = (
+        all(category_map.get(c) == c for c in label_to_category_id.values())
+        and len(category_map) == index.num_categories
+    )
     note = None
     if truth_map is not None or not same_ids:
-        note = (f"{index.name} changed since training (categories now "
-                f"{', '.join(f'{c}={n}' for c, n in zip(index.category_ids.tolist(), index.category_names))}): "
-                "the export keeps the checkpoint's labels and ids "
-                f"({', '.join(f'{c}={id2label[k]}' for k, c in label_to_category_id.items())})")
+        note = (
+            f"{index.name} changed since training (categories now "
+            f"{', '.join(f'{c}={n}' for c, n in zip(index.category_ids.tolist(), index.category_names))}): "
+            "the export keeps the checkpoint's labels and ids "
+            f"({', '.join(f'{c}={id2label[k]}' for k, c in label_to_category_id.items())})"
+        )
     return ExportLabels(id2label, label_to_category_id, truth_map, None if same_ids else category_map, note)

@@ -51,7 +51,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         raise ExportError(
             f"{path}: written by Lightbox {written_by} (export format {fmt}); this is Lightbox "
             f"{engine.__version__}, which reads export format {FORMAT_VERSION} and older from versions up "
-            f"to its own: upgrade Lightbox to use this export")
+            f"to its own: upgrade Lightbox to use this export"
+        )
     for key in ("task", "id2label", "label_to_category_id", "preprocessing", "postprocessing"):
         if key not in manifest:
             raise ExportError(f"{path}: missing key '{key}'")

@@ -80,8 +80,15 @@ def _capture(net: RawOutputs, example: torch.Tensor, axes: list[int]) -> torch.e
 def _dynamo(net: RawOutputs, example: torch.Tensor, path: Path, dynamic_size: bool) -> None:
     with _no_traced_asserts():
         program = _capture(net, example, [0, 2, 3] if dynamic_size else [0])
-        onnx_program = torch.onnx.export(program, (example,), dynamo=True, input_names=["pixel_values"],
-                                         output_names=OUTPUT_NAMES[net.task], opset_version=OPSET, verbose=False)
+        onnx_program = torch.onnx.export(
+            program,
+            (example,),
+            dynamo=True,
+            input_names=["pixel_values"],
+            output_names=OUTPUT_NAMES[net.task],
+            opset_version=OPSET,
+            verbose=False,
+        )
     assert onnx_program is not None  # dynamo=True always returns the program
     onnx_program.save(str(path))
 
@@ -89,10 +96,20 @@ def _dynamo(net: RawOutputs, example: torch.Tensor, path: Path, dynamic_size: bo
 def _torchscript(net: RawOutputs, example: torch.Tensor, path: Path, dynamic_size: bool) -> None:
     names = OUTPUT_NAMES[net.task]
     size = {2: "height", 3: "width"} if dynamic_size else {}
-    axes = {"pixel_values": {0: "batch", **size},
-            **{n: {0: "batch", **(size if net.task == "segmentation" else {})} for n in names}}
-    torch.onnx.export(net, (example,), str(path), dynamo=False, input_names=["pixel_values"],
-                      output_names=names, dynamic_axes=axes, opset_version=OPSET)
+    axes = {
+        "pixel_values": {0: "batch", **size},
+        **{n: {0: "batch", **(size if net.task == "segmentation" else {})} for n in names},
+    }
+    torch.onnx.export(
+        net,
+        (example,),
+        str(path),
+        dynamo=False,
+        input_names=["pixel_values"],
+        output_names=names,
+        dynamic_axes=axes,
+        opset_version=OPSET,
+    )
 
 
 def input_axes(path: Path) -> list[int | str]:
@@ -130,13 +147,22 @@ def _size_problem(net: RawOutputs, path: Path, probe: torch.Tensor) -> tuple[str
         return f"onnxruntime at {probe.shape[2]}x{probe.shape[3]}: {_first_line(exc)}", None
     diff = max(float((a.float() - b).abs().max()) for a, b in zip(reference, got))
     if diff > SIZE_CHECK_ATOL:
-        return (f"at {probe.shape[2]}x{probe.shape[3]} onnxruntime differs from PyTorch by {diff:.2e} "
-                "(the graph baked in the export size)"), diff
+        return (
+            f"at {probe.shape[2]}x{probe.shape[3]} onnxruntime differs from PyTorch by {diff:.2e} "
+            "(the graph baked in the export size)"
+        ), diff
     return None, diff
 
 
-def export_onnx(model: torch.nn.Module, task: str, example: torch.Tensor, path: Path, *, exporter: str = "auto",
-                dynamic_size: bool = True) -> dict[str, Any]:
+def export_onnx(
+    model: torch.nn.Module,
+    task: str,
+    example: torch.Tensor,
+    path: Path,
+    *,
+    exporter: str = "auto",
+    dynamic_size: bool = True,
+) -> dict[str, Any]:
     """Write ``path``; return the exporter used, the dynamic axes (and why the size is fixed), the opset."""
     net = RawOutputs(model, task).eval()
     example = example[:2] if example.shape[0] > 1 else torch.cat([example, example])
@@ -174,11 +200,17 @@ def export_onnx(model: torch.nn.Module, task: str, example: torch.Tensor, path: 
         if not dynamic and fixed_reason is None:
             fixed_reason = "; ".join(failures)
         h, w = (None, None) if dynamic else (int(example.shape[2]), int(example.shape[3]))
-        return {"exporter": name, "fallback_reason": "; ".join(failures) if name != order[0] else None,
-                "opset": OPSET, "dynamic_axes": {"pixel_values": [0, 2, 3] if dynamic else [0]},
-                "axis_names": {"0": "batch", "2": "height", "3": "width"} if dynamic else {"0": "batch"},
-                "dynamic_size": dynamic, "fixed_size_reason": None if dynamic else fixed_reason,
-                "size_check": size_check, "input_shape": [None, int(example.shape[1]), h, w]}
+        return {
+            "exporter": name,
+            "fallback_reason": "; ".join(failures) if name != order[0] else None,
+            "opset": OPSET,
+            "dynamic_axes": {"pixel_values": [0, 2, 3] if dynamic else [0]},
+            "axis_names": {"0": "batch", "2": "height", "3": "width"} if dynamic else {"0": "batch"},
+            "dynamic_size": dynamic,
+            "fixed_size_reason": None if dynamic else fixed_reason,
+            "size_check": size_check,
+            "input_shape": [None, int(example.shape[1]), h, w],
+        }
     for stale in path.parent.glob(path.name + "*"):
         stale.unlink()
     raise ExportError(f"ONNX export failed with every exporter ({'; '.join(failures)})")

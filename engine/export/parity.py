@@ -26,11 +26,16 @@ import torch
 
 from .runtime import OnnxBackend, TorchBackend, batches, fit_to_input, masks_from_logits, postprocess
 
-METRIC_NAMES = {"classification": ("accuracy", "per_class_f1", "F1"),
-                "detection": ("map", "per_class_ap", "AP"),
-                "segmentation": ("miou", "per_class_iou", "IoU")}
-DECISIONS = {"classification": "top-1 agreement", "detection": "matched detections",
-             "segmentation": "mask pixel agreement"}
+METRIC_NAMES = {
+    "classification": ("accuracy", "per_class_f1", "F1"),
+    "detection": ("map", "per_class_ap", "AP"),
+    "segmentation": ("miou", "per_class_iou", "IoU"),
+}
+DECISIONS = {
+    "classification": "top-1 agreement",
+    "detection": "matched detections",
+    "segmentation": "mask pixel agreement",
+}
 WORST_IMAGES = 5
 
 
@@ -98,8 +103,9 @@ def _cut(dets: list[dict], min_score: float, top_k: int) -> float:
     return max(min_score, min(d["score"] for d in dets)) if len(dets) >= top_k else min_score
 
 
-def detection_image_agreement(ref: list[dict], other: list[dict], tol: Tolerance, *, min_score: float = 0.0,
-                              top_k: int = 100) -> tuple[int, int, int]:
+def detection_image_agreement(
+    ref: list[dict], other: list[dict], tol: Tolerance, *, min_score: float = 0.0, top_k: int = 100
+) -> tuple[int, int, int]:
     """(matched detections, detections that count, unmatched ones that count) of one image.
 
     A detection without a partner is excused when its score lies within ``score_atol`` of the
@@ -107,15 +113,18 @@ def detection_image_agreement(ref: list[dict], other: list[dict], tol: Tolerance
     """
     pairs = match_detections(ref, other, tol)
     used_ref, used_other = {r for r, _ in pairs}, {c for _, c in pairs}
-    cut_ref, cut_other = _cut(ref, min_score, top_k) if ref else min_score, \
-        _cut(other, min_score, top_k) if other else min_score
+    cut_ref, cut_other = (
+        _cut(ref, min_score, top_k) if ref else min_score,
+        _cut(other, min_score, top_k) if other else min_score,
+    )
     unmatched = [d for k, d in enumerate(ref) if k not in used_ref and d["score"] > cut_other + tol.score_atol]
     unmatched += [d for k, d in enumerate(other) if k not in used_other and d["score"] > cut_ref + tol.score_atol]
     return 2 * len(pairs), 2 * len(pairs) + len(unmatched), len(unmatched)
 
 
-def detection_agreement(ref: list[dict], other: list[dict], tol: Tolerance, *, min_score: float = 0.0,
-                        top_k: int = 100) -> float:
+def detection_agreement(
+    ref: list[dict], other: list[dict], tol: Tolerance, *, min_score: float = 0.0, top_k: int = 100
+) -> float:
     """Share of detections (both sides, every image) that are matched one to one, near-ties excused."""
     by_image: dict[int, tuple[list, list]] = {}
     for side, dets in enumerate((ref, other)):
@@ -159,8 +168,9 @@ def _remap(values: torch.Tensor, truth_map: np.ndarray | None, missing: int) -> 
     return torch.where(out < 0, torch.full_like(out, missing), out)
 
 
-def _detection_truth(dataset: Any, image_ids: list[int], category_map: dict[int, int] | None,
-                     categories: list[dict]) -> dict:
+def _detection_truth(
+    dataset: Any, image_ids: list[int], category_map: dict[int, int] | None, categories: list[dict]
+) -> dict:
     """Ground truth of the compared images, its category ids as the checkpoint numbers them."""
     doc = dataset.index.to_coco_dict()
     keep = set(image_ids)
@@ -171,14 +181,27 @@ def _detection_truth(dataset: Any, image_ids: list[int], category_map: dict[int,
         cid = int(ann["category_id"]) if category_map is None else category_map.get(int(ann["category_id"]))
         if cid is not None:
             annotations.append({**ann, "category_id": cid})
-    return {"images": [im for im in doc["images"] if im["id"] in keep], "annotations": annotations,
-            "categories": categories}
+    return {
+        "images": [im for im in doc["images"] if im["id"] in keep],
+        "annotations": annotations,
+        "categories": categories,
+    }
 
 
-def compare(task: str, torch_model: torch.nn.Module, onnx_path: str | Path, dataset: Any,
-            collate: Callable[[list[Any]], dict[str, Any]], manifest: dict[str, Any], tol: Tolerance,
-            *, images: int = 64, batch_size: int = 4, truth_map: np.ndarray | None = None,
-            category_map: dict[int, int] | None = None) -> dict[str, Any]:
+def compare(
+    task: str,
+    torch_model: torch.nn.Module,
+    onnx_path: str | Path,
+    dataset: Any,
+    collate: Callable[[list[Any]], dict[str, Any]],
+    manifest: dict[str, Any],
+    tol: Tolerance,
+    *,
+    images: int = 64,
+    batch_size: int = 4,
+    truth_map: np.ndarray | None = None,
+    category_map: dict[int, int] | None = None,
+) -> dict[str, Any]:
     """Figures of the comparison and whether they pass ``tol``.
 
     ``truth_map`` turns the dataset's labels as they are now into the checkpoint's (classification,
@@ -196,11 +219,13 @@ def compare(task: str, torch_model: torch.nn.Module, onnx_path: str | Path, data
     file_of = dict(zip(dataset.index.image_ids.tolist(), dataset.index.file_names))
     ref, onnx = _Side(), _Side()
     if task == "classification":
-        ref.metrics, onnx.metrics = (ClassificationMetrics(len(names), [names[k] for k in range(len(names))])
-                                     for _ in range(2))
+        ref.metrics, onnx.metrics = (
+            ClassificationMetrics(len(names), [names[k] for k in range(len(names))]) for _ in range(2)
+        )
     elif task == "segmentation":
-        ref.metrics, onnx.metrics = (SegmentationMetrics(len(names), class_names=[names[k] for k in range(len(names))])
-                                     for _ in range(2))
+        ref.metrics, onnx.metrics = (
+            SegmentationMetrics(len(names), class_names=[names[k] for k in range(len(names))]) for _ in range(2)
+        )
     max_abs, max_ref, max_set = 0.0, 0.0, 0.0
     agree = _Agreement()
     image_ids: list[int] = []
@@ -221,9 +246,14 @@ def compare(task: str, torch_model: torch.nn.Module, onnx_path: str | Path, data
             _agree_on_masks(a, b, batch, ids, truth_map, tol, (ref, onnx), agree)
     metric, per_class_key, class_word = METRIC_NAMES[task]
     values = _metric_values(task, dataset, image_ids, category_map, manifest, (ref, onnx))
-    per_class = {str(name): {"checkpoint": values[0][per_class_key][name], "onnx": values[1][per_class_key][name],
-                             "difference": values[1][per_class_key][name] - values[0][per_class_key][name]}
-                 for name in values[0][per_class_key]}
+    per_class = {
+        str(name): {
+            "checkpoint": values[0][per_class_key][name],
+            "onnx": values[1][per_class_key][name],
+            "difference": values[1][per_class_key][name] - values[0][per_class_key][name],
+        }
+        for name in values[0][per_class_key]
+    }
     divergence = sorted(agree.divergence, key=lambda item: (-item[0], item[1]))
     result = {
         "images": n,
@@ -232,11 +262,17 @@ def compare(task: str, torch_model: torch.nn.Module, onnx_path: str | Path, data
         "decision": DECISIONS[task],
         "agreement": agree.matched / agree.counted if agree.counted else 1.0,
         "excused_near_ties": agree.excused,
-        "metric": {"name": metric, "checkpoint": values[0][metric], "onnx": values[1][metric],
-                   "difference": values[1][metric] - values[0][metric], "per_class": per_class,
-                   "per_class_name": class_word},
-        "worst_images": [{"image_id": i, "file_name": file_of[i], "what": what}
-                         for _, i, what in divergence[:WORST_IMAGES]],
+        "metric": {
+            "name": metric,
+            "checkpoint": values[0][metric],
+            "onnx": values[1][metric],
+            "difference": values[1][metric] - values[0][metric],
+            "per_class": per_class,
+            "per_class_name": class_word,
+        },
+        "worst_images": [
+            {"image_id": i, "file_name": file_of[i], "what": what} for _, i, what in divergence[:WORST_IMAGES]
+        ],
         "diverging_images": len(divergence),
         "tolerance": asdict(tol),
     }
@@ -247,9 +283,17 @@ def compare(task: str, torch_model: torch.nn.Module, onnx_path: str | Path, data
     return result
 
 
-def _agree_on_labels(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[str, Any], ids: list[int],
-                     names: dict[int, str], truth_map: np.ndarray | None, tol: Tolerance,
-                     sides: tuple[_Side, _Side], agree: _Agreement) -> None:
+def _agree_on_labels(
+    a: list[torch.Tensor],
+    b: list[torch.Tensor],
+    batch: dict[str, Any],
+    ids: list[int],
+    names: dict[int, str],
+    truth_map: np.ndarray | None,
+    tol: Tolerance,
+    sides: tuple[_Side, _Side],
+    agree: _Agreement,
+) -> None:
     """Classification: the same top-1 label, unless the reference nearly tied its top two."""
     truth = _remap(batch["labels"], truth_map, -100)
     sides[0].metrics.update(a[0], truth)
@@ -267,9 +311,17 @@ def _agree_on_labels(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[s
             agree.divergence.append((1.0, image_id, f"top-1 {names[int(la[k])]} -> {names[int(lb[k])]}"))
 
 
-def _agree_on_detections(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[str, Any], ids: list[int],
-                         manifest: dict[str, Any], file_of: dict[int, str], tol: Tolerance,
-                         sides: tuple[_Side, _Side], agree: _Agreement) -> None:
+def _agree_on_detections(
+    a: list[torch.Tensor],
+    b: list[torch.Tensor],
+    batch: dict[str, Any],
+    ids: list[int],
+    manifest: dict[str, Any],
+    file_of: dict[int, str],
+    tol: Tolerance,
+    sides: tuple[_Side, _Side],
+    agree: _Agreement,
+) -> None:
     """Detection: detections matched one to one per image, those near either side's cut excused."""
     post = manifest["postprocessing"]
     da, db = (postprocess("detection", o, batch, manifest, file_of) for o in (a, b))
@@ -278,17 +330,23 @@ def _agree_on_detections(a: list[torch.Tensor], b: list[torch.Tensor], batch: di
     for image_id in ids:
         one_a = [d for d in da if d["image_id"] == image_id]
         one_b = [d for d in db if d["image_id"] == image_id]
-        m, c, missed = detection_image_agreement(one_a, one_b, tol, min_score=post["min_score"],
-                                                 top_k=post["top_k"])
+        m, c, missed = detection_image_agreement(one_a, one_b, tol, min_score=post["min_score"], top_k=post["top_k"])
         agree.matched, agree.counted = agree.matched + m, agree.counted + c
         agree.excused += len(one_a) + len(one_b) - c
         if missed:
             agree.divergence.append((float(missed), image_id, f"{missed} unmatched detection{'s' * (missed > 1)}"))
 
 
-def _agree_on_masks(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[str, Any], ids: list[int],
-                    truth_map: np.ndarray | None, tol: Tolerance, sides: tuple[_Side, _Side],
-                    agree: _Agreement) -> None:
+def _agree_on_masks(
+    a: list[torch.Tensor],
+    b: list[torch.Tensor],
+    batch: dict[str, Any],
+    ids: list[int],
+    truth_map: np.ndarray | None,
+    tol: Tolerance,
+    sides: tuple[_Side, _Side],
+    agree: _Agreement,
+) -> None:
     """Segmentation: the share of mask pixels labelled alike, near-tied pixels of the reference excused."""
     truth = _remap(batch["labels"], truth_map, 255)
     for logits, metrics in ((a[0], sides[0].metrics), (b[0], sides[1].metrics)):
@@ -298,8 +356,10 @@ def _agree_on_masks(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[st
         if differ.any():
             # the reference's own probabilities of both labels where they differ: a near-tie is excused
             probs = _original_size_probs(a[0][k : k + 1], batch, k)
-            gap = np.take_along_axis(probs, ma[None].astype(np.int64), 0)[0] - \
-                np.take_along_axis(probs, mb[None].astype(np.int64), 0)[0]
+            gap = (
+                np.take_along_axis(probs, ma[None].astype(np.int64), 0)[0]
+                - np.take_along_axis(probs, mb[None].astype(np.int64), 0)[0]
+            )
             real = differ & (gap > tol.score_atol)
         else:
             real = differ
@@ -310,8 +370,14 @@ def _agree_on_masks(a: list[torch.Tensor], b: list[torch.Tensor], batch: dict[st
             agree.divergence.append((share, ids[k], f"{share:.2%} of its pixels differ"))
 
 
-def _metric_values(task: str, dataset: Any, image_ids: list[int], category_map: dict[int, int] | None,
-                   manifest: dict[str, Any], sides: tuple[_Side, _Side]) -> list[dict[str, Any]]:
+def _metric_values(
+    task: str,
+    dataset: Any,
+    image_ids: list[int],
+    category_map: dict[int, int] | None,
+    manifest: dict[str, Any],
+    sides: tuple[_Side, _Side],
+) -> list[dict[str, Any]]:
     """The task metric of each backend (reference first), as validation computes it."""
     if task == "detection":
         from engine.metrics.detection import coco_evaluate
@@ -339,12 +405,19 @@ def _failures(result: dict[str, Any], tol: Tolerance) -> list[str]:
     out = []
     m = result["metric"]
     if abs(m["difference"]) > tol.metric:
-        out.append(f"{m['name']} moved from {m['checkpoint']:.4f} (checkpoint) to {m['onnx']:.4f} (ONNX), "
-                   f"{m['difference']:+.4f} beyond ±{tol.metric}")
+        out.append(
+            f"{m['name']} moved from {m['checkpoint']:.4f} (checkpoint) to {m['onnx']:.4f} (ONNX), "
+            f"{m['difference']:+.4f} beyond ±{tol.metric}"
+        )
     moved = {name: v for name, v in m["per_class"].items() if abs(v["difference"]) > tol.per_class}
     if moved:
-        out.append(f"per-class {m['per_class_name']} beyond ±{tol.per_class}: " + ", ".join(
-            f"'{name}' {v['checkpoint']:.4f} -> {v['onnx']:.4f} ({v['difference']:+.4f})" for name, v in moved.items()))
+        out.append(
+            f"per-class {m['per_class_name']} beyond ±{tol.per_class}: "
+            + ", ".join(
+                f"'{name}' {v['checkpoint']:.4f} -> {v['onnx']:.4f} ({v['difference']:+.4f})"
+                for name, v in moved.items()
+            )
+        )
     if tol.atol is not None and result["max_abs_diff"] > tol.atol:
         out.append(f"max abs diff {result['max_abs_diff']:.2e} beyond {tol.atol}")
     if tol.min_agreement is not None and result["agreement"] < tol.min_agreement:
@@ -355,9 +428,11 @@ def _failures(result: dict[str, Any], tol: Tolerance) -> list[str]:
 def describe(result: dict[str, Any]) -> str:
     """One paragraph for the user: the metric both ways, the decisions, the raw difference, the verdict."""
     m = result["metric"]
-    text = (f"parity on {result['images']} validation images: {m['name']} checkpoint {m['checkpoint']:.4f}, "
-            f"ONNX {m['onnx']:.4f} ({m['difference']:+.4f}); {result['decision']} {result['agreement']:.4f}"
-            f" ({result['excused_near_ties']} near-ties excused); max abs diff {result['max_abs_diff']:.2e}")
+    text = (
+        f"parity on {result['images']} validation images: {m['name']} checkpoint {m['checkpoint']:.4f}, "
+        f"ONNX {m['onnx']:.4f} ({m['difference']:+.4f}); {result['decision']} {result['agreement']:.4f}"
+        f" ({result['excused_near_ties']} near-ties excused); max abs diff {result['max_abs_diff']:.2e}"
+    )
     if "max_abs_diff_queries_paired" in result:
         text += f" ({result['max_abs_diff_queries_paired']:.2e} with queries paired)"
     if result["passed"]:

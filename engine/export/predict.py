@@ -41,8 +41,10 @@ def load_backend(export_dir: Path, manifest: dict[str, Any], backend: str) -> On
 
     if backend == "onnx":
         if not (export_dir / ONNX_NAME).is_file():
-            raise ExportError(f"{export_dir}: no {ONNX_NAME} (exported with --format {','.join(manifest['formats'])}); "
-                              "use --backend torch")
+            raise ExportError(
+                f"{export_dir}: no {ONNX_NAME} (exported with --format {','.join(manifest['formats'])}); "
+                "use --backend torch"
+            )
         return OnnxBackend(export_dir / ONNX_NAME)
     if backend == "torch":
         import transformers
@@ -70,8 +72,15 @@ def _readable(paths: list[Path]) -> tuple[list[tuple[int, Path]], list[tuple[str
     return good, skipped
 
 
-def predict_images(export_dir: str | Path, images: Sequence[str | Path], out: str | Path, *,
-                   backend: str = "onnx", batch_size: int = 8, progress: bool = False) -> dict[str, Any]:
+def predict_images(
+    export_dir: str | Path,
+    images: Sequence[str | Path],
+    out: str | Path,
+    *,
+    backend: str = "onnx",
+    batch_size: int = 8,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Write COCO results (a JSON list, as pycocotools' ``loadRes`` reads) for ``images`` to ``out``.
 
     Image ids are 1.. in the order of the expanded image list (folders sorted), as for

@@ -10,8 +10,9 @@ from engine.tracking.tags import CHECKPOINT_TAG, TASK_TAG
 from .manifest import ExportError, read_manifest
 
 
-def register_export(export_dir: str | Path, name: str, *, alias: str = "best",
-                    tracking_uri: str | None = None) -> dict[str, Any]:
+def register_export(
+    export_dir: str | Path, name: str, *, alias: str = "best", tracking_uri: str | None = None
+) -> dict[str, Any]:
     """Log the export folder as artifacts of its run, make it a model version of ``name``, alias it.
 
     ``models:/NAME@ALIAS`` then resolves to the folder. Aliases, not the deprecated stages.
@@ -40,11 +41,20 @@ def register_export(export_dir: str | Path, name: str, *, alias: str = "best",
         except MlflowException:
             client.create_registered_model(name, description="Lightbox export (HF folder + ONNX)")
         version = client.create_model_version(
-            name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
+            name,
+            source=f"{run.info.artifact_uri}/{artifact_path}",
+            run_id=run_id,
             tags={TASK_TAG: manifest["task"], CHECKPOINT_TAG: source["checkpoint"]},
-            description=f"{manifest['task']} export of run {run_id}")
+            description=f"{manifest['task']} export of run {run_id}",
+        )
         client.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
         raise ExportError(f"registering {export_dir} as '{name}' in {uri} failed: {exc}") from None
-    return {"name": name, "version": int(version.version), "alias": alias, "uri": f"models:/{name}@{alias}",
-            "source": version.source, "run_id": run_id}
+    return {
+        "name": name,
+        "version": int(version.version),
+        "alias": alias,
+        "uri": f"models:/{name}@{alias}",
+        "source": version.source,
+        "run_id": run_id,
+    }

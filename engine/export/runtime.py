@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
 # An export serves one single task; multitask runs are not exported.
 TASKS = SINGLE_TASKS
-OUTPUT_NAMES = {"classification": ["logits"], "detection": ["logits", "pred_boxes"],
-                "segmentation": ["logits"]}
+OUTPUT_NAMES = {"classification": ["logits"], "detection": ["logits", "pred_boxes"], "segmentation": ["logits"]}
 
 
 class RawOutputs(nn.Module):
@@ -74,8 +73,14 @@ def dataset_for(task: str, image_dir: Path, index: CocoIndex, preprocessing: dic
     from engine.tasks.registry import get_task
 
     cls = get_task(task).datamodule_class.dataset_class
-    dataset = cls(image_dir, index=index, train=False, image_size=preprocessing.get("image_size"),
-                  transforms=preprocessing["transforms"], check_files=False)
+    dataset = cls(
+        image_dir,
+        index=index,
+        train=False,
+        image_size=preprocessing.get("image_size"),
+        transforms=preprocessing["transforms"],
+        check_files=False,
+    )
     dataset.rows = np.arange(index.num_images)
     if hasattr(dataset, "labels"):
         dataset.labels = np.zeros(index.num_images, np.int64)
@@ -88,16 +93,18 @@ def collate_for(task: str, preprocessing: dict[str, Any]) -> Collate:
     return Collate(task, mean=preprocessing["mean"], std=preprocessing["std"])
 
 
-def batches(dataset: Any, collate: Callable[[list[Any]], dict[str, Any]], batch_size: int,
-            rows: Iterable[int]) -> Iterator[dict[str, Any]]:
+def batches(
+    dataset: Any, collate: Callable[[list[Any]], dict[str, Any]], batch_size: int, rows: Iterable[int]
+) -> Iterator[dict[str, Any]]:
     """Collated batches over dataset items ``rows``."""
     rows = list(rows)
     for start in range(0, len(rows), batch_size):
         yield collate([dataset[i] for i in rows[start : start + batch_size]])
 
 
-def fit_to_input(batch: dict[str, Any], task: str, manifest: dict[str, Any],
-                 file_names: dict[int, str]) -> dict[str, Any]:
+def fit_to_input(
+    batch: dict[str, Any], task: str, manifest: dict[str, Any], file_names: dict[int, str]
+) -> dict[str, Any]:
     """The batch as model.onnx takes it: as it is where height/width are dynamic; else padded
     bottom/right to the fixed canvas (black, as the validation pad), or an error naming the images.
 
@@ -117,19 +124,27 @@ def fit_to_input(batch: dict[str, Any], task: str, manifest: dict[str, Any],
         return batch
     if task == "classification" or got_h > height or got_w > width:
         names = ", ".join(file_names[int(i)] for i in batch["image_ids"].tolist())
-        raise ExportError(f"model.onnx takes {height}x{width} images only ({onnx.get('fixed_size_reason')}); "
-                          f"the export's preprocessing made {got_h}x{got_w} of {names}")
+        raise ExportError(
+            f"model.onnx takes {height}x{width} images only ({onnx.get('fixed_size_reason')}); "
+            f"the export's preprocessing made {got_h}x{got_w} of {names}"
+        )
     pre = manifest["preprocessing"]
-    black = torch.tensor([(pre.get("pad_value", 0) / 255 - m) / s for m, s in zip(pre["mean"], pre["std"])],
-                         dtype=pixels.dtype).view(1, -1, 1, 1)
+    black = torch.tensor(
+        [(pre.get("pad_value", 0) / 255 - m) / s for m, s in zip(pre["mean"], pre["std"])], dtype=pixels.dtype
+    ).view(1, -1, 1, 1)
     canvas = black.expand(pixels.shape[0], pixels.shape[1], height, width).clone()
     canvas[..., :got_h, :got_w] = pixels
     return {**batch, "pixel_values": canvas}
 
 
 # ---------------------------------------------------------------------- post-processing
-def postprocess(task: str, outputs: Sequence[torch.Tensor], batch: dict[str, Any], manifest: dict[str, Any],
-                file_names: dict[int, str]) -> list[dict[str, Any]]:
+def postprocess(
+    task: str,
+    outputs: Sequence[torch.Tensor],
+    batch: dict[str, Any],
+    manifest: dict[str, Any],
+    file_names: dict[int, str],
+) -> list[dict[str, Any]]:
     """Raw outputs of one batch -> COCO results with the original category ids."""
     post = manifest["postprocessing"]
     cat_of = {int(k): int(v) for k, v in manifest["label_to_category_id"].items()}
@@ -137,16 +152,30 @@ def postprocess(task: str, outputs: Sequence[torch.Tensor], batch: dict[str, Any
     if task == "classification":
         probs = outputs[0].float().softmax(-1)
         scores, labels = probs.max(-1)
-        return [{"image_id": int(i), "file_name": file_names[int(i)], "category_id": cat_of[int(label)],
-                 "label": names[int(label)], "score": float(score), "scores": [round(float(p), 6) for p in row]}
-                for i, label, score, row in zip(batch["image_ids"].tolist(), labels.tolist(), scores.tolist(), probs)]
+        return [
+            {
+                "image_id": int(i),
+                "file_name": file_names[int(i)],
+                "category_id": cat_of[int(label)],
+                "label": names[int(label)],
+                "score": float(score),
+                "scores": [round(float(p), 6) for p in row],
+            }
+            for i, label, score, row in zip(batch["image_ids"].tolist(), labels.tolist(), scores.tolist(), probs)
+        ]
     if task == "detection":
         from engine.tasks.detection.lightning_module import detections_from_outputs
 
         ids = [cat_of[k] for k in range(len(cat_of))]
-        found = detections_from_outputs(outputs[0], outputs[1], batch["labels"], ids,
-                                        canvas=tuple(batch["pixel_values"].shape[-2:]), top_k=post["top_k"],
-                                        min_score=post["min_score"])
+        found = detections_from_outputs(
+            outputs[0],
+            outputs[1],
+            batch["labels"],
+            ids,
+            canvas=tuple(batch["pixel_values"].shape[-2:]),
+            top_k=post["top_k"],
+            min_score=post["min_score"],
+        )
         for det in found:
             det["file_name"] = file_names[det["image_id"]]
         return found
@@ -162,15 +191,17 @@ def masks_from_logits(logits: torch.Tensor, batch: dict[str, Any]) -> list[tuple
         one = logits[k : k + 1].float()
         if "content_boxes" in batch:
             x, y, w, h = (int(round(v)) for v in batch["content_boxes"][k].tolist())
-            one = upsample_logits(one[..., y : y + max(h, 1), x : x + max(w, 1)],
-                                  tuple(batch["orig_sizes"][k].tolist()))
+            one = upsample_logits(
+                one[..., y : y + max(h, 1), x : x + max(w, 1)], tuple(batch["orig_sizes"][k].tolist())
+            )
         conf, mask = one.softmax(1).max(1)
         out.append((mask[0].to(torch.uint8).numpy(), conf[0].numpy()))
     return out
 
 
-def segmentation_results(logits: torch.Tensor, batch: dict[str, Any], cat_of: dict[int, int],
-                         file_names: dict[int, str]) -> list[dict[str, Any]]:
+def segmentation_results(
+    logits: torch.Tensor, batch: dict[str, Any], cat_of: dict[int, int], file_names: dict[int, str]
+) -> list[dict[str, Any]]:
     """One COCO result per (image, class present): an RLE mask and its mean confidence (background skipped)."""
     from pycocotools import mask as mask_utils
 
@@ -182,9 +213,15 @@ def segmentation_results(logits: torch.Tensor, batch: dict[str, Any], cat_of: di
             region = mask == label
             rle = mask_utils.encode(np.asfortranarray(region.astype(np.uint8)))
             rle["counts"] = rle["counts"].decode("ascii")
-            results.append({"image_id": int(image_id), "file_name": file_names[int(image_id)],
-                            "category_id": cat_of[label], "segmentation": rle,
-                            "score": float(conf[region].mean())})
+            results.append(
+                {
+                    "image_id": int(image_id),
+                    "file_name": file_names[int(image_id)],
+                    "category_id": cat_of[label],
+                    "segmentation": rle,
+                    "score": float(conf[region].mean()),
+                }
+            )
     return results
 
 

@@ -46,8 +46,10 @@ def resolve_run(run_id: str, *, tracking_uri: str | None = None, workspace: str 
     status = _mlflow_status(run_id, uri)
     note = None
     if status == "RUNNING":
-        note = (f"run {run_id} is still running: exporting its best checkpoint so far "
-                f"({checkpoint.name}); export again when it has finished")
+        note = (
+            f"run {run_id} is still running: exporting its best checkpoint so far "
+            f"({checkpoint.name}); export again when it has finished"
+        )
     elif status not in (None, "FINISHED"):
         note = f"run {run_id} ended {status}: exporting its checkpoint {checkpoint.name}"
     return Source(run_id, config, run_dir, checkpoint, uri, status, note)
@@ -72,8 +74,9 @@ class BestRun:
     compared: int  # finished runs of the task that logged the metric
 
 
-def best_run(experiment: str, *, task: str | None = None, tracking_uri: str | None = None,
-             workspace: str | None = None) -> BestRun:
+def best_run(
+    experiment: str, *, task: str | None = None, tracking_uri: str | None = None, workspace: str | None = None
+) -> BestRun:
     """The finished run of ``experiment`` with the best value of its task's metric.
 
     Runs of different tasks have different metrics (accuracy, mAP, mIoU) that cannot be
@@ -106,17 +109,20 @@ def best_run(experiment: str, *, task: str | None = None, tracking_uri: str | No
             by_task.setdefault(name, []).append(run)
     found_text = ", ".join(f"{name} ({len(r)} run{'s' * (len(r) != 1)})" for name, r in sorted(by_task.items()))
     if task is None and len(by_task) > 1:
-        raise ExportError(f"experiment '{experiment}' holds finished runs of several tasks: {found_text}; "
-                          "their metrics cannot be compared, choose one with --task")
+        raise ExportError(
+            f"experiment '{experiment}' holds finished runs of several tasks: {found_text}; "
+            "their metrics cannot be compared, choose one with --task"
+        )
     if task is not None and task not in by_task:
-        raise ExportError(f"experiment '{experiment}' has no finished {task} run (it holds "
-                          f"{found_text or 'no finished run of a known task'})")
+        raise ExportError(
+            f"experiment '{experiment}' has no finished {task} run (it holds "
+            f"{found_text or 'no finished run of a known task'})"
+        )
     chosen = task or next(iter(by_task), None)
     if chosen is None:
         raise ExportError(f"experiment '{experiment}' has no finished Lightbox run")
     module = get_task(chosen).module_class
-    scored = [(run, value) for run in by_task[chosen]
-              if (value := _checkpoint_score(run, module.monitor)) is not None]
+    scored = [(run, value) for run in by_task[chosen] if (value := _checkpoint_score(run, module.monitor)) is not None]
     if not scored:
         raise ExportError(f"experiment '{experiment}': no finished {chosen} run logged {module.monitor}")
     sign = 1 if module.monitor_mode == "max" else -1

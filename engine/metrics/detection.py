@@ -173,8 +173,9 @@ class DetectionEvaluator:
         shards = gather_to_rank_zero((sorted(self._evaluated), _pack(self._detections)))
         results = None
         if shards is not None:  # rank 0, or the only process
-            results = coco_evaluate(self.ground_truth, _merge(shards), backend=self.backend,
-                                    class_names=self.class_names)
+            results = coco_evaluate(
+                self.ground_truth, _merge(shards), backend=self.backend, class_names=self.class_names
+            )
         return broadcast_from_rank_zero(results)
 
     def reset(self) -> None:
@@ -198,6 +199,9 @@ def _merge(shards: list[tuple[list[int], np.ndarray]]) -> list[dict]:
     for evaluated, packed in shards:
         fresh = set(evaluated) - claimed
         claimed |= fresh
-        merged += [{"image_id": int(r[0]), "category_id": int(r[1]), "bbox": r[2:6].tolist(), "score": float(r[6])}
-                   for r in packed if int(r[0]) in fresh]
+        merged += [
+            {"image_id": int(r[0]), "category_id": int(r[1]), "bbox": r[2:6].tolist(), "score": float(r[6])}
+            for r in packed
+            if int(r[0]) in fresh
+        ]
     return merged

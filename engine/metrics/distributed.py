@@ -75,8 +75,10 @@ def evaluation_sampler(sampler: Sampler, what: str = "validation samples") -> Sa
     if processes == 1:
         return sampler
     if len(sampler) < processes:
-        raise ValueError(f"{len(sampler)} {what} for {processes} processes: every process needs at least one; "
-                         "add samples or run on fewer devices")
+        raise ValueError(
+            f"{len(sampler)} {what} for {processes} processes: every process needs at least one; "
+            "add samples or run on fewer devices"
+        )
     return EvaluationShards(sampler)
 
 

@@ -29,8 +29,9 @@ class SegmentationMetrics:
     never NaN). Pixels whose target is ``ignore_index`` are skipped.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255,
-                 class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, num_classes: int, ignore_index: int | None = 255, class_names: Sequence[str] | None = None
+    ) -> None:
         names = class_names_for(num_classes, class_names)
         self.num_classes = num_classes
         self.ignore_index = ignore_index

@@ -79,5 +79,7 @@ def image_size_problem(checkpoint: str | None, size: int | None) -> str | None:
     nearest = " or ".join(str(s) for s in nearest_sizes(rule, size))
     if rule.only is not None:
         return f"{checkpoint} ({family}) takes only {rule.only} px images: {rule.why}; use {nearest} (got {size})"
-    return (f"{checkpoint} ({family}) needs a multiple of {rule.multiple} pixels: {rule.why}; "
-            f"nearest valid sizes: {nearest} (got {size})")
+    return (
+        f"{checkpoint} ({family}) needs a multiple of {rule.multiple} pixels: {rule.why}; "
+        f"nearest valid sizes: {nearest} (got {size})"
+    )

@@ -80,10 +80,7 @@ def checkpoint_kind(checkpoint: str | os.PathLike) -> CheckpointKind:
     if _HUB_ID.match(text) and ".." not in text:
         return "hub"
     if _looks_like_path(text):
-        raise ModelLoadError(
-            f"model folder not found: {text!r}; check the path, or use a preset "
-            f"({_presets_hint()})"
-        )
+        raise ModelLoadError(f"model folder not found: {text!r}; check the path, or use a preset ({_presets_hint()})")
     # A bare word: hub ids need an "org/" part, so this was meant as a preset.
     raise ModelLoadError(_unknown_preset_message(text))
 
@@ -308,8 +305,7 @@ def _weights_message(name: str, kind: CheckpointKind, err: Exception) -> str:
 def _missing_package_message(name: str, err: ImportError) -> str:
     # e.g. hub DETR checkpoints whose config asks for a timm backbone.
     return (
-        f"{name!r} needs a package that is not installed ({_first_line(err)}); "
-        f"install it, or {_preset_instead(name)}"
+        f"{name!r} needs a package that is not installed ({_first_line(err)}); install it, or {_preset_instead(name)}"
     )
 
 
@@ -419,9 +415,7 @@ def has_backbone_form(checkpoint: str | os.PathLike) -> bool:
     return _backbone_form(str(checkpoint).strip())[3] is not None
 
 
-def load_backbone(
-    checkpoint: str | os.PathLike, *, pretrained: bool = True
-) -> tuple[torch.nn.Module, int]:
+def load_backbone(checkpoint: str | os.PathLike, *, pretrained: bool = True) -> tuple[torch.nn.Module, int]:
     """A feature extractor returning the last stage map (B, C, H/s, W/s), and C.
 
     Works for presets and checkpoints whose architecture transformers offers

@@ -50,14 +50,10 @@ class Preset:
     def supports(self, task: str) -> bool:
         return task in self.tasks
 
-    def build_config(
-        self, task: str, num_labels: int, id2label: Mapping[int, str] | None = None
-    ) -> PretrainedConfig:
+    def build_config(self, task: str, num_labels: int, id2label: Mapping[int, str] | None = None) -> PretrainedConfig:
         """The transformers config for ``task`` with ``num_labels`` classes."""
         if task not in self.tasks:
-            raise ValueError(
-                f"preset {self.name!r} cannot do {task!r}; it supports {', '.join(self.tasks)}"
-            )
+            raise ValueError(f"preset {self.name!r} cannot do {task!r}; it supports {', '.join(self.tasks)}")
         id2label = normalise_id2label(num_labels, id2label)
         config = self.architecture()
         config.id2label = id2label
@@ -78,8 +74,7 @@ def normalise_id2label(num_labels: int, id2label: Mapping[int, str] | None) -> d
     out = {int(k): str(v) for k, v in id2label.items()}
     if sorted(out) != list(range(num_labels)):
         raise ValueError(
-            f"id2label must have the keys 0..{num_labels - 1} (num_labels={num_labels}), "
-            f"got {sorted(out)}"
+            f"id2label must have the keys 0..{num_labels - 1} (num_labels={num_labels}), got {sorted(out)}"
         )
     return out
 
@@ -176,8 +171,7 @@ def _rt_detr_resnet(embedding_size, hidden_sizes, depths, layer_type):
     return build
 
 
-def _rt_detr_v2(backbone, encoder_in, d_model, ffn, heads, decoder_layers, queries, denoising,
-                expansion):
+def _rt_detr_v2(backbone, encoder_in, d_model, ffn, heads, decoder_layers, queries, denoising, expansion):
     def build():
         from transformers import RTDetrV2Config
 
@@ -277,9 +271,7 @@ _PRESETS: tuple[Preset, ...] = (
     Preset(
         name="detr-resnet-50",
         tasks=("detection",),
-        description=(
-            "DETR with a ResNet-50 backbone (41.5M parameters), layout of facebook/detr-resnet-50"
-        ),
+        description=("DETR with a ResNet-50 backbone (41.5M parameters), layout of facebook/detr-resnet-50"),
         family="detr",
         image_size=800,
         architecture=_detr(_RESNET_50, 256, 6, 8, 2048, 100),

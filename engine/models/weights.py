@@ -20,8 +20,12 @@ from engine.tracking.tags import WEIGHTS_TAG  # the run tag this module's summar
 __all__ = ["WEIGHTS_TAG", "StartingWeights", "cached_checkpoints", "is_cached", "run_weights", "starting_weights"]
 
 # What save_pretrained writes (one file, or an index of shards).
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,9 @@ def _folder_has_weights(folder: Path) -> bool:
     return any((folder / name).is_file() for name in WEIGHT_FILES)
 
 
-def starting_weights(checkpoint: str, pretrained: bool = True, *,
-                     cached: Callable[[str], bool] = is_cached) -> StartingWeights:
+def starting_weights(
+    checkpoint: str, pretrained: bool = True, *, cached: Callable[[str], bool] = is_cached
+) -> StartingWeights:
     """What a run of ``checkpoint`` starts from; ModelLoadError for a checkpoint that names nothing.
 
     ``cached`` says whether a hub id's weights are in the local cache; the app passes the list its
@@ -69,12 +74,18 @@ def starting_weights(checkpoint: str, pretrained: bool = True, *,
     if kind == "folder":
         if _folder_has_weights(Path(name).expanduser()):
             return StartingWeights("folder", f"trained weights from the folder {name}")
-        return StartingWeights("missing", f"{name} holds no weights file (model.safetensors): untick "
-                                          "'Pretrained weights' to train its architecture from random weights")
+        return StartingWeights(
+            "missing",
+            f"{name} holds no weights file (model.safetensors): untick "
+            "'Pretrained weights' to train its architecture from random weights",
+        )
     if cached(name):
         return StartingWeights("cache", f"pretrained weights of {name} from the local Hugging Face cache")
-    return StartingWeights("download", f"pretrained weights of {name}, not in the local Hugging Face cache: "
-                                       "downloaded from the hub when the run starts (fails offline)")
+    return StartingWeights(
+        "download",
+        f"pretrained weights of {name}, not in the local Hugging Face cache: "
+        "downloaded from the hub when the run starts (fails offline)",
+    )
 
 
 def cached_checkpoints(task: str) -> list[str]:
@@ -95,14 +106,19 @@ def cached_checkpoints(task: str) -> list[str]:
     if not repos:
         return []  # and no need to import transformers' model tables
     can_do = task_model_types(task)
-    found = [hub_id for hub_id in repos if is_cached(hub_id)
-             and (checkpoint_config(hub_id) or {}).get("model_type") in can_do]
+    found = [
+        hub_id
+        for hub_id in repos
+        if is_cached(hub_id) and (checkpoint_config(hub_id) or {}).get("model_type") in can_do
+    ]
     return sorted(found, key=lambda hub_id: (hub_id not in PRESET_FOR_HUB_ID, hub_id.lower()))
 
 
 def run_weights(config) -> str:
     """One line for a run's log and its :data:`WEIGHTS_TAG`: the weights each of its models starts from."""
     if config.task.name == "multitask":
-        return "; ".join(f"{task}: {starting_weights(ckpt, config.model.pretrained).text}"
-                         for task, ckpt in config.model.checkpoints.items())
+        return "; ".join(
+            f"{task}: {starting_weights(ckpt, config.model.pretrained).text}"
+            for task, ckpt in config.model.checkpoints.items()
+        )
     return starting_weights(config.model.checkpoint, config.model.pretrained).text

@@ -16,8 +16,12 @@ from engine.orchestration.speed import Speed, speed_settings
 def multitask_config(config: RunConfig):
     from engine.tasks.multitask.config import MultiTaskConfig
 
-    return MultiTaskConfig(tasks=list(config.task.tasks), model_checkpoints=dict(config.model.checkpoints),
-                           loss_weights=dict(config.task.loss_weights), pretrained=config.model.pretrained)
+    return MultiTaskConfig(
+        tasks=list(config.task.tasks),
+        model_checkpoints=dict(config.model.checkpoints),
+        loss_weights=dict(config.task.loss_weights),
+        pretrained=config.model.pretrained,
+    )
 
 
 def check_val_spec(config: RunConfig) -> None:
@@ -31,7 +35,8 @@ def check_val_spec(config: RunConfig) -> None:
             raise TrainingError(
                 f"augmentation.val[{i}] ({name}) crops the image: {config.task.name} validation maps boxes back "
                 "to the original pixels through resizing and padding only, so a cropping val spec would score "
-                "wrong boxes; use LongestMaxSize + PadIfNeeded (keep the whole image) for validation")
+                "wrong boxes; use LongestMaxSize + PadIfNeeded (keep the whole image) for validation"
+            )
 
 
 def model_checkpoint(config: RunConfig) -> str:
@@ -68,10 +73,16 @@ def build_datamodule(config: RunConfig, speed: Speed | None = None):
     checkpoint = model_checkpoint(config)
     mean, std = normalization_stats(checkpoint)
     kwargs: dict[str, Any] = dict(
-        batch_size=config.optim.batch_size, num_workers=config.data.num_workers,
-        image_size=image_size_of(config, checkpoint), val_fraction=config.data.val_fraction,
-        split_seed=config.data.split_seed, seed=config.optim.seed, on_problem=config.data.on_problem,
-        normalize="device" if speed.normalize_on_device else "collate", mean=mean, std=std,
+        batch_size=config.optim.batch_size,
+        num_workers=config.data.num_workers,
+        image_size=image_size_of(config, checkpoint),
+        val_fraction=config.data.val_fraction,
+        split_seed=config.data.split_seed,
+        seed=config.optim.seed,
+        on_problem=config.data.on_problem,
+        normalize="device" if speed.normalize_on_device else "collate",
+        mean=mean,
+        std=std,
         pin_memory=speed.pin_memory,
     )
     if not config.augmentation.preset or config.augmentation.train is not None:
@@ -82,8 +93,9 @@ def build_datamodule(config: RunConfig, speed: Speed | None = None):
         kwargs["label_rule"] = config.data.classification_label_rule
     if config.task.name == "multitask":
         kwargs["tasks"] = list(config.task.tasks)
-    return entry.datamodule_class.from_folder(config.data.path, train_split=config.data.train_split,
-                                              val_split=config.data.val_split, **kwargs)
+    return entry.datamodule_class.from_folder(
+        config.data.path, train_split=config.data.train_split, val_split=config.data.val_split, **kwargs
+    )
 
 
 def build_module(config: RunConfig, datamodule, speed: Speed):
@@ -92,10 +104,18 @@ def build_module(config: RunConfig, datamodule, speed: Speed):
     entry = get_task(config.task.name)
     datamodule.setup("fit")
     optim = config.optim
-    common = dict(lr=optim.lr, weight_decay=optim.weight_decay, scheduler=optim.scheduler,
-                  warmup_steps=optim.warmup_steps, step_size=optim.step_size, gamma=optim.gamma,
-                  normalize_on_device=speed.normalize_on_device, mean=datamodule.mean, std=datamodule.std,
-                  channels_last=speed.channels_last)
+    common = dict(
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        scheduler=optim.scheduler,
+        warmup_steps=optim.warmup_steps,
+        step_size=optim.step_size,
+        gamma=optim.gamma,
+        normalize_on_device=speed.normalize_on_device,
+        mean=datamodule.mean,
+        std=datamodule.std,
+        channels_last=speed.channels_last,
+    )
     if config.task.name == "multitask":
         return entry.module_class(multitask_config(config), num_labels=datamodule.num_labels_per_task, **common)
     num_labels = config.model.num_labels or datamodule.num_labels
@@ -104,9 +124,21 @@ def build_module(config: RunConfig, datamodule, speed: Speed):
         extra["category_ids"] = datamodule.train_dataset.index.category_ids.tolist()
     if config.task.name == "classification":
         extra["label_smoothing"] = optim.label_smoothing
-    return entry.module_class(model_ckpt=config.model.checkpoint, num_labels=num_labels,
-                              id2label=datamodule.id2label, pretrained=config.model.pretrained, **common, **extra)
+    return entry.module_class(
+        model_ckpt=config.model.checkpoint,
+        num_labels=num_labels,
+        id2label=datamodule.id2label,
+        pretrained=config.model.pretrained,
+        **common,
+        **extra,
+    )
 
 
-__all__ = ["build_datamodule", "build_module", "check_val_spec", "image_size_of", "model_checkpoint",
-           "multitask_config"]
+__all__ = [
+    "build_datamodule",
+    "build_module",
+    "check_val_spec",
+    "image_size_of",
+    "model_checkpoint",
+    "multitask_config",
+]

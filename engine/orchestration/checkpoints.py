@@ -100,14 +100,22 @@ def check_same_batching(checkpoint: Path, config: RunConfig, processes: int, run
             f"{run_file}: optim.batch_size is {config.optim.batch_size} but the run trained with "
             f"{recorded['batch_size']} up to its checkpoint {checkpoint.name}; resuming with another batch size "
             f"would train some images twice and skip others. Set optim.batch_size back to "
-            f"{recorded['batch_size']} in {run_file.name}, or start a new run")
+            f"{recorded['batch_size']} in {run_file.name}, or start a new run"
+        )
     if int(recorded["processes"]) != processes:
         raise TrainingError(
             f"{run_file}: this resume would train on {processes} process(es) but the run trained on "
             f"{recorded['processes']} up to its checkpoint {checkpoint.name} (compute.devices / num_nodes); "
             f"each process's share of the images would change mid-epoch. Resume with "
-            f"{recorded['processes']} process(es), or start a new run")
+            f"{recorded['processes']} process(es), or start a new run"
+        )
 
 
-__all__ = ["FINAL_CHECKPOINT", "check_same_batching", "checkpoint_batching", "guarded_checkpoint_class",
-           "newest_checkpoint", "periodic_checkpoint_class"]
+__all__ = [
+    "FINAL_CHECKPOINT",
+    "check_same_batching",
+    "checkpoint_batching",
+    "guarded_checkpoint_class",
+    "newest_checkpoint",
+    "periodic_checkpoint_class",
+]

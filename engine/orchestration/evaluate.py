@@ -79,8 +79,15 @@ def _folder_index(folder: Path):
     return CocoIndex.from_dict({"images": images, "annotations": [], "categories": []})
 
 
-def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_uri: str | None = None,
-                workspace: str | None = None, batch_size: int = 8) -> Path:
+def predict_run(
+    run_id: str,
+    images: str | Path,
+    out: str | Path,
+    *,
+    tracking_uri: str | None = None,
+    workspace: str | None = None,
+    batch_size: int = 8,
+) -> Path:
     """Predict on a folder of images; write COCO-style JSON (masks as PNGs beside it)."""
     from PIL import Image
     from torch.utils.data import DataLoader
@@ -97,8 +104,15 @@ def predict_run(run_id: str, images: str | Path, out: str | Path, *, tracking_ur
     datamodule_cls = get_task(config.task.name).datamodule_class
     dataset_cls = datamodule_cls.dataset_class
     extra = {"tasks": list(config.task.tasks)} if config.task.name == "multitask" else {}
-    dataset = dataset_cls(folder, index=index, train=False, image_size=config.data.image_size,
-                          transforms=config.augmentation.val, check_files=False, **extra)
+    dataset = dataset_cls(
+        folder,
+        index=index,
+        train=False,
+        image_size=config.data.image_size,
+        transforms=config.augmentation.val,
+        check_files=False,
+        **extra,
+    )
     # Classification skips images without labels; here every image is predicted.
     dataset.rows = np.arange(index.num_images)
     if hasattr(dataset, "labels"):
@@ -154,5 +168,7 @@ def refuse_to_overwrite(out: Path) -> None:
     masks = mask_folder(out)
     for taken in (out, masks):
         if taken.exists() and (taken.is_file() or any(taken.iterdir())):
-            raise TrainingError(f"{taken} already exists: predictions never write over earlier ones; "
-                                "choose another --out, or move it away first")
+            raise TrainingError(
+                f"{taken} already exists: predictions never write over earlier ones; "
+                "choose another --out, or move it away first"
+            )

@@ -43,8 +43,14 @@ def new_launch_id() -> str:
     return uuid.uuid4().hex
 
 
-def train_command(config_path: str | Path | None = None, *, workspace: str | Path, tracking_uri: str | None = None,
-                  resume_run_id: str | None = None, python: str | None = None) -> list[str]:
+def train_command(
+    config_path: str | Path | None = None,
+    *,
+    workspace: str | Path,
+    tracking_uri: str | None = None,
+    resume_run_id: str | None = None,
+    python: str | None = None,
+) -> list[str]:
     """The command line of a local run: ``python -m engine train --config PATH`` (or ``--resume ID``)
     with the workspace and its tracking store made explicit, so the child and the app agree."""
     if config_path is None and resume_run_id is None:
@@ -81,8 +87,13 @@ def find_launched_run(tracking_uri: str, launch_id: str) -> str | None:
 
 
 # ---------------------------------------------------------------------- status
-def effective_status(status: str, tags: Mapping[str, str], start_time_ms: int | None = None,
-                     now: float | None = None, lost_after_s: float = LOST_AFTER_S) -> str:
+def effective_status(
+    status: str,
+    tags: Mapping[str, str],
+    start_time_ms: int | None = None,
+    now: float | None = None,
+    lost_after_s: float = LOST_AFTER_S,
+) -> str:
     """MLflow's status, except a RUNNING run with a stale heartbeat is ``LOST``.
 
     A run without any heartbeat tag (started by an older engine) counts from its start time.
@@ -188,8 +199,15 @@ class Job(ABC):
             return "STARTING" if self.alive() else "FAILED"
         return run_status(self.tracking_uri, run_id)
 
-    def stop(self, *, grace_s: float = STOP_GRACE_S, kill_grace_s: float = KILL_GRACE_S,
-             wait: bool = True, poll_s: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> bool:
+    def stop(
+        self,
+        *,
+        grace_s: float = STOP_GRACE_S,
+        kill_grace_s: float = KILL_GRACE_S,
+        wait: bool = True,
+        poll_s: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> bool:
         """Run the stop protocol; with ``wait`` block until the job is gone. True when it ended."""
         seq = StopSequence(grace_s=grace_s, kill_grace_s=kill_grace_s)
         while self.alive():
@@ -215,14 +233,21 @@ def niced_command(command: list[str], nice: int, python: str | None = None) -> l
     return [python or sys.executable, "-c", exec_niced, str(int(nice)), *command]
 
 
-def relay_command(command: list[str], log_path: str | Path, python: str | None = None,
-                  nice: int = 0) -> list[str]:
+def relay_command(command: list[str], log_path: str | Path, python: str | None = None, nice: int = 0) -> list[str]:
     """``command`` run under :func:`relay`: its output goes to ``log_path`` and to our stdout.
 
     ``nice`` > 0 runs relay and command at a lower CPU priority (the desktop app's runs:
     training then takes every core the app leaves idle, but never delays the app's drawing)."""
-    relayed = [python or sys.executable, "-u", "-m", "engine.orchestration.jobs", "relay", str(log_path), "--",
-               *command]
+    relayed = [
+        python or sys.executable,
+        "-u",
+        "-m",
+        "engine.orchestration.jobs",
+        "relay",
+        str(log_path),
+        "--",
+        *command,
+    ]
     return niced_command(relayed, nice, python=python)
 
 
@@ -263,13 +288,20 @@ class LocalJob(Job):
 
     kind = "local"
 
-    def __init__(self, workspace: str | Path, tracking_uri: str, config_path: str | Path | None = None,
-                 resume_run_id: str | None = None, log_path: str | Path | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workspace: str | Path,
+        tracking_uri: str,
+        config_path: str | Path | None = None,
+        resume_run_id: str | None = None,
+        log_path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(tracking_uri, run_id=resume_run_id)
         self.workspace = Path(workspace)
-        self.command = train_command(config_path, workspace=workspace, tracking_uri=tracking_uri,
-                                     resume_run_id=resume_run_id)
+        self.command = train_command(
+            config_path, workspace=workspace, tracking_uri=tracking_uri, resume_run_id=resume_run_id
+        )
         self.log_path = Path(log_path) if log_path else self.workspace / "runs" / "launches" / f"{self.launch_id}.log"
         self._env = env
         self._process: subprocess.Popen | None = None
@@ -279,9 +311,13 @@ class LocalJob(Job):
             raise RuntimeError("this job was already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as out:  # the child keeps its own handle
-            self._process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
-                                             env=child_environment(self.launch_id, self._env),
-                                             cwd=str(self.workspace.resolve()))
+            self._process = subprocess.Popen(
+                self.command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=child_environment(self.launch_id, self._env),
+                cwd=str(self.workspace.resolve()),
+            )
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -308,8 +344,20 @@ class LocalJob(Job):
         return self._process.wait(timeout)
 
 
-__all__ = ["Job", "LocalJob", "LOST", "StopSequence", "child_environment", "effective_status",
-           "find_launched_run", "niced_command", "relay", "relay_command", "run_status", "train_command"]
+__all__ = [
+    "Job",
+    "LocalJob",
+    "LOST",
+    "StopSequence",
+    "child_environment",
+    "effective_status",
+    "find_launched_run",
+    "niced_command",
+    "relay",
+    "relay_command",
+    "run_status",
+    "train_command",
+]
 
 
 if __name__ == "__main__":  # python -m engine.orchestration.jobs relay LOG -- COMMAND...

@@ -18,5 +18,12 @@ from engine.orchestration.result import TrainResult
 from engine.orchestration.speed import speed_settings
 from engine.orchestration.training import train
 
-__all__ = ["TrainResult", "TrainingError", "build_datamodule", "build_module", "newest_checkpoint",
-           "speed_settings", "train"]
+__all__ = [
+    "TrainResult",
+    "TrainingError",
+    "build_datamodule",
+    "build_module",
+    "newest_checkpoint",
+    "speed_settings",
+    "train",
+]

@@ -36,10 +36,17 @@ from engine.tracking.tags import (
 )
 
 
-def train_locally(config: RunConfig | None = None, *, resume_run_id: str | None = None,
-                  tracking_uri: str | None = None, workspace: str | Path | None = None, progress: bool = True,
-                  callbacks: list | None = None, checkpoint_every_n_steps: int = 50,
-                  tags: dict | None = None) -> TrainResult:
+def train_locally(
+    config: RunConfig | None = None,
+    *,
+    resume_run_id: str | None = None,
+    tracking_uri: str | None = None,
+    workspace: str | Path | None = None,
+    progress: bool = True,
+    callbacks: list | None = None,
+    checkpoint_every_n_steps: int = 50,
+    tags: dict | None = None,
+) -> TrainResult:
     """Run (or resume) one training run here and return what happened (``tags``: extra MLflow run tags)."""
     import lightning.pytorch as pl
     import torch
@@ -89,9 +96,14 @@ def train_locally(config: RunConfig | None = None, *, resume_run_id: str | None 
     if shared is not None:
         run_logger = RankLogger(shared.run_id)
     else:
-        run_logger = open_run(uri, workspace, experiment=config.tracking.experiment,
-                              run_name=config.tracking.run_name, run_id=resume_run_id,
-                              tags={TASK_TAG: config.task.name, PROCESSES_TAG: processes, **(tags or {})})
+        run_logger = open_run(
+            uri,
+            workspace,
+            experiment=config.tracking.experiment,
+            run_name=config.tracking.run_name,
+            run_id=resume_run_id,
+            tags={TASK_TAG: config.task.name, PROCESSES_TAG: processes, **(tags or {})},
+        )
     if run_logger.tracking_uri is None:
         uri = None
     from engine.tracking.run_error import failures_recorded, record_failure
@@ -103,40 +115,65 @@ def train_locally(config: RunConfig | None = None, *, resume_run_id: str | None 
             for split, count in dropped.items():
                 run_logger.set_tag(f"{DROPPED_IMAGES_TAG_PREFIX}{split}", str(count))
             if any(dropped.values()):
-                print("images left out for having no usable annotation: "
-                      + ", ".join(f"{split} {count}" for split, count in dropped.items()), file=sys.stderr)
+                print(
+                    "images left out for having no usable annotation: "
+                    + ", ".join(f"{split} {count}" for split, count in dropped.items()),
+                    file=sys.stderr,
+                )
             problems = datamodule.problems
             if problems:
                 run_logger.set_tag(DATA_PROBLEMS_TAG, str(len(problems)))
                 run_logger.log_text("\n".join(str(p) for p in problems), "data_problems.txt")
         ckpt_dir = run_dir / "checkpoints"
         ModelCheckpoint = guarded_checkpoint_class()
-        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best-{epoch}-{step}", monitor=module.monitor,
-                               mode=module.monitor_mode, save_top_k=1)
+        best = ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best-{epoch}-{step}",
+            monitor=module.monitor,
+            mode=module.monitor_mode,
+            save_top_k=1,
+        )
         # A second checkpoint every N steps so a killed process loses at most N steps, and one
         # when training ends on an exception (SIGTERM from `lightbox jobs stop` included).
-        periodic = periodic_checkpoint_class()(dirpath=ckpt_dir, filename="latest-{step}",
-                                               every_n_train_steps=checkpoint_every_n_steps, save_top_k=1,
-                                               monitor="step", mode="max", save_on_exception=True)
+        periodic = periodic_checkpoint_class()(
+            dirpath=ckpt_dir,
+            filename="latest-{step}",
+            every_n_train_steps=checkpoint_every_n_steps,
+            save_top_k=1,
+            monitor="step",
+            mode="max",
+            save_on_exception=True,
+        )
         mlflow_cb = MlflowCallback(run_logger, log_every_n_steps=config.tracking.log_every_n_steps)
         all_callbacks = [best, periodic, mlflow_cb, *(callbacks or [])]
         if progress:
             all_callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.tracking.log_every_n_steps)))
-        trainer = build_trainer(speed, config, progress=progress, num_nodes=config.compute.num_nodes,
-                                strategy=data_parallel_strategy(module, processes), callbacks=all_callbacks,
-                                default_root_dir=str(run_dir))
-        sharing = ranks_share_run(SharedRun(run_logger.run_id, str(run_dir), str(ckpt_path) if ckpt_path else None)) \
-            if shared is None else contextlib.nullcontext()
+        trainer = build_trainer(
+            speed,
+            config,
+            progress=progress,
+            num_nodes=config.compute.num_nodes,
+            strategy=data_parallel_strategy(module, processes),
+            callbacks=all_callbacks,
+            default_root_dir=str(run_dir),
+        )
+        sharing = (
+            ranks_share_run(SharedRun(run_logger.run_id, str(run_dir), str(ckpt_path) if ckpt_path else None))
+            if shared is None
+            else contextlib.nullcontext()
+        )
         try:
             with sharing:
-                trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
-                            weights_only=True)
+                trainer.fit(
+                    module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True
+                )
         except torch.cuda.OutOfMemoryError as exc:
             run_logger.finish("FAILED")
             raise TrainingError(
                 f"out of GPU memory with batch size {config.optim.batch_size}: try --batch-size "
                 f"{max(1, config.optim.batch_size // 2)} (or a smaller --image-size). Checkpoints so far are "
-                f"kept in {ckpt_dir}") from exc
+                f"kept in {ckpt_dir}"
+            ) from exc
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         best_path = best.best_model_path or None
@@ -162,12 +199,12 @@ def train_locally(config: RunConfig | None = None, *, resume_run_id: str | None 
         if status == "FAILED":
             record_failure(run_logger, message)
         run_logger.finish(status)
-    return TrainResult(run_logger.run_id, status, best_path, str(last_path) if last_path else None,
-                       metrics, message, uri)
+    return TrainResult(
+        run_logger.run_id, status, best_path, str(last_path) if last_path else None, metrics, message, uri
+    )
 
 
-def resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None,
-                 workspace: str | Path | None):
+def resume_state(run_id: str, tracking_uri: str | None, config: RunConfig | None, workspace: str | Path | None):
     """Config, run folder, newest checkpoint and tracking URI of an earlier run."""
     from engine.workspace import default_workspace
 

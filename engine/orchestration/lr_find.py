@@ -40,8 +40,9 @@ class LrSuggestion:
         return json.dumps(asdict(self))
 
 
-def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100,
-            progress: bool = False) -> LrSuggestion:
+def find_lr(
+    config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int = 100, progress: bool = False
+) -> LrSuggestion:
     """Run the range test for ``config`` and return the suggestion.
 
     ``config`` is any run configuration (its "auto" settings are resolved as
@@ -68,8 +69,12 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
     config = resolve_recipe(config, verbose=False)
     speed = speed_settings(config, family_of(config.model.checkpoint or ""))
     if progress:  # what the sweep costs, said before the slow part (the app shows it beside the steps)
-        print(f"{SETUP_PREFIX} {num_steps} steps at {image_size_of(config, model_checkpoint(config))} px, batch "
-              f"{config.optim.batch_size}, on the {speed.accelerator}", file=sys.stderr, flush=True)
+        print(
+            f"{SETUP_PREFIX} {num_steps} steps at {image_size_of(config, model_checkpoint(config))} px, batch "
+            f"{config.optim.batch_size}, on the {speed.accelerator}",
+            file=sys.stderr,
+            flush=True,
+        )
     pl.seed_everything(config.optim.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config, speed)
     module = build_module(config, datamodule, speed)
@@ -77,13 +82,29 @@ def find_lr(config: RunConfig, *, min_lr: float = 1e-6, max_lr: float = 1.0, num
         # The sweep sets its own step limit; no checkpoints, no validation.
         # Progress events (when asked for) count the sweep's steps, not the run's.
         events = [ProgressEvents(steps=num_steps)] if events_wanted() else []
-        trainer = build_trainer(speed, config, progress=progress, devices=1, max_epochs=10_000, max_steps=-1,
-                                enable_checkpointing=False, default_root_dir=tmp, limit_val_batches=0,
-                                callbacks=events)
+        trainer = build_trainer(
+            speed,
+            config,
+            progress=progress,
+            devices=1,
+            max_epochs=10_000,
+            max_steps=-1,
+            enable_checkpointing=False,
+            default_root_dir=tmp,
+            limit_val_batches=0,
+            callbacks=events,
+        )
         if events:
             report_from_the_module(module, events[0])
-        finder = Tuner(trainer).lr_find(module, datamodule=datamodule, min_lr=min_lr, max_lr=max_lr,
-                                        num_training=num_steps, update_attr=False, attr_name="lr")
+        finder = Tuner(trainer).lr_find(
+            module,
+            datamodule=datamodule,
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_training=num_steps,
+            update_attr=False,
+            attr_name="lr",
+        )
     if finder is None:
         raise RuntimeError("the learning-rate finder did not run (Lightning returned no result)")
     lrs = [float(x) for x in finder.results.get("lr", [])]
@@ -124,14 +145,22 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     from engine.orchestration.errors import TrainingError
 
     try:
-        result = find_lr(config_from_flags(args), min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.steps,
-                         progress=args.progress)
+        result = find_lr(
+            config_from_flags(args),
+            min_lr=args.min_lr,
+            max_lr=args.max_lr,
+            num_steps=args.steps,
+            progress=args.progress,
+        )
     except (ConfigError, DatasetError, TrainingError, ValueError, OSError) as exc:
         print(f"lightbox lr-find: {exc}", file=sys.stderr)
         return 2
     if result.lr is None:
-        print("lightbox lr-find: the loss did not fall anywhere in the range; try a wider range "
-              "(--min-lr/--max-lr) or more steps", file=sys.stderr)
+        print(
+            "lightbox lr-find: the loss did not fall anywhere in the range; try a wider range "
+            "(--min-lr/--max-lr) or more steps",
+            file=sys.stderr,
+        )
     else:
         print(f"suggested learning rate: {result.lr:.3g} (set optim.lr or pass --lr)", file=sys.stderr)
     print(result.to_json())
@@ -140,10 +169,13 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 def add_verbs(sub) -> None:
     """Register ``lightbox lr-find`` (the same run flags as ``lightbox train``)."""
-    p = sub.add_parser("lr-find", help="suggest a learning rate for a run (learning-rate range test)",
-                       description="Trains a few steps with a growing learning rate and prints the suggested "
-                       "one, then a JSON line with the curve. Exit status: 0 suggested, 1 no suggestion, "
-                       "2 bad input.")
+    p = sub.add_parser(
+        "lr-find",
+        help="suggest a learning rate for a run (learning-rate range test)",
+        description="Trains a few steps with a growing learning rate and prints the suggested "
+        "one, then a JSON line with the curve. Exit status: 0 suggested, 1 no suggestion, "
+        "2 bad input.",
+    )
     add_run_flags(p)
     p.add_argument("--min-lr", type=float, default=1e-6)
     p.add_argument("--max-lr", type=float, default=1.0)

@@ -10,8 +10,10 @@ import sys
 
 from engine.run_flags import add_run_flags, config_from_flags
 
-TOKEN_HELP = ("file holding the cluster's auth token (else where Ray keeps it: $RAY_AUTH_TOKEN, "
-              "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)")
+TOKEN_HELP = (
+    "file holding the cluster's auth token (else where Ray keeps it: $RAY_AUTH_TOKEN, "
+    "$RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)"
+)
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -23,8 +25,10 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     try:
         config = config_from_flags(args)
         if config.search is None or not config.search.space:
-            raise SearchError(f"{args.config or 'the run configuration'}: no search.space to search "
-                              "(add a search: section with space: {optim.lr: {type: loguniform, ...}})")
+            raise SearchError(
+                f"{args.config or 'the run configuration'}: no search.space to search "
+                "(add a search: section with space: {optim.lr: {type: loguniform, ...}})"
+            )
         address = args.ray_address or config.compute.ray_address
         if is_job_address(address):
             return submit_from_args(config, args, "tune")
@@ -66,8 +70,9 @@ def submit_from_args(config, args: argparse.Namespace, verb: str) -> int:
 def add_job_flags(parser: argparse.ArgumentParser) -> None:
     """--ray-address / --ray-token-file / --wait (for train and tune)."""
     parser.add_argument("--ray-token-file", help=TOKEN_HELP)
-    parser.add_argument("--wait", action="store_true", help="with a dashboard --ray-address: follow the job's "
-                        "logs until it ends")
+    parser.add_argument(
+        "--wait", action="store_true", help="with a dashboard --ray-address: follow the job's logs until it ends"
+    )
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
@@ -107,14 +112,25 @@ def _cmd_server(args: argparse.Namespace) -> int:
 
 
 def add_verbs(sub: argparse._SubParsersAction) -> None:
-    tu = sub.add_parser("tune", help="hyper-parameter search with Ray Tune (each trial an MLflow run)",
-                        description="Searches the config's search: section; prints a final JSON line with the "
-                        "parent run, the best trial and every trial's status. Exit status: 0 done, "
-                        "2 bad input or no usable trial, 3 stopped (finished trials kept).")
-    add_run_flags(tu, search=True, config="run configuration YAML with a search: section (flags override it)",
-                  epochs="epochs per trial (ASHA's longest)", run_name="name of the search's parent run")
-    tu.add_argument("--ray-address", help="Ray cluster: 'auto' or ray://host:port to attach to, or a dashboard "
-                    "URL (http://host:8265) to submit the search as a job")
+    tu = sub.add_parser(
+        "tune",
+        help="hyper-parameter search with Ray Tune (each trial an MLflow run)",
+        description="Searches the config's search: section; prints a final JSON line with the "
+        "parent run, the best trial and every trial's status. Exit status: 0 done, "
+        "2 bad input or no usable trial, 3 stopped (finished trials kept).",
+    )
+    add_run_flags(
+        tu,
+        search=True,
+        config="run configuration YAML with a search: section (flags override it)",
+        epochs="epochs per trial (ASHA's longest)",
+        run_name="name of the search's parent run",
+    )
+    tu.add_argument(
+        "--ray-address",
+        help="Ray cluster: 'auto' or ray://host:port to attach to, or a dashboard "
+        "URL (http://host:8265) to submit the search as a job",
+    )
     add_job_flags(tu)
     tu.set_defaults(func=_cmd_tune)
 

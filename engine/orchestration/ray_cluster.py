@@ -21,8 +21,12 @@ def start_ray(address: str | None, error: type[Exception], env: dict[str, str] |
     if ray.is_initialized():
         return
     root = str(Path(__file__).resolve().parents[2])
-    env_vars = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    env_vars = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        **(env or {}),
+    }
     attach = address if address and address not in ("local", "auto") else None
     if attach and not attach.startswith("ray://"):
         host, _, port = attach.rpartition(":")
@@ -31,8 +35,12 @@ def start_ray(address: str | None, error: type[Exception], env: dict[str, str] |
         except (OSError, ValueError) as exc:
             raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
     try:
-        ray.init(address=attach or (address if address == "auto" else None), include_dashboard=False,
-                 runtime_env={"env_vars": env_vars}, configure_logging=False)
+        ray.init(
+            address=attach or (address if address == "auto" else None),
+            include_dashboard=False,
+            runtime_env={"env_vars": env_vars},
+            configure_logging=False,
+        )
     except ConnectionError as exc:
         raise error(f"cannot reach the Ray cluster at {address}: {exc}") from None
 

@@ -86,8 +86,7 @@ def _dashboard_url(address: str) -> str:
     if address.startswith(("http://", "https://")):
         return address.rstrip("/")
     if address.startswith("ray://"):
-        raise RayJobError(f"{address} is a Ray client address; jobs need the dashboard address, "
-                          "e.g. http://host:8265")
+        raise RayJobError(f"{address} is a Ray client address; jobs need the dashboard address, e.g. http://host:8265")
     return f"http://{address}"
 
 
@@ -96,16 +95,19 @@ def _check_reachable(url: str, token: str | None) -> None:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(f"{url}/api/version",
-                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(
+        f"{url}/api/version", headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT_S):
             return
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
-            raise RayJobError(f"the Ray cluster at {url} refused the request ({exc.code}): it needs a valid "
-                              "token (--ray-token-file FILE, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
-                              f"{default_token_path()})") from None
+            raise RayJobError(
+                f"the Ray cluster at {url} refused the request ({exc.code}): it needs a valid "
+                "token (--ray-token-file FILE, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                f"{default_token_path()})"
+            ) from None
         raise RayJobError(f"the Ray cluster at {url} answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -138,8 +140,9 @@ def stage_working_dir(config: RunConfig, into: Path) -> Path:
     config.save(into / "run.yaml")
     size = _folder_size(into)
     if size > MAX_UPLOAD_BYTES:
-        raise RayJobError(f"the job's files are {size / 2**20:.0f} MiB, over Ray's "
-                          f"{MAX_UPLOAD_BYTES // 2**20} MiB upload limit")
+        raise RayJobError(
+            f"the job's files are {size / 2**20:.0f} MiB, over Ray's {MAX_UPLOAD_BYTES // 2**20} MiB upload limit"
+        )
     return into
 
 
@@ -147,12 +150,13 @@ def _check_dataset_on_cluster(jobs, path: str, timeout: float = 120.0) -> None:
     """A small probe job: is the dataset folder readable where the job will run?"""
     # Ray runs an entrypoint through a shell: the path goes in as one quoted argument, never as code.
     check = "import os, sys; p = sys.argv[1]; sys.exit(0 if os.path.isdir(p) and os.access(p, os.R_OK) else 3)"
-    probe = jobs.submit_job(metadata={PROBE_KEY: "dataset"},
-                            entrypoint=shlex.join(["python", "-c", check, path]))
+    probe = jobs.submit_job(metadata={PROBE_KEY: "dataset"}, entrypoint=shlex.join(["python", "-c", check, path]))
     status = _wait(jobs, probe, timeout)
     if status != "SUCCEEDED":
-        raise RayJobError(f"the dataset folder {path} is not readable on the Ray cluster (probe job {probe}: "
-                          f"{status}); put the data where the cluster's machines can read it")
+        raise RayJobError(
+            f"the dataset folder {path} is not readable on the Ray cluster (probe job {probe}: "
+            f"{status}); put the data where the cluster's machines can read it"
+        )
 
 
 def _wait(jobs, job_id: str, timeout: float | None = None) -> str:
@@ -166,16 +170,26 @@ def _wait(jobs, job_id: str, timeout: float | None = None) -> str:
         time.sleep(1.0)
 
 
-def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: str | None = None,
-               check_dataset: bool = True, extra_args: list[str] | None = None) -> str:
+def submit_job(
+    config: RunConfig,
+    address: str,
+    *,
+    verb: str = "train",
+    token: str | None = None,
+    check_dataset: bool = True,
+    extra_args: list[str] | None = None,
+) -> str:
     """Submit ``lightbox <verb>`` of ``config`` to the cluster; returns the Ray job id."""
     if verb not in ("train", "tune"):
         raise ValueError(f"verb must be 'train' or 'tune', not {verb!r}")
     if not config.data.path:
         raise RayJobError("no dataset: set data.path (a folder the cluster's machines can read)")
     if config.tracking.uri is None or config.tracking.uri.startswith(("sqlite:", "file:")):
-        print("note: tracking.uri is not an MLflow server; the job records into a store on the cluster's "
-              "machine (use `lightbox server` and set tracking.uri to chart it here)", file=sys.stderr)
+        print(
+            "note: tracking.uri is not an MLflow server; the job records into a store on the cluster's "
+            "machine (use `lightbox server` and set tracking.uri to chart it here)",
+            file=sys.stderr,
+        )
     else:
         from engine.tracking.client import TrackingUnreachableError, check_reachable
 
@@ -190,25 +204,44 @@ def submit_job(config: RunConfig, address: str, *, verb: str = "train", token: s
     # A stop sends SIGTERM; the run then saves a checkpoint and ends KILLED, which takes longer
     # than Ray's default 3 s before SIGKILL. The launch id tags the job's MLflow run.
     launch_id = uuid.uuid4().hex
-    env_vars = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "PYTHONUNBUFFERED": "1",
-                "RAY_JOB_STOP_WAIT_TIME_S": "30", LAUNCH_ID_ENV: launch_id}
+    env_vars = {
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "PYTHONUNBUFFERED": "1",
+        "RAY_JOB_STOP_WAIT_TIME_S": "30",
+        LAUNCH_ID_ENV: launch_id,
+    }
     with tempfile.TemporaryDirectory(prefix="lightbox-job-") as folder:
         stage_working_dir(remote, Path(folder))
-        entry = ["python", "-m", "engine", verb, "--config", "run.yaml",
-                 *(["--no-progress"] if verb == "train" else []), *(extra_args or [])]
+        entry = [
+            "python",
+            "-m",
+            "engine",
+            verb,
+            "--config",
+            "run.yaml",
+            *(["--no-progress"] if verb == "train" else []),
+            *(extra_args or []),
+        ]
         try:
-            return jobs.submit_job(entrypoint=shlex.join(entry),
-                                   runtime_env={"working_dir": folder, "env_vars": env_vars},
-                                   metadata={VERB_KEY: verb, TASK_TAG: config.task.name,
-                                             LAUNCH_ID_TAG: launch_id})
+            return jobs.submit_job(
+                entrypoint=shlex.join(entry),
+                runtime_env={"working_dir": folder, "env_vars": env_vars},
+                metadata={VERB_KEY: verb, TASK_TAG: config.task.name, LAUNCH_ID_TAG: launch_id},
+            )
         except Exception as exc:
             raise RayJobError(f"the cluster at {address} refused the job: {str(exc).splitlines()[0]}") from None
 
 
 def job_status(address: str, job_id: str, token: str | None = None) -> dict[str, Any]:
     info = client(address, token).get_job_info(job_id)
-    return {"job_id": job_id, "status": str(info.status.value), "message": info.message,
-            "entrypoint": info.entrypoint, "start_time": info.start_time, "end_time": info.end_time}
+    return {
+        "job_id": job_id,
+        "status": str(info.status.value),
+        "message": info.message,
+        "entrypoint": info.entrypoint,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+    }
 
 
 def job_logs(address: str, job_id: str, token: str | None = None) -> str:
@@ -243,9 +276,15 @@ def list_jobs(address: str, token: str | None = None) -> list[dict[str, Any]]:
     for info in jobs.list_jobs():
         if not info.submission_id or (info.metadata or {}).get(PROBE_KEY):
             continue  # drivers attached with ray.init, and our dataset probes, are not runs
-        found.append({"job_id": info.submission_id, "status": str(info.status.value),
-                      "entrypoint": info.entrypoint, "message": info.message,
-                      "run_id": run_id_of(jobs.get_job_logs(info.submission_id))})
+        found.append(
+            {
+                "job_id": info.submission_id,
+                "status": str(info.status.value),
+                "entrypoint": info.entrypoint,
+                "message": info.message,
+                "run_id": run_id_of(jobs.get_job_logs(info.submission_id)),
+            }
+        )
     return found
 
 

@@ -67,8 +67,11 @@ def keep_checkpoints(result, folder: Path, monitor: str, mode: str) -> KeptCheck
     candidates = list(result.best_checkpoints or [])
     if result.checkpoint is not None:
         candidates.append((result.checkpoint, result.metrics or {}))
-    scored = [(float(metrics[monitor]), checkpoint, metrics) for checkpoint, metrics in candidates
-              if isinstance(metrics.get(monitor), (int, float)) and math.isfinite(float(metrics[monitor]))]
+    scored = [
+        (float(metrics[monitor]), checkpoint, metrics)
+        for checkpoint, metrics in candidates
+        if isinstance(metrics.get(monitor), (int, float)) and math.isfinite(float(metrics[monitor]))
+    ]
     if scored:
         score, checkpoint, metrics = (min if mode == "min" else max)(scored, key=lambda item: item[0])
         epoch, step = int(metrics.get("epoch", 0)), int(metrics.get("step", 0))
@@ -79,9 +82,15 @@ def keep_checkpoints(result, folder: Path, monitor: str, mode: str) -> KeptCheck
     return kept
 
 
-def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
-                      storage_path: str | Path | None = None, callbacks: list | None = None,
-                      tags: dict | None = None, ray_callbacks: list | None = None) -> TrainResult:
+def train_distributed(
+    config: RunConfig,
+    *,
+    tracking_uri: str | None = None,
+    storage_path: str | Path | None = None,
+    callbacks: list | None = None,
+    tags: dict | None = None,
+    ray_callbacks: list | None = None,
+) -> TrainResult:
     """Train ``config`` on ``compute.num_workers`` Ray Train workers; one MLflow run for all of them.
 
     ``callbacks``: extra Lightning callbacks, pickled to every worker; ``tags``: extra MLflow run
@@ -103,40 +112,60 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
     config = resolve_recipe(config)
     workspace = workspace_of(config)
     uri = resolve_tracking_uri(tracking_uri or config.tracking.uri, workspace)
-    config = config.with_overrides({"data.path": str(Path(config.data.path).expanduser().resolve()),
-                                    "workspace": str(workspace)})
+    config = config.with_overrides(
+        {"data.path": str(Path(config.data.path).expanduser().resolve()), "workspace": str(workspace)}
+    )
     module_class = get_task(config.task.name).module_class
     monitor, mode = module_class.monitor, module_class.monitor_mode
     start_ray(config.compute.ray_address, TrainingError)
-    run_logger = open_run(uri, workspace, experiment=config.tracking.experiment,
-                          run_name=config.tracking.run_name, run_id=None,
-                          tags={TASK_TAG: config.task.name, STRATEGY_TAG: "ray",
-                                NUM_WORKERS_TAG: config.compute.num_workers, **(tags or {})})
+    run_logger = open_run(
+        uri,
+        workspace,
+        experiment=config.tracking.experiment,
+        run_name=config.tracking.run_name,
+        run_id=None,
+        tags={
+            TASK_TAG: config.task.name,
+            STRATEGY_TAG: "ray",
+            NUM_WORKERS_TAG: config.compute.num_workers,
+            **(tags or {}),
+        },
+    )
     with run_logger:
         run_dir = start_run_folder(run_logger, config, workspace)
         storage = Path(storage_path or workspace / "ray_train").expanduser().resolve()
         trainer = TorchTrainer(
             train_worker,
-            train_loop_config={"config": config.model_dump(mode="json"), "run_id": run_logger.run_id,
-                               "tracking_uri": run_logger.tracking_uri, "workspace": str(workspace),
-                               "callbacks": list(callbacks or []),
-                               "report_extra": {RUN_ID_KEY: run_logger.run_id}},
+            train_loop_config={
+                "config": config.model_dump(mode="json"),
+                "run_id": run_logger.run_id,
+                "tracking_uri": run_logger.tracking_uri,
+                "workspace": str(workspace),
+                "callbacks": list(callbacks or []),
+                "report_extra": {RUN_ID_KEY: run_logger.run_id},
+            },
             scaling_config=ScalingConfig(num_workers=config.compute.num_workers, use_gpu=config.compute.use_gpu),
-            run_config=RayRunConfig(name=run_logger.run_id, storage_path=str(storage),
-                                    failure_config=FailureConfig(max_failures=MAX_FAILURES),
-                                    callbacks=list(ray_callbacks or []),
-                                    # Ray keeps the best by the monitor, and the latest besides.
-                                    checkpoint_config=CheckpointConfig(num_to_keep=1,
-                                                                       checkpoint_score_attribute=monitor,
-                                                                       checkpoint_score_order=mode)),
+            run_config=RayRunConfig(
+                name=run_logger.run_id,
+                storage_path=str(storage),
+                failure_config=FailureConfig(max_failures=MAX_FAILURES),
+                callbacks=list(ray_callbacks or []),
+                # Ray keeps the best by the monitor, and the latest besides.
+                checkpoint_config=CheckpointConfig(
+                    num_to_keep=1, checkpoint_score_attribute=monitor, checkpoint_score_order=mode
+                ),
+            ),
         )
         try:
             result = trainer.fit()
         except Exception as exc:  # Ray wraps the workers' errors in its own types
             run_logger.finish("FAILED")
             raise TrainingError(f"distributed training failed: {str(exc).strip().splitlines()[-1]}") from exc
-        metrics = {k: float(v) for k, v in (result.metrics or {}).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics = {
+            k: float(v)
+            for k, v in (result.metrics or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         kept = keep_checkpoints(result, run_dir / "checkpoints", monitor, mode)
         outcome = result.return_value or {}
         status, message = "FINISHED", None
@@ -152,5 +181,12 @@ def train_distributed(config: RunConfig, *, tracking_uri: str | None = None,
         if kept.last:
             run_logger.set_tag(LAST_CHECKPOINT_TAG, str(kept.last))
         run_logger.finish(status)
-    return TrainResult(run_logger.run_id, status, str(kept.best) if kept.best else None,
-                       str(kept.last) if kept.last else None, metrics, message, run_logger.tracking_uri)
+    return TrainResult(
+        run_logger.run_id,
+        status,
+        str(kept.best) if kept.best else None,
+        str(kept.last) if kept.last else None,
+        metrics,
+        message,
+        run_logger.tracking_uri,
+    )

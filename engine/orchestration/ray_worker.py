@@ -21,8 +21,9 @@ from engine.config import RunConfig
 from engine.orchestration.ray_reports import CHECKPOINT_NAME, NONFINITE_KEY, STOPPED_KEY
 
 
-def ray_trainer_settings(callbacks: list, *, find_unused_parameters: bool = False,
-                         report: Any = None) -> dict[str, Any]:
+def ray_trainer_settings(
+    callbacks: list, *, find_unused_parameters: bool = False, report: Any = None
+) -> dict[str, Any]:
     """Keyword arguments for ``pl.Trainer`` inside a Ray Train worker (DDP over Ray's process group).
 
     ``report``: the callback that reports each epoch to Ray (Ray's own when None);
@@ -30,11 +31,18 @@ def ray_trainer_settings(callbacks: list, *, find_unused_parameters: bool = Fals
     """
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, RayTrainReportCallback
 
-    return dict(strategy=RayDDPStrategy(find_unused_parameters=find_unused_parameters),
-                plugins=[RayLightningEnvironment()],
-                callbacks=[*callbacks, report if report is not None else RayTrainReportCallback()],
-                devices="auto", accelerator="auto", logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    return dict(
+        strategy=RayDDPStrategy(find_unused_parameters=find_unused_parameters),
+        plugins=[RayLightningEnvironment()],
+        callbacks=[*callbacks, report if report is not None else RayTrainReportCallback()],
+        devices="auto",
+        accelerator="auto",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
 
 
 def worst_score(mode: str) -> float:
@@ -66,7 +74,8 @@ class ReportEpochToRay(pl.Callback):
         metrics.update(self.extra, epoch=trainer.current_epoch, step=trainer.global_step)
         # Decided together: a rank that skips the (collective) save would stall the others.
         nonfinite = trainer.strategy.reduce_boolean_decision(
-            getattr(pl_module, "nonfinite_step", None) is not None, all=False)
+            getattr(pl_module, "nonfinite_step", None) is not None, all=False
+        )
         if nonfinite:
             ray.train.report(metrics)
             return
@@ -89,8 +98,9 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
 
     quiet_known_noise()
     config = RunConfig.from_dict(loop_config["config"], "ray train worker")
-    speed = speed_settings(config.with_overrides({"compute.accelerator": "gpu" if config.compute.use_gpu else "cpu",
-                                                  "compute.devices": 1}))
+    speed = speed_settings(
+        config.with_overrides({"compute.accelerator": "gpu" if config.compute.use_gpu else "cpu", "compute.devices": 1})
+    )
     pl.seed_everything(config.optim.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config, speed)
     module = build_module(config, datamodule, speed)
@@ -99,16 +109,20 @@ def train_worker(loop_config: dict[str, Any]) -> dict[str, Any]:
     if rank == 0 and loop_config["tracking_uri"]:
         from engine.tracking.logger import RunLogger
 
-        logger = RunLogger(loop_config["tracking_uri"], run_id=loop_config["run_id"],
-                           workspace=loop_config["workspace"])
+        logger = RunLogger(
+            loop_config["tracking_uri"], run_id=loop_config["run_id"], workspace=loop_config["workspace"]
+        )
     else:  # the other ranks log nothing: rank 0 writes for all of them
         from engine.tracking.shared_run import RankLogger
 
         logger = RankLogger(loop_config["run_id"])
     mlflow_cb = MlflowCallback(logger, log_every_n_steps=config.tracking.log_every_n_steps)
     report = ReportEpochToRay(module.monitor, module.monitor_mode, loop_config.get("report_extra"))
-    settings = ray_trainer_settings([mlflow_cb, *loop_config.get("callbacks", [])], report=report,
-                                    find_unused_parameters=has_unused_parameters(module.model))
+    settings = ray_trainer_settings(
+        [mlflow_cb, *loop_config.get("callbacks", [])],
+        report=report,
+        find_unused_parameters=has_unused_parameters(module.model),
+    )
     trainer = prepare_trainer(build_trainer(speed, config, **settings))
     checkpoint = ray.train.get_checkpoint()
     try:

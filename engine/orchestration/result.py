@@ -26,9 +26,11 @@ class TrainResult:
 
 def nonfinite_message(step: int, last_checkpoint: object) -> str:
     """Why a run whose loss stopped being finite at ``step`` failed, and what to try."""
-    return (f"the loss became NaN or infinite at step {step}; training stopped "
-            f"without applying that step. Last good checkpoint: {last_checkpoint or 'none yet'}. "
-            "Try a lower learning rate or gradient clipping (optim.grad_clip).")
+    return (
+        f"the loss became NaN or infinite at step {step}; training stopped "
+        f"without applying that step. Last good checkpoint: {last_checkpoint or 'none yet'}. "
+        "Try a lower learning rate or gradient clipping (optim.grad_clip)."
+    )
 
 
 def print_result(result: TrainResult, stream=None) -> None:

@@ -30,8 +30,7 @@ def check_tracking(uri: str | None) -> None:
         raise TrainingError(str(exc)) from None
 
 
-def open_run(uri: str, workspace: Path, *, experiment: str, run_name: str | None, run_id: str | None,
-             tags: dict):
+def open_run(uri: str, workspace: Path, *, experiment: str, run_name: str | None, run_id: str | None, tags: dict):
     """:func:`engine.tracking.runs.open_run_logger`, refusing an unreachable server with a TrainingError."""
     from engine.tracking.runs import open_run_logger
 

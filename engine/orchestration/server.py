@@ -22,20 +22,39 @@ class ServerError(RuntimeError):
 
 def server_command(workspace: Path, host: str, port: int) -> list[str]:
     workspace = Path(workspace).resolve()
-    return [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{workspace / 'mlflow.db'}",
-            "--artifacts-destination", str(workspace / "mlartifacts"), "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{workspace / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(workspace / "mlartifacts"),
+        "--workers",
+        "1",
+    ]
 
 
-def start_server(workspace: Path, host: str = "127.0.0.1", port: int = 5000,
-                 log_file: Path | None = None) -> subprocess.Popen:
+def start_server(
+    workspace: Path, host: str = "127.0.0.1", port: int = 5000, log_file: Path | None = None
+) -> subprocess.Popen:
     """Start ``mlflow server`` in a new process group; returns the process (see :func:`stop_server`)."""
     workspace = Path(workspace).resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     # Not a with-block: the server keeps writing to the log after this call returns.
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(server_command(workspace, host, port), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=str(workspace))
+    return subprocess.Popen(
+        server_command(workspace, host, port),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=str(workspace),
+    )
 
 
 def wait_until_up(proc: subprocess.Popen, url: str, timeout: float = 90.0) -> None:
@@ -78,8 +97,7 @@ def serve(workspace: Path, host: str = "127.0.0.1", port: int = 5000) -> int:
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         wait_until_up(proc, url)
-        print(f"MLflow server at {url} (store {Path(workspace).resolve() / 'mlflow.db'}); Ctrl-C stops it",
-              flush=True)
+        print(f"MLflow server at {url} (store {Path(workspace).resolve() / 'mlflow.db'}); Ctrl-C stops it", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
         return 0

@@ -35,8 +35,10 @@ def speed_settings(config: RunConfig, family: str | None = None) -> Speed:
     compute = config.compute
     has_gpu = torch.cuda.is_available()
     if compute.accelerator == "gpu" and not has_gpu:
-        raise TrainingError("a GPU was requested (compute.accelerator: gpu) but PyTorch sees no CUDA device; "
-                            "use --accelerator cpu, or check the NVIDIA driver and the CUDA build of torch")
+        raise TrainingError(
+            "a GPU was requested (compute.accelerator: gpu) but PyTorch sees no CUDA device; "
+            "use --accelerator cpu, or check the NVIDIA driver and the CUDA build of torch"
+        )
     on_gpu = compute.accelerator == "gpu" or (compute.accelerator == "auto" and has_gpu)
     if on_gpu and compute.devices != "auto" and int(compute.devices) > torch.cuda.device_count():
         raise TrainingError(f"{compute.devices} GPUs requested but only {torch.cuda.device_count()} are visible")
@@ -54,8 +56,15 @@ def speed_settings(config: RunConfig, family: str | None = None) -> Speed:
     pin = compute.pin_memory if compute.pin_memory is not None else on_gpu
     # On the CPU, "auto" is one process; a number is that many processes (DDP over gloo).
     devices = compute.devices if on_gpu or compute.devices != "auto" else 1
-    return Speed("gpu" if on_gpu else "cpu", devices, precision,
-                 bool(channels_last), bool(normalize), bool(pin), bool(compute.compile))
+    return Speed(
+        "gpu" if on_gpu else "cpu",
+        devices,
+        precision,
+        bool(channels_last),
+        bool(normalize),
+        bool(pin),
+        bool(compute.compile),
+    )
 
 
 def process_count(speed: Speed, config: RunConfig) -> int:

@@ -13,10 +13,17 @@ from typing import Any
 from engine.orchestration.tune import SearchResult
 
 
-def run_hyperparameter_search(task: str, model_ckpt: str | None, search_space: Mapping[str, Any],
-                              num_samples: int = 10, data: str | None = None, *,
-                              config_overrides: Mapping[str, Any] | None = None,
-                              tracking_uri: str | None = None, **search_settings: Any) -> SearchResult:
+def run_hyperparameter_search(
+    task: str,
+    model_ckpt: str | None,
+    search_space: Mapping[str, Any],
+    num_samples: int = 10,
+    data: str | None = None,
+    *,
+    config_overrides: Mapping[str, Any] | None = None,
+    tracking_uri: str | None = None,
+    **search_settings: Any,
+) -> SearchResult:
     """Search ``search_space`` (Ray Tune distributions, or ``{"type": "loguniform", ...}``) and return the best.
 
     ``data`` is the COCO dataset folder; ``config_overrides`` sets other run settings
@@ -31,7 +38,8 @@ def run_hyperparameter_search(task: str, model_ckpt: str | None, search_space: M
     overrides.update({f"search.{k}": v for k, v in search_settings.items()})
     overrides["search.num_samples"] = num_samples
     config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(
-        {k: v for k, v in overrides.items() if v is not None})
+        {k: v for k, v in overrides.items() if v is not None}
+    )
     from engine.orchestration.tune import search
 
     return search(config, search_space=search_space, num_samples=num_samples, tracking_uri=tracking_uri)

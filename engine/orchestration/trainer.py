@@ -31,7 +31,8 @@ def quiet_known_noise() -> None:
     # without the state_dict Lightning looks for.
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage())
+        lambda record: "litlogger" not in record.getMessage()
+    )
 
 
 def data_parallel_strategy(module, processes: int):
@@ -46,8 +47,9 @@ def data_parallel_strategy(module, processes: int):
     return DDPStrategy(find_unused_parameters=has_unused_parameters(getattr(module, "model", module)))
 
 
-def build_trainer(speed: Speed, config: RunConfig | None = None, *, progress: bool = False,
-                  **settings: Any) -> pl.Trainer:
+def build_trainer(
+    speed: Speed, config: RunConfig | None = None, *, progress: bool = False, **settings: Any
+) -> pl.Trainer:
     """A Trainer on ``speed``'s device and precision, without a Lightning logger or model summary.
 
     With ``config`` it trains the run: its epochs, step limit, gradient clipping and
@@ -57,13 +59,23 @@ def build_trainer(speed: Speed, config: RunConfig | None = None, *, progress: bo
     """
     import lightning.pytorch as pl
 
-    arguments: dict[str, Any] = dict(accelerator=speed.accelerator, devices=speed.devices,
-                                     precision=speed.precision, logger=False, enable_progress_bar=progress,
-                                     enable_model_summary=False)
+    arguments: dict[str, Any] = dict(
+        accelerator=speed.accelerator,
+        devices=speed.devices,
+        precision=speed.precision,
+        logger=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+    )
     if config is not None:
         optim = config.optim
-        arguments.update(max_epochs=optim.epochs, max_steps=optim.max_steps or -1, gradient_clip_val=optim.grad_clip,
-                         accumulate_grad_batches=optim.accumulate_grad_batches, num_sanity_val_steps=0)
+        arguments.update(
+            max_epochs=optim.epochs,
+            max_steps=optim.max_steps or -1,
+            gradient_clip_val=optim.grad_clip,
+            accumulate_grad_batches=optim.accumulate_grad_batches,
+            num_sanity_val_steps=0,
+        )
     arguments.update(settings)
     if config is not None and events_wanted():
         arguments.update(with_progress_events(arguments.get("callbacks")))

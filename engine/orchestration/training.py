@@ -16,10 +16,17 @@ from engine.orchestration.result import TrainResult
 from engine.orchestration.trainer import quiet_known_noise
 
 
-def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
-          tracking_uri: str | None = None, workspace: str | Path | None = None, progress: bool = True,
-          callbacks: list | None = None, checkpoint_every_n_steps: int = 50,
-          tags: dict | None = None) -> TrainResult:
+def train(
+    config: RunConfig | None = None,
+    *,
+    resume_run_id: str | None = None,
+    tracking_uri: str | None = None,
+    workspace: str | Path | None = None,
+    progress: bool = True,
+    callbacks: list | None = None,
+    checkpoint_every_n_steps: int = 50,
+    tags: dict | None = None,
+) -> TrainResult:
     """Run (or resume) one training run and return what happened (``tags``: extra MLflow run tags)."""
     from engine.tracking.shared_run import is_helper_rank
 
@@ -30,9 +37,16 @@ def train(config: RunConfig | None = None, *, resume_run_id: str | None = None,
         return train_distributed(config, tracking_uri=tracking_uri, callbacks=callbacks, tags=tags)
     from engine.orchestration.local_training import train_locally
 
-    return train_locally(config, resume_run_id=resume_run_id, tracking_uri=tracking_uri, workspace=workspace,
-                         progress=progress, callbacks=callbacks, checkpoint_every_n_steps=checkpoint_every_n_steps,
-                         tags=tags)
+    return train_locally(
+        config,
+        resume_run_id=resume_run_id,
+        tracking_uri=tracking_uri,
+        workspace=workspace,
+        progress=progress,
+        callbacks=callbacks,
+        checkpoint_every_n_steps=checkpoint_every_n_steps,
+        tags=tags,
+    )
 
 
 __all__ = ["train"]

@@ -65,8 +65,9 @@ def _config_path(key: str) -> str:
     for section in SHORT_SECTIONS:
         if f"{section}.{key}" in paths:
             return f"{section}.{key}"
-    raise SearchError(f"search space: {key!r} is not a setting of the run configuration "
-                      "(use a dotted path such as 'optim.lr')")
+    raise SearchError(
+        f"search space: {key!r} is not a setting of the run configuration (use a dotted path such as 'optim.lr')"
+    )
 
 
 def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,8 +102,10 @@ def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 out[path] = tune.grid_search(list(p.values))
             continue
-        raise SearchError(f"search space: {key!r}: expected a Ray Tune distribution or "
-                          f"{{type: loguniform|uniform|quniform|randint|choice|grid, ...}}, got {param!r}")
+        raise SearchError(
+            f"search space: {key!r}: expected a Ray Tune distribution or "
+            f"{{type: loguniform|uniform|quniform|randint|choice|grid, ...}}, got {param!r}"
+        )
     if not out:
         raise SearchError("search space is empty: give search.space in the run configuration")
     return out
@@ -123,8 +126,10 @@ def _start_ray(config: RunConfig) -> None:
 
     address = config.compute.ray_address
     if address and address.startswith(("http://", "https://")):
-        raise SearchError(f"compute.ray_address {address} is a dashboard address: submit the search as a job "
-                          "(lightbox tune --ray-address URL); a search runs on a cluster it is attached to")
+        raise SearchError(
+            f"compute.ray_address {address} is a dashboard address: submit the search as a job "
+            "(lightbox tune --ray-address URL); a search runs on a cluster it is attached to"
+        )
     # A trial ASHA stops unwinds through Lightning and MLflow before its actor can take the next
     # trial; Tune's default 2 s wait is too short on a loaded machine and would start a fresh actor.
     start_ray(address, SearchError, {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "20"})
@@ -159,9 +164,15 @@ def _stop_on_request(tracking_uri: str, run_id: str, every_s: float = 2.0):
     return StopOnRequest()
 
 
-def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, num_samples: int | None = None,
-           tracking_uri: str | None = None, storage_path: str | Path | None = None,
-           stream=None) -> SearchResult:
+def search(
+    config: RunConfig,
+    *,
+    search_space: Mapping[str, Any] | None = None,
+    num_samples: int | None = None,
+    tracking_uri: str | None = None,
+    storage_path: str | Path | None = None,
+    stream=None,
+) -> SearchResult:
     """Run the search described by ``config.search`` (or ``search_space``) and return the best trial."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -186,8 +197,9 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
 
         config = config.with_overrides({"optim.epochs": resolve_recipe(config, verbose=False).optim.epochs})
     # Trials run in other processes (and working folders): give them absolute paths.
-    base = config.with_overrides({"data.path": str(data_path), "workspace": str(workspace),
-                                  "tracking.uri": uri}).model_dump(mode="json")
+    base = config.with_overrides(
+        {"data.path": str(data_path), "workspace": str(workspace), "tracking.uri": uri}
+    ).model_dump(mode="json")
     base["search"] = None
     samples = num_samples or search_cfg.num_samples
     metric, mode = search_cfg.metric, search_cfg.mode
@@ -196,13 +208,24 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
     check_tracking(uri)  # before Ray starts: an unreachable server fails in seconds
 
     def open_parent():
-        run = open_run(uri, workspace, experiment=config.tracking.experiment,
-                       run_name=config.tracking.run_name or "search",
-                       run_id=None, tags={SEARCH_TAG: "true", TASK_TAG: config.task.name})
+        run = open_run(
+            uri,
+            workspace,
+            experiment=config.tracking.experiment,
+            run_name=config.tracking.run_name or "search",
+            run_id=None,
+            tags={SEARCH_TAG: "true", TASK_TAG: config.task.name},
+        )
         try:
-            run.log_params({"search.num_samples": samples, "search.metric": metric, "search.mode": mode,
-                            "search.scheduler": search_cfg.scheduler,
-                            **{f"space.{k}": str(v) for k, v in space.items()}})
+            run.log_params(
+                {
+                    "search.num_samples": samples,
+                    "search.metric": metric,
+                    "search.mode": mode,
+                    "search.scheduler": search_cfg.scheduler,
+                    **{f"space.{k}": str(v) for k, v in space.items()},
+                }
+            )
             run.log_config(config.to_yaml())
         except BaseException:
             run.finish("FAILED")
@@ -220,32 +243,49 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
         parent = opening.result()
     with parent:
         if search_cfg.scheduler == "asha":
-            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs,
-                                      grace_period=min(search_cfg.grace_period, epochs),
-                                      reduction_factor=search_cfg.reduction_factor)
+            scheduler = ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=epochs,
+                grace_period=min(search_cfg.grace_period, epochs),
+                reduction_factor=search_cfg.reduction_factor,
+            )
         else:
             scheduler = FIFOScheduler()
         distributed = config.compute.strategy == "ray"
         # A trial of a Ray Train run only drives its workers, which reserve their own CPUs and GPUs;
         # Ray refuses a trial that asks for nothing, so it asks for a token amount of memory.
-        resources = {"cpu": 0, "gpu": 0, "memory": DRIVER_TRIAL_MEMORY} if distributed else \
-            {"cpu": search_cfg.cpus_per_trial, "gpu": search_cfg.gpus_per_trial}
+        resources = (
+            {"cpu": 0, "gpu": 0, "memory": DRIVER_TRIAL_MEMORY}
+            if distributed
+            else {"cpu": search_cfg.cpus_per_trial, "gpu": search_cfg.gpus_per_trial}
+        )
         trainable = tune.with_resources(
             tune.with_parameters(_trial, base=base, tracking_uri=uri, parent_run_id=parent.run_id, metric=metric),
-            resources)
+            resources,
+        )
         storage = Path(storage_path or workspace / "tune").expanduser().resolve()
         tuner = tune.Tuner(
-            trainable, param_space=space,
+            trainable,
+            param_space=space,
             # Warm actors: a trial after the first skips the worker start and the torch import.
-            tune_config=tune.TuneConfig(metric=metric, mode=mode, num_samples=samples, scheduler=scheduler,
-                                        max_concurrent_trials=search_cfg.max_concurrent,
-                                        # A Ray Train trial that ASHA stops ends with its actor (and
-                                        # the workers it owns), not by a reset that waits for it.
-                                        reuse_actors=not distributed),
-            run_config=tune.RunConfig(name=f"search-{parent.run_id}", storage_path=str(storage),
-                                      stop=_stop_on_request(uri, parent.run_id), verbose=0,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+            tune_config=tune.TuneConfig(
+                metric=metric,
+                mode=mode,
+                num_samples=samples,
+                scheduler=scheduler,
+                max_concurrent_trials=search_cfg.max_concurrent,
+                # A Ray Train trial that ASHA stops ends with its actor (and
+                # the workers it owns), not by a reset that waits for it.
+                reuse_actors=not distributed,
+            ),
+            run_config=tune.RunConfig(
+                name=f"search-{parent.run_id}",
+                storage_path=str(storage),
+                stop=_stop_on_request(uri, parent.run_id),
+                verbose=0,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
         )
         interrupted = False
         try:
@@ -255,16 +295,20 @@ def search(config: RunConfig, *, search_space: Mapping[str, Any] | None = None, 
             grid = tune.Tuner.restore(str(storage / f"search-{parent.run_id}"), trainable).get_results()
         # Ctrl-C between trials: Tune returns normally, without the trials it never created.
         interrupted = interrupted or len(grid) < samples
-        trials = _close_trial_runs(grid, uri, epochs, interrupted or parent.stop_requested(), metric,
-                                   parent.experiment_id, parent.run_id)
+        trials = _close_trial_runs(
+            grid, uri, epochs, interrupted or parent.stop_requested(), metric, parent.experiment_id, parent.run_id
+        )
         # Ctrl-C: Tune ends the experiment itself and returns normally; its cut-off trials say so.
         stopped = any(t["status"] == "KILLED" for t in trials) or interrupted or parent.stop_requested()
         finished = [t for t in trials if t["metrics"].get(metric) is not None]
         if not finished:
             parent.finish("KILLED" if stopped else "FAILED")
             errors = "; ".join(f"{t['trial_id']}: {t['error']}" for t in trials if t.get("error"))
-            raise SearchError(f"no trial reported {metric!r}" + (f" ({errors})" if errors else "")
-                              + ("; the search was stopped" if stopped else ""))
+            raise SearchError(
+                f"no trial reported {metric!r}"
+                + (f" ({errors})" if errors else "")
+                + ("; the search was stopped" if stopped else "")
+            )
         best = (min if mode == "min" else max)(finished, key=lambda t: t["metrics"][metric])
         parent.set_tag(BEST_RUN_TAG, best["run_id"])
         parent.log_metrics({f"best/{metric}": best["metrics"][metric]}, 0)
@@ -283,8 +327,9 @@ def _trial_runs(mlflow_client, experiment_id: str, parent_run_id: str) -> dict[s
     return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
 
 
-def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str, experiment_id: str,
-                      parent_run_id: str) -> list[dict[str, Any]]:
+def _close_trial_runs(
+    grid, uri: str, epochs: int, stopped: bool, metric: str, experiment_id: str, parent_run_id: str
+) -> list[dict[str, Any]]:
     """Each trial's summary; runs a trial's process could not end (ASHA stop, kill) are ended here."""
     from engine.tracking.client import client as mlflow_client
 
@@ -315,15 +360,23 @@ def _close_trial_runs(grid, uri: str, epochs: int, stopped: bool, metric: str, e
             final = {"EARLY_STOPPED": "FINISHED"}.get(status, status)
             if run_status in ("RUNNING", "SCHEDULED") or (run_status == "FAILED" and final != "FAILED"):
                 client.set_terminated(run_id, final, end_time=info.end_time)  # keep when it really ended
-        trials.append({
-            "trial_id": trial_id, "run_id": run_id, "status": status,
-            "epochs": epochs_done, "config": {k: _plain(v) for k, v in (res.config or {}).items()},
-            "metrics": {k: float(v) for k, v in m.items()
-                        if isinstance(v, (int, float)) and ("/" in k or k in (metric, "epoch", "step"))},
-            # A Ray Train trial's checkpoints stay with Ray Train; Tune gets their path as a metric.
-            "checkpoint": res.checkpoint.path if res.checkpoint else m.get(RAY_TRAIN_CHECKPOINT_KEY),
-            "error": str(res.error).strip().splitlines()[-1] if res.error is not None else None,
-        })
+        trials.append(
+            {
+                "trial_id": trial_id,
+                "run_id": run_id,
+                "status": status,
+                "epochs": epochs_done,
+                "config": {k: _plain(v) for k, v in (res.config or {}).items()},
+                "metrics": {
+                    k: float(v)
+                    for k, v in m.items()
+                    if isinstance(v, (int, float)) and ("/" in k or k in (metric, "epoch", "step"))
+                },
+                # A Ray Train trial's checkpoints stay with Ray Train; Tune gets their path as a metric.
+                "checkpoint": res.checkpoint.path if res.checkpoint else m.get(RAY_TRAIN_CHECKPOINT_KEY),
+                "error": str(res.error).strip().splitlines()[-1] if res.error is not None else None,
+            }
+        )
     return trials
 
 

@@ -81,8 +81,7 @@ class TuneReportCallback(pl.Callback):
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def run_trial(params: dict[str, Any], *, base: dict, tracking_uri: str | None, parent_run_id: str,
-              metric: str) -> None:
+def run_trial(params: dict[str, Any], *, base: dict, tracking_uri: str | None, parent_run_id: str, metric: str) -> None:
     """One trial: the ordinary training run with ``params`` applied, reporting every epoch to Tune."""
     from ray import tune
 
@@ -99,11 +98,11 @@ def run_trial(params: dict[str, Any], *, base: dict, tracking_uri: str | None, p
 
         from engine.orchestration.ray_train import train_distributed
 
-        result = train_distributed(config, tracking_uri=tracking_uri, tags=tags,
-                                   ray_callbacks=[ForwardReportsToTune()])
+        result = train_distributed(config, tracking_uri=tracking_uri, tags=tags, ray_callbacks=[ForwardReportsToTune()])
     else:
         with cached_coco_indexes():
-            result = train(config, tracking_uri=tracking_uri, progress=False,
-                           callbacks=[TuneReportCallback(metric)], tags=tags)
+            result = train(
+                config, tracking_uri=tracking_uri, progress=False, callbacks=[TuneReportCallback(metric)], tags=tags
+            )
     if result.status == "FAILED":
         raise SearchError(result.message or f"trial run {result.run_id} failed")

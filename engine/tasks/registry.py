@@ -39,18 +39,30 @@ def register(name: str, datamodule_path: str, module_path: str, description: str
     TASKS[name] = TaskEntry(name, datamodule_path, module_path, description)
 
 
-register("classification", "engine.tasks.classification.datamodule:ClassificationDataModule",
-         "engine.tasks.classification.lightning_module:ClassificationModule",
-         "one label per image (from its largest annotation by default)")
-register("detection", "engine.tasks.detection.datamodule:DetectionDataModule",
-         "engine.tasks.detection.lightning_module:DetectionModule",
-         "boxes with DETR, scored with COCO mAP")
-register("segmentation", "engine.tasks.segmentation.datamodule:SegmentationDataModule",
-         "engine.tasks.segmentation.lightning_module:SegmentationModule",
-         "per-pixel classes from polygons and RLE, scored with mIoU")
-register("multitask", "engine.tasks.multitask.datamodule:MultiTaskDataModule",
-         "engine.tasks.multitask.lightning_module:MultiTaskModule",
-         "one shared backbone, one head per task, trained together")
+register(
+    "classification",
+    "engine.tasks.classification.datamodule:ClassificationDataModule",
+    "engine.tasks.classification.lightning_module:ClassificationModule",
+    "one label per image (from its largest annotation by default)",
+)
+register(
+    "detection",
+    "engine.tasks.detection.datamodule:DetectionDataModule",
+    "engine.tasks.detection.lightning_module:DetectionModule",
+    "boxes with DETR, scored with COCO mAP",
+)
+register(
+    "segmentation",
+    "engine.tasks.segmentation.datamodule:SegmentationDataModule",
+    "engine.tasks.segmentation.lightning_module:SegmentationModule",
+    "per-pixel classes from polygons and RLE, scored with mIoU",
+)
+register(
+    "multitask",
+    "engine.tasks.multitask.datamodule:MultiTaskDataModule",
+    "engine.tasks.multitask.lightning_module:MultiTaskModule",
+    "one shared backbone, one head per task, trained together",
+)
 
 
 def get_task(name: str) -> TaskEntry:

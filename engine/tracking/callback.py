@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # the callback also drives LocalRunLogger, so MLflow stays op
 log = logging.getLogger(__name__)
 
 
-
 def _to_float(value: Any) -> float | None:
     """A Python float from a number or one-element tensor; None for anything else."""
     if isinstance(value, torch.Tensor):
@@ -64,8 +63,11 @@ def last_logged_steps(logger: Any) -> dict[str, int]:
     elif getattr(logger, "tracking_uri", None) and getattr(logger, "run_id", None):
         from engine.tracking.history import metric_history
 
-        points = [(key, step) for key, history in metric_history(logger.tracking_uri, logger.run_id).items()
-                  for step, _, _ in history]
+        points = [
+            (key, step)
+            for key, history in metric_history(logger.tracking_uri, logger.run_id).items()
+            for step, _, _ in history
+        ]
     else:
         return {}
     last: dict[str, int] = {}
@@ -102,8 +104,9 @@ class MlflowCallback(pl.Callback):
         try:
             self._logged_before = last_logged_steps(self.logger)
         except Exception as exc:  # tracking trouble must not end the training
-            log.warning("could not read the metrics this run already has (%s): a resumed run may log "
-                        "replayed steps twice", exc)
+            log.warning(
+                "could not read the metrics this run already has (%s): a resumed run may log replayed steps twice", exc
+            )
 
     def _log(self, metrics: dict[str, float], step: int) -> None:
         fresh = {key: value for key, value in metrics.items() if step > self._logged_before.get(key, -1)}

@@ -58,7 +58,8 @@ def check_reachable(uri: str | None, timeout_s: float = 5.0) -> None:
         reason = getattr(exc, "reason", exc)
         raise TrackingUnreachableError(
             f"cannot reach the MLflow tracking server at {uri} ({reason}): start it "
-            "(lightbox server) or set tracking.uri / --tracking-uri") from None
+            "(lightbox server) or set tracking.uri / --tracking-uri"
+        ) from None
 
 
 # ---------------------------------------------------------------------- filters
@@ -89,12 +90,22 @@ def started_since(time_ms: int) -> str:
     return f"attributes.start_time >= {int(time_ms)}"
 
 
-def search_runs(mlflow_client: MlflowClient, experiment_ids: Sequence[str], *conditions: str,
-                order_by: Sequence[str] | None = None, max_results: int = 1000) -> list[Run]:
+def search_runs(
+    mlflow_client: MlflowClient,
+    experiment_ids: Sequence[str],
+    *conditions: str,
+    order_by: Sequence[str] | None = None,
+    max_results: int = 1000,
+) -> list[Run]:
     """The runs of ``experiment_ids`` that meet every condition (made by the functions above)."""
-    return list(mlflow_client.search_runs(list(experiment_ids), filter_string=" and ".join(conditions),
-                                          order_by=list(order_by) if order_by else None,
-                                          max_results=max_results))
+    return list(
+        mlflow_client.search_runs(
+            list(experiment_ids),
+            filter_string=" and ".join(conditions),
+            order_by=list(order_by) if order_by else None,
+            max_results=max_results,
+        )
+    )
 
 
 def all_experiment_ids(mlflow_client: MlflowClient) -> list[str]:
@@ -107,5 +118,17 @@ def experiment_id(mlflow_client: MlflowClient, name: str) -> str | None:
     return None if found is None else found.experiment_id
 
 
-__all__ = ["TrackingUnreachableError", "all_experiment_ids", "check_reachable", "client", "experiment_id",
-           "mlflow_available", "quoted", "run_name_is", "search_runs", "started_since", "status_is", "tag_is"]
+__all__ = [
+    "TrackingUnreachableError",
+    "all_experiment_ids",
+    "check_reachable",
+    "client",
+    "experiment_id",
+    "mlflow_available",
+    "quoted",
+    "run_name_is",
+    "search_runs",
+    "started_since",
+    "status_is",
+    "tag_is",
+]

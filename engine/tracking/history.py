@@ -69,17 +69,19 @@ def list_runs(
     rows = []
     for run in runs:
         info, data = run.info, run.data
-        rows.append({
-            "run_id": info.run_id,
-            "run_name": info.run_name or data.tags.get(RUN_NAME_TAG),
-            "status": info.status,
-            "start_time": info.start_time,
-            # MLflow keeps an old end_time when a run is resumed; hide it while it runs.
-            "end_time": info.end_time if info.status != "RUNNING" else None,
-            "metrics": dict(data.metrics),
-            "params": {k: v for k, v in data.params.items() if k in wanted},
-            "tags": {k: v for k, v in data.tags.items() if k.startswith(PREFIX) or k == PARENT_RUN_TAG},
-        })
+        rows.append(
+            {
+                "run_id": info.run_id,
+                "run_name": info.run_name or data.tags.get(RUN_NAME_TAG),
+                "status": info.status,
+                "start_time": info.start_time,
+                # MLflow keeps an old end_time when a run is resumed; hide it while it runs.
+                "end_time": info.end_time if info.status != "RUNNING" else None,
+                "metrics": dict(data.metrics),
+                "params": {k: v for k, v in data.params.items() if k in wanted},
+                "tags": {k: v for k, v in data.tags.items() if k.startswith(PREFIX) or k == PARENT_RUN_TAG},
+            }
+        )
     return rows
 
 

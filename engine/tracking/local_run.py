@@ -23,8 +23,9 @@ STOP_FILE = "STOP"
 
 
 class LocalRunLogger:
-    def __init__(self, runs_root: str | Path, run_id: str | None = None,
-                 tags: Mapping[str, Any] | None = None, **_ignored: Any) -> None:
+    def __init__(
+        self, runs_root: str | Path, run_id: str | None = None, tags: Mapping[str, Any] | None = None, **_ignored: Any
+    ) -> None:
         self.run_id = run_id or uuid.uuid4().hex
         self.experiment_id = "local"
         self.folder = Path(runs_root) / self.run_id / "tracking"
@@ -79,8 +80,10 @@ class LocalRunLogger:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        lines = "".join(json.dumps({"key": k, "value": float(v), "step": int(step), "timestamp": now}) + "\n"
-                        for k, v in metrics.items())
+        lines = "".join(
+            json.dumps({"key": k, "value": float(v), "step": int(step), "timestamp": now}) + "\n"
+            for k, v in metrics.items()
+        )
         with self._lock, open(self.folder / "metrics.jsonl", "a") as fh:
             fh.write(lines)
 
@@ -107,8 +110,9 @@ class LocalRunLogger:
     def __enter__(self) -> LocalRunLogger:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if not self._finished:
             self.finish("KILLED" if exc_type is KeyboardInterrupt else ("FAILED" if exc_type else "FINISHED"))
 

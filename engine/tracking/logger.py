@@ -68,7 +68,7 @@ def _check_key(key: str) -> str:
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _describe(exc: BaseException) -> str:
@@ -306,8 +306,9 @@ class RunLogger:
     def __enter__(self) -> RunLogger:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # None: the exception is never swallowed
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:  # None: the exception is never swallowed
         if not self._finished:
             if exc_type is None:
                 self.finish("FINISHED")

@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # only for annotations: MLflow stays optional
 log = logging.getLogger(__name__)
 
 
-
 def describe_failure(exc: BaseException) -> str:
     """The text after ``lightbox <verb>:``: the engine's own errors as they are worded, any
     other exception with its type (``RuntimeError: Sizes of tensors must match ...``)."""

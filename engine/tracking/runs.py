@@ -39,8 +39,9 @@ def record_config(run_logger: RunLogger | LocalRunLogger | RankLogger, config: R
     run_logger.log_config(config.to_yaml())
 
 
-def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str | None,
-                    run_id: str | None, tags: dict) -> RunLogger | LocalRunLogger:
+def open_run_logger(
+    uri: str, workspace: Path, *, experiment: str, run_name: str | None, run_id: str | None, tags: dict
+) -> RunLogger | LocalRunLogger:
     """An MLflow RunLogger, or, where MLflow is not installed, files in the run folder.
 
     A tracking server that does not answer is refused within seconds
@@ -50,8 +51,7 @@ def open_run_logger(uri: str, workspace: Path, *, experiment: str, run_name: str
         from engine.tracking.logger import RunLogger
 
         check_reachable(uri)
-        return RunLogger(uri, experiment=experiment, run_name=run_name, run_id=run_id, workspace=workspace,
-                         tags=tags)
+        return RunLogger(uri, experiment=experiment, run_name=run_name, run_id=run_id, workspace=workspace, tags=tags)
     from engine.tracking.local_run import LocalRunLogger
 
     print("MLflow is not installed: tracking into files under the run folder (tracking/).", file=sys.stderr)

@@ -24,8 +24,6 @@ ARTIFACTS_DIR_NAME = "mlartifacts"
 _SQLITE_PREFIX = "sqlite:///"
 
 
-
-
 def _reject_file_store(uri: str) -> None:
     """A folder or ``file:`` URI would be MLflow's file store, which 3.x refuses to open."""
     scheme = urlparse(uri).scheme
@@ -46,7 +44,7 @@ def _absolute_sqlite(uri: str, base: Path) -> str:
     so the training process and the app (started elsewhere) open the same file."""
     if not uri.startswith(_SQLITE_PREFIX):
         return uri
-    raw = uri[len(_SQLITE_PREFIX):]
+    raw = uri[len(_SQLITE_PREFIX) :]
     if raw in ("", ":memory:") or Path(raw).is_absolute() or raw.startswith("/"):
         return uri
     return _SQLITE_PREFIX + (base / raw).resolve().as_posix()
@@ -80,7 +78,7 @@ def _sqlite_folder(tracking_uri: str) -> Path | None:
     """Folder of an SQLite database file, or None for any other store."""
     if not tracking_uri.startswith(_SQLITE_PREFIX):
         return None
-    raw = unquote(tracking_uri[len(_SQLITE_PREFIX):]).split("?", 1)[0]
+    raw = unquote(tracking_uri[len(_SQLITE_PREFIX) :]).split("?", 1)[0]
     if raw in ("", ":memory:"):
         return None
     return Path(raw).resolve().parent

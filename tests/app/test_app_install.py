@@ -40,8 +40,12 @@ def _install_packages() -> set[str]:
 
 
 def test_xcb_platform_plugin_finds_every_library():
-    missing = [f"{path.name}: {line.strip()}" for path in _xcb_binaries()
-               for line in _ldd(path).splitlines() if "not found" in line]
+    missing = [
+        f"{path.name}: {line.strip()}"
+        for path in _xcb_binaries()
+        for line in _ldd(path).splitlines()
+        if "not found" in line
+    ]
     assert not missing, "missing system libraries (run resources/install.sh):\n" + "\n".join(missing)
 
 
@@ -49,8 +53,12 @@ def test_install_script_names_the_package_of_every_xcb_library():
     if shutil.which("dpkg") is None:
         pytest.skip("not a Debian-based system")
     packages = _install_packages()
-    libs = {m.group(1) for path in _xcb_binaries() for m in re.finditer(r"=> (/\S+)", _ldd(path))
-            if re.search(r"lib(xcb|xkbcommon|X11|EGL|GL|GLX|fontconfig|dbus)", m.group(1))}
+    libs = {
+        m.group(1)
+        for path in _xcb_binaries()
+        for m in re.finditer(r"=> (/\S+)", _ldd(path))
+        if re.search(r"lib(xcb|xkbcommon|X11|EGL|GL|GLX|fontconfig|dbus)", m.group(1))
+    }
     unnamed = []
     for lib in sorted(libs):
         owner = subprocess.run(["dpkg", "-S", str(Path(lib).resolve())], capture_output=True, text=True)

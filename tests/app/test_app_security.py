@@ -38,6 +38,7 @@ def spy(monkeypatch):
 
     import app.dataset.thumbnails as thumbnails
     import app.dataset.viewer_decode as viewer_decode
+
     monkeypatch.setattr(thumbnails, "load_image", load)
     monkeypatch.setattr(viewer_decode, "load_image", load)
     return opened

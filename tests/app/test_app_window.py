@@ -123,12 +123,20 @@ def test_cancel_drops_the_result(qtbot, window, sample_dataset):
 
 def test_start_up_path_imports_no_torch_or_training_stack(tmp_path):
     # Start-up time itself is measured in bench/gui_browse.py; here: what start-up must not load.
-    code = ("import sys; from app.main import run; "
-            f"rc = run(None, {str(tmp_path / 'ws')!r}, exit_after_show=True); "
-            "print('heavy', [m for m in ('torch', 'lightning', 'mlflow', 'ray', 'albumentations') "
-            "if m in sys.modules])")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    code = (
+        "import sys; from app.main import run; "
+        f"rc = run(None, {str(tmp_path / 'ws')!r}, exit_after_show=True); "
+        "print('heavy', [m for m in ('torch', 'lightning', 'mlflow', 'ray', 'albumentations') "
+        "if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert done.returncode == 0, done.stderr
     assert "window shown after" in done.stdout
     assert "heavy []" in done.stdout, done.stdout
@@ -283,8 +291,10 @@ def test_first_window_offers_open_recent_and_demo(qtbot, tmp_path, sample_datase
     assert again.browser.start_page.recent_list.item(0).data(256) == str(sample_dataset)
     again.browser.start_page.demo_button.click()  # writes the sample into the workspace and opens it
     qtbot.waitUntil(lambda: again.session is not None and not again.is_busy(), timeout=60_000)
-    assert again.session.root == (tmp_path / "ws" / "datasets" / "shapes").resolve() or \
-        again.session.root == tmp_path / "ws" / "datasets" / "shapes"
+    assert (
+        again.session.root == (tmp_path / "ws" / "datasets" / "shapes").resolve()
+        or again.session.root == tmp_path / "ws" / "datasets" / "shapes"
+    )
 
 
 def test_plain_lightbox_reopens_the_last_dataset(qtbot, tmp_path, sample_dataset, monkeypatch):
@@ -311,8 +321,9 @@ def _clipped(page) -> list[str]:
 
     out = []
     for child in page.findChildren(QWidget):
-        one_line = isinstance(child, (QAbstractButton, QComboBox)) or (isinstance(child, QLabel)
-                                                                        and not child.wordWrap())
+        one_line = isinstance(child, (QAbstractButton, QComboBox)) or (
+            isinstance(child, QLabel) and not child.wordWrap()
+        )
         if one_line and child.isVisible() and child.width() < child.minimumSizeHint().width():
             text = child.text() if hasattr(child, "text") else type(child).__name__
             out.append(f"{text!r}: {child.width()} < {child.minimumSizeHint().width()}")
@@ -341,8 +352,10 @@ def test_small_window_clips_no_control_and_long_file_names_are_elided(qtbot, win
     assert long_name not in window.viewer.image_info.text() and "…" in window.viewer.image_info.text()
     assert long_name in window.viewer.image_info.toolTip()
     window.tabs.setCurrentWidget(window.augment_host)
-    qtbot.waitUntil(lambda: window.augment is not None and window.augment.is_ready() and not window.augment.is_busy(),
-                    timeout=60_000)
+    qtbot.waitUntil(
+        lambda: window.augment is not None and window.augment.is_ready() and not window.augment.is_busy(),
+        timeout=60_000,
+    )
     qtbot.wait(200)  # the layout settles after the busy label's last change
     assert (window.width(), window.height()) == (800, 560) and _clipped(window.augment_host) == []
     window.tabs.setCurrentWidget(window.train_host)
@@ -362,16 +375,16 @@ def test_a_closed_or_hidden_window_never_starts_the_preload(qtbot, window, monke
     assert not started
 
 
-def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(qtbot, window, sample_dataset,
-                                                                              monkeypatch):
+def test_augmentation_preload_waits_while_the_grid_scrolls_or_a_dataset_opens(
+    qtbot, window, sample_dataset, monkeypatch
+):
     import app.dataset.augment_panel as augment_panel
     from app.dataset import augment_library
     from app.widgets.workers import run_in_background
 
     monkeypatch.setattr(augment_library, "LIBRARY", augment_library.AugmentLibrary())
     started = []
-    monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1) or run_in_background(
-        lambda: None))
+    monkeypatch.setattr(augment_panel, "start_warm_up", lambda: started.append(1) or run_in_background(lambda: None))
     # The interval is long so that only the test decides when the quiet moment comes: a loaded
     # machine can stall the event loop for longer than any real interval.
     window._preload_timer.setInterval(60_000)

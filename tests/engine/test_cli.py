@@ -35,8 +35,12 @@ def test_check_json_output(sample_dataset, capsys):
 
 
 def test_python_dash_m_engine_has_the_same_verbs(sample_dataset):
-    done = subprocess.run([sys.executable, "-m", "engine", "check", str(sample_dataset), "--no-progress"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "check", str(sample_dataset), "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout
 
@@ -85,11 +89,11 @@ threading.Thread(target=late).start()
 print("last line", flush=False)
 exit_process(7)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          cwd=REPO_ROOT)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     assert done.returncode == 7, done.stderr
     assert done.stdout.strip() == "last line"  # flushed, though os._exit skips the usual flush
     assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "finished"
-    plain = subprocess.run([sys.executable, "-c", "from engine.cli import exit_process; exit_process(4)"],
-                           timeout=60, cwd=REPO_ROOT)
+    plain = subprocess.run(
+        [sys.executable, "-c", "from engine.cli import exit_process; exit_process(4)"], timeout=60, cwd=REPO_ROOT
+    )
     assert plain.returncode == 4

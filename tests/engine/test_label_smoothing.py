@@ -34,8 +34,13 @@ def test_training_loss_is_smoothed_and_validation_loss_is_not():
 
 def test_the_config_default_reaches_the_classification_module(sample_dataset):
     config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
-        {"data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "data.image_size": 32,
-         "data.num_workers": 0})
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": "resnet-tiny",
+            "data.image_size": 32,
+            "data.num_workers": 0,
+        }
+    )
     config = resolve_recipe(config, verbose=False)
     assert config.optim.label_smoothing == pytest.approx(0.1)
     speed = speed_settings(config)

@@ -25,8 +25,15 @@ def test_the_default_detector_gets_its_familys_rate_clipping_warm_up_and_enough_
     assert optim.warmup_steps >= 20  # transformers warm up even when an epoch is 3 steps
 
 
-@pytest.mark.parametrize("preset, lr, clip", [("detr-tiny", 1e-4, 0.1), ("conditional-detr-tiny", 1e-4, 0.1),
-                                              ("resnet-tiny", 1e-3, 0.0), ("vit-tiny", 5e-4, 1.0)])
+@pytest.mark.parametrize(
+    "preset, lr, clip",
+    [
+        ("detr-tiny", 1e-4, 0.1),
+        ("conditional-detr-tiny", 1e-4, 0.1),
+        ("resnet-tiny", 1e-3, 0.0),
+        ("vit-tiny", 5e-4, 1.0),
+    ],
+)
 def test_each_family_gets_its_own_rate_and_clipping(sample_dataset, preset, lr, clip):
     task = "detection" if "detr" in preset else "classification"
     optim = _resolved(task, sample_dataset, **{"model.checkpoint": preset}).optim
@@ -38,8 +45,9 @@ def test_trained_weights_are_fine_tuned_at_a_tenth_of_the_rate(sample_dataset, t
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "resnet"}))
     assert _resolved("classification", sample_dataset, **{"model.checkpoint": str(folder)}).optim.lr == 1e-4
-    scratch = _resolved("classification", sample_dataset,
-                        **{"model.checkpoint": str(folder), "model.pretrained": False})
+    scratch = _resolved(
+        "classification", sample_dataset, **{"model.checkpoint": str(folder), "model.pretrained": False}
+    )
     assert scratch.optim.lr == 1e-3
     # An architecture the recipe does not know keeps the cautious rate.
     (folder / "config.json").write_text(json.dumps({"model_type": "swin"}))
@@ -47,8 +55,17 @@ def test_trained_weights_are_fine_tuned_at_a_tenth_of_the_rate(sample_dataset, t
 
 
 def test_what_the_user_set_is_kept(sample_dataset):
-    optim = _resolved("detection", sample_dataset, **{"optim.lr": 3e-4, "optim.grad_clip": 0, "optim.epochs": 4,
-                                                      "optim.warmup_steps": 2, "optim.scheduler": "cosine"}).optim
+    optim = _resolved(
+        "detection",
+        sample_dataset,
+        **{
+            "optim.lr": 3e-4,
+            "optim.grad_clip": 0,
+            "optim.epochs": 4,
+            "optim.warmup_steps": 2,
+            "optim.scheduler": "cosine",
+        },
+    ).optim
     assert (optim.lr, optim.grad_clip, optim.epochs, optim.warmup_steps, optim.scheduler) == (3e-4, 0, 4, 2, "cosine")
 
 
@@ -58,15 +75,18 @@ def test_a_step_limit_decides_the_epochs(sample_dataset):
 
 
 def test_large_sets_keep_ten_epochs(sample_dataset):
-    recipe = explain_recipe(RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
-        {"data.path": str(sample_dataset)}), train_images=100_000)
+    recipe = explain_recipe(
+        RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides({"data.path": str(sample_dataset)}),
+        train_images=100_000,
+    )
     assert recipe.config.optim.epochs == 10
     assert any("10 epochs" in line for line in recipe.reasons)
 
 
 def test_the_chosen_values_are_written_into_the_config_and_explained(sample_dataset):
-    recipe = explain_recipe(RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
-        {"data.path": str(sample_dataset)}))
+    recipe = explain_recipe(
+        RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides({"data.path": str(sample_dataset)})
+    )
     text = recipe.config.to_yaml()
     assert "lr: 0.001" in text and "grad_clip: 0.1" in text
     assert any("learning rate 0.001: rt_detr_v2 from random weights" in line for line in recipe.reasons)

@@ -17,12 +17,12 @@ def _config(data=None, **overrides):
 
 
 def test_runs_too_short_to_overfit_get_no_augmentation_and_tiny_images_light():
-    assert choose_strength(224, 50_000, 5)[0] == "none"    # short run, however large
+    assert choose_strength(224, 50_000, 5)[0] == "none"  # short run, however large
     assert choose_strength(32, 50_000, 5)[0] == "none"
     assert choose_strength(32, 50_000, 100)[0] == "light"  # tiny images, however long
     assert choose_strength(128, 500, 20)[0] == "medium"
     assert choose_strength(224, 5_000, 40)[0] == "full"
-    assert choose_strength(224, 200, 40)[0] == "medium"    # long run but few images: no full preset
+    assert choose_strength(224, 200, 40)[0] == "medium"  # long run but few images: no full preset
 
 
 def test_short_runs_keep_the_peak_rate_longer():
@@ -35,7 +35,7 @@ def test_short_runs_keep_the_peak_rate_longer():
 def test_warmup_is_a_small_share_and_absent_on_short_runs():
     assert choose_warmup(100, 20) == 0
     assert choose_warmup(10_000, 500) == 300
-    assert choose_warmup(10_000, 100) == 100        # at most one epoch
+    assert choose_warmup(10_000, 100) == 100  # at most one epoch
     assert choose_warmup(1_000_000, 50_000) == 1000
 
 
@@ -45,11 +45,11 @@ def test_val_keeps_the_whole_image(task, strength):
     spec = recipe_spec(task, "val", strength, 64)
     assert not any("Crop" in step["name"] for step in spec)
     image = np.zeros((40, 80, 3), np.uint8)
-    image[:, :4] = 255   # marks at the far borders must survive
+    image[:, :4] = 255  # marks at the far borders must survive
     image[:, -4:] = 255
     out = augment.apply(augment.build_pipeline(spec, task), image)["image"]
     assert out.shape[:2] == (64, 64)
-    assert out[:, 0].max() == 255 and out[:, :out.shape[1]].max(axis=0)[-40:].max() == 255
+    assert out[:, 0].max() == 255 and out[:, : out.shape[1]].max(axis=0)[-40:].max() == 255
     augment.validate_spec(recipe_spec(task, "train", strength, 64), task=task)
 
 
@@ -80,9 +80,17 @@ def test_empty_image_size_uses_the_model_size(sample_dataset):
 
 def test_every_part_can_be_overridden(sample_dataset):
     custom = [{"name": "Resize", "height": 40, "width": 40}]
-    config = _config(sample_dataset, **{
-        "augmentation.strength": "full", "augmentation.val": custom, "optim.scheduler": "step",
-        "optim.warmup_steps": 7, "data.image_size": 40, "optim.epochs": 2})
+    config = _config(
+        sample_dataset,
+        **{
+            "augmentation.strength": "full",
+            "augmentation.val": custom,
+            "optim.scheduler": "step",
+            "optim.warmup_steps": 7,
+            "data.image_size": 40,
+            "optim.epochs": 2,
+        },
+    )
     resolved = resolve_recipe(config, verbose=False)
     assert resolved.augmentation.strength == "full"
     assert resolved.augmentation.train == augment.preset("classification", "train", 40)
@@ -95,8 +103,10 @@ def test_every_part_can_be_overridden(sample_dataset):
 def test_training_saves_the_resolved_recipe_in_run_yaml(sample_dataset, tmp_path):
     from engine.orchestration.local import train
 
-    config = _config(sample_dataset, **{"optim.epochs": 1, "optim.batch_size": 16, "data.image_size": 32,
-                                        "workspace": str(tmp_path / "ws")})
+    config = _config(
+        sample_dataset,
+        **{"optim.epochs": 1, "optim.batch_size": 16, "data.image_size": 32, "workspace": str(tmp_path / "ws")},
+    )
     result = train(config, progress=False)
     assert result.status == "FINISHED"
     saved = RunConfig.load(tmp_path / "ws" / "runs" / result.run_id / "run.yaml")
@@ -115,16 +125,20 @@ def test_conditional_detr_scores_with_sigmoid_and_trains_a_step(sample_dataset):
     assert get_preset("conditional-detr-resnet-50").hub_id == "microsoft/conditional-detr-resnet-50"
     model = load_model("conditional-detr-tiny", "detection", num_labels=4, pretrained=False)
     x = torch.rand(1, 3, 64, 64)
-    out = model(pixel_values=x, labels=[{"class_labels": torch.tensor([2]),
-                                         "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]])}])
+    out = model(
+        pixel_values=x, labels=[{"class_labels": torch.tensor([2]), "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]])}]
+    )
     out.loss.backward()
     assert out.logits.shape[-1] == 4 and torch.isfinite(out.loss)
     # Four sigmoid classes, no "no object" column: a confident logit scores ~1 for its own category.
     logits = torch.full((1, 2, 4), -9.0)
     logits[0, 0, 3] = 9.0
     boxes = torch.tensor([[[0.5, 0.5, 0.5, 0.5], [0.2, 0.2, 0.1, 0.1]]])
-    target = {"content_box": torch.tensor([0, 0, 64, 64]), "orig_size": torch.tensor([64, 64]),
-              "image_id": torch.tensor(7)}
+    target = {
+        "content_box": torch.tensor([0, 0, 64, 64]),
+        "orig_size": torch.tensor([64, 64]),
+        "image_id": torch.tensor(7),
+    }
     found = detections_from_outputs(logits, boxes, [target], [1, 2, 3, 5], canvas=(64, 64))
     best = max(found, key=lambda d: d["score"])
     assert best["category_id"] == 5 and best["score"] > 0.99
@@ -143,6 +157,7 @@ def test_classification_shrinks_by_area_so_fine_stripes_do_not_alias():
         spec = [step for step in spec if step["name"] == "Resize"]  # the shift would move the stripes
         out = augment.apply(augment.build_pipeline(spec, "classification"), stripes)["image"].astype(float)
         assert abs(out.mean() - 85) < 2, (strength, out.mean())
-    plain = augment.apply(augment.build_pipeline([{"name": "Resize", "height": 32, "width": 32}],
-                                                 "classification"), stripes)["image"].astype(float)
+    plain = augment.apply(
+        augment.build_pipeline([{"name": "Resize", "height": 32, "width": 32}], "classification"), stripes
+    )["image"].astype(float)
     assert plain.mean() > 200  # what the spec without area averaging did

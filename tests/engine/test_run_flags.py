@@ -31,8 +31,19 @@ def test_every_setting_of_the_config_is_a_flag_named_by_its_key():
     assert {f"--{key}" for key in settings if not key.startswith("search.")} <= train
     assert {f"--{key}" for key in settings} <= _options("tune")
     # The short flags people type stay, each naming the same setting as its dotted flag.
-    assert {"--data", "--task", "--model", "--epochs", "--lr", "--batch-size", "--image-size", "--devices",
-            "--tracking-uri", "--workspace", "--run-name"} <= train
+    assert {
+        "--data",
+        "--task",
+        "--model",
+        "--epochs",
+        "--lr",
+        "--batch-size",
+        "--image-size",
+        "--devices",
+        "--tracking-uri",
+        "--workspace",
+        "--run-name",
+    } <= train
 
 
 def _config(verb: str, *argv: str) -> RunConfig:
@@ -41,10 +52,27 @@ def _config(verb: str, *argv: str) -> RunConfig:
 
 
 def test_dotted_flags_set_the_settings_they_name(tmp_path):
-    config = _config("train", "--task", "classification", "--data", str(tmp_path), "--optim.weight_decay", "0.01",
-                     "--compute.channels_last", "false", "--model.pretrained", "no", "--devices", "2",
-                     "--augmentation.val", "[{name: LongestMaxSize, max_size: 64}]", "--optim.scheduler", "step",
-                     "--lr", "0.1")
+    config = _config(
+        "train",
+        "--task",
+        "classification",
+        "--data",
+        str(tmp_path),
+        "--optim.weight_decay",
+        "0.01",
+        "--compute.channels_last",
+        "false",
+        "--model.pretrained",
+        "no",
+        "--devices",
+        "2",
+        "--augmentation.val",
+        "[{name: LongestMaxSize, max_size: 64}]",
+        "--optim.scheduler",
+        "step",
+        "--lr",
+        "0.1",
+    )
     assert config.optim.weight_decay == 0.01 and config.optim.lr == 0.1 and config.optim.scheduler == "step"
     assert config.compute.channels_last is False and config.model.pretrained is False
     assert config.compute.devices == 2 and config.data.path == str(tmp_path)
@@ -62,11 +90,14 @@ def test_flags_override_the_config_file(tmp_path):
     assert config.optim.seed == 7 and config.optim.lr == 0.5
 
 
-@pytest.mark.parametrize("argv, said", [
-    (["--compute.compile", "maybe"], "--compute.compile: expected true or false, got 'maybe'"),
-    (["--optim.scheduler", "fast"], "--optim.scheduler: invalid choice: 'fast'"),
-    (["--task.tasks", "[a, "], "--task.tasks: not a YAML value"),
-])
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--compute.compile", "maybe"], "--compute.compile: expected true or false, got 'maybe'"),
+        (["--optim.scheduler", "fast"], "--optim.scheduler: invalid choice: 'fast'"),
+        (["--task.tasks", "[a, "], "--task.tasks: not a YAML value"),
+    ],
+)
 def test_a_bad_flag_value_is_refused_naming_the_flag(capsys, argv, said):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["train", "--task", "classification", *argv])

@@ -117,9 +117,7 @@ def check_task(task: str) -> None:
 def available_transforms(task: str) -> list[str]:
     """Sorted transform names usable in a spec for ``task`` (containers excluded: see CONTAINERS)."""
     check_task(task)
-    return sorted(
-        name for name, cls in catalogue().items() if name not in REJECTED and supports(cls, task)
-    )
+    return sorted(name for name, cls in catalogue().items() if name not in REJECTED and supports(cls, task))
 
 
 def transform_class(name: Any, *, step: str | None = None) -> type:
@@ -143,7 +141,4 @@ def transform_class(name: Any, *, step: str | None = None) -> type:
 def init_params(cls: type[Any]) -> dict[str, inspect.Parameter]:
     """The keyword parameters a spec step may give this transform."""
     params = inspect.signature(cls.__init__).parameters
-    return {
-        k: p for k, p in params.items()
-        if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
+    return {k: p for k, p in params.items() if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}

@@ -13,8 +13,9 @@ class AugmentationSpecError(ValueError):
     them is None when it does not apply, so a form can highlight the field.
     """
 
-    def __init__(self, message: str, *, step: str | None = None,
-                 transform: str | None = None, param: str | None = None):
+    def __init__(
+        self, message: str, *, step: str | None = None, transform: str | None = None, param: str | None = None
+    ):
         self.step = step
         self.transform = transform
         self.param = param

@@ -50,13 +50,15 @@ def describe_transform(name: str) -> dict:
         annotation = p.annotation
         if annotation is inspect.Parameter.empty:
             annotation = fields[key].annotation if key in fields else "Any"
-        params.append({
-            "name": key,
-            "annotation": annotation if isinstance(annotation, str) else inspect.formatannotation(annotation),
-            "default": _default_for_form(p.default),
-            "required": p.default is inspect.Parameter.empty,
-            "choices": _choices(fields[key].annotation) if key in fields else None,
-        })
+        params.append(
+            {
+                "name": key,
+                "annotation": annotation if isinstance(annotation, str) else inspect.formatannotation(annotation),
+                "default": _default_for_form(p.default),
+                "required": p.default is inspect.Parameter.empty,
+                "choices": _choices(fields[key].annotation) if key in fields else None,
+            }
+        )
     if name in CONTAINERS:
         kind = "container"
     elif issubclass(cls, ImageOnlyTransform):

@@ -12,8 +12,16 @@ import numpy as np
 from .catalogue import check_task
 from .spec import build_steps
 
-__all__ = ["MIN_BOX_AREA", "MIN_BOX_VISIBILITY", "apply", "apply_seeded", "build_pipeline", "preview", "reseed",
-           "sample_seed"]
+__all__ = [
+    "MIN_BOX_AREA",
+    "MIN_BOX_VISIBILITY",
+    "apply",
+    "apply_seeded",
+    "build_pipeline",
+    "preview",
+    "reseed",
+    "sample_seed",
+]
 
 # Box filtering after every transform. Fixed here rather than per call so the
 # preview can never filter differently from training. A box keeping under 10%
@@ -73,8 +81,9 @@ def _as_boxes(boxes: Any) -> np.ndarray:
     return arr
 
 
-def apply(pipeline: A.Compose, image: np.ndarray, *, boxes: Any = None, labels: Any = None,
-          mask: np.ndarray | None = None) -> dict:
+def apply(
+    pipeline: A.Compose, image: np.ndarray, *, boxes: Any = None, labels: Any = None, mask: np.ndarray | None = None
+) -> dict:
     """Run ``pipeline`` on one sample and return uniformly typed outputs.
 
     Returns {"image": uint8 HxWx3, "boxes": float32 (N, 4) COCO xywh,
@@ -129,8 +138,15 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
 
 
-def apply_seeded(pipeline: A.Compose, seed: int, image: np.ndarray, *, boxes: Any = None,
-                 labels: Any = None, mask: np.ndarray | None = None) -> dict:
+def apply_seeded(
+    pipeline: A.Compose,
+    seed: int,
+    image: np.ndarray,
+    *,
+    boxes: Any = None,
+    labels: Any = None,
+    mask: np.ndarray | None = None,
+) -> dict:
     """:func:`apply` after restarting the pipeline's random stream at ``seed``.
 
     The output depends only on ``seed`` and the inputs, not on earlier calls.
@@ -139,8 +155,18 @@ def apply_seeded(pipeline: A.Compose, seed: int, image: np.ndarray, *, boxes: An
     return apply(pipeline, image, boxes=boxes, labels=labels, mask=mask)
 
 
-def preview(spec: Any, task: str, image: np.ndarray, *, boxes: Any = None, labels: Any = None,
-            mask: np.ndarray | None = None, n: int = 8, seed: int = 0, index: int = 0) -> list[dict]:
+def preview(
+    spec: Any,
+    task: str,
+    image: np.ndarray,
+    *,
+    boxes: Any = None,
+    labels: Any = None,
+    mask: np.ndarray | None = None,
+    n: int = 8,
+    seed: int = 0,
+    index: int = 0,
+) -> list[dict]:
     """What training does to one sample in epochs ``0..n-1``.
 
     Sample ``k`` is augmented from ``sample_seed(seed, k, index)`` through
@@ -150,5 +176,7 @@ def preview(spec: Any, task: str, image: np.ndarray, *, boxes: Any = None, label
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     pipeline = build_pipeline(spec, task, seed=seed)
-    return [apply_seeded(pipeline, sample_seed(seed, k, index), image, boxes=boxes, labels=labels, mask=mask)
-            for k in range(n)]
+    return [
+        apply_seeded(pipeline, sample_seed(seed, k, index), image, boxes=boxes, labels=labels, mask=mask)
+        for k in range(n)
+    ]

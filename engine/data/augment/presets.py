@@ -22,15 +22,21 @@ SHRINK_SMOOTHLY = {"area_for_downscale": "image"}
 
 def _preset_spec(task: str, split: str, size: int) -> list[dict]:
     # cv2.BORDER_CONSTANT is 0; specs hold plain ints so they stay YAML-able.
-    pad = {"name": "PadIfNeeded", "min_height": size, "min_width": size,
-           "border_mode": 0, "fill": 0, "fill_mask": 0, "position": "top_left"}
+    pad = {
+        "name": "PadIfNeeded",
+        "min_height": size,
+        "min_width": size,
+        "border_mode": 0,
+        "fill": 0,
+        "fill_mask": 0,
+        "position": "top_left",
+    }
     if task == "classification":
         if split == "train":
             return [
                 {"name": "RandomResizedCrop", "size": [size, size], "scale": [0.08, 1.0], **SHRINK_SMOOTHLY},
                 {"name": "HorizontalFlip", "p": 0.5},
-                {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "saturation": 0.2,
-                 "hue": 0.02, "p": 0.5},
+                {"name": "ColorJitter", "brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.02, "p": 0.5},
             ]
         # The whole image, resized: a centre crop would cut away objects near the borders.
         return [{"name": "Resize", "height": size, "width": size, **SHRINK_SMOOTHLY}]
@@ -60,8 +66,7 @@ def _preset_spec(task: str, split: str, size: int) -> list[dict]:
 SPLITS = ("train", "val")
 
 PRESETS: dict[str, dict[str, list[dict]]] = {
-    task: {split: _preset_spec(task, split, DEFAULT_IMAGE_SIZE[task]) for split in SPLITS}
-    for task in TASKS
+    task: {split: _preset_spec(task, split, DEFAULT_IMAGE_SIZE[task]) for split in SPLITS} for task in TASKS
 }
 
 

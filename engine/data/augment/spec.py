@@ -55,8 +55,7 @@ def _pydantic_error(err: ValidationError, cls: type, params: dict, where: dict) 
 def _build_step(step: Any, index: str, task: str | None) -> tuple[dict, Any]:
     """Validate one step; returns (normalised step, built transform)."""
     if not isinstance(step, dict):
-        raise AugmentationSpecError(
-            f"each step must be a mapping with a 'name', got {type(step).__name__}", step=index)
+        raise AugmentationSpecError(f"each step must be a mapping with a 'name', got {type(step).__name__}", step=index)
     name = step.get("name")
     cls = transform_class(name, step=index)
     where = {"step": index, "transform": name}
@@ -91,14 +90,16 @@ def _check_param_names(cls: type, params: dict[str, Any], where: dict[str, Any])
             close = difflib.get_close_matches(key, list(accepted), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise AugmentationSpecError(
-                f"unknown parameter{hint} (accepted: {', '.join(accepted)})", param=key, **where)
+                f"unknown parameter{hint} (accepted: {', '.join(accepted)})", param=key, **where
+            )
     for key, p in accepted.items():
         if p.default is inspect.Parameter.empty and key not in params:
             raise AugmentationSpecError("required parameter is missing", param=key, **where)
 
 
-def _build_container(cls: type, normal: dict[str, Any], children: Any, index: str, task: str | None,
-                     where: dict[str, Any]) -> tuple[dict, Any]:
+def _build_container(
+    cls: type, normal: dict[str, Any], children: Any, index: str, task: str | None, where: dict[str, Any]
+) -> tuple[dict, Any]:
     """A container step (OneOf, SomeOf, ...): its child steps first, then the container."""
     if not isinstance(children, (list, tuple)) or not children:
         raise AugmentationSpecError("must be a non-empty list of steps", param="transforms", **where)
@@ -152,8 +153,7 @@ def validate_spec(spec: Any, *, task: str | None = None) -> list[dict]:
 def spec_to_yaml(spec: Any) -> str:
     """The validated spec as YAML; the same spec always gives the same text."""
     # Key order is meaningful (name first) and keeps diffs of config files small.
-    return yaml.safe_dump(validate_spec(spec), sort_keys=False, default_flow_style=None,
-                          allow_unicode=True)
+    return yaml.safe_dump(validate_spec(spec), sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 
 def spec_from_yaml(text: str) -> list[dict]:

@@ -32,9 +32,11 @@ class ClassificationDataset(BaseVisionDataset):
         return rows
 
     def to_sample(self, augmented: dict[str, Any], row: int) -> dict[str, Any]:
-        return {"pixel_values": hwc_to_chw(augmented["image"]),
-                "labels": torch.tensor(int(self.labels[row])),
-                "image_id": int(self.index.image_ids[row])}
+        return {
+            "pixel_values": hwc_to_chw(augmented["image"]),
+            "labels": torch.tensor(int(self.labels[row])),
+            "image_id": int(self.index.image_ids[row]),
+        }
 
 
 class ClassificationDataModule(BaseVisionDataModule):

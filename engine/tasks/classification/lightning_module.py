@@ -15,16 +15,23 @@ class ClassificationModule(BaseVisionModule):
     task = "classification"
     monitor, monitor_mode = "val/accuracy", "max"
 
-    def __init__(self, model_ckpt: str = "resnet-50", num_labels: int = 1000,
-                 id2label: dict[int, str] | None = None, pretrained: bool = True,
-                 label_smoothing: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        model_ckpt: str = "resnet-50",
+        num_labels: int = 1000,
+        id2label: dict[int, str] | None = None,
+        pretrained: bool = True,
+        label_smoothing: float = 0.0,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.model_ckpt, self.num_labels = model_ckpt, num_labels
         self.label_smoothing = float(label_smoothing)
         self.id2label = id2label or {i: str(i) for i in range(num_labels)}
-        self.model = load_model(model_ckpt, "classification", num_labels=num_labels,
-                                id2label=self.id2label, pretrained=pretrained).train()
+        self.model = load_model(
+            model_ckpt, "classification", num_labels=num_labels, id2label=self.id2label, pretrained=pretrained
+        ).train()
         self.metrics = ClassificationMetrics(num_labels, [self.id2label[i] for i in range(num_labels)])
         self.last_confusion_matrix = None
 
@@ -36,7 +43,8 @@ class ClassificationModule(BaseVisionModule):
         if found is not None and found != self.num_labels:
             raise ValueError(
                 f"num_labels={self.num_labels} but the dataset has {found} categories "
-                f"({', '.join(datamodule.id2label.values())}); pass num_labels={found}")
+                f"({', '.join(datamodule.id2label.values())}); pass num_labels={found}"
+            )
 
     def compute_loss(self, batch: dict[str, Any]):
         logits = self.model(pixel_values=batch["pixel_values"]).logits
@@ -63,5 +71,7 @@ class ClassificationModule(BaseVisionModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         probs = self(batch["pixel_values"]).float().softmax(-1)
         scores, labels = probs.max(-1)
-        return [{"image_id": int(i), "label": int(label), "label_name": self.id2label[int(label)], "score": float(s)}
-                for i, label, s in zip(batch["image_ids"].tolist(), labels.tolist(), scores.tolist())]
+        return [
+            {"image_id": int(i), "label": int(label), "label_name": self.id2label[int(label)], "score": float(s)}
+            for i, label, s in zip(batch["image_ids"].tolist(), labels.tolist(), scores.tolist())
+        ]

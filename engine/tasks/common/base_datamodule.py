@@ -89,20 +89,33 @@ class BaseVisionDataModule(pl.LightningDataModule):
         self.split_problems: list[Problem] = []  # what makes this train/val split unable to train well
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, train_split: str | None = None,
-                    val_split: str | None = None, **kwargs: Any) -> BaseVisionDataModule:
+    def from_folder(
+        cls, folder: str | Path, *, train_split: str | None = None, val_split: str | None = None, **kwargs: Any
+    ) -> BaseVisionDataModule:
         """A data module for a dataset folder in any layout ``engine.data.folders`` knows."""
         train, val = pick_training_splits(find_splits(folder), train_split, val_split)
-        return cls(train.image_dir, train.annotation_file,
-                   val.image_dir if val else None, val.annotation_file if val else None, **kwargs)
+        return cls(
+            train.image_dir,
+            train.annotation_file,
+            val.image_dir if val else None,
+            val.annotation_file if val else None,
+            **kwargs,
+        )
 
     # ---------------------------------------------------------------- datasets
-    def _dataset(self, image_dir: Path, index: CocoIndex, train: bool,
-                 reference: CocoIndex | None) -> BaseVisionDataset:
+    def _dataset(
+        self, image_dir: Path, index: CocoIndex, train: bool, reference: CocoIndex | None
+    ) -> BaseVisionDataset:
         return self.dataset_class(
-            image_dir, index=index, train=train, image_size=self.image_size, seed=self.seed,
+            image_dir,
+            index=index,
+            train=train,
+            image_size=self.image_size,
+            seed=self.seed,
             transforms=self.train_transforms if train else self.val_transforms,
-            on_problem=self.on_problem, check_files=self.check_files, categories_from=reference,
+            on_problem=self.on_problem,
+            check_files=self.check_files,
+            categories_from=reference,
             **self.dataset_kwargs,
         )
 
@@ -126,11 +139,15 @@ class BaseVisionDataModule(pl.LightningDataModule):
         """Warn (on stderr, once) about a split that cannot train well; refuse one with no training image."""
         train, val = self.train_dataset, self.val_dataset
         self.split_problems = check_split(
-            _trained_part(train), _trained_part(val), train_image_dir=self.train_image_dir,
+            _trained_part(train),
+            _trained_part(val),
+            train_image_dir=self.train_image_dir,
             val_image_dir=self.val_image_dir,
-            val_source=None if self.val_annotation_file else held_out_note(self.train_annotation_file,
-                                                                            self.val_fraction, self.split_seed),
-            dropped=given_images - len(train))
+            val_source=None
+            if self.val_annotation_file
+            else held_out_note(self.train_annotation_file, self.val_fraction, self.split_seed),
+            dropped=given_images - len(train),
+        )
         errors = [p for p in self.split_problems if p.code in SPLIT_ERROR_CODES]
         if errors:
             self.train_dataset = self.val_dataset = None  # a later setup() checks again
@@ -152,8 +169,11 @@ class BaseVisionDataModule(pl.LightningDataModule):
         """Per split, images left out for having no usable annotation (classification needs a label;
         detection and segmentation keep them as negatives)."""
         self.setup()
-        return {split: int(getattr(ds, "skipped", 0))
-                for split, ds in (("train", self.train_dataset), ("val", self.val_dataset)) if ds is not None}
+        return {
+            split: int(getattr(ds, "skipped", 0))
+            for split, ds in (("train", self.train_dataset), ("val", self.val_dataset))
+            if ds is not None
+        }
 
     @property
     def num_labels(self) -> int:
@@ -170,8 +190,12 @@ class BaseVisionDataModule(pl.LightningDataModule):
         """What decides which images make up each training batch, saved in every checkpoint:
         a run resumed mid-epoch skips the batches already trained, counted in these batches."""
         trainer = self.trainer
-        return {BATCHING_STATE: {"batch_size": int(self.batch_size),
-                                 "processes": int(trainer.world_size) if trainer is not None else 1}}
+        return {
+            BATCHING_STATE: {
+                "batch_size": int(self.batch_size),
+                "processes": int(trainer.world_size) if trainer is not None else 1,
+            }
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Nothing to restore: the run's configuration rebuilds the loaders (``engine.orchestration``
@@ -200,10 +224,10 @@ class BaseVisionDataModule(pl.LightningDataModule):
         # Starts each epoch where the training loop is, so a run resumed mid-epoch sees the same batches.
         # Only a last batch of one image is dropped (batch norm cannot train on it): dropping any
         # partial batch cost small sets a third of their steps (140 images, batch 64: 2 steps, not 3).
-        batches = ResumableBatchSampler(sampler, self.batch_size,
-                                        drop_last=len(dataset) > 1 and len(dataset) % self.batch_size == 1)
-        return ResumableDataLoader(dataset, batch_sampler=batches, batches_done=self._batches_done_in_epoch,
-                                   **options)
+        batches = ResumableBatchSampler(
+            sampler, self.batch_size, drop_last=len(dataset) > 1 and len(dataset) % self.batch_size == 1
+        )
+        return ResumableDataLoader(dataset, batch_sampler=batches, batches_done=self._batches_done_in_epoch, **options)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")

@@ -185,8 +185,7 @@ class BaseVisionModule(pl.LightningModule):
                 continue
             # Biases and normalisation weights are not regularised (standard for AdamW).
             (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-        return [{"params": decay, "weight_decay": self.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0}]
+        return [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     def configure_optimizers(self):
         fused = self.device.type == "cuda"
@@ -196,8 +195,15 @@ class BaseVisionModule(pl.LightningModule):
         warmup = max(int(self.warmup_steps), 0)
 
         def factor(step: int) -> float:
-            return lr_factor(self.scheduler_name, step, total=total, warmup=warmup,
-                             steps_per_epoch=steps_per_epoch, step_size=self.step_size, gamma=self.gamma)
+            return lr_factor(
+                self.scheduler_name,
+                step,
+                total=total,
+                warmup=warmup,
+                steps_per_epoch=steps_per_epoch,
+                step_size=self.step_size,
+                gamma=self.gamma,
+            )
 
         if self.scheduler_name != "plateau":
             stepwise = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -205,7 +211,8 @@ class BaseVisionModule(pl.LightningModule):
         # Plateau reacts to validation per epoch; its warm-up is applied in on_train_batch_start,
         # since a LambdaLR would overwrite the reductions every step.
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=self.monitor_mode, factor=self.gamma, patience=max(self.step_size // 5, 1))
+            optimizer, mode=self.monitor_mode, factor=self.gamma, patience=max(self.step_size // 5, 1)
+        )
         return [optimizer], [{"scheduler": plateau, "interval": "epoch", "monitor": self.monitor, "strict": False}]
 
     def _optimizer_steps_per_epoch(self, total: int) -> int:

@@ -33,8 +33,12 @@ def _empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(0, dtype=dtype).set_(storage).view(tuple(shape))
 
 
-def normalize_batch(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-                    std: Sequence[float] = IMAGENET_STD, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def normalize_batch(
+    images: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> float ``(x / 255 - mean) / std``, keeping the memory format."""
     scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=dtype, device=images.device).view(1, -1, 1, 1)
     shift = torch.tensor([m / s for m, s in zip(mean, std)], dtype=dtype, device=images.device).view(1, -1, 1, 1)
@@ -71,8 +75,15 @@ def stack_images(images: Sequence[torch.Tensor], pad_value: int = 0) -> tuple[to
 class Collate:
     """Picklable collate function (DataLoader workers need to pickle it)."""
 
-    def __init__(self, task: str, *, normalize: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, ignore_index: int = 255):
+    def __init__(
+        self,
+        task: str,
+        *,
+        normalize: bool = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        ignore_index: int = 255,
+    ):
         self.task, self.normalize, self.mean, self.std = task, normalize, tuple(mean), tuple(std)
         self.ignore_index = ignore_index
 
@@ -95,8 +106,9 @@ class Collate:
                     target["boxes"] = target["boxes"] * factor
                 labels.append(target)
             batch["labels"] = labels
-            batch["pixel_mask"] = pixel_mask if pixel_mask is not None else torch.ones(
-                (len(samples), h, w), dtype=torch.long)
+            batch["pixel_mask"] = (
+                pixel_mask if pixel_mask is not None else torch.ones((len(samples), h, w), dtype=torch.long)
+            )
         elif self.task == "segmentation":
             h, w = pixels.shape[-2:]
             masks = torch.full((len(samples), h, w), self.ignore_index, dtype=torch.long)

@@ -19,8 +19,9 @@ SCHEDULERS = ("cosine", "wsd", "step", "plateau", "none")
 WSD_DECAY_SHARE = 0.2
 
 
-def lr_factor(name: str, step: int, *, total: int, warmup: int, steps_per_epoch: int = 1, step_size: int = 1,
-              gamma: float = 0.1) -> float:
+def lr_factor(
+    name: str, step: int, *, total: int, warmup: int, steps_per_epoch: int = 1, step_size: int = 1, gamma: float = 0.1
+) -> float:
     """The factor of the peak learning rate at optimiser ``step`` (0-based) of a ``total``-step run."""
     if warmup and step < warmup:
         return (step + 1) / warmup

@@ -56,8 +56,10 @@ class ResumableDataLoader(DataLoader):
     def __init__(self, *args: Any, batches_done: Callable[[], int] = _none_done, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.batch_sampler, ResumableBatchSampler):
-            raise TypeError("ResumableDataLoader needs batch_sampler=ResumableBatchSampler(...), got "
-                            f"{type(self.batch_sampler).__name__}")
+            raise TypeError(
+                "ResumableDataLoader needs batch_sampler=ResumableBatchSampler(...), got "
+                f"{type(self.batch_sampler).__name__}"
+            )
         self.batches_done = batches_done
 
     def __iter__(self) -> Iterator[Any]:

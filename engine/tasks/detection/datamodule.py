@@ -23,9 +23,13 @@ class DetectionDataset(BaseVisionDataset):
     task = "detection"
 
     def targets(self, row: int) -> dict[str, Any]:
-        rows = [r for r in self.index.annotation_rows(row)
-                if not self.index.ann_iscrowd[r] and self.index.ann_label[r] >= 0
-                and not np.isnan(self.index.ann_bbox[r, 0])]
+        rows = [
+            r
+            for r in self.index.annotation_rows(row)
+            if not self.index.ann_iscrowd[r]
+            and self.index.ann_label[r] >= 0
+            and not np.isnan(self.index.ann_bbox[r, 0])
+        ]
         boxes = self.index.ann_bbox[rows].astype(np.float32).reshape(-1, 4)
         w, h = float(self.index.image_width[row]), float(self.index.image_height[row])
         # Clip to the image: the health check warns about boxes that overrun it.
@@ -52,8 +56,15 @@ class DetectionDataset(BaseVisionDataset):
         probe = labels == PROBE_LABEL
         content = boxes[probe][0] if probe.any() else torch.tensor([0.0, 0.0, float(w), float(h)])
         boxes, labels = boxes[~probe], labels[~probe]
-        cxcywh = torch.stack([(boxes[:, 0] + boxes[:, 2] / 2) / w, (boxes[:, 1] + boxes[:, 3] / 2) / h,
-                              boxes[:, 2] / w, boxes[:, 3] / h], dim=1)
+        cxcywh = torch.stack(
+            [
+                (boxes[:, 0] + boxes[:, 2] / 2) / w,
+                (boxes[:, 1] + boxes[:, 3] / 2) / h,
+                boxes[:, 2] / w,
+                boxes[:, 3] / h,
+            ],
+            dim=1,
+        )
         image_id = int(self.index.image_ids[row])
         target = {
             "class_labels": labels,

@@ -27,8 +27,9 @@ def _layer_outputs_batch_dim(value: torch.Tensor, last_layer: torch.Tensor, batc
         return 0 if value[:, -1].shape == last_layer.shape and torch.equal(value[:, -1], last_layer) else 1
     if first or second:
         return 0 if first else 1
-    raise ValueError(f"per-layer detection outputs of shape {tuple(value.shape)} have no axis of the batch's "
-                     f"{batch} images")
+    raise ValueError(
+        f"per-layer detection outputs of shape {tuple(value.shape)} have no axis of the batch's {batch} images"
+    )
 
 
 class ImageWiseLoss:
@@ -43,8 +44,9 @@ class ImageWiseLoss:
         self.loss_function = loss_function
         self.image_losses: torch.Tensor | None = None
 
-    def __call__(self, logits, labels, device, pred_boxes, config, outputs_class=None, outputs_coord=None,
-                 **extra: Any):
+    def __call__(
+        self, logits, labels, device, pred_boxes, config, outputs_class=None, outputs_coord=None, **extra: Any
+    ):
         batch = logits.shape[0]
         dims = {"class": None, "coord": None}
         if outputs_class is not None:
@@ -65,9 +67,15 @@ class ImageWiseLoss:
         losses, parts = [], []
         for i in range(batch):
             loss, loss_dict, _ = self.loss_function(
-                one(logits, i), [labels[i]], device, one(pred_boxes, i), config,
-                one(outputs_class, i, dims["class"] or 0), one(outputs_coord, i, dims["coord"] or 0),
-                **{key: one(value, i) for key, value in extra.items()})
+                one(logits, i),
+                [labels[i]],
+                device,
+                one(pred_boxes, i),
+                config,
+                one(outputs_class, i, dims["class"] or 0),
+                one(outputs_coord, i, dims["coord"] or 0),
+                **{key: one(value, i) for key, value in extra.items()},
+            )
             losses.append(loss)
             parts.append(loss_dict)
         self.image_losses = torch.stack(losses)

@@ -17,9 +17,16 @@ from engine.tasks.common.base_module import BaseVisionModule
 from engine.tasks.detection.image_losses import image_wise_loss
 
 
-def detections_from_outputs(logits: torch.Tensor, pred_boxes: torch.Tensor, targets: list[dict[str, Any]],
-                            category_ids: list[int], *, canvas: tuple[int, int], top_k: int = 100,
-                            min_score: float = 0.0) -> list[dict[str, Any]]:
+def detections_from_outputs(
+    logits: torch.Tensor,
+    pred_boxes: torch.Tensor,
+    targets: list[dict[str, Any]],
+    category_ids: list[int],
+    *,
+    canvas: tuple[int, int],
+    top_k: int = 100,
+    min_score: float = 0.0,
+) -> list[dict[str, Any]]:
     """DETR outputs -> COCO results (image_id, category_id, bbox xywh in original pixels, score).
 
     ``pred_boxes`` are normalised cx, cy, w, h on the batch canvas (H, W); each
@@ -59,12 +66,14 @@ def detections_from_outputs(logits: torch.Tensor, pred_boxes: torch.Tensor, targ
             score = float(scores[b, k])
             if score < min_score:
                 continue
-            results.append({
-                "image_id": image_id,
-                "category_id": int(category_ids[int(labels[b, k])]),
-                "bbox": [float(bx0[k]), float(by0[k]), float(bx1[k] - bx0[k]), float(by1[k] - by0[k])],
-                "score": score,
-            })
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(category_ids[int(labels[b, k])]),
+                    "bbox": [float(bx0[k]), float(by0[k]), float(bx1[k] - bx0[k]), float(by1[k] - by0[k])],
+                    "score": score,
+                }
+            )
     return results
 
 
@@ -72,17 +81,24 @@ class DetectionModule(BaseVisionModule):
     task = "detection"
     monitor, monitor_mode = "val/map", "max"
 
-    def __init__(self, model_ckpt: str = "detr-resnet-50", num_labels: int = 91,
-                 id2label: dict[int, str] | None = None, pretrained: bool = True,
-                 category_ids: list[int] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        model_ckpt: str = "detr-resnet-50",
+        num_labels: int = 91,
+        id2label: dict[int, str] | None = None,
+        pretrained: bool = True,
+        category_ids: list[int] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.model_ckpt, self.num_labels = model_ckpt, num_labels
         self.id2label = id2label or {i: str(i) for i in range(num_labels)}
         # Contiguous label -> original COCO category id (identity until data says otherwise).
         self.category_ids = list(category_ids) if category_ids else list(range(num_labels))
-        self.model = load_model(model_ckpt, "detection", num_labels=num_labels,
-                                id2label=self.id2label, pretrained=pretrained).train()
+        self.model = load_model(
+            model_ckpt, "detection", num_labels=num_labels, id2label=self.id2label, pretrained=pretrained
+        ).train()
         self.evaluator: DetectionEvaluator | None = None
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None):
@@ -91,8 +107,9 @@ class DetectionModule(BaseVisionModule):
     def check_data(self, datamodule: Any) -> None:
         found = getattr(datamodule, "num_labels", None)
         if found is not None and found != self.num_labels:
-            raise ValueError(f"num_labels={self.num_labels} but the dataset has {found} categories; "
-                             f"pass num_labels={found}")
+            raise ValueError(
+                f"num_labels={self.num_labels} but the dataset has {found} categories; pass num_labels={found}"
+            )
         dataset = getattr(datamodule, "train_dataset", None)
         if dataset is not None:
             self.category_ids = dataset.index.category_ids.tolist()
@@ -121,9 +138,12 @@ class DetectionModule(BaseVisionModule):
         if self.evaluator is None:
             return
         canvas = tuple(batch["pixel_values"].shape[-2:])
-        self.evaluator.add(detections_from_outputs(outputs.logits, outputs.pred_boxes, batch["labels"],
-                                                   self.category_ids, canvas=canvas),
-                           image_ids=[int(t["image_id"]) for t in batch["labels"]])
+        self.evaluator.add(
+            detections_from_outputs(
+                outputs.logits, outputs.pred_boxes, batch["labels"], self.category_ids, canvas=canvas
+            ),
+            image_ids=[int(t["image_id"]) for t in batch["labels"]],
+        )
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()  # the losses
@@ -136,5 +156,11 @@ class DetectionModule(BaseVisionModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         out = self(batch["pixel_values"], batch.get("pixel_mask"))
-        return detections_from_outputs(out.logits, out.pred_boxes, batch["labels"], self.category_ids,
-                                       canvas=tuple(batch["pixel_values"].shape[-2:]), min_score=0.05)
+        return detections_from_outputs(
+            out.logits,
+            out.pred_boxes,
+            batch["labels"],
+            self.category_ids,
+            canvas=tuple(batch["pixel_values"].shape[-2:]),
+            min_score=0.05,
+        )

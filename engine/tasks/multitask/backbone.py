@@ -36,5 +36,7 @@ def shared_backbone(config: MultiTaskConfig) -> tuple[nn.Module, int, str]:
             if "no backbone form" not in str(err):
                 raise
             skipped.append(f"{task}: {checkpoint!r}")
-    raise ModelLoadError(f"none of the checkpoints can serve as the shared backbone ({'; '.join(skipped)}); "
-                         "give at least one task a ResNet-like or DETR checkpoint (e.g. 'resnet-50')")
+    raise ModelLoadError(
+        f"none of the checkpoints can serve as the shared backbone ({'; '.join(skipped)}); "
+        "give at least one task a ResNet-like or DETR checkpoint (e.g. 'resnet-50')"
+    )

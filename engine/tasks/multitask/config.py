@@ -71,8 +71,9 @@ class MultiTaskConfig:
                 raise ValueError(f"{name} must map task names to values, got {mapping!r}")
             extra = [k for k in mapping if k not in self.tasks]
             if extra:
-                raise ValueError(f"{name} has {', '.join(map(repr, extra))}, which is not one of the tasks "
-                                 f"({', '.join(self.tasks)})")
+                raise ValueError(
+                    f"{name} has {', '.join(map(repr, extra))}, which is not one of the tasks ({', '.join(self.tasks)})"
+                )
         checkpoints = {}
         for task in self.tasks:
             ckpt = self.model_checkpoints.get(task, DEFAULT_CHECKPOINTS[task])
@@ -95,8 +96,9 @@ class MultiTaskConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         # The sine encoding splits hidden_dim into y and x halves of sin/cos pairs.
         if self.hidden_dim % 4 or self.hidden_dim % self.num_heads:
-            raise ValueError(f"hidden_dim ({self.hidden_dim}) must be a multiple of 4 and of "
-                             f"num_heads ({self.num_heads})")
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be a multiple of 4 and of num_heads ({self.num_heads})"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 < self.no_object_weight <= 1.0:

@@ -46,9 +46,16 @@ class MultiTaskDataset(DetectionDataset):
 
     task = "detection"  # the augmentation pipeline's semantics
 
-    def __init__(self, *args: Any, tasks: Sequence[str] | None = None, label_rule: str = "largest",
-                 transforms: list[dict] | None = None, train: bool = True, image_size: int | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        tasks: Sequence[str] | None = None,
+        label_rule: str = "largest",
+        transforms: list[dict] | None = None,
+        train: bool = True,
+        image_size: int | None = None,
+        **kwargs: Any,
+    ):
         self.tasks = check_tasks(TASKS if tasks is None else tasks)
         self.label_rule = label_rule
         if transforms is None:
@@ -82,15 +89,27 @@ class MultiTaskDataset(DetectionDataset):
                 labels[task] = detection
             else:
                 labels[task] = torch.from_numpy(augmented["mask"].astype(np.int64))
-        return {"pixel_values": sample["pixel_values"], "labels": labels, "image_id": sample["image_id"],
-                "content_box": detection["content_box"], "orig_size": detection["orig_size"]}
+        return {
+            "pixel_values": sample["pixel_values"],
+            "labels": labels,
+            "image_id": sample["image_id"],
+            "content_box": detection["content_box"],
+            "orig_size": detection["orig_size"],
+        }
 
 
 class MultiTaskCollate:
     """Stacks images once; builds each task's labels as the single-task ``Collate`` does."""
 
-    def __init__(self, tasks: Sequence[str], *, normalize: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, ignore_index: int = IGNORE_INDEX):
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        *,
+        normalize: bool = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        ignore_index: int = IGNORE_INDEX,
+    ):
         self.tasks, self.normalize = list(tasks), normalize
         self.mean, self.std, self.ignore_index = tuple(mean), tuple(std), ignore_index
 
@@ -105,8 +124,9 @@ class MultiTaskCollate:
             labels["classification"] = torch.tensor([s["labels"]["classification"] for s in samples], dtype=torch.long)
         if "detection" in self.tasks:
             labels["detection"] = [self._on_canvas(s["labels"]["detection"], h, w) for s in samples]
-            batch["pixel_mask"] = pixel_mask if pixel_mask is not None else torch.ones((len(samples), h, w),
-                                                                                      dtype=torch.long)
+            batch["pixel_mask"] = (
+                pixel_mask if pixel_mask is not None else torch.ones((len(samples), h, w), dtype=torch.long)
+            )
         if "segmentation" in self.tasks:
             masks = torch.full((len(samples), h, w), self.ignore_index, dtype=torch.long)
             for k, s in enumerate(samples):

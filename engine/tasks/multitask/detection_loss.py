@@ -40,8 +40,11 @@ class HungarianLoss(nn.Module):
         pred = boxes.flatten(0, 1)
         labels = torch.cat([t["class_labels"] for t in targets])
         gt = torch.cat([t["boxes"] for t in targets]).to(pred.dtype)
-        cost = (L1_COST * torch.cdist(pred, gt, p=1) - CLASS_COST * prob[:, labels]
-                - GIOU_COST * generalized_box_iou(_xyxy(pred), _xyxy(gt)))
+        cost = (
+            L1_COST * torch.cdist(pred, gt, p=1)
+            - CLASS_COST * prob[:, labels]
+            - GIOU_COST * generalized_box_iou(_xyxy(pred), _xyxy(gt))
+        )
         cost = torch.nan_to_num(cost, nan=1e8, posinf=1e8, neginf=-1e8).view(b, q, -1).cpu()
         out = []
         for k, part in enumerate(cost.split(sizes, dim=-1)):
@@ -55,10 +58,12 @@ class HungarianLoss(nn.Module):
         device = logits.device
         batch_idx = torch.cat([torch.full_like(src, k) for k, (src, _) in enumerate(indices)]).to(device)
         query_idx = torch.cat([src for src, _ in indices]).to(device)
-        matched_labels = torch.cat([t["class_labels"][dst.to(t["class_labels"].device)]
-                                    for t, (_, dst) in zip(targets, indices)]).to(device)
-        matched_boxes = torch.cat([t["boxes"][dst.to(t["boxes"].device)]
-                                   for t, (_, dst) in zip(targets, indices)]).to(device, torch.float32)
+        matched_labels = torch.cat(
+            [t["class_labels"][dst.to(t["class_labels"].device)] for t, (_, dst) in zip(targets, indices)]
+        ).to(device)
+        matched_boxes = torch.cat([t["boxes"][dst.to(t["boxes"].device)] for t, (_, dst) in zip(targets, indices)]).to(
+            device, torch.float32
+        )
 
         classes = torch.full(logits.shape[:2], self.num_labels, dtype=torch.long, device=device)
         classes[batch_idx, query_idx] = matched_labels

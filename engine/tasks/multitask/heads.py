@@ -31,11 +31,13 @@ class SegmentationHead(nn.Module):
 
     def __init__(self, channels: int, num_labels: int, dim: int):
         super().__init__()
-        self.project = nn.Sequential(nn.Conv2d(channels, dim, 1, bias=False), nn.BatchNorm2d(dim),
-                                     nn.ReLU(inplace=True))
+        self.project = nn.Sequential(
+            nn.Conv2d(channels, dim, 1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True)
+        )
         self.stages = nn.ModuleList(
             nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
-            for _ in range(2))
+            for _ in range(2)
+        )
         self.classifier = nn.Conv2d(dim, num_labels, 1)
 
     def forward(self, features: Tensor, size: tuple[int, int]) -> Tensor:
@@ -68,19 +70,31 @@ def sine_positions(mask: Tensor, dim: int, temperature: float = 10000.0) -> Tens
 class DetectionHead(nn.Module):
     """A compact DETR head: K + 1 class logits ("no object" last) and sigmoid cx, cy, w, h boxes."""
 
-    def __init__(self, channels: int, num_labels: int, dim: int, num_queries: int, num_layers: int,
-                 num_heads: int, dropout: float):
+    def __init__(
+        self,
+        channels: int,
+        num_labels: int,
+        dim: int,
+        num_queries: int,
+        num_layers: int,
+        num_heads: int,
+        dropout: float,
+    ):
         super().__init__()
         self.input_proj = nn.Conv2d(channels, dim, 1)
         self.encoder = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(dim, num_heads, 4 * dim, dropout, batch_first=True),
-            num_layers, enable_nested_tensor=False)
+            num_layers,
+            enable_nested_tensor=False,
+        )
         self.decoder = nn.TransformerDecoder(
-            nn.TransformerDecoderLayer(dim, num_heads, 4 * dim, dropout, batch_first=True), num_layers)
+            nn.TransformerDecoderLayer(dim, num_heads, 4 * dim, dropout, batch_first=True), num_layers
+        )
         self.queries = nn.Embedding(num_queries, dim)
         self.class_head = nn.Linear(dim, num_labels + 1)
-        self.box_head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim),
-                                      nn.ReLU(inplace=True), nn.Linear(dim, 4))
+        self.box_head = nn.Sequential(
+            nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 4)
+        )
 
     def forward(self, features: Tensor, pixel_mask: Tensor | None = None) -> dict[str, Tensor]:
         x = self.input_proj(features)

@@ -38,9 +38,16 @@ class MultiTaskModule(BaseVisionModule):
     task = "multitask"
     monitor, monitor_mode = "val/loss", "min"
 
-    def __init__(self, config: MultiTaskConfig | Mapping[str, Any], num_labels: Mapping[str, int] | int | None = None,
-                 *, pretrained: bool | None = None, category_ids: list[int] | None = None,
-                 id2label: Mapping[int, str] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        config: MultiTaskConfig | Mapping[str, Any],
+        num_labels: Mapping[str, int] | int | None = None,
+        *,
+        pretrained: bool | None = None,
+        category_ids: list[int] | None = None,
+        id2label: Mapping[int, str] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         if isinstance(config, Mapping):  # as stored in a checkpoint's hyper-parameters
             config = MultiTaskConfig(**config)
@@ -52,8 +59,15 @@ class MultiTaskModule(BaseVisionModule):
         self.tasks = list(config.tasks)
         self.loss_weights = dict(config.loss_weights)
         # Plain data only, so checkpoints load without unpickling our classes.
-        self.save_hyperparameters({"config": asdict(config), "num_labels": num_labels,
-                                   "category_ids": category_ids, "id2label": id2label, **kwargs})
+        self.save_hyperparameters(
+            {
+                "config": asdict(config),
+                "num_labels": num_labels,
+                "category_ids": category_ids,
+                "id2label": id2label,
+                **kwargs,
+            }
+        )
         self.backbone, self.backbone_channels, self.backbone_checkpoint = shared_backbone(config)
         # transformers hands models over in eval mode, and Lightning keeps submodules' modes.
         self.backbone.train()
@@ -90,8 +104,9 @@ class MultiTaskModule(BaseVisionModule):
             elif task == "segmentation":
                 self.heads[task] = SegmentationHead(c, n, cfg.decoder_dim)
             else:
-                self.heads[task] = DetectionHead(c, n, cfg.hidden_dim, cfg.num_queries, cfg.num_layers,
-                                                 cfg.num_heads, cfg.dropout)
+                self.heads[task] = DetectionHead(
+                    c, n, cfg.hidden_dim, cfg.num_queries, cfg.num_layers, cfg.num_heads, cfg.dropout
+                )
                 self.detection_loss = HungarianLoss(n, cfg.no_object_weight)
         # Heads built in setup() join a backbone that may already sit on the accelerator.
         self.to(next(self.backbone.parameters()).device)
@@ -113,16 +128,20 @@ class MultiTaskModule(BaseVisionModule):
             return
         missing = [t for t in self.tasks if t not in found]
         if missing:
-            raise ValueError(f"the data module gives labels for {', '.join(found)} but the model also needs "
-                             f"{', '.join(missing)}; create it with tasks={self.tasks}")
+            raise ValueError(
+                f"the data module gives labels for {', '.join(found)} but the model also needs "
+                f"{', '.join(missing)}; create it with tasks={self.tasks}"
+            )
         if self.num_labels is None:
             self._build_heads(self._resolve(dict(found)))
         else:
             wrong = {t: (self.num_labels[t], found[t]) for t in self.tasks if self.num_labels[t] != found[t]}
             if wrong:
                 detail = "; ".join(f"{t}: model {m}, data {d}" for t, (m, d) in wrong.items())
-                raise ValueError(f"num_labels disagree with the dataset ({detail}); pass "
-                                 f"num_labels={ {t: found[t] for t in self.tasks} }")
+                raise ValueError(
+                    f"num_labels disagree with the dataset ({detail}); pass "
+                    f"num_labels={ {t: found[t] for t in self.tasks} }"
+                )
         dataset = getattr(datamodule, "train_dataset", None)
         if dataset is not None:
             self.category_ids = dataset.index.category_ids.tolist()
@@ -192,8 +211,9 @@ class MultiTaskModule(BaseVisionModule):
         if "classification" in self.tasks:
             self.cls_metrics = ClassificationMetrics(self.num_labels["classification"], self._names("classification"))
         if "segmentation" in self.tasks:
-            self.seg_metrics = SegmentationMetrics(self.num_labels["segmentation"], ignore_index=IGNORE_INDEX,
-                                                   class_names=self._names("segmentation"))
+            self.seg_metrics = SegmentationMetrics(
+                self.num_labels["segmentation"], ignore_index=IGNORE_INDEX, class_names=self._names("segmentation")
+            )
         self.evaluator = None
         if "detection" in self.tasks and self._trainer is not None:
             dataset = getattr(getattr(self.trainer, "datamodule", None), "val_dataset", None)
@@ -208,10 +228,16 @@ class MultiTaskModule(BaseVisionModule):
             self.seg_metrics.update(outputs["segmentation"].detach().argmax(1), labels["segmentation"])
         if self.evaluator is not None:
             det = outputs["detection"]
-            self.evaluator.add(detections_from_outputs(det["logits"].detach(), det["pred_boxes"].detach(),
-                                                       labels["detection"], self.category_ids,
-                                                       canvas=tuple(batch["pixel_values"].shape[-2:])),
-                               image_ids=batch["image_ids"].tolist())
+            self.evaluator.add(
+                detections_from_outputs(
+                    det["logits"].detach(),
+                    det["pred_boxes"].detach(),
+                    labels["detection"],
+                    self.category_ids,
+                    canvas=tuple(batch["pixel_values"].shape[-2:]),
+                ),
+                image_ids=batch["image_ids"].tolist(),
+            )
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Per image: its class, its detections (original pixels and ids) and its class map."""
@@ -227,19 +253,25 @@ class MultiTaskModule(BaseVisionModule):
                 item.update(label=int(label), label_name=names[int(label)], score=float(score))
         if "detection" in self.tasks:
             det = outputs["detection"]
-            targets = [{"content_box": box, "orig_size": size, "image_id": torch.tensor(i)}
-                       for box, size, i in zip(batch["content_boxes"], batch["orig_sizes"], image_ids)]
-            found = detections_from_outputs(det["logits"], det["pred_boxes"], targets, self.category_ids,
-                                            canvas=canvas, min_score=0.05)
+            targets = [
+                {"content_box": box, "orig_size": size, "image_id": torch.tensor(i)}
+                for box, size, i in zip(batch["content_boxes"], batch["orig_sizes"], image_ids)
+            ]
+            found = detections_from_outputs(
+                det["logits"], det["pred_boxes"], targets, self.category_ids, canvas=canvas, min_score=0.05
+            )
             for item in results:
                 item["detections"] = [d for d in found if d["image_id"] == item["image_id"]]
         if "segmentation" in self.tasks:
             logits = outputs["segmentation"].float()
             for k, item in enumerate(results):
                 x, y, w, h = (int(round(v)) for v in batch["content_boxes"][k].tolist())
-                one = F.interpolate(logits[k : k + 1, :, y : y + max(h, 1), x : x + max(w, 1)],
-                                    size=tuple(batch["orig_sizes"][k].tolist()), mode="bilinear",
-                                    align_corners=False)
+                one = F.interpolate(
+                    logits[k : k + 1, :, y : y + max(h, 1), x : x + max(w, 1)],
+                    size=tuple(batch["orig_sizes"][k].tolist()),
+                    mode="bilinear",
+                    align_corners=False,
+                )
                 item["mask"] = one.argmax(1)[0].to(torch.uint8).cpu().numpy()
         return results
 

@@ -42,11 +42,13 @@ class SegmentationDataset(BaseVisionDataset):
         h, w = image.shape[:2]
         boxes = augmented.get("boxes")
         content = boxes[0].tolist() if boxes is not None and len(boxes) else [0.0, 0.0, float(w), float(h)]
-        return {"pixel_values": hwc_to_chw(image),
-                "labels": torch.from_numpy(augmented["mask"].astype("int64")),
-                "image_id": int(self.index.image_ids[row]),
-                "content_box": torch.tensor(content),
-                "orig_size": torch.tensor([int(self.index.image_height[row]), int(self.index.image_width[row])])}
+        return {
+            "pixel_values": hwc_to_chw(image),
+            "labels": torch.from_numpy(augmented["mask"].astype("int64")),
+            "image_id": int(self.index.image_ids[row]),
+            "content_box": torch.tensor(content),
+            "orig_size": torch.tensor([int(self.index.image_height[row]), int(self.index.image_width[row])]),
+        }
 
 
 class SegmentationDataModule(BaseVisionDataModule):

@@ -20,19 +20,27 @@ class SegmentationModule(BaseVisionModule):
     task = "segmentation"
     monitor, monitor_mode = "val/miou", "max"
 
-    def __init__(self, model_ckpt: str = "segformer-b0", num_labels: int = 151,
-                 id2label: dict[int, str] | None = None, pretrained: bool = True,
-                 ignore_index: int = IGNORE_INDEX, **kwargs: Any):
+    def __init__(
+        self,
+        model_ckpt: str = "segformer-b0",
+        num_labels: int = 151,
+        id2label: dict[int, str] | None = None,
+        pretrained: bool = True,
+        ignore_index: int = IGNORE_INDEX,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.model_ckpt, self.num_labels, self.ignore_index = model_ckpt, num_labels, ignore_index
         self.id2label = id2label or {i: str(i) for i in range(num_labels)}
-        self.model = load_model(model_ckpt, "segmentation", num_labels=num_labels,
-                                id2label=self.id2label, pretrained=pretrained).train()
+        self.model = load_model(
+            model_ckpt, "segmentation", num_labels=num_labels, id2label=self.id2label, pretrained=pretrained
+        ).train()
         if hasattr(self.model.config, "semantic_loss_ignore_index"):
             self.model.config.semantic_loss_ignore_index = ignore_index
-        self.metrics = SegmentationMetrics(num_labels, ignore_index=ignore_index,
-                                           class_names=[self.id2label[i] for i in range(num_labels)])
+        self.metrics = SegmentationMetrics(
+            num_labels, ignore_index=ignore_index, class_names=[self.id2label[i] for i in range(num_labels)]
+        )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Logits at the input's resolution."""
@@ -42,8 +50,10 @@ class SegmentationModule(BaseVisionModule):
     def check_data(self, datamodule: Any) -> None:
         found = getattr(datamodule, "num_labels", None)
         if found is not None and found != self.num_labels:
-            raise ValueError(f"num_labels={self.num_labels} but the dataset has {found} classes "
-                             f"(background + {found - 1} categories); pass num_labels={found}")
+            raise ValueError(
+                f"num_labels={self.num_labels} but the dataset has {found} classes "
+                f"(background + {found - 1} categories); pass num_labels={found}"
+            )
 
     def compute_loss(self, batch: dict[str, Any]):
         out = self.model(pixel_values=batch["pixel_values"], labels=batch["labels"])
@@ -72,8 +82,9 @@ class SegmentationModule(BaseVisionModule):
             one = logits[k : k + 1]
             if "content_boxes" in batch:
                 x, y, w, h = (int(round(v)) for v in batch["content_boxes"][k].tolist())
-                one = upsample_logits(one[..., y : y + max(h, 1), x : x + max(w, 1)],
-                                      tuple(batch["orig_sizes"][k].tolist()))
+                one = upsample_logits(
+                    one[..., y : y + max(h, 1), x : x + max(w, 1)], tuple(batch["orig_sizes"][k].tolist())
+                )
             mask = one.argmax(1)[0].to(torch.uint8).cpu().numpy()
             results.append({"image_id": int(image_id), "mask": mask})
         return results

@@ -36,8 +36,10 @@ def _select(panel, name):
 
 
 def test_importing_the_panel_loads_no_albumentations_or_torch():
-    code = ("import sys, app.dataset.augment_panel; "
-            "print([m for m in ('torch', 'lightning', 'albumentations') if m in sys.modules])")
+    code = (
+        "import sys, app.dataset.augment_panel; "
+        "print([m for m in ('torch', 'lightning', 'albumentations') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -125,8 +127,13 @@ def test_preview_is_exactly_what_the_training_dataset_produces(qtbot, panel, ses
     assert any(tile.tile.boxes for tile in panel.tiles)  # detection boxes are drawn
     assert panel.stack.currentWidget() is panel.grid_host
 
-    training = DetectionDataset(session.image_dir("train"), index=session.index("train"),
-                                transforms=panel.spec(), seed=panel.seed, check_files=False)
+    training = DetectionDataset(
+        session.image_dir("train"),
+        index=session.index("train"),
+        transforms=panel.spec(),
+        seed=panel.seed,
+        check_files=False,
+    )
     assert panel.last_index == 3
     for k, sample in enumerate(panel.last_samples):
         expected = training.augmented(panel.last_index, k)
@@ -175,9 +182,13 @@ def test_apply_to_config_round_trips_through_yaml(panel):
     from engine.config import RunConfig
     from engine.data.augment import spec_to_yaml
 
-    panel.set_spec([{"name": "HorizontalFlip", "p": 0.5},
-                    {"name": "Affine", "rotate": [-10, 10], "p": 0.3},
-                    {"name": "LongestMaxSize", "max_size": 640}])
+    panel.set_spec(
+        [
+            {"name": "HorizontalFlip", "p": 0.5},
+            {"name": "Affine", "rotate": [-10, 10], "p": 0.3},
+            {"name": "LongestMaxSize", "max_size": 640},
+        ]
+    )
     panel.set_spec([{"name": "LongestMaxSize", "max_size": 640}], "val")
     config = panel.apply_to_config(RunConfig.from_dict({"task": "detection"}))
     back = RunConfig.from_yaml(config.to_yaml())

@@ -61,9 +61,13 @@ def _train(qtbot, tab, started):
 def _panel_follows(panel, config):
     """The panel shows the steps the run resolves to, for both pipelines, and the run's size."""
     resolved = _recipe(config)
-    return (panel.task == config.task.name and panel.size_spin.value() == resolved.data.image_size
-            and panel.spec("train") == resolved.augmentation.train
-            and panel.spec("val") == resolved.augmentation.val and not panel.is_busy())
+    return (
+        panel.task == config.task.name
+        and panel.size_spin.value() == resolved.data.image_size
+        and panel.spec("train") == resolved.augmentation.train
+        and panel.spec("val") == resolved.augmentation.val
+        and not panel.is_busy()
+    )
 
 
 def test_open_augment_then_train_with_the_form_defaults(qtbot, sample_dataset, tmp_path, started):
@@ -124,8 +128,16 @@ def test_open_augment_then_train_with_the_form_defaults(qtbot, sample_dataset, t
     # Validation is not edited: it follows the recipe at the form's size, like training.
     assert _recipe(config).augmentation.val == [
         {"name": "LongestMaxSize", "max_size": 96},
-        {"name": "PadIfNeeded", "min_height": 96, "min_width": 96, "border_mode": 0, "fill": 0,
-         "fill_mask": 0, "position": "top_left"}]
+        {
+            "name": "PadIfNeeded",
+            "min_height": 96,
+            "min_width": 96,
+            "border_mode": 0,
+            "fill": 0,
+            "fill_mask": 0,
+            "position": "top_left",
+        },
+    ]
 
     # One click back to auto.
     qtbot.mouseClick(tab.auto_button, Qt.LeftButton)
@@ -143,9 +155,14 @@ def test_a_loaded_config_with_its_own_steps_is_shown_as_an_override(qtbot, sampl
     from app.training.train_tab import TrainTab
     from engine.config import AugmentationConfig, RunConfig
 
-    path = RunConfig.from_dict({"task": "classification", "data": {"path": str(sample_dataset), "image_size": 64},
-                                "augmentation": {"train": [{"name": "Resize", "height": 64, "width": 64}]}},
-                               "test").save(tmp_path / "mine.yaml")
+    path = RunConfig.from_dict(
+        {
+            "task": "classification",
+            "data": {"path": str(sample_dataset), "image_size": 64},
+            "augmentation": {"train": [{"name": "Resize", "height": 64, "width": 64}]},
+        },
+        "test",
+    ).save(tmp_path / "mine.yaml")
     tab = TrainTab(tmp_path / "ws")
     qtbot.addWidget(tab)
     assert tab.auto_button.isHidden()
@@ -170,8 +187,9 @@ def test_a_banner_goes_when_its_cause_does(qtbot, monkeypatch, sample_dataset, t
     tab.form.set_value("optim.lr", 1e-3)  # fixed: the banner goes
     assert tab.banner.isHidden()
 
-    monkeypatch.setattr(lr_suggest, "run_lr_find",
-                        lambda *a, **k: (_ for _ in ()).throw(lr_suggest.LrFindError("no minimum")))
+    monkeypatch.setattr(
+        lr_suggest, "run_lr_find", lambda *a, **k: (_ for _ in ()).throw(lr_suggest.LrFindError("no minimum"))
+    )
     assert tab.suggest_lr()
     _wait(qtbot, lambda: not tab.banner.isHidden(), 10, "the finder's error")
     assert "no minimum" in tab.banner.text()
@@ -207,8 +225,9 @@ def test_leaving_a_parameter_field_untouched_is_no_override(qtbot):
 def _config(task, image_size):
     from engine.config import RunConfig
 
-    return RunConfig.from_dict({"task": task, "data": {"image_size": image_size},
-                                "augmentation": {"strength": "medium"}}, "test")
+    return RunConfig.from_dict(
+        {"task": task, "data": {"image_size": image_size}, "augmentation": {"strength": "medium"}}, "test"
+    )
 
 
 def test_edits_are_not_slipped_into_a_multitask_run(qtbot):

@@ -96,14 +96,20 @@ def test_a_run_of_another_task_kind_is_not_edited_here():
     model.set_run(_run("multitask"))
     assert model.recipe_request() is None
     assert model.recipe_line() == type(model.recipe_line())(
-        "The run is multitask: its augmentation is not edited here.", None)
+        "The run is multitask: its augmentation is not edited here.", None
+    )
 
 
 def test_a_loaded_config_with_its_own_steps_becomes_the_overrides():
     model = AugmentSpecs("classification")
     model.load()
-    config = RunConfig.from_dict({"task": {"name": "classification"}, "data": {"image_size": 96},
-                                  "augmentation": {"train": [{"name": "HorizontalFlip"}]}})
+    config = RunConfig.from_dict(
+        {
+            "task": {"name": "classification"},
+            "data": {"image_size": 96},
+            "augmentation": {"train": [{"name": "HorizontalFlip"}]},
+        }
+    )
     model.load_config(config)
     assert model.overridden_splits() == ("train",) and model.image_size == 96
     assert model.spec("val") == augment.preset("classification", "val", 96)

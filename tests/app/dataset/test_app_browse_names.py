@@ -27,9 +27,13 @@ def tiles_dataset(root, names):
     for k, name in enumerate(names):
         Image.new("RGB", (24, 18), (30 + 10 * k, 90, 160)).save(root / "images" / name)
         images.append({"id": k + 1, "file_name": name, "width": 24, "height": 18})
-    doc = {"images": images, "categories": [{"id": 1, "name": "tree"}],
-           "annotations": [{"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": [1, 1, 5, 5]}
-                           for k in range(len(names))]}
+    doc = {
+        "images": images,
+        "categories": [{"id": 1, "name": "tree"}],
+        "annotations": [
+            {"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": [1, 1, 5, 5]} for k in range(len(names))
+        ],
+    }
     (root / "annotations.json").write_text(json.dumps(doc))
     return root
 

@@ -14,8 +14,7 @@ from app.dataset.thumbnails import ThumbnailCache, ThumbnailLoader
 def _visible_rows(browser) -> list[int]:
     viewport = browser.view.viewport().rect()
     model = browser.model
-    return [r for r in range(model.rowCount())
-            if browser.view.visualRect(model.index(r)).intersects(viewport)]
+    return [r for r in range(model.rowCount()) if browser.view.visualRect(model.index(r)).intersects(viewport)]
 
 
 def _wait_for_thumbnails(qtbot, browser) -> list[int]:
@@ -31,7 +30,10 @@ def test_counts_filters_and_sort(qtbot, browser, sample_dataset):
     browser.set_session(session)
     assert browser.status.text() == f"64 images · {session.num_annotations:,} annotations · 64 shown · 0 with problems"
     assert [browser.split_combo.itemText(i) for i in range(browser.split_combo.count())] == [
-        "All splits", "train", "val"]
+        "All splits",
+        "train",
+        "val",
+    ]
     assert browser.category_combo.itemText(0) == "All categories"
     assert len(browser.current_refs()) == 64
 
@@ -213,8 +215,9 @@ def test_ctrl_f_searches_file_names_and_says_when_nothing_matches(qtbot, browser
     qtbot.waitUntil(browser.search_edit.hasFocus, timeout=3_000)
     wanted = session.index("val").file_names[2]
     qtbot.keyClicks(browser.search_edit, wanted.upper())  # case does not matter
-    qtbot.waitUntil(lambda: [session.index(r.split).file_names[r.row] for r in browser.current_refs()] == [wanted],
-                    timeout=3_000)
+    qtbot.waitUntil(
+        lambda: [session.index(r.split).file_names[r.row] for r in browser.current_refs()] == [wanted], timeout=3_000
+    )
     assert not browser.no_matches.isVisible()
     browser.search_edit.setText("no-such-file")
     qtbot.waitUntil(lambda: not browser.current_refs(), timeout=3_000)

@@ -1,6 +1,5 @@
 """The image viewer: overlays per annotation kind, toggles, selection, navigation, bad images."""
 
-
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
@@ -56,8 +55,11 @@ def test_overlays_match_the_annotations(qtbot, viewer, session):
     assert {i.data(0) for i in viewer.overlay_items("polygon")} == polygon_ids
     rle_ids = {int(index.ann_ids[r]) for r in rows if index.ann_seg_kind[r] == SEG_RLE}
     crowd_ids = {int(index.ann_ids[r]) for r in rows if index.ann_iscrowd[r]}
-    blob_ids = {int(index.ann_ids[r]) for r in rows
-                if index.category_names[index.ann_label[r]] == "blob" and not index.ann_iscrowd[r]}
+    blob_ids = {
+        int(index.ann_ids[r])
+        for r in rows
+        if index.category_names[index.ann_label[r]] == "blob" and not index.ann_iscrowd[r]
+    }
     masks = {i.data(0) for i in viewer.overlay_items("mask")}
     assert masks == rle_ids and crowd_ids <= masks and blob_ids <= masks
     # The crowd mask sits in the bottom-left corner, where the sample draws it.
@@ -72,8 +74,10 @@ def test_category_and_layer_toggles_hide_items(qtbot, viewer, session):
     viewer.set_category_visible("blob", False)
     for item in viewer.overlay_items():
         assert item.isVisible() == (item.data(2) != "blob")
-    checked = {viewer.category_list.item(i).data(Qt.UserRole): viewer.category_list.item(i).checkState()
-               for i in range(viewer.category_list.count())}
+    checked = {
+        viewer.category_list.item(i).data(Qt.UserRole): viewer.category_list.item(i).checkState()
+        for i in range(viewer.category_list.count())
+    }
     assert checked["blob"] == Qt.Unchecked
     viewer.set_category_visible("blob", True)
     viewer.layer_boxes["boxes"].setChecked(False)
@@ -211,13 +215,20 @@ def test_wheel_zooms_about_the_point_under_the_cursor(qtbot, viewer, session, wh
     before = viewer.view.mapToScene(pos.toPoint())
     fitted = viewer.view.scale_factor()
     for steps in (1, 1, 2, -1):
-        event = QWheelEvent(pos, port.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * steps),
-                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
-                            Qt.ScrollPhase.NoScrollPhase, False)
+        event = QWheelEvent(
+            pos,
+            port.mapToGlobal(pos),
+            QPoint(0, 0),
+            QPoint(0, 120 * steps),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
         QApplication.sendEvent(port, event)
         after = viewer.view.mapFromScene(before)
         assert abs(after.x() - pos.x()) <= 3 and abs(after.y() - pos.y()) <= 3
-    assert viewer.view.scale_factor() == pytest.approx(fitted * 1.25 ** 3)
+    assert viewer.view.scale_factor() == pytest.approx(fitted * 1.25**3)
 
 
 def _crowded_session(sample_copy, n=300):
@@ -230,8 +241,16 @@ def _crowded_session(sample_copy, n=300):
     cat = doc["categories"][0]["id"]
     for k in range(n):
         x, y = (k % 20) * (image["width"] / 20), (k // 20) * (image["height"] / 16)
-        doc["annotations"].append({"id": next_id + k, "image_id": image["id"], "category_id": cat,
-                                   "bbox": [x, y, 4, 4], "area": 16, "iscrowd": 0})
+        doc["annotations"].append(
+            {
+                "id": next_id + k,
+                "image_id": image["id"],
+                "category_id": cat,
+                "bbox": [x, y, 4, 4],
+                "area": 16,
+                "iscrowd": 0,
+            }
+        )
     ann.write_text(json.dumps(doc))
     return open_dataset(sample_copy, check_files=False)
 

@@ -11,7 +11,7 @@ def _detection_points(epochs, run_scale=1.0):
     out = {"train/loss": [], "val/loss": [], "val/map": [], "val/map_50": [], "epoch": [], "lr": []}
     for epoch in range(epochs):
         for step in range(epoch * 5 + 1, epoch * 5 + 6):
-            out["train/loss"].append((step, 10.0 * run_scale / step ** 0.2, 1_000 + step))
+            out["train/loss"].append((step, 10.0 * run_scale / step**0.2, 1_000 + step))
             out["lr"].append((step, 1e-4, 1_000 + step))
         end = epoch * 5 + 5
         out["val/loss"].append((end, 9.0 * run_scale - epoch, 1_000 + end))
@@ -56,7 +56,8 @@ def test_scores_have_an_axis_of_their_own_that_spans_them(panel, qtbot):
     assert panel.score_box.viewRange()[0] == pytest.approx(plot.vb.viewRange()[0])
     over, under = panel.score_box.sceneBoundingRect(), plot.vb.sceneBoundingRect()
     assert [over.x(), over.y(), over.width(), over.height()] == pytest.approx(
-        [under.x(), under.y(), under.width(), under.height()], abs=1.0)
+        [under.x(), under.y(), under.width(), under.height()], abs=1.0
+    )
     # A removed run leaves the score axis too, and the legend entries no other run needs.
     panel.remove_run("r1")
     assert not panel.score_box.addedItems and not plot.listDataItems() and not plot.legend.items
@@ -83,9 +84,15 @@ def test_legends_sit_outside_every_plot_area(panel, qtbot):
     # Runs are named once, by colour, in the loss legend; the validation legend names each metric
     # once, by line style (3 runs x 3 metrics made 9 entries, a legend taller than its plot).
     assert [label.text for _sample, label in panel.plots["loss"].legend.items] == [
-        "rt-detr-v2-tiny-0101-1200", "rt-detr-v2-tiny-0101-1300", "resnet-tiny-0102"]
+        "rt-detr-v2-tiny-0101-1200",
+        "rt-detr-v2-tiny-0101-1300",
+        "resnet-tiny-0102",
+    ]
     assert [label.text for _sample, label in panel.plots["val"].legend.items] == [
-        "loss", "map (right axis)", "map_50 (right axis)"]
+        "loss",
+        "map (right axis)",
+        "map_50 (right axis)",
+    ]
     styles = {key[2]: curve.opts["pen"].style() for key, curve in panel.curves.items() if key[1] == "val"}
     assert len(set(styles.values())) == 3
 

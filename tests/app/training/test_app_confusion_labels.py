@@ -73,10 +73,18 @@ def test_the_run_summary_draws_its_matrix_with_that_view(qtbot):
     qtbot.addWidget(summary)
     summary.resize(700, 320)
     summary.show()
-    summary.show_summary({"run_id": "abcdef123456", "status": "FINISHED", "task": "classification",
-                          "metrics": {"val/accuracy": 0.5},
-                          "confusion": {"matrix": [[3, 1, 0, 0], [0, 2, 1, 0], [0, 0, 4, 0], [1, 0, 0, 2]],
-                                        "labels": ["circle", "square", "triangle", "blob"]}})
+    summary.show_summary(
+        {
+            "run_id": "abcdef123456",
+            "status": "FINISHED",
+            "task": "classification",
+            "metrics": {"val/accuracy": 0.5},
+            "confusion": {
+                "matrix": [[3, 1, 0, 0], [0, 2, 1, 0], [0, 0, 4, 0], [1, 0, 0, 2]],
+                "labels": ["circle", "square", "triangle", "blob"],
+            },
+        }
+    )
     assert not summary.heat.isHidden()
     layout = summary.matrix.layout_labels()
     assert [label.text for label in layout.columns] == ["circle", "square", "triangle", "blob"]

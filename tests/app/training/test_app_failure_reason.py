@@ -21,14 +21,22 @@ DATASET_FAILURE = [
 
 
 def test_the_engines_error_is_read_from_the_log():
-    assert engine_error(DATASET_FAILURE) == (DATASET_FAILURE[1].removeprefix("lightbox train: ") + "\n"
-                                             + DATASET_FAILURE[2])
-    nan = ('{"run_id": "ab", "status": "FAILED", "message": "the loss became NaN or infinite at step 2; '
-           'training stopped"}')
-    assert engine_error(["Epoch 1 ...", nan, "[lightbox] process ended"]) == \
-        "the loss became NaN or infinite at step 2; training stopped"
-    crash = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>',
-             "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "[lightbox] note"]
+    assert engine_error(DATASET_FAILURE) == (
+        DATASET_FAILURE[1].removeprefix("lightbox train: ") + "\n" + DATASET_FAILURE[2]
+    )
+    nan = (
+        '{"run_id": "ab", "status": "FAILED", "message": "the loss became NaN or infinite at step 2; training stopped"}'
+    )
+    assert (
+        engine_error(["Epoch 1 ...", nan, "[lightbox] process ended"])
+        == "the loss became NaN or infinite at step 2; training stopped"
+    )
+    crash = [
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        "[lightbox] note",
+    ]
     assert engine_error(crash) == "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     # The engine's own line wins over a traceback printed before it.
     assert engine_error(crash[:3] + ["lightbox train: RuntimeError: boom"]) == "RuntimeError: boom"
@@ -47,17 +55,24 @@ def test_the_cli_ends_a_crash_with_one_line_naming_it(monkeypatch, capsys, tmp_p
     code = cli.main(["train", "--data", str(tmp_path / "data"), "--task", "classification"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and "Traceback (most recent call last):" in err
-    assert err[-1] == ("lightbox train: RuntimeError: Sizes of tensors must match except in dimension 1. "
-                       "Expected size 26 but got 25")
+    assert err[-1] == (
+        "lightbox train: RuntimeError: Sizes of tensors must match except in dimension 1. Expected size 26 but got 25"
+    )
 
 
 def _tiny_config(dataset, workspace, **optim):
     from engine.config import RunConfig
 
-    return RunConfig.from_dict({
-        "task": {"name": "classification"}, "model": {"checkpoint": "resnet-tiny"},
-        "data": {"path": str(dataset), "image_size": 32, "num_workers": 0},
-        "optim": {"batch_size": 8, "epochs": 1, "lr": 1e-3, **optim}, "workspace": str(workspace)}, "test")
+    return RunConfig.from_dict(
+        {
+            "task": {"name": "classification"},
+            "model": {"checkpoint": "resnet-tiny"},
+            "data": {"path": str(dataset), "image_size": 32, "num_workers": 0},
+            "optim": {"batch_size": 8, "epochs": 1, "lr": 1e-3, **optim},
+            "workspace": str(workspace),
+        },
+        "test",
+    )
 
 
 def test_a_crash_inside_training_is_tagged_on_the_failed_run(sample_dataset, tmp_path):
@@ -77,8 +92,9 @@ def test_a_crash_inside_training_is_tagged_on_the_failed_run(sample_dataset, tmp
     client = MlflowClient(uri)
     [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FAILED"
-    assert run.data.tags[ERROR_TAG] == ("RuntimeError: Sizes of tensors must match except in dimension 1. "
-                                        "Expected size 26 but got 25")
+    assert run.data.tags[ERROR_TAG] == (
+        "RuntimeError: Sizes of tensors must match except in dimension 1. Expected size 26 but got 25"
+    )
 
 
 def _wait(qtbot, predicate, timeout_s, what):
@@ -97,9 +113,15 @@ def _train_from_window(qtbot, tmp_path, dataset, **values):
     window.tabs.setCurrentWidget(window.train_host)
     tab = window.train_tab
     tab.set_dataset(dataset)
-    for path, value in {"model.checkpoint": "resnet-tiny", "data.image_size": 32, "data.num_workers": 0,
-                        "optim.batch_size": 8, "optim.epochs": 2, "tracking.log_every_n_steps": 1,
-                        **values}.items():
+    for path, value in {
+        "model.checkpoint": "resnet-tiny",
+        "data.image_size": 32,
+        "data.num_workers": 0,
+        "optim.batch_size": 8,
+        "optim.epochs": 2,
+        "tracking.log_every_n_steps": 1,
+        **values,
+    }.items():
         tab.form.set_value(path, value)
     job = tab.train()
     assert job is not None, tab.banner.text()

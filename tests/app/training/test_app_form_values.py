@@ -41,11 +41,10 @@ def _type(qtbot, form, path, text):
     qtbot.keyClicks(editor, text)
 
 
-@pytest.mark.parametrize(("typed", "says"), [("-0.5", "greater than 0 (got -0.5)"),
-                                              ("0", "greater than 0 (got 0)"),
-                                              ("abc", "valid number")])
-def test_a_bad_learning_rate_stays_as_typed_with_the_error_at_the_field_and_train_disabled(qtbot, tab, typed,
-                                                                                          says):
+@pytest.mark.parametrize(
+    ("typed", "says"), [("-0.5", "greater than 0 (got -0.5)"), ("0", "greater than 0 (got 0)"), ("abc", "valid number")]
+)
+def test_a_bad_learning_rate_stays_as_typed_with_the_error_at_the_field_and_train_disabled(qtbot, tab, typed, says):
     assert tab.train_button.isEnabled()
     _type(qtbot, tab.form, "optim.lr", typed)
     assert tab.form.editors["optim.lr"].text() == typed  # not 1e-12
@@ -96,8 +95,7 @@ def test_the_weights_note_says_random_weights_for_an_offline_preset(qtbot, tab):
     form.set_value("task.name", "detection")
     note = form.weights_note
     assert not note.isHidden()
-    assert note.text().startswith("Starts from the task default, random weights: rt-detr-v2-tiny is an offline "
-                                  "preset")
+    assert note.text().startswith("Starts from the task default, random weights: rt-detr-v2-tiny is an offline preset")
     box = form.editors["model.pretrained"]
     assert not box.isEnabled() and not box.isChecked()  # a preset has no trained weights to tick
     form.set_value("model.checkpoint", "detr-tiny")
@@ -117,7 +115,8 @@ def test_a_checkpoint_in_the_local_cache_is_preferred_and_said_to_be_pretrained(
     form.set_model_choices(choices)  # what the Train tab does with its background scan
     assert form.model.values["model.checkpoint"] == "lightbox-test/tiny-resnet"
     assert form.weights_note.text().startswith(
-        "Starts from pretrained weights of lightbox-test/tiny-resnet from the local Hugging Face cache")
+        "Starts from pretrained weights of lightbox-test/tiny-resnet from the local Hugging Face cache"
+    )
     box = form.editors["model.pretrained"]
     assert box.isEnabled() and box.isChecked()
     assert form.config().model.checkpoint == "lightbox-test/tiny-resnet"

@@ -16,7 +16,7 @@ import pytest
 from engine.config import RunConfig
 from tests.conftest import REPO_ROOT
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     import sys
     import time
 
@@ -43,23 +43,35 @@ APP = textwrap.dedent('''
         job.stop_at_exit()
     print(job.run_id, job.detach(), flush=True)
     app.quit()  # the app ends here, as after the close dialog
-''')
+""")
 
 
 def _start_app(tmp_path, dataset, choice):
     workspace = tmp_path / "ws"
     uri = f"sqlite:///{workspace / 'mlflow.db'}"
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(dataset), "model.checkpoint": "resnet-tiny", "data.image_size": 32,
-        "data.num_workers": 0, "optim.batch_size": 8, "optim.epochs": 500, "optim.lr": 1e-3,
-        "workspace": str(workspace)})
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(dataset),
+            "model.checkpoint": "resnet-tiny",
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "optim.batch_size": 8,
+            "optim.epochs": 500,
+            "optim.lr": 1e-3,
+            "workspace": str(workspace),
+        }
+    )
     path = config.save(tmp_path / "run.yaml")
     script = tmp_path / "quitting_app.py"
     script.write_text(APP)
-    done = subprocess.run([sys.executable, str(script), str(workspace), uri, str(path), choice],
-                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
-                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen",
-                               "PYTHONPATH": str(REPO_ROOT)})
+    done = subprocess.run(
+        [sys.executable, str(script), str(workspace), uri, str(path), choice],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO_ROOT)},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     run_id, pid = done.stdout.split()[-2:]
     return workspace, uri, run_id, int(pid)

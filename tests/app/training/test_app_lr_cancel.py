@@ -41,8 +41,12 @@ def test_suggest_shows_size_steps_and_eta_and_cancel_stops_the_finder(qtbot, tmp
     tab = window.train_tab
     tab.set_dataset(sample_dataset)
     # The size training will use: the form's 96 px, not a fixed one.
-    for path, value in {"model.checkpoint": "resnet-tiny", "data.image_size": 96, "data.num_workers": 0,
-                        "optim.batch_size": 16}.items():
+    for path, value in {
+        "model.checkpoint": "resnet-tiny",
+        "data.image_size": 96,
+        "data.num_workers": 0,
+        "optim.batch_size": 16,
+    }.items():
         tab.form.set_value(path, value)
     lr_before = tab.form.model.values["optim.lr"]
     texts, outcomes = [], []
@@ -55,8 +59,12 @@ def test_suggest_shows_size_steps_and_eta_and_cancel_stops_the_finder(qtbot, tmp
     assert tab.suggest_lr()
     assert not window.suggest_cancel.isHidden() and not window.suggest_progress.isHidden()
     folder = suggester._folder.name
-    _wait(qtbot, lambda: any(re.match(r"step \d+/100 at 96 px · ETA \d+:\d\d$", t) for t in texts), 180,
-          f"a step with an ETA (seen: {texts[-3:]})")
+    _wait(
+        qtbot,
+        lambda: any(re.match(r"step \d+/100 at 96 px · ETA \d+:\d\d$", t) for t in texts),
+        180,
+        f"a step with an ETA (seen: {texts[-3:]})",
+    )
     assert window.suggest_progress.maximum() == 100 and window.suggest_progress.value() >= 2
     assert _finders_of(folder), "the finder runs in a process of its own"
     qtbot.mouseClick(window.suggest_cancel, Qt.MouseButton.LeftButton)

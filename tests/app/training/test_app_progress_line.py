@@ -17,7 +17,8 @@ def event(kind="step", **fields) -> str:
 def test_events_become_the_progress_line_and_never_reach_the_log():
     splitter = OutputSplitter()
     assert splitter.feed("recipe: 34 epochs of 3 optimiser steps\n" + event()[:20]) == [
-        "recipe: 34 epochs of 3 optimiser steps"]
+        "recipe: 34 epochs of 3 optimiser steps"
+    ]
     assert splitter.progress is None  # half an event is not read
     assert splitter.feed(event()[20:] + "\nhello\n") == ["hello"]
     assert splitter.progress.describe() == "epoch 3/34 · batch 2/3 · step 8/102 · ETA 0:41"

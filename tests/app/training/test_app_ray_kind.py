@@ -42,8 +42,11 @@ class FakeCluster:
     def job_status(self, address, job_id, token=None):
         self._note_thread()
         self.polls += 1
-        return {"job_id": job_id, "status": self.status, "message": "stopped by the user"
-                if self.status == "STOPPED" else None}
+        return {
+            "job_id": job_id,
+            "status": self.status,
+            "message": "stopped by the user" if self.status == "STOPPED" else None,
+        }
 
     def job_logs(self, address, job_id, token=None):
         self._note_thread()
@@ -94,7 +97,8 @@ def _log_like_the_job(tracking_uri, run_name, steps):
 
 
 def test_train_with_a_ray_address_submits_a_job_logs_it_charts_it_and_stop_calls_stop_job(
-        qtbot, cluster, sample_dataset, tmp_path):
+    qtbot, cluster, sample_dataset, tmp_path
+):
     tab = _tab(qtbot, tmp_path / "ws", sample_dataset)
     cluster.submit_s = 3.0
     started = time.monotonic()
@@ -110,8 +114,12 @@ def test_train_with_a_ray_address_submits_a_job_logs_it_charts_it_and_stop_calls
     _wait(qtbot, lambda: "RUNNING" in tab.progress_label.text(), 30, "the job's state in the progress line")
 
     run_id = _log_like_the_job(tab.tracking_uri, config.tracking.run_name, steps=5)
-    _wait(qtbot, lambda: job.run_id == run_id and tab.charts.point_count(run_id) == 5, 30,
-          "the job's run charted from MLflow")
+    _wait(
+        qtbot,
+        lambda: job.run_id == run_id and tab.charts.point_count(run_id) == 5,
+        30,
+        "the job's run charted from MLflow",
+    )
     cluster.logs += "more output\n"
     _wait(qtbot, lambda: "more output" in tab.log.toPlainText(), 30, "new log lines")
     assert tab.log.toPlainText().count("job started") == 1, "only the new part of the log is appended"
@@ -150,7 +158,8 @@ def test_a_refused_submission_is_shown_and_nothing_stays_running(qtbot, cluster,
 
 
 def test_closing_the_app_with_a_ray_job_going_stops_it_or_leaves_it_on_the_cluster(
-        qtbot, cluster, sample_dataset, tmp_path, monkeypatch):
+    qtbot, cluster, sample_dataset, tmp_path, monkeypatch
+):
     from app.training.train_tab import TrainTab
 
     tab = _tab(qtbot, tmp_path / "ws", sample_dataset)
@@ -168,8 +177,9 @@ def test_closing_the_app_with_a_ray_job_going_stops_it_or_leaves_it_on_the_clust
     assert cluster.stopped == [job2.job_id]
 
 
-def test_a_form_without_a_dashboard_address_still_trains_as_a_local_process(qtbot, cluster, sample_dataset,
-                                                                           tmp_path, monkeypatch):
+def test_a_form_without_a_dashboard_address_still_trains_as_a_local_process(
+    qtbot, cluster, sample_dataset, tmp_path, monkeypatch
+):
     from app.training.process_job import ProcessJob
 
     monkeypatch.setattr(ProcessJob, "start", lambda self: None)  # the command line is all this test needs

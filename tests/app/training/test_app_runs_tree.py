@@ -79,13 +79,18 @@ def search_store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     plain = RunLogger(uri, workspace=tmp_path, run_name="plain")
     plain.finish("FINISHED")
-    search = RunLogger(uri, workspace=tmp_path, run_name="search",
-                       tags={"lightbox.search": "true", "lightbox.task": "classification"})
+    search = RunLogger(
+        uri, workspace=tmp_path, run_name="search", tags={"lightbox.search": "true", "lightbox.task": "classification"}
+    )
     search.log_params({"search.metric": "val/loss", "search.mode": "min"})
     trials = {}
     for name, loss in (("trial-a", 0.9), ("trial-b", 0.4), ("trial-c", 0.7)):
-        trial = RunLogger(uri, workspace=tmp_path, run_name=name,
-                          tags={"mlflow.parentRunId": search.run_id, "lightbox.trial_id": name})
+        trial = RunLogger(
+            uri,
+            workspace=tmp_path,
+            run_name=name,
+            tags={"mlflow.parentRunId": search.run_id, "lightbox.trial_id": name},
+        )
         trial.log_metrics({"train/loss": loss * 2, "val/loss": loss}, 3)
         trial.flush()
         trials[name] = trial

@@ -95,8 +95,7 @@ def test_a_running_searchs_trials_are_not_all_charted(qtbot, tmp_path):
     def row(run_id, tags):
         return RunRow(run_id, run_id, "RUNNING", "classification", "resnet-tiny", "", 1, None, None, tags=tags)
 
-    tab._runs_loaded([row("plain", {}), row("t1", {PARENT_RUN_TAG: "search"}),
-                      row("t2", {PARENT_RUN_TAG: "search"})])
+    tab._runs_loaded([row("plain", {}), row("t1", {PARENT_RUN_TAG: "search"}), row("t2", {PARENT_RUN_TAG: "search"})])
     assert "plain" in charted
     assert "t1" not in charted and "t2" not in charted
 
@@ -137,8 +136,7 @@ def test_the_health_tab_names_a_split_that_cannot_train_once_a_dataset_opens(qtb
     qtbot.waitUntil(lambda: "2 training images" in window.health.split_banner.text(), timeout=30000)
 
 
-def test_a_failed_run_says_why_in_the_train_tabs_banner_until_the_next_train(qtbot, tmp_path, sample_dataset,
-                                                                              started):
+def test_a_failed_run_says_why_in_the_train_tabs_banner_until_the_next_train(qtbot, tmp_path, sample_dataset, started):
     from types import SimpleNamespace
 
     from app.training.train_tab import TrainTab

@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 
 # ---------------------------------------------------------------------- Qt-free parts
 def test_a_computed_default_is_shown_as_the_value_the_run_gets():
-    """"Loader workers" showed 0 (the spin box's minimum) while the run got the computed default
+    """ "Loader workers" showed 0 (the spin box's minimum) while the run got the computed default
     (1 on two cores): what the form shows is what the config holds."""
     from app.training.form_model import RunFormModel
     from engine.config import default_num_workers
@@ -37,8 +37,10 @@ def test_the_progress_line_knows_the_epochs_the_recipe_chose(qtbot, tmp_path):
 
     job = ProcessJob(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", config_path=tmp_path / "run.yaml")
     assert job.epochs is None
-    job._feed("recipe: learning rate 0.001: rt_detr_v2 from random weights\n"
-              "recipe: 100 epochs of 3 optimiser steps (at least 300 steps for rt_detr_v2 from random weights)\n")
+    job._feed(
+        "recipe: learning rate 0.001: rt_detr_v2 from random weights\n"
+        "recipe: 100 epochs of 3 optimiser steps (at least 300 steps for rt_detr_v2 from random weights)\n"
+    )
     assert job.epochs == 100
     progress = parse_progress(encode_event("step", epoch=3, batch=1, batches=3, step=7))
     assert progress.describe(job.epochs).startswith("epoch 3/100")
@@ -54,10 +56,21 @@ def test_the_form_follows_the_schema_and_a_new_field_appears_without_app_changes
 
     schema = json_schema()
     schema["$defs"]["OptimConfig"]["properties"]["new_knob"] = {
-        "type": "integer", "minimum": 2, "maximum": 9, "default": 3, "title": "New knob", "description": "d"}
+        "type": "integer",
+        "minimum": 2,
+        "maximum": 9,
+        "default": 3,
+        "title": "New knob",
+        "description": "d",
+    }
     added = {f.path: f for f in form_fields(schema)}["optim.new_knob"]
-    assert (added.kind, added.minimum, added.maximum, added.title, added.section) == ("int", 2, 9, "New knob",
-                                                                                      "Optimisation")
+    assert (added.kind, added.minimum, added.maximum, added.title, added.section) == (
+        "int",
+        2,
+        9,
+        "New knob",
+        "Optimisation",
+    )
     enum = field_from_schema("x.y", "X", {"anyOf": [{"enum": ["a", "b"], "type": "string"}, {"type": "null"}]})
     assert enum.kind == "enum" and enum.nullable and enum.choices == ("a", "b")
 
@@ -100,8 +113,14 @@ _wait = wait_until
 
 
 def _tiny(tab, **more):
-    values = {"model.checkpoint": "resnet-tiny", "data.image_size": 32, "data.num_workers": 0,
-              "optim.batch_size": 8, "tracking.log_every_n_steps": 1, **more}
+    values = {
+        "model.checkpoint": "resnet-tiny",
+        "data.image_size": 32,
+        "data.num_workers": 0,
+        "optim.batch_size": 8,
+        "tracking.log_every_n_steps": 1,
+        **more,
+    }
     for path, value in values.items():
         tab.form.set_value(path, value)
 
@@ -135,12 +154,22 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
     first = tab.jobs[-1]
     # 30 s on an otherwise idle 2-core CPU (the issue's bound); a loaded shared machine may set more.
     bound = float(os.environ.get("LIGHTBOX_FIRST_POINT_S", "30"))
-    _wait(qtbot, lambda: first.run_id is not None and tab.charts.point_count(first.run_id) > 0, bound,
-          "the first loss points in the chart")
+    _wait(
+        qtbot,
+        lambda: first.run_id is not None and tab.charts.point_count(first.run_id) > 0,
+        bound,
+        "the first loss points in the chart",
+    )
     seconds_to_first_point = time.monotonic() - clicked
     _wait(qtbot, lambda: not first.alive(), 120, "the first run to end")
-    _wait(qtbot, lambda: (tab.runs.row_for(first.run_id) or None) is not None
-          and tab.runs.row_for(first.run_id).status == "FINISHED", 20, "the first run FINISHED in the table")
+    _wait(
+        qtbot,
+        lambda: (
+            (tab.runs.row_for(first.run_id) or None) is not None and tab.runs.row_for(first.run_id).status == "FINISHED"
+        ),
+        20,
+        "the first run FINISHED in the table",
+    )
     assert any("[lightbox]" in line for line in tab.log.toPlainText().splitlines())
     tab.runs.select_run(first.run_id)
     _wait(qtbot, lambda: tab.summary.metrics.toPlainText() != "", 20, "the run summary")
@@ -165,8 +194,12 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
     assert run_status(tab.tracking_uri, second.run_id) == "KILLED", "\n".join(second.log_lines[-20:])
     assert ckpts()
     tab.refresh_runs()
-    _wait(qtbot, lambda: getattr(tab.runs.row_for(second.run_id), "status", "") == "KILLED", 20,
-          "KILLED in the runs table")
+    _wait(
+        qtbot,
+        lambda: getattr(tab.runs.row_for(second.run_id), "status", "") == "KILLED",
+        20,
+        "KILLED in the runs table",
+    )
     assert tab.runs.row_for(first.run_id).name != tab.runs.row_for(second.run_id).name
     tab.bottom.setCurrentWidget(tab.runs)
     tab.runs.grab().save(str(screenshot_dir / "runs_table.png"))
@@ -175,8 +208,12 @@ def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_pat
     again = _open_window(qtbot, workspace)
     again.tabs.setCurrentWidget(again.train_host)
     tab2 = again.train_tab
-    _wait(qtbot, lambda: {first.run_id, second.run_id} <= {r.run_id for r in tab2.runs.rows}, 30,
-          "both runs in the reopened window's table")
+    _wait(
+        qtbot,
+        lambda: {first.run_id, second.run_id} <= {r.run_id for r in tab2.runs.rows},
+        30,
+        "both runs in the reopened window's table",
+    )
     statuses = {r.run_id: r.status for r in tab2.runs.rows}
     assert statuses[first.run_id] == "FINISHED" and statuses[second.run_id] == "KILLED"
     assert seconds_to_first_point < bound
@@ -213,8 +250,7 @@ def _suggest_tab(qtbot, tmp_path, dataset):
     return tab
 
 
-def test_suggest_runs_in_the_background_fills_the_lr_and_cannot_run_twice(qtbot, monkeypatch, tmp_path,
-                                                                          sample_dataset):
+def test_suggest_runs_in_the_background_fills_the_lr_and_cannot_run_twice(qtbot, monkeypatch, tmp_path, sample_dataset):
     import threading
 
     from PySide6.QtCore import Qt
@@ -259,8 +295,9 @@ def test_a_failed_suggestion_shows_a_banner_naming_the_problem(qtbot, monkeypatc
     before = tab.form.model.values["optim.lr"]
     assert tab.suggest_lr()
     _wait(qtbot, lambda: not tab.banner.isHidden(), 10, "the error banner")
-    assert tab.banner.text() == ("Learning-rate finder failed: the loss did not fall anywhere in the range; "
-                                 "try a wider range")
+    assert tab.banner.text() == (
+        "Learning-rate finder failed: the loss did not fall anywhere in the range; try a wider range"
+    )
     assert tab.form.model.values["optim.lr"] == before and tab.form.suggest_button.isEnabled()
     tab.form.set_value("optim.lr", 0.0)  # an invalid form cannot be searched
     assert not tab.form.suggest_button.isEnabled() and tab.suggest_lr() is False
@@ -271,9 +308,15 @@ def test_the_real_finder_suggests_a_learning_rate_for_a_tiny_preset(tmp_path, sa
     from app.training.lr_suggest import run_lr_find
     from engine.config import RunConfig
 
-    config = RunConfig.from_dict({"task": {"name": "classification"}, "model": {"checkpoint": "resnet-tiny"},
-                                  "data": {"path": str(sample_dataset), "image_size": 32, "num_workers": 0},
-                                  "optim": {"batch_size": 8}}, "test")
+    config = RunConfig.from_dict(
+        {
+            "task": {"name": "classification"},
+            "model": {"checkpoint": "resnet-tiny"},
+            "data": {"path": str(sample_dataset), "image_size": 32, "num_workers": 0},
+            "optim": {"batch_size": 8},
+        },
+        "test",
+    )
     seen = []
     lr = run_lr_find(config.save(tmp_path / "run.yaml"), num_steps=20, progress=lambda *a: seen.append(a[1:]))
     assert 1e-6 <= lr <= 1.0 and seen and seen[-1][1] == 20

@@ -68,8 +68,15 @@ def test_preset_default_sizes_and_fresh_copies():
     assert aug.preset("segmentation", "val")[0]["max_size"] == 512
     assert aug.preset("detection", "val", 640) == [
         {"name": "LongestMaxSize", "max_size": 640},
-        {"name": "PadIfNeeded", "min_height": 640, "min_width": 640, "border_mode": 0,
-         "fill": 0, "fill_mask": 0, "position": "top_left"},
+        {
+            "name": "PadIfNeeded",
+            "min_height": 640,
+            "min_width": 640,
+            "border_mode": 0,
+            "fill": 0,
+            "fill_mask": 0,
+            "position": "top_left",
+        },
     ]
     for task in aug.TASKS:
         for split in ("train", "val"):
@@ -196,10 +203,12 @@ def test_other_parameter_errors():
 
 
 def test_nested_error_is_located_inside_the_container():
-    err = _error([
-        {"name": "HorizontalFlip"},
-        {"name": "OneOf", "transforms": [{"name": "Blur"}, {"name": "VerticalFlip", "p": -1}]},
-    ])
+    err = _error(
+        [
+            {"name": "HorizontalFlip"},
+            {"name": "OneOf", "transforms": [{"name": "Blur"}, {"name": "VerticalFlip", "p": -1}]},
+        ]
+    )
     assert str(err).startswith("step 2.2 (VerticalFlip): p: ")
 
 
@@ -233,8 +242,7 @@ def test_task_restrictions():
 
 
 def test_validate_spec_normalises_without_touching_input():
-    spec = [{"name": "OneOf", "p": np.float64(0.5),
-             "transforms": [{"name": "RandomResizedCrop", "size": (32, 32)}]}]
+    spec = [{"name": "OneOf", "p": np.float64(0.5), "transforms": [{"name": "RandomResizedCrop", "size": (32, 32)}]}]
     normal = aug.validate_spec(spec)
     assert normal == [{"name": "OneOf", "p": 0.5, "transforms": [{"name": "RandomResizedCrop", "size": [32, 32]}]}]
     assert type(normal[0]["p"]) is float
@@ -318,8 +326,13 @@ def test_apply_seeded_depends_only_on_the_seed():
 
 
 def test_one_of_nested_spec():
-    spec = [{"name": "OneOf", "p": 1.0,
-             "transforms": [{"name": "HorizontalFlip", "p": 1.0}, {"name": "VerticalFlip", "p": 1.0}]}]
+    spec = [
+        {
+            "name": "OneOf",
+            "p": 1.0,
+            "transforms": [{"name": "HorizontalFlip", "p": 1.0}, {"name": "VerticalFlip", "p": 1.0}],
+        }
+    ]
     assert aug.validate_spec(spec) == spec
     image, mask = _image(), _mask()
     outs = aug.preview(spec, "segmentation", image, mask=mask, n=20, seed=0)
@@ -343,8 +356,12 @@ def test_one_of_nested_spec():
 def test_yaml_round_trip_is_exact_and_byte_stable():
     spec = [
         {"name": "RandomResizedCrop", "size": (224, 224), "scale": (0.08, 1.0), "ratio": (3 / 4, 4 / 3)},
-        {"name": "SomeOf", "n": 2, "p": 1.0, "transforms": [
-            {"name": "ColorJitter", "hue": 0.05}, {"name": "Blur"}, {"name": "ToGray", "p": 0.2}]},
+        {
+            "name": "SomeOf",
+            "n": 2,
+            "p": 1.0,
+            "transforms": [{"name": "ColorJitter", "hue": 0.05}, {"name": "Blur"}, {"name": "ToGray", "p": 0.2}],
+        },
         *aug.preset("segmentation", "train", 224),
     ]
     text = aug.spec_to_yaml(spec)

@@ -87,16 +87,21 @@ def test_round_trip_through_to_coco_dict(train_file, tmp_path):
     again = CocoIndex.load(out)
     assert again.ann_ids.tolist() == index.ann_ids.tolist()
     assert np.array_equal(again.ann_bbox, index.ann_bbox)
-    assert [again.segmentation(r) for r in range(again.num_annotations)] == \
-        [index.segmentation(r) for r in range(index.num_annotations)]
+    assert [again.segmentation(r) for r in range(again.num_annotations)] == [
+        index.segmentation(r) for r in range(index.num_annotations)
+    ]
 
 
 def test_unknown_references_are_kept_but_flagged():
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
-           "categories": [{"id": 7, "name": "x"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [0, 0, 2, 2]},
-                           {"id": 2, "image_id": 99, "category_id": 7, "bbox": [0, 0, 2, 2]},
-                           {"id": 3, "image_id": 1, "category_id": 8, "bbox": [0, 0, 2, 2]}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "categories": [{"id": 7, "name": "x"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [0, 0, 2, 2]},
+            {"id": 2, "image_id": 99, "category_id": 7, "bbox": [0, 0, 2, 2]},
+            {"id": 3, "image_id": 1, "category_id": 8, "bbox": [0, 0, 2, 2]},
+        ],
+    }
     index = CocoIndex.from_dict(doc)
     assert index.ann_ids.tolist() == [1, 3, 2]  # sorted by image, unknown image last
     assert index.ann_image.tolist() == [0, 0, -1]
@@ -105,12 +110,18 @@ def test_unknown_references_are_kept_but_flagged():
 
 
 def test_tolerant_load_reports_every_bad_item_and_keeps_the_rest():
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
-                      {"id": "2", "file_name": "b.jpg", "width": 10},
-                      {"id": 3, "file_name": "c.jpg", "width": 10, "height": 10}],
-           "categories": [{"id": 1, "name": "x"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": "0 0 1 1"},
-                           {"id": 2, "image_id": 3, "category_id": 1, "bbox": [0, 0, 1, 1]}]}
+    doc = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+            {"id": "2", "file_name": "b.jpg", "width": 10},
+            {"id": 3, "file_name": "c.jpg", "width": 10, "height": 10},
+        ],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": "0 0 1 1"},
+            {"id": 2, "image_id": 3, "category_id": 1, "bbox": [0, 0, 1, 1]},
+        ],
+    }
     index = CocoIndex.from_dict(doc, "bad.json")
     codes = sorted(p.code for p in index.problems)
     assert codes == ["bad_type", "bad_type", "missing_key"]
@@ -162,13 +173,16 @@ def test_split_does_not_depend_on_file_order(train_file):
 
 
 def test_label_rules():
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
-           "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
-           "annotations": [
-               {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50], "area": 2500},
-               {"id": 2, "image_id": 1, "category_id": 2, "bbox": [0, 0, 10, 10], "area": 100},
-               {"id": 3, "image_id": 1, "category_id": 2, "bbox": [0, 0, 10, 10], "area": 100},
-               {"id": 4, "image_id": 1, "category_id": 1, "bbox": [0, 0, 90, 90], "area": 8100, "iscrowd": 1}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50], "area": 2500},
+            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [0, 0, 10, 10], "area": 100},
+            {"id": 3, "image_id": 1, "category_id": 2, "bbox": [0, 0, 10, 10], "area": 100},
+            {"id": 4, "image_id": 1, "category_id": 1, "bbox": [0, 0, 90, 90], "area": 8100, "iscrowd": 1},
+        ],
+    }
     index = CocoIndex.from_dict(doc)
     assert primary_labels(index, "largest").tolist() == [0]
     assert primary_labels(index, "majority").tolist() == [1]

@@ -17,8 +17,10 @@ from engine.tasks.segmentation.datamodule import SegmentationDataModule, Segment
 
 def _files(root):
     return dict(
-        train_image_dir=root / "train", train_annotation_file=root / "annotations" / "instances_train.json",
-        val_image_dir=root / "val", val_annotation_file=root / "annotations" / "instances_val.json",
+        train_image_dir=root / "train",
+        train_annotation_file=root / "annotations" / "instances_train.json",
+        val_image_dir=root / "val",
+        val_annotation_file=root / "annotations" / "instances_val.json",
     )
 
 
@@ -70,8 +72,9 @@ def test_single_split_gets_a_stratified_validation_split(sample_dataset, tmp_pat
 
 
 def test_augmentation_is_seeded_per_sample_and_epoch(sample_dataset):
-    ds = ClassificationDataset(sample_dataset / "train", sample_dataset / "annotations" / "instances_train.json",
-                               seed=7)
+    ds = ClassificationDataset(
+        sample_dataset / "train", sample_dataset / "annotations" / "instances_train.json", seed=7
+    )
     n = len(ds)
     a, b = ds[3]["pixel_values"], ds[3]["pixel_values"]
     assert torch.equal(a, b)
@@ -81,8 +84,9 @@ def test_augmentation_is_seeded_per_sample_and_epoch(sample_dataset):
 
 def test_batches_do_not_depend_on_the_number_of_workers(sample_dataset):
     def epochs(workers):
-        data = ClassificationDataModule(**_files(sample_dataset), batch_size=16, num_workers=workers, seed=3,
-                                        persistent_workers=False)
+        data = ClassificationDataModule(
+            **_files(sample_dataset), batch_size=16, num_workers=workers, seed=3, persistent_workers=False
+        )
         loader = data.train_dataloader()
         out = []
         for epoch in range(2):
@@ -150,8 +154,11 @@ def test_segmentation_mask_matches_pycocotools(sample_dataset):
         anns = [a for a in doc["annotations"] if a["image_id"] == sample["image_id"]]
         for a in sorted((a for a in anns if not a["iscrowd"]), key=lambda a: -a["area"]):
             seg = a["segmentation"]
-            rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else \
-                {"size": seg["size"], "counts": seg["counts"].encode()}
+            rle = (
+                mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+                if isinstance(seg, list)
+                else {"size": seg["size"], "counts": seg["counts"].encode()}
+            )
             m = mask_utils.decode(rle).astype(bool)
             # The smallest object is painted last, so at least its pixels carry its class.
             assert (mask[m] == index.label_of(a["category_id"]) + 1).mean() > 0.5
@@ -192,9 +199,11 @@ def test_training_dataset_never_opens_a_file_outside_its_image_folder(tmp_path):
     outside = tmp_path / "secret.jpg"
     Image.new("RGB", (8, 8)).save(outside)
     (images / "a.jpg").symlink_to(outside)  # a link the JSON-only check cannot see
-    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16}],
-            "categories": [{"id": 1, "name": "a"}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16}],
+        "categories": [{"id": 1, "name": "a"}],
+    }
     ann = tmp_path / "ds" / "annotations.json"
     ann.write_text(json.dumps(coco))
     data = ClassificationDataset(images, ann, check_files=False)

@@ -69,8 +69,11 @@ def renumber_ann(doc: dict, old: int, new: int) -> dict:
 
 def polygon_only_image(doc: dict, skip: int = 0) -> int:
     """Id of an image whose annotations are all polygons (changing its size breaks no RLE)."""
-    ids = [im["id"] for im in doc["images"]
-           if anns_on(doc, im["id"]) and all(isinstance(a["segmentation"], list) for a in anns_on(doc, im["id"]))]
+    ids = [
+        im["id"]
+        for im in doc["images"]
+        if anns_on(doc, im["id"]) and all(isinstance(a["segmentation"], list) for a in anns_on(doc, im["id"]))
+    ]
     return ids[skip]
 
 
@@ -107,7 +110,9 @@ def test_clean_sample_has_no_problems(sample_copy):
     assert report.ok and not report.unreadable and report.exit_code == 0
     assert report.layout == "coco"
     assert {k: (s.images, s.annotations, s.categories) for k, s in report.splits.items()} == {
-        "train": (48, 77, 4), "val": (16, 28, 4)}
+        "train": (48, 77, 4),
+        "val": (16, 28, 4),
+    }
     assert check(sample_copy, deep=True).problems == []
     assert "OK: no problems found" in report.to_text()
 
@@ -409,8 +414,11 @@ def test_unsafe_file_name_is_never_opened(sample_copy, tmp_path, monkeypatch, st
     doc = read_doc(sample_copy)
     renumber_image(doc, 2, 2222)
     image = image_of(doc, 2222)
-    image["file_name"] = {"absolute": str(outside), "dotdot": "../../outside.jpg",
-                          "dotdot_inside": "sub/../../../outside.jpg"}[style]
+    image["file_name"] = {
+        "absolute": str(outside),
+        "dotdot": "../../outside.jpg",
+        "dotdot_inside": "sub/../../../outside.jpg",
+    }[style]
     assert (sample_copy / "train" / "../../outside.jpg").resolve() == outside.resolve()
     write_doc(sample_copy, doc)
 
@@ -512,26 +520,35 @@ def test_empty_dataset(sample_copy):
 def test_many_problems_at_once_are_all_listed(sample_copy):
     doc = read_doc(sample_copy)
     renumber_ann(doc, 1, 5555)
-    ann_of(doc, 3)["id"] = 5555                          # duplicate_annotation_id
-    ann_of(doc, 4)["category_id"] = 77                   # unknown_category
-    ann_of(doc, 6)["bbox"][2] = 0                        # bbox_nonpositive
-    ann_of(doc, 8)["image_id"] = 12345                   # unknown_image
-    polygon_ann(doc, 10)["segmentation"] = [[1, 2]]      # bad_polygon
+    ann_of(doc, 3)["id"] = 5555  # duplicate_annotation_id
+    ann_of(doc, 4)["category_id"] = 77  # unknown_category
+    ann_of(doc, 6)["bbox"][2] = 0  # bbox_nonpositive
+    ann_of(doc, 8)["image_id"] = 12345  # unknown_image
+    polygon_ann(doc, 10)["segmentation"] = [[1, 2]]  # bad_polygon
     doc["categories"].append({"id": 8, "name": "square"})  # duplicate_category_name
-    del image_of(doc, 20)["height"]                      # missing_key
-    image_of(doc, 21)["id"] = "21"                       # bad_type
-    (sample_copy / "train" / image_of(doc, 30)["file_name"]).unlink()           # missing_file
+    del image_of(doc, 20)["height"]  # missing_key
+    image_of(doc, 21)["id"] = "21"  # bad_type
+    (sample_copy / "train" / image_of(doc, 30)["file_name"]).unlink()  # missing_file
     (sample_copy / "train" / image_of(doc, 31)["file_name"]).write_text("oops")  # unreadable_image
     write_doc(sample_copy, doc)
     val = read_doc(sample_copy, "val")
-    val["images"].append(dict(val["images"][0]))         # duplicate_image_id (+ duplicate_file_name)
+    val["images"].append(dict(val["images"][0]))  # duplicate_image_id (+ duplicate_file_name)
     write_doc(sample_copy, val, "val")
 
     report = check(sample_copy)
     assert report.counts() == {
-        "duplicate_annotation_id": 1, "unknown_category": 1, "bbox_nonpositive": 1, "unknown_image": 1,
-        "bad_polygon": 1, "duplicate_category_name": 1, "missing_key": 1, "bad_type": 1,
-        "missing_file": 1, "unreadable_image": 1, "duplicate_image_id": 1, "duplicate_file_name": 1,
+        "duplicate_annotation_id": 1,
+        "unknown_category": 1,
+        "bbox_nonpositive": 1,
+        "unknown_image": 1,
+        "bad_polygon": 1,
+        "duplicate_category_name": 1,
+        "missing_key": 1,
+        "bad_type": 1,
+        "missing_file": 1,
+        "unreadable_image": 1,
+        "duplicate_image_id": 1,
+        "duplicate_file_name": 1,
     }, [str(p) for p in report.problems]
     assert {p.file for p in report.problems} == {str(ann_path(sample_copy)), str(ann_path(sample_copy, "val"))}
     assert report.exit_code == 1
@@ -570,26 +587,34 @@ def test_cli_check_json_lists_the_problems(sample_copy, capsys):
     assert out["ok"] is False and out["unreadable"] is False and out["layout"] == "coco"
     assert set(out["splits"]) == {"train", "val"}
     assert [(p["code"], p["annotation_id"], p["category_id"], p["file"]) for p in out["problems"]] == [
-        ("unknown_category", 4004, 4, str(ann_path(sample_copy)))]
+        ("unknown_category", 4004, 4, str(ann_path(sample_copy)))
+    ]
 
 
 # ---------------------------------------------------------------------- training policy
 def _broken_index(ds: Path):
     """Train split with: 2 bad annotations, 1 missing image file, 1 box warning."""
     doc = read_doc(ds)
-    renumber_ann(doc, 4, 4004)["category_id"] = 4            # unknown_category
-    renumber_ann(doc, 6, 6006)["bbox"][3] = -2               # bbox_nonpositive
+    renumber_ann(doc, 4, 4004)["category_id"] = 4  # unknown_category
+    renumber_ann(doc, 6, 6006)["bbox"][3] = -2  # bbox_nonpositive
     lost = polygon_only_image(doc, 5)
     assert lost not in (ann_of(doc, 4004)["image_id"], ann_of(doc, 6006)["image_id"])
     (ds / "train" / image_of(doc, lost)["file_name"]).unlink()  # missing_file
-    warn = next(a for a in doc["annotations"] if a["image_id"] not in (lost, ann_of(doc, 4004)["image_id"],
-                                                                        ann_of(doc, 6006)["image_id"]))
+    warn = next(
+        a
+        for a in doc["annotations"]
+        if a["image_id"] not in (lost, ann_of(doc, 4004)["image_id"], ann_of(doc, 6006)["image_id"])
+    )
     warn["bbox"][0] = image_of(doc, warn["image_id"])["width"] + 50  # bbox_outside_image (warning)
     write_doc(ds, doc)
     index = CocoIndex.load(ann_path(ds))
     problems = check_index(index, ds / "train")
-    assert sorted(p.code for p in problems) == ["bbox_nonpositive", "bbox_outside_image", "missing_file",
-                                                "unknown_category"]
+    assert sorted(p.code for p in problems) == [
+        "bbox_nonpositive",
+        "bbox_outside_image",
+        "missing_file",
+        "unknown_category",
+    ]
     return index, problems, lost, len(anns_on(doc, lost)), warn["id"]
 
 
@@ -617,7 +642,8 @@ def test_skip_policy_drops_exactly_what_is_broken(sample_copy):
     kept = set(cleaned.ann_ids.tolist())
     assert not kept & {4004, 6006} and warned in kept
     assert set(index.ann_ids.tolist()) - kept - {4004, 6006} == set(
-        index.ann_ids[list(index.annotation_rows(int(index.image_rows([lost])[0])))].tolist())
+        index.ann_ids[list(index.annotation_rows(int(index.image_rows([lost])[0])))].tolist()
+    )
     # What is left is clean (apart from the box warning training clips).
     assert [p.code for p in check_index(cleaned, sample_copy / "train")] == ["bbox_outside_image"]
 
@@ -643,8 +669,7 @@ def test_layout_official_coco_2017(sample_copy):
     for split in ("train", "val"):
         (sample_copy / split).rename(sample_copy / f"{split}2017")
         ann_path(sample_copy, split).rename(ann_path(sample_copy, f"{split}2017"))
-    _clean_report(sample_copy, {"train": (48, sample_copy / "train2017"), "val": (16, sample_copy / "val2017")},
-                  "coco")
+    _clean_report(sample_copy, {"train": (48, sample_copy / "train2017"), "val": (16, sample_copy / "val2017")}, "coco")
 
 
 def test_layout_cvat(sample_copy, tmp_path):
@@ -695,18 +720,28 @@ def test_resolver_refuses_paths_that_leave_the_dataset(tmp_path):
     assert resolve_image_path(root, images, "ok.jpg") == images / "ok.jpg"
     assert resolve_image_path(root, images, "sub/../ok.jpg") == images / "sub/../ok.jpg"
     assert resolve_image_path(root, images, "link_in.jpg") == images / "link_in.jpg"
-    cases = {"/etc/hostname": "absolute", "C:\\x.jpg": "absolute", "\\\\server\\x.jpg": "absolute",
-             "../../outside.jpg": "'..'", "a/../../x.jpg": "'..'", "": "empty",
-             "link_out.jpg": "symlink points outside"}
+    cases = {
+        "/etc/hostname": "absolute",
+        "C:\\x.jpg": "absolute",
+        "\\\\server\\x.jpg": "absolute",
+        "../../outside.jpg": "'..'",
+        "a/../../x.jpg": "'..'",
+        "": "empty",
+        "link_out.jpg": "symlink points outside",
+    }
     # A linked sub-folder counts the same as a linked file, at any depth and after '..'.
     (tmp_path / "elsewhere" / "deep").mkdir(parents=True)
     (tmp_path / "elsewhere" / "deep" / "x.jpg").write_bytes(b"x")
     (images / "nested").mkdir()
     (images / "nested" / "dir_out").symlink_to(tmp_path / "elsewhere")
     (images / "dir_in").symlink_to(images / "nested")
-    cases.update({"nested/dir_out/deep/x.jpg": "symlink points outside",
-                  "dir_in/dir_out/deep/x.jpg": "symlink points outside",
-                  "nested/dir_out/../../secret.jpg": "symlink points outside"})
+    cases.update(
+        {
+            "nested/dir_out/deep/x.jpg": "symlink points outside",
+            "dir_in/dir_out/deep/x.jpg": "symlink points outside",
+            "nested/dir_out/../../secret.jpg": "symlink points outside",
+        }
+    )
     assert resolve_image_path(root, images, "dir_in/missing.jpg") == images / "dir_in/missing.jpg"
     assert resolve_image_path(root, images, "nested/not/there.jpg") == images / "nested/not/there.jpg"
     for name, reason in cases.items():

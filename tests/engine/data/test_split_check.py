@@ -74,8 +74,7 @@ def test_train_and_val_holding_the_same_images(tmp_path):
     names = [f"tile_{k:03d}.png" for k in range(12)]
     train = _doc(_images(root / "images", names), [1, 2, 3] * 4)
     _write(root / "annotations" / "instances_train.json", train)
-    val_path = _write(root / "annotations" / "instances_val.json",
-                      _doc(train["images"][:4], [1, 2, 3, 1]))
+    val_path = _write(root / "annotations" / "instances_val.json", _doc(train["images"][:4], [1, 2, 3, 1]))
     (overlap,) = [p for p in check_dataset_split(root) if p.code == "train_val_overlap"]
     assert overlap.file == str(val_path) and overlap.image_id == 1
     assert "all 4 validation images are also training images" in overlap.message
@@ -126,8 +125,11 @@ def test_datamodule_prints_the_warnings_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "instances_train.json: warning: only 4 training images" in err
     assert "instances_val.json: warning: category 'square' (id 2) has 1 annotation in validation" in err
-    assert codes(data.split_problems) == ["few_training_images", "unseen_validation_category",
-                                          "category_without_examples"]
+    assert codes(data.split_problems) == [
+        "few_training_images",
+        "unseen_validation_category",
+        "category_without_examples",
+    ]
     assert set(codes(data.split_problems)) <= set(codes(data.problems))  # recorded with the run's data problems
 
 
@@ -161,9 +163,26 @@ def test_training_images_all_unusable_is_refused_and_says_why(tmp_path):
 
 def test_cli_train_refuses_an_empty_training_split(tmp_path, capsys):
     root = coco_folder(tmp_path / "ds", train=[], val=[1, 2])
-    code = main(["train", "--data", str(root), "--task", "classification", "--model", "resnet-tiny",
-                 "--epochs", "1", "--image-size", "32", "--num-workers", "0",
-                 "--workspace", str(tmp_path / "ws"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(root),
+            "--task",
+            "classification",
+            "--model",
+            "resnet-tiny",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--num-workers",
+            "0",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "instances_train.json: cannot train on this split" in err and "[no_training_images]" in err
@@ -171,9 +190,28 @@ def test_cli_train_refuses_an_empty_training_split(tmp_path, capsys):
 
 def test_cli_train_prints_split_warnings_and_still_trains(tmp_path, capsys):
     root = coco_folder(tmp_path / "ds", train=[1, 2] * 2, val=[1, 2, 3])
-    code = main(["train", "--data", str(root), "--task", "classification", "--model", "resnet-tiny",
-                 "--epochs", "1", "--batch-size", "2", "--image-size", "32", "--num-workers", "0",
-                 "--workspace", str(tmp_path / "ws"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(root),
+            "--task",
+            "classification",
+            "--model",
+            "resnet-tiny",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--image-size",
+            "32",
+            "--num-workers",
+            "0",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "instances_train.json: warning: only 4 training images" in err

@@ -16,8 +16,11 @@ from engine.export.parity import Tolerance
 from engine.orchestration.local import train
 
 MODELS = {"classification": "resnet-tiny", "detection": "detr-tiny", "segmentation": "segformer-tiny"}
-AUTO = {"classification": "AutoModelForImageClassification", "detection": "AutoModelForObjectDetection",
-        "segmentation": "AutoModelForSemanticSegmentation"}
+AUTO = {
+    "classification": "AutoModelForImageClassification",
+    "detection": "AutoModelForObjectDetection",
+    "segmentation": "AutoModelForSemanticSegmentation",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +33,17 @@ def runs(sample_dataset, workspace):
     """One finished tiny run per task, trained once for the module."""
     out = {}
     for task, model in MODELS.items():
-        config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
-            "data.path": str(sample_dataset), "model.checkpoint": model, "optim.epochs": 1, "optim.batch_size": 8,
-            "data.image_size": 64, "data.num_workers": 0, "workspace": str(workspace)})
+        config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(
+            {
+                "data.path": str(sample_dataset),
+                "model.checkpoint": model,
+                "optim.epochs": 1,
+                "optim.batch_size": 8,
+                "data.image_size": 64,
+                "data.num_workers": 0,
+                "workspace": str(workspace),
+            }
+        )
         result = train(config, progress=False)
         assert result.status == "FINISHED"
         out[task] = result.run_id
@@ -40,9 +51,18 @@ def runs(sample_dataset, workspace):
 
 
 def _train(dataset, workspace, task, model, size, epochs=1):
-    config = RunConfig.from_dict({"task": {"name": task}}).with_overrides({
-        "data.path": str(dataset), "model.checkpoint": model, "optim.epochs": epochs, "optim.batch_size": 8,
-        "optim.lr": 1e-3, "data.image_size": size, "data.num_workers": 0, "workspace": str(workspace)})
+    config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(
+        {
+            "data.path": str(dataset),
+            "model.checkpoint": model,
+            "optim.epochs": epochs,
+            "optim.batch_size": 8,
+            "optim.lr": 1e-3,
+            "data.image_size": size,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+        }
+    )
     result = train(config, progress=False)
     assert result.status == "FINISHED"
     return result.run_id
@@ -62,8 +82,20 @@ def exports(runs, workspace):
     folders = {}
     for task, run_id in runs.items():
         folder = workspace / f"export-{task}"
-        code = main(["export", run_id, "--format", "hf,onnx", "--out", str(folder), "--workspace", str(workspace),
-                     "--register", f"shapes-{task}"])
+        code = main(
+            [
+                "export",
+                run_id,
+                "--format",
+                "hf,onnx",
+                "--out",
+                str(folder),
+                "--workspace",
+                str(workspace),
+                "--register",
+                f"shapes-{task}",
+            ]
+        )
         assert code == 0
         folders[task] = folder
     return folders
@@ -81,8 +113,7 @@ def test_export_reloads_with_from_pretrained_and_passes_parity(task, exports, sa
     coco_ids = sorted(c["id"] for c in index["categories"])
     assert sorted(manifest["label_to_category_id"].values()) == coco_ids
     model = getattr(transformers, AUTO[task]).from_pretrained(str(folder))
-    assert {int(k): v for k, v in model.config.id2label.items()} == \
-        {int(k): v for k, v in manifest["id2label"].items()}
+    assert {int(k): v for k, v in model.config.id2label.items()} == {int(k): v for k, v in manifest["id2label"].items()}
     assert model.config.label2id == {v: int(k) for k, v in manifest["id2label"].items()}
     assert sorted(model.config.coco_category_ids.values()) == coco_ids
     processor = AutoImageProcessor.from_pretrained(str(folder))
@@ -107,8 +138,10 @@ def test_onnx_takes_two_image_sizes_like_the_hf_model(task, exports):
     from engine.export.runtime import OnnxBackend, TorchBackend
 
     folder = exports[task]
-    onnx, hf = OnnxBackend(folder / "model.onnx"), TorchBackend(
-        getattr(transformers, AUTO[task]).from_pretrained(str(folder)).eval(), task)
+    onnx, hf = (
+        OnnxBackend(folder / "model.onnx"),
+        TorchBackend(getattr(transformers, AUTO[task]).from_pretrained(str(folder)).eval(), task),
+    )
     generator = torch.Generator().manual_seed(0)
     for shape in [(2, 3, 64, 64), (1, 3, 96, 128)]:
         pixels = torch.randn(*shape, generator=generator)
@@ -132,7 +165,8 @@ def test_hf_image_processor_reproduces_the_validation_transform(exports, sample_
     dataset = dataset_for("classification", root, index, manifest["preprocessing"])
     ours = collate_for("classification", manifest["preprocessing"])([dataset[i] for i in range(4)])["pixel_values"]
     theirs = AutoImageProcessor.from_pretrained(str(folder))(
-        images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")["pixel_values"]
+        images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt"
+    )["pixel_values"]
     assert ours.shape == theirs.shape
     assert float((ours - theirs).abs().mean()) < 0.05  # OpenCV vs PIL bilinear resampling only
 
@@ -154,7 +188,8 @@ def test_hf_detr_processor_reproduces_the_validation_pixels_but_its_documented_p
     samples = [dataset[i] for i in range(len(paths))]
     ours = collate_for("detection", manifest["preprocessing"])(samples)["pixel_values"]
     encoded = AutoImageProcessor.from_pretrained(str(folder))(
-        images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")
+        images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt"
+    )
     theirs, their_mask = encoded["pixel_values"], encoded["pixel_mask"].bool()
     assert ours.shape == theirs.shape
     pre = manifest["preprocessing"]
@@ -187,8 +222,9 @@ def test_registered_alias_resolves_to_the_export(task, exports, runs, workspace)
     assert version.run_id == runs[task]
     mlflow.set_tracking_uri(uri)
     try:
-        local = mlflow.artifacts.download_artifacts(f"models:/shapes-{task}@best",
-                                                    dst_path=str(workspace / f"dl-{task}"))
+        local = mlflow.artifacts.download_artifacts(
+            f"models:/shapes-{task}@best", dst_path=str(workspace / f"dl-{task}")
+        )
     finally:
         mlflow.set_tracking_uri(None)
     assert json.loads((workspace / f"dl-{task}" / MANIFEST_NAME).read_text())["source"]["run_id"] == runs[task]
@@ -200,15 +236,19 @@ def _load_res(preds_file, manifest):
 
     preds = json.loads(preds_file.read_text())
     gt = COCO()
-    gt.dataset = {"images": [{"id": i} for i in sorted({p["image_id"] for p in preds})], "annotations": [],
-                  "categories": manifest["categories"]}
+    gt.dataset = {
+        "images": [{"id": i} for i in sorted({p["image_id"] for p in preds})],
+        "annotations": [],
+        "categories": manifest["categories"],
+    }
     gt.createIndex()
     return preds, gt.loadRes(str(preds_file))
 
 
 @pytest.mark.parametrize("task", list(MODELS))
-def test_predict_on_the_export_writes_coco_results_equal_to_the_checkpoint(task, exports, runs, workspace,
-                                                                          sample_dataset, tmp_path):
+def test_predict_on_the_export_writes_coco_results_equal_to_the_checkpoint(
+    task, exports, runs, workspace, sample_dataset, tmp_path
+):
     folder, manifest = exports[task], read_manifest(exports[task])
     images = sample_dataset / "val"
     onnx_out, torch_out, run_out = tmp_path / "onnx.json", tmp_path / "torch.json", tmp_path / "run.json"
@@ -330,11 +370,28 @@ def test_export_from_a_newer_lightbox_is_refused(key, value, exports, sample_dat
 def test_best_of_one_task_with_a_fixed_size_then_predict(runs, workspace, sample_dataset, tmp_path, capsys):
     """The fixture's runs share experiment 'lightbox' (three tasks): --task picks within one."""
     out = tmp_path / "best"
-    assert main(["export", "--best", "--experiment", "lightbox", "--out", str(out), "--workspace",
-                 str(workspace)]) == 2
+    assert main(["export", "--best", "--experiment", "lightbox", "--out", str(out), "--workspace", str(workspace)]) == 2
     assert "several tasks" in capsys.readouterr().err and not out.exists()
-    assert main(["export", "--best", "--experiment", "lightbox", "--task", "classification", "--format", "onnx",
-                 "--fixed-size", "--out", str(out), "--workspace", str(workspace)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--best",
+                "--experiment",
+                "lightbox",
+                "--task",
+                "classification",
+                "--format",
+                "onnx",
+                "--fixed-size",
+                "--out",
+                str(out),
+                "--workspace",
+                str(workspace),
+            ]
+        )
+        == 0
+    )
     assert "best finished classification run" in capsys.readouterr().err
     manifest = read_manifest(out)
     assert manifest["source"]["run_id"] == runs["classification"]
@@ -365,12 +422,23 @@ def test_best_picks_the_finished_run_with_the_best_task_metric(tmp_path):
     from engine.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(None, tmp_path)
-    ids = _scored_runs(uri, "pick-best", [("worse", "classification", 0.3, True),
-                                          ("better", "classification", 0.8, True),
-                                          ("unfinished", "classification", 0.99, False)])
+    ids = _scored_runs(
+        uri,
+        "pick-best",
+        [
+            ("worse", "classification", 0.3, True),
+            ("better", "classification", 0.8, True),
+            ("unfinished", "classification", 0.99, False),
+        ],
+    )
     best = best_run("pick-best", workspace=str(tmp_path))
-    assert (best.run_id, best.task, best.metric, best.value, best.compared) == \
-        (ids["better"], "classification", "val/accuracy", 0.8, 2)
+    assert (best.run_id, best.task, best.metric, best.value, best.compared) == (
+        ids["better"],
+        "classification",
+        "val/accuracy",
+        0.8,
+        2,
+    )
     with pytest.raises(ExportError, match="no experiment named 'nope'"):
         best_run("nope", workspace=str(tmp_path))
 
@@ -381,8 +449,9 @@ def test_best_uses_the_score_of_the_checkpoint_that_would_be_exported(tmp_path):
     from engine.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(None, tmp_path)
-    ids = _scored_runs(uri, "by-checkpoint", [("steady", "classification", 0.6, True),
-                                              ("peaked", "classification", 0.4, True)])
+    ids = _scored_runs(
+        uri, "by-checkpoint", [("steady", "classification", 0.6, True), ("peaked", "classification", 0.4, True)]
+    )
     client = MlflowClient(uri)
     client.set_tag(ids["peaked"], BEST_MONITOR_TAG, "val/accuracy")  # its best checkpoint scored 0.9
     client.log_metric(ids["peaked"], BEST_SCORE_METRIC, 0.9)
@@ -395,8 +464,11 @@ def test_best_in_an_experiment_of_several_tasks_needs_task(tmp_path, capsys):
 
     uri = resolve_tracking_uri(None, tmp_path)
     # mAP and accuracy are not comparable: the classification run's higher number must not win by itself.
-    ids = _scored_runs(uri, "mixed", [("cls", "classification", 0.9, True), ("det-a", "detection", 0.2, True),
-                                      ("det-b", "detection", 0.4, True)])
+    ids = _scored_runs(
+        uri,
+        "mixed",
+        [("cls", "classification", 0.9, True), ("det-a", "detection", 0.2, True), ("det-b", "detection", 0.4, True)],
+    )
     with pytest.raises(ExportError, match=r"several tasks: classification \(1 run\), detection \(2 runs\).*--task"):
         best_run("mixed", workspace=str(tmp_path))
     assert best_run("mixed", task="detection", workspace=str(tmp_path)).run_id == ids["det-b"]
@@ -453,20 +525,35 @@ def _hf_route_detections(folder, sample_dataset):
             outputs = model(pixel_values=batch["pixel_values"])
         # the boxes are relative to the square canvas
         sizes = [(max(t["orig_size"].tolist()),) * 2 for t in batch["labels"]]
-        for target, one in zip(batch["labels"], processor.post_process_object_detection(
-                outputs, threshold=manifest["postprocessing"]["min_score"], target_sizes=sizes)):
+        for target, one in zip(
+            batch["labels"],
+            processor.post_process_object_detection(
+                outputs, threshold=manifest["postprocessing"]["min_score"], target_sizes=sizes
+            ),
+        ):
             h, w = target["orig_size"].tolist()
             for score, label, box in zip(one["scores"].tolist(), one["labels"].tolist(), one["boxes"].tolist()):
-                x0, y0, x1, y1 = min(max(box[0], 0), w), min(max(box[1], 0), h), min(max(box[2], 0), w), \
-                    min(max(box[3], 0), h)
-                results.append({"image_id": int(target["image_id"]), "category_id": coco_id[int(label)],
-                                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
+                x0, y0, x1, y1 = (
+                    min(max(box[0], 0), w),
+                    min(max(box[1], 0), h),
+                    min(max(box[2], 0), w),
+                    min(max(box[3], 0), h),
+                )
+                results.append(
+                    {
+                        "image_id": int(target["image_id"]),
+                        "category_id": coco_id[int(label)],
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "score": float(score),
+                    }
+                )
     return model, results
 
 
 @pytest.mark.parametrize("which", ["detr", "rt-detr"])
-def test_hf_processor_post_processing_gives_what_lightbox_predict_gives(which, exports, default_detector,
-                                                                        sample_dataset, tmp_path):
+def test_hf_processor_post_processing_gives_what_lightbox_predict_gives(
+    which, exports, default_detector, sample_dataset, tmp_path
+):
     from engine.export.parity import detection_agreement
 
     folder = exports["detection"] if which == "detr" else default_detector[1]
@@ -479,14 +566,16 @@ def test_hf_processor_post_processing_gives_what_lightbox_predict_gives(which, e
     assert ours and theirs
     if which == "rt-detr":  # RT-DETR's processor keeps num_queries (query, class) pairs, Lightbox 100
         keep = model.config.num_queries
-        ours = [d for image in {d["image_id"] for d in ours}
-                for d in sorted((d for d in ours if d["image_id"] == image), key=lambda d: -d["score"])[:keep]]
+        ours = [
+            d
+            for image in {d["image_id"] for d in ours}
+            for d in sorted((d for d in ours if d["image_id"] == image), key=lambda d: -d["score"])[:keep]
+        ]
     # Lightbox maps boxes back through the resized image's rounded size, HF through the exact scale: < 0.5 px
     assert detection_agreement(ours, theirs, Tolerance(iou=0.95, score_atol=1e-4)) >= 0.99
 
 
-def test_hf_segformer_processor_post_processing_gives_the_masks_of_lightbox_predict(exports, sample_dataset,
-                                                                                   tmp_path):
+def test_hf_segformer_processor_post_processing_gives_the_masks_of_lightbox_predict(exports, sample_dataset, tmp_path):
     """SegFormer's processor (not DETR's, whose semantic post-processing raises) maps logits back to each
     image's size; it does not pad, so the model sees the image without Lightbox's black border."""
     from PIL import Image
@@ -518,15 +607,25 @@ def test_hf_segformer_processor_post_processing_gives_the_masks_of_lightbox_pred
     assert np.mean(agreement) >= 0.9
 
 
-@pytest.mark.parametrize(("model_type", "name"), [("detr", "DetrImageProcessor"),
-                                                  ("conditional_detr", "ConditionalDetrImageProcessor"),
-                                                  ("rt_detr_v2", "RTDetrImageProcessor")])
+@pytest.mark.parametrize(
+    ("model_type", "name"),
+    [
+        ("detr", "DetrImageProcessor"),
+        ("conditional_detr", "ConditionalDetrImageProcessor"),
+        ("rt_detr_v2", "RTDetrImageProcessor"),
+    ],
+)
 def test_each_detection_family_gets_its_own_processor(model_type, name):
     from engine.export.hf import image_processor_for
 
-    pre = {"transforms": [{"name": "LongestMaxSize", "max_size": 64},
-                          {"name": "PadIfNeeded", "min_height": 64, "min_width": 64, "position": "top_left"}],
-           "mean": [0.5] * 3, "std": [0.5] * 3}
+    pre = {
+        "transforms": [
+            {"name": "LongestMaxSize", "max_size": 64},
+            {"name": "PadIfNeeded", "min_height": 64, "min_width": 64, "position": "top_left"},
+        ],
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+    }
     assert type(image_processor_for("detection", pre, model_type)).__name__ == name
     with pytest.raises(ExportError, match="type 'yolos'"):
         image_processor_for("detection", pre, "yolos")
@@ -547,14 +646,16 @@ def test_parity_refuses_a_real_difference_naming_the_metric_and_the_images(expor
     datamodule.setup("fit")
     model = load_module(config, checkpoint).model.float().eval()
     collate = collate_for("classification", manifest["preprocessing"])
-    same = compare("classification", model, folder / "model.onnx", datamodule.val_dataset, collate, manifest,
-                   Tolerance())
+    same = compare(
+        "classification", model, folder / "model.onnx", datamodule.val_dataset, collate, manifest, Tolerance()
+    )
     assert same["passed"] and same["metric"]["difference"] == 0.0 and not same["worst_images"]
     with torch.no_grad():
         head = model.classifier[-1]
         head.bias.copy_(torch.arange(head.bias.numel(), dtype=torch.float32) * 50.0)  # always the last class
-    moved = compare("classification", model, folder / "model.onnx", datamodule.val_dataset, collate, manifest,
-                    Tolerance())
+    moved = compare(
+        "classification", model, folder / "model.onnx", datamodule.val_dataset, collate, manifest, Tolerance()
+    )
     assert not moved["passed"]
     text = describe(moved)
     assert "accuracy moved from" in text and "FAILED" in text
@@ -565,11 +666,14 @@ def test_parity_refuses_a_real_difference_naming_the_metric_and_the_images(expor
 # ---------------------------------------------------------------------- labels from the checkpoint
 @pytest.mark.parametrize(("task", "model"), [("detection", "detr-tiny"), ("classification", "resnet-tiny")])
 def test_export_takes_labels_and_ids_from_the_checkpoint_after_the_dataset_was_renumbered(
-        task, model, sample_copy, tmp_path):
+    task, model, sample_copy, tmp_path
+):
     workspace = tmp_path / "ws"
     run_id = _train(sample_copy, workspace, task, model, 64)
-    before = {c["id"]: c["name"] for c in json.loads(
-        (sample_copy / "annotations" / "instances_train.json").read_text())["categories"]}
+    before = {
+        c["id"]: c["name"]
+        for c in json.loads((sample_copy / "annotations" / "instances_train.json").read_text())["categories"]
+    }
     # The dataset is renumbered after training: ids shifted and swapped, names kept.
     ids = sorted(before)
     new_id = {old: 100 + ids[len(ids) - 1 - k] for k, old in enumerate(ids)}
@@ -585,19 +689,22 @@ def test_export_takes_labels_and_ids_from_the_checkpoint_after_the_dataset_was_r
     manifest = export_run(run_id, tmp_path / "x", formats="hf,onnx", workspace=str(workspace), say=said.append)
     names = {int(k): v for k, v in manifest["id2label"].items()}
     if task == "detection":  # the checkpoint holds its COCO ids: they stay
-        assert {names[int(k)]: v for k, v in manifest["label_to_category_id"].items()} == \
-            {name: cid for cid, name in before.items()}
+        assert {names[int(k)]: v for k, v in manifest["label_to_category_id"].items()} == {
+            name: cid for cid, name in before.items()
+        }
     else:  # names only: each name's id as the dataset has it now
-        assert {names[int(k)]: v for k, v in manifest["label_to_category_id"].items()} == \
-            {name: new_id[cid] for cid, name in before.items()}
+        assert {names[int(k)]: v for k, v in manifest["label_to_category_id"].items()} == {
+            name: new_id[cid] for cid, name in before.items()
+        }
     assert {c["name"] for c in manifest["categories"]} == set(before.values())
     assert any("changed since training" in s for s in said)
     assert manifest["parity"]["passed"]
     import transformers
 
     hf = getattr(transformers, AUTO[task]).from_pretrained(str(tmp_path / "x"))
-    assert {int(k): v for k, v in hf.config.coco_category_ids.items()} == \
-        {int(k): v for k, v in manifest["label_to_category_id"].items()}
+    assert {int(k): v for k, v in hf.config.coco_category_ids.items()} == {
+        int(k): v for k, v in manifest["label_to_category_id"].items()
+    }
 
 
 def test_a_category_the_dataset_lost_is_refused_by_name(sample_copy, tmp_path):

@@ -19,8 +19,9 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 def test_vit_with_fixed_position_embeddings_keeps_a_fixed_size_and_says_why(tmp_path):
     model = load_model("vit-tiny", "classification", num_labels=3).eval()
     size = model.config.image_size
-    info = export_onnx(model, "classification", torch.randn(2, 3, size, size), tmp_path / "model.onnx",
-                       exporter="torchscript")
+    info = export_onnx(
+        model, "classification", torch.randn(2, 3, size, size), tmp_path / "model.onnx", exporter="torchscript"
+    )
     assert not info["dynamic_size"] and info["dynamic_axes"] == {"pixel_values": [0]}
     assert info["input_shape"] == [None, 3, size, size]
     assert "refuses" in info["fixed_size_reason"] and f"({size}*{size})" in info["fixed_size_reason"]
@@ -47,8 +48,13 @@ class _SizeBakingNet(nn.Module):
 
 def test_a_graph_that_baked_the_size_in_is_caught_and_exported_fixed(tmp_path):
     torch.manual_seed(0)
-    info = export_onnx(_SizeBakingNet().eval(), "classification", torch.rand(2, 3, 32, 32), tmp_path / "model.onnx",
-                       exporter="torchscript")
+    info = export_onnx(
+        _SizeBakingNet().eval(),
+        "classification",
+        torch.rand(2, 3, 32, 32),
+        tmp_path / "model.onnx",
+        exporter="torchscript",
+    )
     assert not info["dynamic_size"] and info["input_shape"] == [None, 3, 32, 32]
     assert "differs from PyTorch" in info["fixed_size_reason"]
     assert input_axes(tmp_path / "model.onnx")[2:] == [32, 32]
@@ -56,16 +62,24 @@ def test_a_graph_that_baked_the_size_in_is_caught_and_exported_fixed(tmp_path):
 
 def test_fixed_size_on_request(tmp_path):
     model = load_model("resnet-tiny", "classification", num_labels=3).eval()
-    info = export_onnx(model, "classification", torch.randn(2, 3, 48, 48), tmp_path / "model.onnx",
-                       exporter="torchscript", dynamic_size=False)
+    info = export_onnx(
+        model,
+        "classification",
+        torch.randn(2, 3, 48, 48),
+        tmp_path / "model.onnx",
+        exporter="torchscript",
+        dynamic_size=False,
+    )
     assert not info["dynamic_size"] and input_axes(tmp_path / "model.onnx")[2:] == [48, 48]
     assert info["fixed_size_reason"] == "dynamic image size was not asked for"
 
 
 def _manifest(dynamic: bool, size: int = 64) -> dict:
     shape = [None, 3, None, None] if dynamic else [None, 3, size, size]
-    return {"onnx": {"dynamic_size": dynamic, "input_shape": shape, "fixed_size_reason": "ViT position embeddings"},
-            "preprocessing": {"mean": MEAN, "std": STD, "pad_value": 0}}
+    return {
+        "onnx": {"dynamic_size": dynamic, "input_shape": shape, "fixed_size_reason": "ViT position embeddings"},
+        "preprocessing": {"mean": MEAN, "std": STD, "pad_value": 0},
+    }
 
 
 def _batch(h: int, w: int) -> dict:
@@ -101,8 +115,9 @@ def test_the_dynamo_exporter_takes_rt_detr_with_a_dynamic_batch(tmp_path):
     fixed (``len(tensor)`` under non-strict tracing); both are handled, with no fallback to TorchScript."""
     torch.manual_seed(0)
     model = load_model("rt-detr-v2-tiny", "detection", num_labels=3).eval()
-    info = export_onnx(model, "detection", torch.randn(2, 3, 64, 64), tmp_path / "model.onnx", exporter="dynamo",
-                       dynamic_size=False)
+    info = export_onnx(
+        model, "detection", torch.randn(2, 3, 64, 64), tmp_path / "model.onnx", exporter="dynamo", dynamic_size=False
+    )
     assert info["exporter"] == "dynamo" and isinstance(input_axes(tmp_path / "model.onnx")[0], str)
     onnx = OnnxBackend(tmp_path / "model.onnx")
     for batch in (1, 3):

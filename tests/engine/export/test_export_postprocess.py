@@ -5,8 +5,13 @@ import torch
 
 from engine.tasks.detection.lightning_module import detections_from_outputs
 
-TARGET = [{"content_box": torch.tensor([0.0, 0.0, 100.0, 100.0]), "orig_size": torch.tensor([100, 100]),
-           "image_id": torch.tensor(7)}]
+TARGET = [
+    {
+        "content_box": torch.tensor([0.0, 0.0, 100.0, 100.0]),
+        "orig_size": torch.tensor([100, 100]),
+        "image_id": torch.tensor(7),
+    }
+]
 BOXES = torch.tensor([[[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1]]])
 
 

@@ -40,8 +40,7 @@ from engine.tasks.segmentation.lightning_module import SegmentationModule
 PROCESSES = 2
 VAL_IMAGES = 7  # odd: two processes cannot get the same number without a repeat
 # Losses that are a mean over images (the others are means over each batch's boxes or pixels).
-PER_IMAGE_LOSSES = {("classification", "val/loss"), ("detection", "val/loss"),
-                    ("multitask", "val/loss_classification")}
+PER_IMAGE_LOSSES = {("classification", "val/loss"), ("detection", "val/loss"), ("multitask", "val/loss_classification")}
 TINY = {"classification": "resnet-tiny", "detection": "detr-tiny", "segmentation": "segformer-tiny"}
 
 
@@ -95,8 +94,9 @@ class PerfectMultiTask(MultiTaskModule):
     def compute_loss(self, batch):
         loss, outputs = super().compute_loss(batch)
         labels, n = batch["labels"], self.num_labels
-        outputs["classification"] = _perfect_class_logits(labels["classification"], batch["image_ids"],
-                                                          n["classification"])
+        outputs["classification"] = _perfect_class_logits(
+            labels["classification"], batch["image_ids"], n["classification"]
+        )
         logits, boxes = _perfect_detr(labels["detection"], n["detection"])
         outputs["detection"] = {"logits": logits, "pred_boxes": boxes}
         outputs["segmentation"] = _perfect_masks(labels["segmentation"], n["segmentation"])
@@ -115,27 +115,45 @@ def _metric_cases() -> dict:
     g = torch.Generator().manual_seed(0)
     masks = torch.randint(0, k, (VAL_IMAGES, 8, 8), generator=g)
     predicted = torch.where(torch.rand(masks.shape, generator=g) < 0.2, (masks + 1) % k, masks)
-    gt = {"images": [{"id": int(i), "width": 100, "height": 100} for i in ids],
-          "annotations": [{"id": n + 1, "image_id": int(i), "category_id": int(i % 2) + 1, "bbox": [10, 20, 30, 40],
-                           "area": 1200.0, "iscrowd": 0} for n, i in enumerate(ids)],
-          "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    gt = {
+        "images": [{"id": int(i), "width": 100, "height": 100} for i in ids],
+        "annotations": [
+            {
+                "id": n + 1,
+                "image_id": int(i),
+                "category_id": int(i % 2) + 1,
+                "bbox": [10, 20, 30, 40],
+                "area": 1200.0,
+                "iscrowd": 0,
+            }
+            for n, i in enumerate(ids)
+        ],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
 
     mine = list(evaluation_sampler(SequentialSampler(range(VAL_IMAGES))))
     cls, seg = ClassificationMetrics(k), SegmentationMetrics(k)
     cls.update(logits[mine], labels[mine])
     seg.update(predicted[mine], masks[mine])
-    out = {"shard": mine, "classification": cls.compute(), "confusion_matrix": cls.confusion_matrix().tolist(),
-           "segmentation": seg.compute()}
+    out = {
+        "shard": mine,
+        "classification": cls.compute(),
+        "confusion_matrix": cls.confusion_matrix().tolist(),
+        "segmentation": seg.compute(),
+    }
 
     # Detection told which images each batch held counts a repeated image once, even with a
     # padding sampler (the one Lightning uses by default).
-    padded = list(DistributedSampler(range(VAL_IMAGES), shuffle=False)) if dist.is_initialized() else \
-        list(range(VAL_IMAGES))
+    padded = (
+        list(DistributedSampler(range(VAL_IMAGES), shuffle=False)) if dist.is_initialized() else list(range(VAL_IMAGES))
+    )
     evaluator = DetectionEvaluator(gt)
     for row in padded:
         ann = gt["annotations"][row]
-        evaluator.add([{"image_id": ann["image_id"], "category_id": ann["category_id"], "bbox": ann["bbox"],
-                        "score": 0.9}], image_ids=[ann["image_id"]])
+        evaluator.add(
+            [{"image_id": ann["image_id"], "category_id": ann["category_id"], "bbox": ann["bbox"], "score": 0.9}],
+            image_ids=[ann["image_id"]],
+        )
     out["padded_shard"], out["detection_map"] = padded, evaluator.compute()["map"]
     if dist.is_initialized():
         try:
@@ -147,8 +165,15 @@ def _metric_cases() -> dict:
 
 def _trainer(**kwargs):
     processes = dict(devices=PROCESSES, strategy="ddp") if dist.is_initialized() else dict(devices=1)
-    return pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                      num_sanity_val_steps=0, **processes, **kwargs)
+    return pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **processes,
+        **kwargs,
+    )
 
 
 def _numbers(metrics) -> dict:
@@ -160,14 +185,24 @@ def _validate_cases(data: dict) -> dict:
     paths = (data["train_images"], data["train_json"], data["val_images"], data["val_json"])
     common = dict(batch_size=2, num_workers=0, image_size=32)
     cases = {
-        "classification": (lambda: PerfectClassifier(model_ckpt=TINY["classification"], num_labels=4,
-                                                     pretrained=False), ClassificationDataModule),
-        "detection": (lambda: PerfectDetector(model_ckpt=TINY["detection"], num_labels=4, pretrained=False,
-                                              category_ids=[1, 2, 3, 5]), DetectionDataModule),
-        "segmentation": (lambda: PerfectSegmenter(model_ckpt=TINY["segmentation"], num_labels=5,
-                                                  pretrained=False), SegmentationDataModule),
-        "multitask": (lambda: PerfectMultiTask(MultiTaskConfig(tasks=list(TINY), model_checkpoints=TINY,
-                                                               pretrained=False)), MultiTaskDataModule),
+        "classification": (
+            lambda: PerfectClassifier(model_ckpt=TINY["classification"], num_labels=4, pretrained=False),
+            ClassificationDataModule,
+        ),
+        "detection": (
+            lambda: PerfectDetector(
+                model_ckpt=TINY["detection"], num_labels=4, pretrained=False, category_ids=[1, 2, 3, 5]
+            ),
+            DetectionDataModule,
+        ),
+        "segmentation": (
+            lambda: PerfectSegmenter(model_ckpt=TINY["segmentation"], num_labels=5, pretrained=False),
+            SegmentationDataModule,
+        ),
+        "multitask": (
+            lambda: PerfectMultiTask(MultiTaskConfig(tasks=list(TINY), model_checkpoints=TINY, pretrained=False)),
+            MultiTaskDataModule,
+        ),
     }
     out = {}
     for name, (make_module, datamodule_class) in cases.items():
@@ -186,15 +221,22 @@ def _fit_case(data: dict, checkpoints: Path) -> dict:
     """A real (tiny) fit: the monitor and the checkpoint it picks must agree on every process."""
     torch.manual_seed(0)
     module = ClassificationModule(model_ckpt=TINY["classification"], num_labels=4, pretrained=False, lr=1e-3)
-    datamodule = ClassificationDataModule(data["train_images"], data["train_json"], data["val_images"],
-                                          data["val_json"], batch_size=4, num_workers=0, image_size=32)
-    best = pl.callbacks.ModelCheckpoint(dirpath=checkpoints, monitor=module.monitor, mode=module.monitor_mode,
-                                        save_top_k=1)
+    datamodule = ClassificationDataModule(
+        data["train_images"],
+        data["train_json"],
+        data["val_images"],
+        data["val_json"],
+        batch_size=4,
+        num_workers=0,
+        image_size=32,
+    )
+    best = pl.callbacks.ModelCheckpoint(
+        dirpath=checkpoints, monitor=module.monitor, mode=module.monitor_mode, save_top_k=1
+    )
     trainer = _trainer(max_epochs=2, limit_train_batches=3, callbacks=[best])
     trainer.fit(module, datamodule)
     validation = {k: v for k, v in _numbers(trainer.callback_metrics).items() if k.startswith("val/")}
-    return {"metrics": validation, "best_path": best.best_model_path,
-            "best_score": float(best.best_model_score)}
+    return {"metrics": validation, "best_path": best.best_model_path, "best_score": float(best.best_model_score)}
 
 
 def _worker(rank: int, port: int, data: dict, out_dir: str) -> None:
@@ -202,12 +244,21 @@ def _worker(rank: int, port: int, data: dict, out_dir: str) -> None:
     # reseeds from it before the multi-task module builds its weights: the ranks' weights would differ
     # from the one-process reference.
     os.environ.pop("PL_GLOBAL_SEED", None)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(PROCESSES),
-                      RANK=str(rank), LOCAL_RANK=str(rank), NODE_RANK="0")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(PROCESSES),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        NODE_RANK="0",
+    )
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=PROCESSES)
-    results = {"metrics": _metric_cases(), "validate": _validate_cases(data),
-               "fit": _fit_case(data, Path(out_dir) / "checkpoints")}
+    results = {
+        "metrics": _metric_cases(),
+        "validate": _validate_cases(data),
+        "fit": _fit_case(data, Path(out_dir) / "checkpoints"),
+    }
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(results))
     dist.destroy_process_group()
 
@@ -229,8 +280,12 @@ def data(sample_dataset, tmp_path_factory) -> dict:
     coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in annotated]
     val_json = tmp_path_factory.mktemp("odd_val") / "val7.json"
     val_json.write_text(json.dumps(coco))
-    return {"train_images": str(train.image_dir), "train_json": str(train.annotation_file),
-            "val_images": str(val.image_dir), "val_json": str(val_json)}
+    return {
+        "train_images": str(train.image_dir),
+        "train_json": str(train.annotation_file),
+        "val_images": str(val.image_dir),
+        "val_json": str(val_json),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -299,8 +354,15 @@ def test_every_process_picks_the_same_checkpoint_by_the_whole_validation_set(ran
     assert fits[0] == fits[1]  # same validation metrics, best score and checkpoint file
     # The score the monitor saw is that of the chosen weights on the whole validation set.
     module = ClassificationModule.load_from_checkpoint(fits[0]["best_path"], map_location="cpu", pretrained=False)
-    datamodule = ClassificationDataModule(data["train_images"], data["train_json"], data["val_images"],
-                                          data["val_json"], batch_size=4, num_workers=0, image_size=32)
+    datamodule = ClassificationDataModule(
+        data["train_images"],
+        data["train_json"],
+        data["val_images"],
+        data["val_json"],
+        batch_size=4,
+        num_workers=0,
+        image_size=32,
+    )
     trainer = _trainer(enable_checkpointing=False)
     trainer.validate(module, datamodule, verbose=False)
     assert float(trainer.callback_metrics["val/accuracy"]) == fits[0]["best_score"]

@@ -15,8 +15,15 @@ RT_DETR_PRESETS = ("rt-detr-v2-tiny", "rt-detr-v2-r18", "rt-detr-v2-r50")
 
 @pytest.fixture(scope="module")
 def val_batch(sample_dataset):
-    data = DetectionDataModule.from_folder(sample_dataset, batch_size=4, num_workers=0, image_size=128,
-                                           train_transforms=[], mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    data = DetectionDataModule.from_folder(
+        sample_dataset,
+        batch_size=4,
+        num_workers=0,
+        image_size=128,
+        train_transforms=[],
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+    )
     data.setup()
     return data, next(iter(data.val_dataloader()))
 
@@ -97,8 +104,11 @@ def test_post_processing_of_a_perfect_rt_detr_output_scores_map_one_in_original_
     # Ground truth of the batch's images only (the others were not predicted).
     full = data.val_dataset.index.to_coco_dict()
     ids = {int(t["image_id"]) for t in targets}
-    truth = {**full, "images": [i for i in full["images"] if i["id"] in ids],
-             "annotations": [a for a in full["annotations"] if a["image_id"] in ids]}
+    truth = {
+        **full,
+        "images": [i for i in full["images"] if i["id"] in ids],
+        "annotations": [a for a in full["annotations"] if a["image_id"] in ids],
+    }
     assert coco_evaluate(truth, detections)["map"] == pytest.approx(1.0, abs=1e-6)
 
 

@@ -27,7 +27,7 @@ def _config(task, checkpoint, size):
 def test_a_size_rt_detr_cannot_take_is_refused_with_the_nearest_valid_sizes():
     with pytest.raises(ConfigError) as caught:
         _config("detection", "rt-detr-v2-tiny", 400)
-    (path, message), = caught.value.problems
+    ((path, message),) = caught.value.problems
     assert path == "data.image_size"
     assert "multiple of 32" in message and "384 or 416" in message and "(got 400)" in message
     assert str(caught.value).startswith("run.yaml: data.image_size: rt-detr-v2-tiny")
@@ -59,10 +59,29 @@ def test_the_rule_holds_for_overrides_and_for_a_model_folder(tmp_path):
 
 def test_the_command_line_refuses_the_size_before_training(tmp_path, sample_dataset):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "engine", "train", "--data", str(sample_dataset), "--task",
-                           "detection", "--model", "rt-detr-v2-tiny", "--image-size", "400",
-                           "--workspace", str(tmp_path / "ws")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "train",
+            "--data",
+            str(sample_dataset),
+            "--task",
+            "detection",
+            "--model",
+            "rt-detr-v2-tiny",
+            "--image-size",
+            "400",
+            "--workspace",
+            str(tmp_path / "ws"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2, done.stderr
     assert "data.image_size" in done.stderr and "384 or 416" in done.stderr
     assert not (tmp_path / "ws" / "runs").exists()  # refused before any run was opened
@@ -126,8 +145,12 @@ def test_a_model_folder_with_and_without_weights(tmp_path):
 def test_a_multitask_run_says_the_weights_of_each_model():
     from engine.models.weights import run_weights
 
-    config = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["classification", "detection"]},
-                                  "model": {"checkpoints": {"classification": "resnet-tiny"}}})
+    config = RunConfig.from_dict(
+        {
+            "task": {"name": "multitask", "tasks": ["classification", "detection"]},
+            "model": {"checkpoints": {"classification": "resnet-tiny"}},
+        }
+    )
     line = run_weights(config)
     assert line.startswith("classification: random weights: resnet-tiny is an offline preset")
     assert "; detection: random weights: rt-detr-v2-tiny is an offline preset" in line

@@ -60,9 +60,7 @@ def test_import_stays_light():
         "from engine.models.presets import list_presets; list_presets();"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -83,8 +81,14 @@ def test_every_preset_builds_a_config(name):
 def test_preset_lists_and_hub_map():
     assert {p.name for p in list_presets()} == set(PRESETS)
     assert {p.name for p in list_presets("detection")} == {
-        "detr-resnet-50", "detr-tiny", "conditional-detr-resnet-50", "conditional-detr-tiny",
-        "rt-detr-v2-r18", "rt-detr-v2-r50", "rt-detr-v2-tiny"}
+        "detr-resnet-50",
+        "detr-tiny",
+        "conditional-detr-resnet-50",
+        "conditional-detr-tiny",
+        "rt-detr-v2-r18",
+        "rt-detr-v2-r50",
+        "rt-detr-v2-tiny",
+    }
     assert all("segmentation" in p.tasks for p in list_presets("segmentation"))
     assert all(name in PRESETS for name in PRESET_FOR_HUB_ID.values())
     assert PRESET_FOR_HUB_ID["microsoft/resnet-50"] == "resnet-50"
@@ -299,7 +303,6 @@ def test_load_backbone_folder_keeps_weights(resnet_folder):
         scratch.backbone.embedder.embedder.convolution.weight,
         classifier.resnet.embedder.embedder.convolution.weight,
     )
-
 
 
 def test_timm_backbone_config_explains(tmp_path):

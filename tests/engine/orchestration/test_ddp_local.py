@@ -19,12 +19,29 @@ TIMEOUT_S = 420
 
 
 def _train(args, workspace, script=None, launch_id="launch-1"):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LIGHTBOX_LAUNCH_ID": launch_id, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "LIGHTBOX_LAUNCH_ID": launch_id,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("PL_GLOBAL_SEED", None)
     entry = [sys.executable, str(script)] if script else [sys.executable, "-m", "engine"]
-    command = [*entry, "train", *args, "--accelerator", "cpu", "--devices", "2", "--num-workers", "0",
-               "--workspace", str(workspace), "--no-progress"]
+    command = [
+        *entry,
+        "train",
+        *args,
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--num-workers",
+        "0",
+        "--workspace",
+        str(workspace),
+        "--no-progress",
+    ]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
@@ -41,9 +58,27 @@ def _runs(workspace):
 def test_two_processes_train_one_run_with_a_model_that_leaves_parameters_unused(sample_dataset, tmp_path):
     """conditional-detr-tiny has a decoder module no loss reaches (query_scale with one decoder layer)."""
     workspace = tmp_path / "ws"
-    done = _train(["--data", str(sample_dataset), "--task", "detection", "--model", "conditional-detr-tiny",
-                   "--epochs", "1", "--max-steps", "3", "--batch-size", "2", "--image-size", "64",
-                   "--lr", "1e-4"], workspace)
+    done = _train(
+        [
+            "--data",
+            str(sample_dataset),
+            "--task",
+            "detection",
+            "--model",
+            "conditional-detr-tiny",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--image-size",
+            "64",
+            "--lr",
+            "1e-4",
+        ],
+        workspace,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (result,) = _json_lines(done.stdout)  # rank 1 reports nothing of its own
     assert result["status"] == "FINISHED"
@@ -85,8 +120,26 @@ def test_a_nan_loss_on_one_process_stops_every_process_with_the_nan_message(samp
     workspace = tmp_path / "ws"
     script = tmp_path / "poisoned_train.py"
     script.write_text(POISON)
-    done = _train(["--data", str(sample_dataset), "--task", "classification", "--model", "resnet-tiny",
-                   "--epochs", "3", "--batch-size", "4", "--image-size", "32", "--lr", "1e-3"], workspace, script)
+    done = _train(
+        [
+            "--data",
+            str(sample_dataset),
+            "--task",
+            "classification",
+            "--model",
+            "resnet-tiny",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "4",
+            "--image-size",
+            "32",
+            "--lr",
+            "1e-3",
+        ],
+        workspace,
+        script,
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     (result,) = _json_lines(done.stdout)
     assert result["status"] == "FAILED"

@@ -20,8 +20,16 @@ ROOT = REPO_ROOT
 
 
 def _config(data, workspace, task="classification", model="resnet-tiny", **overrides):
-    base = {"data.path": str(data), "model.checkpoint": model, "optim.epochs": 1, "optim.batch_size": 8,
-            "optim.lr": 1e-3, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace)}
+    base = {
+        "data.path": str(data),
+        "model.checkpoint": model,
+        "optim.epochs": 1,
+        "optim.batch_size": 8,
+        "optim.lr": 1e-3,
+        "data.image_size": 32,
+        "data.num_workers": 0,
+        "workspace": str(workspace),
+    }
     base.update(overrides)
     return RunConfig.from_dict({"task": {"name": task}}).with_overrides(base)
 

@@ -25,7 +25,7 @@ from engine.orchestration.jobs import (
 
 def test_train_command_names_the_config_workspace_and_store(tmp_path):
     cmd = train_command(tmp_path / "run.yaml", workspace=tmp_path, tracking_uri="sqlite:///x.db")
-    assert cmd[0] == sys.executable and cmd[cmd.index("-m") + 1:cmd.index("-m") + 3] == ["engine", "train"]
+    assert cmd[0] == sys.executable and cmd[cmd.index("-m") + 1 : cmd.index("-m") + 3] == ["engine", "train"]
     assert cmd[cmd.index("--config") + 1] == str((tmp_path / "run.yaml").resolve())
     assert cmd[cmd.index("--workspace") + 1] == str(tmp_path.resolve())
     assert cmd[cmd.index("--tracking-uri") + 1] == "sqlite:///x.db"
@@ -102,10 +102,18 @@ def test_metric_reader_returns_only_new_points(tmp_path):
 def test_a_local_job_is_found_stopped_and_ends_killed_with_a_checkpoint(sample_dataset, tmp_path):
     workspace = tmp_path / "ws"
     uri = f"sqlite:///{workspace / 'mlflow.db'}"
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 200,
-        "optim.batch_size": 8, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
-        "tracking.log_every_n_steps": 1})
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": "resnet-tiny",
+            "optim.epochs": 200,
+            "optim.batch_size": 8,
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+            "tracking.log_every_n_steps": 1,
+        }
+    )
     config_file = config.save(workspace / "configs" / "run.yaml")
     job = LocalJob(workspace, uri, config_path=config_file)
     job.start()

@@ -11,8 +11,13 @@ from engine.orchestration.lr_find import find_lr
 
 
 def _config(data, **overrides):
-    base = {"data.path": str(data), "model.checkpoint": "resnet-tiny", "optim.batch_size": 8,
-            "data.image_size": 32, "data.num_workers": 0}
+    base = {
+        "data.path": str(data),
+        "model.checkpoint": "resnet-tiny",
+        "optim.batch_size": 8,
+        "data.image_size": 32,
+        "data.num_workers": 0,
+    }
     base.update(overrides)
     return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(base)
 
@@ -33,9 +38,26 @@ def test_find_lr_rejects_a_bad_range(sample_dataset):
 
 
 def test_cli_prints_the_suggestion_and_json(sample_dataset, capsys):
-    code = main(["lr-find", "--data", str(sample_dataset), "--task", "classification", "--model", "resnet-tiny",
-                 "--batch-size", "8", "--image-size", "32", "--num-workers", "0", "--steps", "12",
-                 "--no-progress"])
+    code = main(
+        [
+            "lr-find",
+            "--data",
+            str(sample_dataset),
+            "--task",
+            "classification",
+            "--model",
+            "resnet-tiny",
+            "--batch-size",
+            "8",
+            "--image-size",
+            "32",
+            "--num-workers",
+            "0",
+            "--steps",
+            "12",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr()
     result = json.loads(out.out.strip().splitlines()[-1])
     assert code == (0 if result["lr"] is not None else 1)
@@ -45,6 +67,5 @@ def test_cli_prints_the_suggestion_and_json(sample_dataset, capsys):
 
 
 def test_cli_names_a_missing_dataset(tmp_path, capsys):
-    code = main(["lr-find", "--data", str(tmp_path / "nowhere"), "--task", "classification",
-                 "--model", "resnet-tiny"])
+    code = main(["lr-find", "--data", str(tmp_path / "nowhere"), "--task", "classification", "--model", "resnet-tiny"])
     assert code == 2 and "lightbox lr-find:" in capsys.readouterr().err

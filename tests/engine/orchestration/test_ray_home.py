@@ -21,8 +21,9 @@ def _state(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``folder`` with its size and modification time."""
     if not folder.is_dir():
         return {}
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def test_a_local_ray_started_as_the_tests_start_one_writes_no_token_into_the_real_home():
@@ -31,9 +32,15 @@ def test_a_local_ray_started_as_the_tests_start_one_writes_no_token_into_the_rea
     # A local cluster without RAY_AUTH_MODE, in a process with this session's environment, as
     # the Ray Train, Tune and app tests start theirs (Ray 2.60 then makes a token for it).
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
-    subprocess.run([sys.executable, "-c", "import ray; ray.init(num_cpus=1, include_dashboard=False); "
-                    "ray.shutdown()"], cwd=ROOT, env=env, check=True, timeout=240,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", "import ray; ray.init(num_cpus=1, include_dashboard=False); ray.shutdown()"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=240,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert _state(real_ray) == before
     home = Path(os.environ["HOME"])
     assert home != Path(REAL_HOME or "~").expanduser()

@@ -38,14 +38,42 @@ def _start_head(extra_env: dict):
     gcs, dash, client, agent, low = _free_ports(5)
     temp = tempfile.mkdtemp(prefix="lbray-", dir="/tmp")  # short: Ray's socket paths have a length limit
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
-           "HF_HUB_OFFLINE": "1", **extra_env}
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        **extra_env,
+    }
     proc = subprocess.Popen(
-        [str(Path(bin_dir) / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-         "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
-         "--ray-client-server-port", str(client), "--dashboard-agent-listen-port", str(agent),
-         "--num-cpus", "2", "--temp-dir", temp, "--disable-usage-stats"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            str(Path(bin_dir) / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(gcs),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dash),
+            "--ray-client-server-port",
+            str(client),
+            "--dashboard-agent-listen-port",
+            str(agent),
+            "--num-cpus",
+            "2",
+            "--temp-dir",
+            temp,
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{dash}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -80,8 +108,25 @@ def ray_head():
 
 
 def _train_args(data, workspace):
-    return ["train", "--data", str(data), "--task", "classification", "--model", "resnet-tiny", "--epochs", "1",
-            "--batch-size", "16", "--image-size", "32", "--num-workers", "0", "--workspace", str(workspace)]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--task",
+        "classification",
+        "--model",
+        "resnet-tiny",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--image-size",
+        "32",
+        "--num-workers",
+        "0",
+        "--workspace",
+        str(workspace),
+    ]
 
 
 def test_a_submitted_train_job_is_charted_from_mlflow(ray_head, sample_dataset, tmp_path, capsys):
@@ -89,8 +134,9 @@ def test_a_submitted_train_job_is_charted_from_mlflow(ray_head, sample_dataset, 
 
     # The job logs to an MLflow server when CI runs one (as a remote cluster would), else to the workspace.
     uri = os.environ.get("LIGHTBOX_TEST_MLFLOW_URI") or f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}"
-    code = main([*_train_args(sample_dataset, tmp_path / "ws"), "--tracking-uri", uri,
-                 "--ray-address", ray_head, "--wait"])
+    code = main(
+        [*_train_args(sample_dataset, tmp_path / "ws"), "--tracking-uri", uri, "--ray-address", ray_head, "--wait"]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err[-2000:]
     assert "submitted Ray job raysubmit_" in captured.out
@@ -106,8 +152,16 @@ def test_a_submitted_train_job_is_charted_from_mlflow(ray_head, sample_dataset, 
 
 
 def test_a_failing_job_shows_its_error(ray_head, sample_dataset, tmp_path, capsys):
-    code = main([*_train_args(sample_dataset, tmp_path / "ws"), "--model", str(tmp_path / "no-such-model"),
-                 "--ray-address", ray_head, "--wait"])
+    code = main(
+        [
+            *_train_args(sample_dataset, tmp_path / "ws"),
+            "--model",
+            str(tmp_path / "no-such-model"),
+            "--ray-address",
+            ray_head,
+            "--wait",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "no-such-model" in captured.out and "FAILED" in captured.err
@@ -150,8 +204,15 @@ def test_an_unreachable_cluster_is_a_clear_error_within_10_s(tmp_path, sample_da
     assert f"cannot reach the Ray cluster at http://127.0.0.1:{port}" in capsys.readouterr().err
     # A job whose tracking server does not answer would train unseen: it is not submitted.
     start = time.monotonic()
-    code = main([*_train_args(sample_dataset, tmp_path / "ws"), "--tracking-uri", f"http://127.0.0.1:{port}",
-                 "--ray-address", f"http://127.0.0.1:{port}"])
+    code = main(
+        [
+            *_train_args(sample_dataset, tmp_path / "ws"),
+            "--tracking-uri",
+            f"http://127.0.0.1:{port}",
+            "--ray-address",
+            f"http://127.0.0.1:{port}",
+        ]
+    )
     assert code == 2 and time.monotonic() - start < 10
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in capsys.readouterr().err
 

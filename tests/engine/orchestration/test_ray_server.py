@@ -32,9 +32,14 @@ def test_server_serves_the_workspace_store_and_stops_on_sigterm(tmp_path):
     from mlflow.tracking import MlflowClient
 
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "server", "--port", str(port),
-                             "--workspace", str(tmp_path / "ws")], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "server", "--port", str(port), "--workspace", str(tmp_path / "ws")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line, line

@@ -22,8 +22,12 @@ TARGETS = INPUTS.sum(dim=1, keepdim=True) * 0.5 + 0.1
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}},
+    )
     yield
     ray.shutdown()
 
@@ -69,8 +73,12 @@ def test_two_workers_give_the_weights_of_one_process_on_the_combined_batch(ray_c
     from ray.train.torch import TorchTrainer
 
     out = tmp_path / "weights.pt"
-    TorchTrainer(_toy_worker, train_loop_config={"out": str(out)}, scaling_config=ScalingConfig(num_workers=2),
-                 run_config=RunConfig(storage_path=str(tmp_path / "ray"), name="toy")).fit()
+    TorchTrainer(
+        _toy_worker,
+        train_loop_config={"out": str(out)},
+        scaling_config=ScalingConfig(num_workers=2),
+        run_config=RunConfig(storage_path=str(tmp_path / "ray"), name="toy"),
+    ).fit()
     distributed = torch.load(out)
 
     reference = _toy_module()  # one process, the whole batch of 8 in every step
@@ -108,17 +116,26 @@ def _kill_once_callback(marker: Path, starts: Path):
     return KillWorkerOnce()
 
 
-def test_strategy_ray_trains_into_one_mlflow_run_and_a_killed_worker_resumes_it(ray_cluster, sample_dataset,
-                                                                                tmp_path):
+def test_strategy_ray_trains_into_one_mlflow_run_and_a_killed_worker_resumes_it(ray_cluster, sample_dataset, tmp_path):
     from mlflow.tracking import MlflowClient
 
     from engine.config import RunConfig
     from engine.orchestration.ray_train import train_distributed
 
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 2,
-        "optim.batch_size": 8, "data.image_size": 32, "data.num_workers": 0, "workspace": str(tmp_path / "ws"),
-        "compute.strategy": "ray", "compute.num_workers": 2, "tracking.log_every_n_steps": 1})
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": "resnet-tiny",
+            "optim.epochs": 2,
+            "optim.batch_size": 8,
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "workspace": str(tmp_path / "ws"),
+            "compute.strategy": "ray",
+            "compute.num_workers": 2,
+            "tracking.log_every_n_steps": 1,
+        }
+    )
     marker, starts = tmp_path / "killed", tmp_path / "starts"
     result = train_distributed(config, callbacks=[_kill_once_callback(marker, starts)])
     assert result.status == "FINISHED" and result.last_checkpoint and os.path.isfile(result.last_checkpoint)
@@ -139,10 +156,22 @@ def test_strategy_ray_trains_into_one_mlflow_run_and_a_killed_worker_resumes_it(
 def _ray_config(sample_dataset, workspace, **overrides):
     from engine.config import RunConfig
 
-    return RunConfig.from_dict({"task": {"name": overrides.pop("task", "classification")}}).with_overrides({
-        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 2, "optim.lr": 3e-3,
-        "optim.batch_size": 8, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
-        "compute.strategy": "ray", "compute.num_workers": 2, "tracking.log_every_n_steps": 1, **overrides})
+    return RunConfig.from_dict({"task": {"name": overrides.pop("task", "classification")}}).with_overrides(
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": "resnet-tiny",
+            "optim.epochs": 2,
+            "optim.lr": 3e-3,
+            "optim.batch_size": 8,
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+            "compute.strategy": "ray",
+            "compute.num_workers": 2,
+            "tracking.log_every_n_steps": 1,
+            **overrides,
+        }
+    )
 
 
 def test_a_ray_run_is_evaluated_exported_and_predicted_like_a_local_one(ray_cluster, sample_dataset, tmp_path):
@@ -165,23 +194,23 @@ def test_a_ray_run_is_evaluated_exported_and_predicted_like_a_local_one(ray_clus
     assert run.data.tags["lightbox.best_checkpoint"] == str(best)
     assert run.data.tags["lightbox.best_monitor"] == "val/accuracy"
     # The copy is the checkpoint whose score was best among the epochs Ray saw.
-    accuracies = [m.value for m in MlflowClient(result.tracking_uri).get_metric_history(result.run_id,
-                                                                                        "val/accuracy")]
+    accuracies = [m.value for m in MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "val/accuracy")]
     assert len(accuracies) == 2 and run.data.metrics["best_score"] == max(accuracies)
 
     evaluated = evaluate_run(result.run_id, workspace=str(workspace))
     assert evaluated["checkpoint"] == str(best) and "val/accuracy" in evaluated["metrics"]
-    manifest = export_run(result.run_id, tmp_path / "export", formats="onnx", workspace=str(workspace),
-                          say=lambda _: None)
+    manifest = export_run(
+        result.run_id, tmp_path / "export", formats="onnx", workspace=str(workspace), say=lambda _: None
+    )
     assert (tmp_path / "export" / "model.onnx").is_file() and "best-" in manifest["source"]["checkpoint"]
-    out = predict_run(result.run_id, sample_dataset / "val", tmp_path / "predictions.json",
-                      workspace=str(workspace))
+    out = predict_run(result.run_id, sample_dataset / "val", tmp_path / "predictions.json", workspace=str(workspace))
     predictions = json.loads(out.read_text())["predictions"]
     assert len(predictions) == len(list((sample_dataset / "val").glob("*.*")))
 
 
-def test_a_stop_request_ends_a_ray_run_killed_with_exit_3_and_its_checkpoints(ray_cluster, sample_dataset, tmp_path,
-                                                                            capsys):
+def test_a_stop_request_ends_a_ray_run_killed_with_exit_3_and_its_checkpoints(
+    ray_cluster, sample_dataset, tmp_path, capsys
+):
     import threading
     import time
 
@@ -224,8 +253,12 @@ def test_a_stop_request_ends_a_ray_run_killed_with_exit_3_and_its_checkpoints(ra
 def test_conditional_detr_with_parameters_no_loss_reaches_trains_under_ray(ray_cluster, sample_dataset, tmp_path):
     from engine.orchestration.ray_train import train_distributed
 
-    config = _ray_config(sample_dataset, tmp_path / "ws", task="detection", **{
-        "model.checkpoint": "conditional-detr-tiny", "optim.epochs": 1, "data.image_size": 64})
+    config = _ray_config(
+        sample_dataset,
+        tmp_path / "ws",
+        task="detection",
+        **{"model.checkpoint": "conditional-detr-tiny", "optim.epochs": 1, "data.image_size": 64},
+    )
     result = train_distributed(config)
     assert result.status == "FINISHED", result.message
     assert result.best_checkpoint and os.path.isfile(result.best_checkpoint)
@@ -240,7 +273,8 @@ def test_train_hands_its_callbacks_and_tags_to_ray_train(monkeypatch, sample_dat
     seen = {}
     monkeypatch.setattr(ray_train, "train_distributed", lambda config, **kwargs: seen.update(kwargs) or "result")
     config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
-        {"data.path": str(sample_dataset), "compute.strategy": "ray"})
+        {"data.path": str(sample_dataset), "compute.strategy": "ray"}
+    )
     marker = object()
     assert train(config, callbacks=[marker], tags={"lightbox.parent": "p"}) == "result"
     assert seen["callbacks"] == [marker] and seen["tags"] == {"lightbox.parent": "p"}

@@ -27,13 +27,15 @@ def ray_local():
 def test_config_distributions_become_tune_domains():
     from ray.tune.search.sample import Categorical, Float, Integer
 
-    space = to_tune_space({
-        "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
-        "optim.weight_decay": {"type": "uniform", "low": 0.0, "high": 0.1},
-        "optim.batch_size": {"type": "choice", "values": [8, 16]},
-        "optim.seed": {"type": "randint", "low": 0, "high": 5},
-        "data.image_size": {"type": "grid", "values": [32, 48]},
-    })
+    space = to_tune_space(
+        {
+            "lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2},
+            "optim.weight_decay": {"type": "uniform", "low": 0.0, "high": 0.1},
+            "optim.batch_size": {"type": "choice", "values": [8, 16]},
+            "optim.seed": {"type": "randint", "low": 0, "high": 5},
+            "data.image_size": {"type": "grid", "values": [32, 48]},
+        }
+    )
     assert isinstance(space["optim.lr"], Float) and isinstance(space["optim.weight_decay"], Float)
     assert isinstance(space["optim.batch_size"], Categorical) and isinstance(space["optim.seed"], Integer)
     assert space["data.image_size"] == {"grid_search": [32, 48]}
@@ -62,12 +64,13 @@ def test_an_unreachable_tracking_server_or_cluster_is_a_clear_error_within_10_s(
     config.write_text(f"""
 task: {{name: classification}}
 data: {{path: {sample_dataset}}}
-workspace: {tmp_path / 'ws'}
+workspace: {tmp_path / "ws"}
 search: {{space: {{optim.lr: {{type: grid, values: [0.001]}}}}}}
 """)
     for flag, value, message in [
-            ("--tracking-uri", f"http://127.0.0.1:{port}", "cannot reach the MLflow tracking server at"),
-            ("--ray-address", f"127.0.0.1:{port}", "cannot reach the Ray cluster at")]:
+        ("--tracking-uri", f"http://127.0.0.1:{port}", "cannot reach the MLflow tracking server at"),
+        ("--ray-address", f"127.0.0.1:{port}", "cannot reach the Ray cluster at"),
+    ]:
         start = time.monotonic()
         assert main(["tune", "--config", str(config), flag, value]) == 2
         assert time.monotonic() - start < 10, flag
@@ -82,7 +85,7 @@ task: {{name: classification}}
 data: {{path: {sample_dataset}, image_size: 48, num_workers: 0}}
 model: {{checkpoint: resnet-tiny}}
 optim: {{epochs: 2, batch_size: 16, lr: 0.003}}
-workspace: {tmp_path / 'ws'}
+workspace: {tmp_path / "ws"}
 search:
   num_samples: 1
   max_concurrent: 1
@@ -122,11 +125,21 @@ def test_seed_api_returns_the_best_config(sample_dataset, tmp_path, ray_local):
     from engine.orchestration.task_runner import run_hyperparameter_search
 
     result = run_hyperparameter_search(
-        task="classification", model_ckpt="resnet-tiny",
+        task="classification",
+        model_ckpt="resnet-tiny",
         search_space={"lr": tune.loguniform(1e-4, 1e-2), "weight_decay": tune.loguniform(1e-5, 1e-3)},
-        num_samples=2, data=str(sample_dataset), scheduler="fifo", max_concurrent=2,
-        config_overrides={"optim.epochs": 1, "optim.batch_size": 16, "data.image_size": 32,
-                          "data.num_workers": 0, "workspace": str(tmp_path / "ws")})
+        num_samples=2,
+        data=str(sample_dataset),
+        scheduler="fifo",
+        max_concurrent=2,
+        config_overrides={
+            "optim.epochs": 1,
+            "optim.batch_size": 16,
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "workspace": str(tmp_path / "ws"),
+        },
+    )
     assert result is not None and result.status == "FINISHED"
     assert set(result.best_config) == {"optim.lr", "optim.weight_decay"}
     assert 1e-4 <= result.best_config["optim.lr"] <= 1e-2
@@ -135,8 +148,9 @@ def test_seed_api_returns_the_best_config(sample_dataset, tmp_path, ray_local):
 
 
 def test_tune_without_a_search_section_is_a_clear_error(sample_dataset, tmp_path, capsys):
-    code = main(["tune", "--data", str(sample_dataset), "--task", "classification",
-                 "--workspace", str(tmp_path / "ws")])
+    code = main(
+        ["tune", "--data", str(sample_dataset), "--task", "classification", "--workspace", str(tmp_path / "ws")]
+    )
     assert code == 2
     assert "no search.space" in capsys.readouterr().err
 
@@ -151,11 +165,21 @@ def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, 
 
     workspace = tmp_path / "ws"
     uri = f"sqlite:///{workspace / 'mlflow.db'}"
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 1,
-        "optim.batch_size": 16, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
-        "search.scheduler": "fifo", "search.max_concurrent": 1, "search.num_samples": 40,
-        "search.space": {"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}})
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": "resnet-tiny",
+            "optim.epochs": 1,
+            "optim.batch_size": 16,
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+            "search.scheduler": "fifo",
+            "search.max_concurrent": 1,
+            "search.num_samples": 40,
+            "search.space": {"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
+        }
+    )
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.update(result=search(config, tracking_uri=uri)))
     worker.start()
@@ -198,9 +222,13 @@ optim: {{epochs: 1, batch_size: 16}}
 workspace: {workspace}
 search: {{num_samples: 40, scheduler: fifo, space: {{optim.lr: {{type: loguniform, low: 1.0e-4, high: 1.0e-2}}}}}}
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "tune", "--config", str(config)],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "tune", "--config", str(config)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while len(list(workspace.glob("runs/*/checkpoints/last.ckpt"))) < 2:  # two trials done
@@ -228,11 +256,22 @@ def test_trials_of_ray_train_runs_report_to_tune_under_their_parent(sample_datas
     from engine.orchestration.tune import search
 
     workspace = tmp_path / "ws"
-    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(sample_dataset), "model.checkpoint": "resnet-tiny", "optim.epochs": 1,
-        "optim.batch_size": 8, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace),
-        "compute.strategy": "ray", "compute.num_workers": 2, "search.scheduler": "fifo",
-        "search.num_samples": 1, "search.space": {"optim.lr": {"type": "grid", "values": [0.003]}}})
+    config = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": "resnet-tiny",
+            "optim.epochs": 1,
+            "optim.batch_size": 8,
+            "data.image_size": 32,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+            "compute.strategy": "ray",
+            "compute.num_workers": 2,
+            "search.scheduler": "fifo",
+            "search.num_samples": 1,
+            "search.space": {"optim.lr": {"type": "grid", "values": [0.003]}},
+        }
+    )
     result = search(config)
     (trial,) = result.trials
     assert result.status == "FINISHED" and trial["status"] == "FINISHED", trial

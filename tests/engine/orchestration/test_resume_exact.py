@@ -64,10 +64,19 @@ class _InterruptAt(pl.Callback):
 
 
 def _config(data, workspace, workers, lr=3e-3):
-    return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides({
-        "data.path": str(data), "model.checkpoint": "resnet-tiny", "optim.epochs": 2, "optim.batch_size": 8,
-        "optim.lr": lr, "data.image_size": 32, "data.num_workers": workers, "workspace": str(workspace),
-        "tracking.log_every_n_steps": 1})
+    return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(
+        {
+            "data.path": str(data),
+            "model.checkpoint": "resnet-tiny",
+            "optim.epochs": 2,
+            "optim.batch_size": 8,
+            "optim.lr": lr,
+            "data.image_size": 32,
+            "data.num_workers": workers,
+            "workspace": str(workspace),
+            "tracking.log_every_n_steps": 1,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +87,12 @@ def uninterrupted(sample_dataset, tmp_path_factory):
     def batches(workers):
         if workers not in runs:
             record = _RecordBatches()
-            train(_config(sample_dataset, tmp_path_factory.mktemp("whole"), workers), progress=False,
-                  callbacks=[record], checkpoint_every_n_steps=100)
+            train(
+                _config(sample_dataset, tmp_path_factory.mktemp("whole"), workers),
+                progress=False,
+                callbacks=[record],
+                checkpoint_every_n_steps=100,
+            )
             assert len(record.batches) == 2 * BATCHES_PER_EPOCH
             runs[workers] = record.batches
         return runs[workers]
@@ -95,8 +108,13 @@ def _interrupted_then_resumed(config, interrupt, every_n_steps):
     run_dir = next((Path(config.workspace) / "runs").iterdir())
     newest = newest_checkpoint(run_dir / "checkpoints")
     resumed_from = torch.load(newest, map_location="cpu", weights_only=False)["global_step"]
-    result = train(resume_run_id=run_dir.name, workspace=config.workspace, progress=False, callbacks=[second],
-                   checkpoint_every_n_steps=every_n_steps)
+    result = train(
+        resume_run_id=run_dir.name,
+        workspace=config.workspace,
+        progress=False,
+        callbacks=[second],
+        checkpoint_every_n_steps=every_n_steps,
+    )
     assert result.status == "FINISHED"
     return first, second, resumed_from, result
 
@@ -111,11 +129,13 @@ def _assert_no_step_twice(result):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_resume_after_a_kill_mid_epoch_sees_the_batches_of_an_uninterrupted_run(sample_dataset, tmp_path,
-                                                                                 uninterrupted, workers):
+def test_resume_after_a_kill_mid_epoch_sees_the_batches_of_an_uninterrupted_run(
+    sample_dataset, tmp_path, uninterrupted, workers
+):
     # Checkpoints at steps 4 and 8 (batch 2 of epoch 1), killed before step 10: steps 9 and 10 are replayed.
     first, second, resumed_from, result = _interrupted_then_resumed(
-        _config(sample_dataset, tmp_path, workers), _InterruptAt(step=10), every_n_steps=4)
+        _config(sample_dataset, tmp_path, workers), _InterruptAt(step=10), every_n_steps=4
+    )
     assert resumed_from == 8 and len(first.batches) == 10
     assert first.batches[:8] + second.batches == uninterrupted(workers)
 
@@ -124,11 +144,11 @@ def test_resume_after_a_kill_mid_epoch_sees_the_batches_of_an_uninterrupted_run(
     assert len(history["val/accuracy"]) == 2
 
 
-def test_resume_from_the_checkpoint_of_an_exception_redoes_the_batch_it_held(sample_dataset, tmp_path,
-                                                                             uninterrupted):
+def test_resume_from_the_checkpoint_of_an_exception_redoes_the_batch_it_held(sample_dataset, tmp_path, uninterrupted):
     # The exception comes with batch 11 in hand but not trained on: the resumed run starts with it.
     first, second, resumed_from, result = _interrupted_then_resumed(
-        _config(sample_dataset, tmp_path, 0), _InterruptAt(step=10, like_a_kill=False), every_n_steps=4)
+        _config(sample_dataset, tmp_path, 0), _InterruptAt(step=10, like_a_kill=False), every_n_steps=4
+    )
     assert resumed_from == 10
     assert first.batches + second.batches == uninterrupted(0)
     _assert_no_step_twice(result)
@@ -139,7 +159,8 @@ def test_resume_after_an_epochs_validation_does_not_validate_it_again(sample_dat
     # so the newest checkpoint is that step one; killed after the validation.
     config = _config(sample_dataset, tmp_path, 0, lr=1e-12)
     first, second, resumed_from, result = _interrupted_then_resumed(
-        config, _InterruptAt(epoch=1), every_n_steps=BATCHES_PER_EPOCH)
+        config, _InterruptAt(epoch=1), every_n_steps=BATCHES_PER_EPOCH
+    )
     checkpoints = {p.name for p in next((tmp_path / "runs").iterdir()).glob("checkpoints/*.ckpt")}
     assert "best-epoch=0-step=6.ckpt" in checkpoints and not any("epoch=1" in name for name in checkpoints)
     assert resumed_from == 2 * BATCHES_PER_EPOCH
@@ -154,8 +175,7 @@ def test_a_kill_during_an_epochs_validation_is_resumed_with_that_validation(samp
     # cuts short: the run resumes from step 3 and validates epoch 0 (it used to resume after the
     # epoch as if validated, and epoch 0 never had its validation or its chance to be the best).
     config = _config(sample_dataset, tmp_path, 0)
-    first, second, resumed_from, result = _interrupted_then_resumed(
-        config, _InterruptAt(validating=0), every_n_steps=3)
+    first, second, resumed_from, result = _interrupted_then_resumed(config, _InterruptAt(validating=0), every_n_steps=3)
     assert resumed_from == 3
     assert first.validated_epochs == [] and second.validated_epochs == [0, 1]
     history = _assert_no_step_twice(result)

@@ -24,17 +24,43 @@ ROOT = REPO_ROOT
 
 
 def _config(data, workspace, **overrides):
-    base = {"data.path": str(data), "model.checkpoint": "resnet-tiny", "optim.epochs": 2,
-            "optim.batch_size": 16, "optim.lr": 3e-3, "data.image_size": 48, "data.num_workers": 0,
-            "workspace": str(workspace)}
+    base = {
+        "data.path": str(data),
+        "model.checkpoint": "resnet-tiny",
+        "optim.epochs": 2,
+        "optim.batch_size": 16,
+        "optim.lr": 3e-3,
+        "data.image_size": 48,
+        "data.num_workers": 0,
+        "workspace": str(workspace),
+    }
     base.update(overrides)
     return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(base)
 
 
 def test_cli_train_on_the_demo_dataset_is_readable_with_mlflow(sample_dataset, tmp_path, capsys):
-    code = main(["train", "--data", str(sample_dataset), "--task", "classification", "--model", "resnet-tiny",
-                 "--epochs", "2", "--batch-size", "16", "--image-size", "48", "--num-workers", "0",
-                 "--workspace", str(tmp_path / "ws"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(sample_dataset),
+            "--task",
+            "classification",
+            "--model",
+            "resnet-tiny",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--image-size",
+            "48",
+            "--num-workers",
+            "0",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["status"] == "FINISHED" and Path(result["best_checkpoint"]).is_file()
@@ -57,10 +83,17 @@ def test_resume_after_a_kill_continues_the_same_run(sample_dataset, tmp_path):
     config = _config(sample_dataset, workspace, **{"optim.epochs": 40, "optim.batch_size": 8})
     config_file = tmp_path / "run.yaml"
     config.save(config_file)
-    script = ("import sys; from engine.config import RunConfig; from engine.orchestration.local import train; "
-              "train(RunConfig.load(sys.argv[1]), progress=False, checkpoint_every_n_steps=2)")
-    proc = subprocess.Popen([sys.executable, "-c", script, str(config_file)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    script = (
+        "import sys; from engine.config import RunConfig; from engine.orchestration.local import train; "
+        "train(RunConfig.load(sys.argv[1]), progress=False, checkpoint_every_n_steps=2)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(config_file)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         found = []
@@ -138,16 +171,38 @@ def test_gpu_requested_but_absent_is_a_clear_error(sample_dataset, tmp_path, mon
 
 
 def test_unknown_model_is_reported_by_the_cli(sample_dataset, tmp_path, capsys):
-    code = main(["train", "--data", str(sample_dataset), "--task", "classification", "--model", "resnet-19",
-                 "--workspace", str(tmp_path / "ws"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(sample_dataset),
+            "--task",
+            "classification",
+            "--model",
+            "resnet-19",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "resnet-19" in err and "resnet-18" in err
 
 
 def test_missing_dataset_is_reported_by_the_cli(tmp_path, capsys):
-    code = main(["train", "--data", str(tmp_path / "nowhere"), "--task", "classification",
-                 "--workspace", str(tmp_path / "ws"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "nowhere"),
+            "--task",
+            "classification",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
 
@@ -163,8 +218,10 @@ def test_eval_and_predict_use_the_best_checkpoint(sample_dataset, tmp_path, caps
     assert run.data.tags["lightbox.best_monitor"] == "val/accuracy"
     assert evaluated["metrics"]["val/accuracy"] == pytest.approx(run.data.metrics["best_score"], abs=1e-6)
     out = tmp_path / "preds.json"
-    assert main(["predict", result.run_id, str(sample_dataset / "val"), "--out", str(out),
-                 "--workspace", str(workspace)]) == 0
+    assert (
+        main(["predict", result.run_id, str(sample_dataset / "val"), "--out", str(out), "--workspace", str(workspace)])
+        == 0
+    )
     predictions = json.loads(out.read_text())["predictions"]
     assert len(predictions) == 16
     assert {p["label_name"] for p in predictions} <= {"circle", "square", "triangle", "blob"}
@@ -181,7 +238,8 @@ def test_out_of_memory_suggests_a_smaller_batch(sample_dataset, tmp_path, monkey
     with pytest.raises(TrainingError, match="--batch-size 8"):
         train(config, progress=False)
     runs = MlflowClient(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}").search_runs(
-        [MlflowClient(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}").get_experiment_by_name("lightbox").experiment_id])
+        [MlflowClient(f"sqlite:///{tmp_path / 'ws' / 'mlflow.db'}").get_experiment_by_name("lightbox").experiment_id]
+    )
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
@@ -193,18 +251,28 @@ def test_models_lists_the_offline_presets(capsys):
 
 def test_multitask_run_trains_and_predicts_every_task(sample_dataset, tmp_path):
     workspace = tmp_path / "ws"
-    config = RunConfig.from_dict({"task": {"name": "multitask",
-                                           "tasks": ["classification", "detection", "segmentation"]}})
-    config = config.with_overrides({
-        "data.path": str(sample_dataset), "model.checkpoints.classification": "resnet-tiny",
-        "optim.epochs": 1, "optim.batch_size": 8, "data.image_size": 64, "data.num_workers": 0,
-        "workspace": str(workspace)})
+    config = RunConfig.from_dict(
+        {"task": {"name": "multitask", "tasks": ["classification", "detection", "segmentation"]}}
+    )
+    config = config.with_overrides(
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoints.classification": "resnet-tiny",
+            "optim.epochs": 1,
+            "optim.batch_size": 8,
+            "data.image_size": 64,
+            "data.num_workers": 0,
+            "workspace": str(workspace),
+        }
+    )
     result = train(config, progress=False)
     assert result.status == "FINISHED"
     assert {"val/accuracy", "val/map", "val/miou"} <= set(result.metrics)
     out = tmp_path / "preds.json"
-    assert main(["predict", result.run_id, str(sample_dataset / "val"), "--out", str(out),
-                 "--workspace", str(workspace)]) == 0
+    assert (
+        main(["predict", result.run_id, str(sample_dataset / "val"), "--out", str(out), "--workspace", str(workspace)])
+        == 0
+    )
     predictions = json.loads(out.read_text())["predictions"]
     assert len(predictions) == 16
     first = predictions[0]

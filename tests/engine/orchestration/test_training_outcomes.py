@@ -21,8 +21,10 @@ def _seed():
 
 def _detection_batch(size=64):
     pixels = torch.rand(2, 3, size, size)
-    labels = [{"class_labels": torch.tensor([0]), "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]])},
-              {"class_labels": torch.tensor([1]), "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2]])}]
+    labels = [
+        {"class_labels": torch.tensor([0]), "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.4]])},
+        {"class_labels": torch.tensor([1]), "boxes": torch.tensor([[0.3, 0.3, 0.2, 0.2]])},
+    ]
     return pixels, labels
 
 
@@ -62,9 +64,18 @@ def test_detr_backbone_from_pretrained_folder_trains_all_but_the_stem(tmp_path):
 
 # ---------------------------------------------------------------------- training runs
 def _config(data, workspace, **overrides):
-    base = {"data.path": str(data), "model.checkpoint": "resnet-tiny", "optim.epochs": 3,
-            "optim.batch_size": 8, "optim.lr": 3e-3, "data.image_size": 32, "data.num_workers": 0,
-            "optim.scheduler": "none", "optim.warmup_steps": 0, "workspace": str(workspace)}
+    base = {
+        "data.path": str(data),
+        "model.checkpoint": "resnet-tiny",
+        "optim.epochs": 3,
+        "optim.batch_size": 8,
+        "optim.lr": 3e-3,
+        "data.image_size": 32,
+        "data.num_workers": 0,
+        "optim.scheduler": "none",
+        "optim.warmup_steps": 0,
+        "workspace": str(workspace),
+    }
     base.update(overrides)
     return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(base)
 
@@ -112,8 +123,11 @@ def test_final_state_is_saved_and_best_and_last_mean_what_they_say(sample_datase
 
 def test_mlflow_train_loss_is_not_divided_by_gradient_accumulation(sample_dataset, tmp_path):
     recorder = _Recorder()
-    config = _config(sample_dataset, tmp_path / "ws", **{"optim.epochs": 1, "optim.accumulate_grad_batches": 2,
-                                                          "tracking.log_every_n_steps": 1})
+    config = _config(
+        sample_dataset,
+        tmp_path / "ws",
+        **{"optim.epochs": 1, "optim.accumulate_grad_batches": 2, "tracking.log_every_n_steps": 1},
+    )
     result = train(config, progress=False, callbacks=[recorder])
     logged = MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/loss")
     assert len(logged) >= 3
@@ -123,25 +137,39 @@ def test_mlflow_train_loss_is_not_divided_by_gradient_accumulation(sample_datase
 
 def test_step_schedule_counts_epochs_by_batches_when_max_steps_ends_early(sample_dataset, tmp_path):
     recorder = _Recorder()
-    config = _config(sample_dataset, tmp_path / "ws", **{"optim.epochs": 50, "optim.max_steps": 9,
-                                                          "optim.scheduler": "step", "optim.step_size": 1,
-                                                          "optim.gamma": 0.5})
+    config = _config(
+        sample_dataset,
+        tmp_path / "ws",
+        **{
+            "optim.epochs": 50,
+            "optim.max_steps": 9,
+            "optim.scheduler": "step",
+            "optim.step_size": 1,
+            "optim.gamma": 0.5,
+        },
+    )
     train(config, progress=False, callbacks=[recorder])
     epochs = {epoch for _, epoch, _ in recorder.lrs}
     assert len(epochs) >= 2  # the run crosses an epoch boundary
     for _, epoch, lr in recorder.lrs:
-        assert lr == pytest.approx(3e-3 * 0.5 ** epoch)
+        assert lr == pytest.approx(3e-3 * 0.5**epoch)
 
 
 # ---------------------------------------------------------------------- sizes and normalisation
-@pytest.mark.parametrize(("task", "checkpoint", "size"), [("classification", "vit-tiny", 32),
-                                                          ("detection", "detr-tiny", 128)])
+@pytest.mark.parametrize(
+    ("task", "checkpoint", "size"), [("classification", "vit-tiny", 32), ("detection", "detr-tiny", 128)]
+)
 def test_empty_image_size_takes_the_models_own_size(sample_dataset, tmp_path, task, checkpoint, size):
     from engine.orchestration.builders import build_datamodule
 
     config = RunConfig.from_dict({"task": {"name": task}}).with_overrides(
-        {"data.path": str(sample_dataset), "model.checkpoint": checkpoint, "data.num_workers": 0,
-         "compute.accelerator": "cpu"})
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": checkpoint,
+            "data.num_workers": 0,
+            "compute.accelerator": "cpu",
+        }
+    )
     assert config.data.image_size is None
     datamodule = build_datamodule(config)
     assert datamodule.image_size == size
@@ -152,9 +180,15 @@ def test_multitask_normalisation_comes_from_the_backbone_checkpoint(sample_datas
     from engine.orchestration.builders import build_datamodule
 
     config = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["classification", "detection"]}})
-    config = config.with_overrides({"data.path": str(sample_dataset), "data.num_workers": 0,
-                                    "compute.accelerator": "cpu", "data.image_size": 32,
-                                    "model.checkpoints": {"classification": "vit-tiny", "detection": "detr-tiny"}})
+    config = config.with_overrides(
+        {
+            "data.path": str(sample_dataset),
+            "data.num_workers": 0,
+            "compute.accelerator": "cpu",
+            "data.image_size": 32,
+            "model.checkpoints": {"classification": "vit-tiny", "detection": "detr-tiny"},
+        }
+    )
     assert get_preset("vit-tiny").mean != IMAGENET_MEAN  # the first entry would give other statistics
     datamodule = build_datamodule(config)
     assert tuple(datamodule.mean) == tuple(IMAGENET_MEAN) and tuple(datamodule.std) == tuple(IMAGENET_STD)
@@ -191,9 +225,17 @@ def test_a_cropping_detection_val_spec_is_refused(sample_dataset, tmp_path):
     from engine.orchestration.errors import TrainingError
 
     config = RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
-        {"data.path": str(sample_dataset), "model.checkpoint": "detr-tiny", "data.num_workers": 0,
-         "compute.accelerator": "cpu", "augmentation.val": [{"name": "SmallestMaxSize", "max_size": 64},
-                                                            {"name": "CenterCrop", "height": 64, "width": 64}]})
+        {
+            "data.path": str(sample_dataset),
+            "model.checkpoint": "detr-tiny",
+            "data.num_workers": 0,
+            "compute.accelerator": "cpu",
+            "augmentation.val": [
+                {"name": "SmallestMaxSize", "max_size": 64},
+                {"name": "CenterCrop", "height": 64, "width": 64},
+            ],
+        }
+    )
     with pytest.raises(TrainingError, match=r"augmentation\.val\[1\] \(CenterCrop\) crops"):
         build_datamodule(config)
 
@@ -211,12 +253,17 @@ def test_images_without_annotations_are_counted_per_split(sample_copy, tmp_path)
 
     _strip_annotations(sample_copy, "train", 3)
     _strip_annotations(sample_copy, "val", 2)
-    overrides = {"data.path": str(sample_copy), "data.num_workers": 0, "compute.accelerator": "cpu",
-                 "data.image_size": 32}
+    overrides = {
+        "data.path": str(sample_copy),
+        "data.num_workers": 0,
+        "compute.accelerator": "cpu",
+        "data.image_size": 32,
+    }
     classification = RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(overrides)
     assert build_datamodule(classification).dropped_images == {"train": 3, "val": 2}
     detection = RunConfig.from_dict({"task": {"name": "detection"}}).with_overrides(
-        {**overrides, "model.checkpoint": "detr-tiny"})
+        {**overrides, "model.checkpoint": "detr-tiny"}
+    )
     assert build_datamodule(detection).dropped_images == {"train": 0, "val": 0}  # negatives, kept
     result = train(_config(sample_copy, tmp_path / "ws", **{"optim.epochs": 1}), progress=False)
     tags = MlflowClient(result.tracking_uri).get_run(result.run_id).data.tags
@@ -226,9 +273,13 @@ def test_images_without_annotations_are_counted_per_split(sample_copy, tmp_path)
 def test_train_refuses_a_config_with_a_search_section(sample_dataset, tmp_path, capsys):
     from engine.cli import main
 
-    config = RunConfig.from_dict({
-        "task": {"name": "classification"}, "data": {"path": str(sample_dataset)},
-        "search": {"space": {"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}}})
+    config = RunConfig.from_dict(
+        {
+            "task": {"name": "classification"},
+            "data": {"path": str(sample_dataset)},
+            "search": {"space": {"optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}},
+        }
+    )
     path = tmp_path / "run.yaml"
     config.save(path)
     assert main(["train", "--config", str(path), "--workspace", str(tmp_path / "ws")]) == 2

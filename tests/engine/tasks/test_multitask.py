@@ -38,21 +38,39 @@ def test_seed_example_trains_evaluates_and_reloads(sample_dataset, tmp_path):
     # A save_pretrained folder stands in for microsoft/resnet-50, the detr-tiny preset for facebook/detr-resnet-50.
     folder = tmp_path / "resnet-folder"
     load_model("resnet-tiny", "classification", num_labels=10).save_pretrained(folder)
-    config = MultiTaskConfig(tasks=["classification", "detection"],
-                             model_checkpoints={"classification": str(folder), "detection": "detr-tiny"})
+    config = MultiTaskConfig(
+        tasks=["classification", "detection"],
+        model_checkpoints={"classification": str(folder), "detection": "detr-tiny"},
+    )
     model = MultiTaskModule(config)
     data_module = _data(sample_dataset, tasks=["classification", "detection"])
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=2, num_sanity_val_steps=0,
-                         logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                         enable_model_summary=False, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=2,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(model, data_module)
 
     assert model.backbone_checkpoint == str(folder)  # the first task's checkpoint gives the backbone
     assert model.num_labels == {"classification": 4, "detection": 4}
     assert model.category_ids == [1, 2, 3, 5]
     metrics = trainer.callback_metrics
-    for key in ("train/loss", "train/loss_classification", "train/loss_detection", "val/loss",
-                "val/loss_classification", "val/loss_detection", "val/accuracy", "val/map"):
+    for key in (
+        "train/loss",
+        "train/loss_classification",
+        "train/loss_detection",
+        "val/loss",
+        "val/loss_classification",
+        "val/loss_detection",
+        "val/accuracy",
+        "val/map",
+    ):
         assert key in metrics and torch.isfinite(metrics[key]), key
     assert MultiTaskModule.monitor == "val/loss"
 
@@ -109,8 +127,9 @@ def test_classification_configs_skip_images_without_annotations(sample_copy):
     doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != first]
     ann_file.write_text(json.dumps(doc))
     with_cls = MultiTaskDataset(sample_copy / "val", ann_file, train=False, image_size=64, tasks=ALL)
-    without = MultiTaskDataset(sample_copy / "val", ann_file, train=False, image_size=64,
-                               tasks=["detection", "segmentation"])
+    without = MultiTaskDataset(
+        sample_copy / "val", ann_file, train=False, image_size=64, tasks=["detection", "segmentation"]
+    )
     assert (len(with_cls), with_cls.skipped) == (15, 1)
     assert len(without) == 16
 
@@ -181,18 +200,26 @@ def test_loss_weights_scale_each_task_and_zero_removes_it(batch):
     assert torch.isfinite(out["losses"]["detection"])  # still computed, for the logs
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"tasks": ["classification", "depth"]}, "unknown task"),
-    ({"tasks": []}, "tasks is empty"),
-    ({"tasks": "detection"}, "must be a list"),
-    ({"tasks": ["detection", "detection"]}, "more than once"),
-    ({"tasks": ["classification"], "loss_weights": {"detection": 1.0}}, "loss_weights has 'detection'"),
-    ({"tasks": ["classification"], "model_checkpoints": {"segmentation": "segformer-tiny"}}, "not one of the tasks"),
-    ({"tasks": ["classification"], "loss_weights": {"classification": -1}}, "must be a number >= 0"),
-    ({"tasks": ["classification", "detection"], "loss_weights": {"classification": 0, "detection": 0}},
-     "every loss weight is 0"),
-    ({"tasks": ["detection"], "hidden_dim": 30}, "multiple of 4"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tasks": ["classification", "depth"]}, "unknown task"),
+        ({"tasks": []}, "tasks is empty"),
+        ({"tasks": "detection"}, "must be a list"),
+        ({"tasks": ["detection", "detection"]}, "more than once"),
+        ({"tasks": ["classification"], "loss_weights": {"detection": 1.0}}, "loss_weights has 'detection'"),
+        (
+            {"tasks": ["classification"], "model_checkpoints": {"segmentation": "segformer-tiny"}},
+            "not one of the tasks",
+        ),
+        ({"tasks": ["classification"], "loss_weights": {"classification": -1}}, "must be a number >= 0"),
+        (
+            {"tasks": ["classification", "detection"], "loss_weights": {"classification": 0, "detection": 0}},
+            "every loss weight is 0",
+        ),
+        ({"tasks": ["detection"], "hidden_dim": 30}, "multiple of 4"),
+    ],
+)
 def test_bad_configs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MultiTaskConfig(**kwargs)
@@ -201,8 +228,10 @@ def test_bad_configs_are_refused(kwargs, message):
 def test_checkpoints_without_a_backbone_form_are_skipped_then_refused():
     from engine.models.loading import ModelLoadError
 
-    config = MultiTaskConfig(tasks=["segmentation", "detection"],
-                             model_checkpoints={"segmentation": "segformer-tiny", "detection": "detr-tiny"})
+    config = MultiTaskConfig(
+        tasks=["segmentation", "detection"],
+        model_checkpoints={"segmentation": "segformer-tiny", "detection": "detr-tiny"},
+    )
     assert MultiTaskModule(config, num_labels=4).backbone_checkpoint == "detr-tiny"
     with pytest.raises(ModelLoadError, match="shared backbone"):
         MultiTaskModule(MultiTaskConfig(tasks=["segmentation"], model_checkpoints={"segmentation": "segformer-tiny"}))
@@ -211,8 +240,14 @@ def test_checkpoints_without_a_backbone_form_are_skipped_then_refused():
 def test_data_that_does_not_fit_the_model_is_refused(sample_dataset):
     with pytest.raises(ValueError, match="unknown task"):
         MultiTaskDataModule.from_folder(sample_dataset, tasks=["depth"])
-    trainer = pl.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                         enable_model_summary=False, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     with pytest.raises(ValueError, match="also needs segmentation"):
         trainer.fit(_model(["classification", "segmentation"]), _data(sample_dataset, tasks=["classification"]))
     with pytest.raises(ValueError, match="num_labels disagree"):

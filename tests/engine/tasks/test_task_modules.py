@@ -14,8 +14,14 @@ from engine.tasks.segmentation.lightning_module import SegmentationModule
 
 
 def _trainer(**kwargs):
-    return pl.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                      enable_model_summary=False, accelerator="cpu", **kwargs)
+    return pl.Trainer(
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        **kwargs,
+    )
 
 
 def _overfit(module, batch, steps, lr):
@@ -43,7 +49,9 @@ def test_seed_example_trains_a_classifier_well_above_chance(sample_dataset, tmp_
         train_annotation_file=sample_dataset / "annotations" / "instances_train.json",
         val_image_dir=sample_dataset / "val",
         val_annotation_file=sample_dataset / "annotations" / "instances_val.json",
-        batch_size=16, num_workers=0, image_size=64,
+        batch_size=16,
+        num_workers=0,
+        image_size=64,
     )
     model = ClassificationModule(model_ckpt=str(folder), num_labels=4, lr=3e-3)
     trainer = _trainer(max_epochs=8)
@@ -66,8 +74,9 @@ def test_a_model_that_cannot_do_the_task_is_refused():
 
 
 def test_detr_overfits_one_batch(sample_dataset):
-    data = DetectionDataModule.from_folder(sample_dataset, batch_size=2, num_workers=0, image_size=96,
-                                           train_transforms=[])
+    data = DetectionDataModule.from_folder(
+        sample_dataset, batch_size=2, num_workers=0, image_size=96, train_transforms=[]
+    )
     data.setup()
     batch = next(iter(data.val_dataloader()))
     torch.manual_seed(0)
@@ -77,8 +86,9 @@ def test_detr_overfits_one_batch(sample_dataset):
 
 
 def test_segformer_overfits_one_batch(sample_dataset):
-    data = SegmentationDataModule.from_folder(sample_dataset, batch_size=2, num_workers=0, image_size=64,
-                                              train_transforms=[])
+    data = SegmentationDataModule.from_folder(
+        sample_dataset, batch_size=2, num_workers=0, image_size=64, train_transforms=[]
+    )
     data.setup()
     batch = next(iter(data.val_dataloader()))
     torch.manual_seed(0)
@@ -92,8 +102,11 @@ def test_detr_post_processing_maps_back_to_original_pixels_and_ids():
     logits = torch.full((1, 2, 3), -10.0)
     logits[0, 0, 1] = 10.0  # query 0 -> label 1
     boxes = torch.tensor([[[0.5, 0.25, 0.2, 0.1], [0.1, 0.1, 0.1, 0.1]]])  # cx, cy, w, h on the canvas
-    target = {"content_box": torch.tensor([0.0, 0.0, 100.0, 50.0]), "orig_size": torch.tensor([100, 200]),
-              "image_id": torch.tensor(42)}
+    target = {
+        "content_box": torch.tensor([0.0, 0.0, 100.0, 50.0]),
+        "orig_size": torch.tensor([100, 200]),
+        "image_id": torch.tensor(42),
+    }
     dets = detections_from_outputs(logits, boxes, [target], category_ids=[3, 7], canvas=(100, 100))
     best = max(dets, key=lambda d: d["score"])
     assert best["image_id"] == 42 and best["category_id"] == 7

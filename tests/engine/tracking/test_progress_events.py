@@ -14,8 +14,16 @@ from engine.tracking.progress_events import EVENTS_ENV, decode_event
 
 
 def _config(data, workspace, **overrides):
-    base = {"data.path": str(data), "model.checkpoint": "resnet-tiny", "optim.epochs": 2, "optim.batch_size": 16,
-            "optim.lr": 3e-3, "data.image_size": 32, "data.num_workers": 0, "workspace": str(workspace)}
+    base = {
+        "data.path": str(data),
+        "model.checkpoint": "resnet-tiny",
+        "optim.epochs": 2,
+        "optim.batch_size": 16,
+        "optim.lr": 3e-3,
+        "data.image_size": 32,
+        "data.num_workers": 0,
+        "workspace": str(workspace),
+    }
     base.update(overrides)
     return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(base)
 
@@ -45,8 +53,10 @@ def test_a_tiny_run_writes_events_the_app_reads(sample_dataset, tmp_path, monkey
     assert "%|" not in out + err and not _events(out)  # the bar gave way to the events, on stderr
     splitter = OutputSplitter()
     logged = splitter.feed(err)
-    assert splitter.progress.describe() == f"epoch 2/2 · batch {batches}/{batches} · step {2 * batches}/" \
-                                           f"{2 * batches} · ETA 0:00"
+    assert (
+        splitter.progress.describe() == f"epoch 2/2 · batch {batches}/{batches} · step {2 * batches}/"
+        f"{2 * batches} · ETA 0:00"
+    )
     assert not any("lightbox_progress" in line for line in logged)
 
 
@@ -60,9 +70,16 @@ def test_without_the_request_a_run_writes_no_events(sample_dataset, tmp_path, mo
 
 
 def _trainer(step=0, epoch=0, batches=100, steps=200, rank0=True):
-    return SimpleNamespace(global_step=step, current_epoch=epoch, num_training_batches=batches, max_epochs=2,
-                           estimated_stepping_batches=steps, accumulate_grad_batches=1, is_global_zero=rank0,
-                           callback_metrics={})
+    return SimpleNamespace(
+        global_step=step,
+        current_epoch=epoch,
+        num_training_batches=batches,
+        max_epochs=2,
+        estimated_stepping_batches=steps,
+        accumulate_grad_batches=1,
+        is_global_zero=rank0,
+        callback_metrics={},
+    )
 
 
 def test_step_lines_are_throttled_but_an_epochs_last_batch_always_written(monkeypatch):
@@ -100,15 +117,20 @@ def test_the_suggest_watcher_reads_the_finders_events(tmp_path):
     from app.training.lr_suggest import run_lr_find
     from engine.tracking.progress_events import encode_event
 
-    lines = ["lr-find: 6 steps at 96 px, batch 16, on the cpu",
-             encode_event("step", epoch=1, epochs=2, batch=1, batches=3, step=1, steps=6, eta_s=None),
-             encode_event("step", epoch=1, epochs=2, batch=3, batches=3, step=3, steps=6, eta_s=75.0),
-             json.dumps({"lr": 0.01})]
+    lines = [
+        "lr-find: 6 steps at 96 px, batch 16, on the cpu",
+        encode_event("step", epoch=1, epochs=2, batch=1, batches=3, step=1, steps=6, eta_s=None),
+        encode_event("step", epoch=1, epochs=2, batch=3, batches=3, step=3, steps=6, eta_s=75.0),
+        json.dumps({"lr": 0.01}),
+    ]
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\n" + "".join(f"echo '{line}'\n" for line in lines))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     seen = []
     lr = run_lr_find(tmp_path / "run.yaml", num_steps=6, python=str(fake), progress=lambda *a: seen.append(a))
     assert lr == 0.01
-    assert seen == [("at 96 px · preparing the data and the model", 0, 6), ("at 96 px · ETA …", 1, 6),
-                    ("at 96 px · ETA 1:15", 3, 6)]
+    assert seen == [
+        ("at 96 px · preparing the data and the model", 0, 6),
+        ("at 96 px · ETA …", 1, 6),
+        ("at 96 px · ETA 1:15", 3, 6),
+    ]

@@ -60,8 +60,10 @@ def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
 
 # ---------------------------------------------------------------------- store
 def test_import_does_not_pull_mlflow_or_torch():
-    code = ("import sys, engine.tracking, engine.tracking.store, engine.tracking.history; "
-            "bad = [m for m in ('mlflow', 'torch') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, engine.tracking, engine.tracking.store, engine.tracking.history; "
+        "bad = [m for m in ('mlflow', 'torch') if m in sys.modules]; assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
@@ -82,7 +84,7 @@ def test_resolve_workspace_default_is_absolute_sqlite(tmp_path, monkeypatch):
     got = resolve_tracking_uri(workspace=ws)
     expected = (tmp_path / "rel" / "ws" / DEFAULT_DB_NAME).resolve()
     assert got == "sqlite:///" + expected.as_posix()
-    assert Path(got[len("sqlite:///"):]).is_absolute()
+    assert Path(got[len("sqlite:///") :]).is_absolute()
     assert expected.parent.is_dir()
 
 
@@ -190,8 +192,9 @@ def test_invalid_metric_name_is_refused_at_once(uri):
     run.finish()
 
 
-@pytest.mark.parametrize(("exc", "status"), [(None, "FINISHED"), (RuntimeError, "FAILED"),
-                                              (KeyboardInterrupt, "KILLED")])
+@pytest.mark.parametrize(
+    ("exc", "status"), [(None, "FINISHED"), (RuntimeError, "FAILED"), (KeyboardInterrupt, "KILLED")]
+)
 def test_context_manager_status(uri, exc, status):
     holder = {}
     try:
@@ -236,8 +239,7 @@ def test_resume_reopens_the_same_run(uri, workspace):
         first.finish("KILLED")
     request_stop(uri, first.run_id)  # an old stop request must not stop the resumed run
 
-    second = RunLogger(uri, run_id=first.run_id, workspace=workspace, stop_poll_interval=0.05,
-                       flush_interval=3600)
+    second = RunLogger(uri, run_id=first.run_id, workspace=workspace, stop_poll_interval=0.05, flush_interval=3600)
     assert second.run_id == first.run_id and second.experiment_id == first.experiment_id
     assert run_status(uri, first.run_id) == "RUNNING"
     assert list_runs(uri, experiment="resume")[0]["end_time"] is None
@@ -336,9 +338,17 @@ def _tiny_fit(tmp_path, run, max_steps=30, step_delay=0.0, on_step=None):
 
     callback = MlflowCallback(run, log_every_n_steps=5)
     best = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/loss", mode="min", save_top_k=1)
-    trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[callback, best],
-                         num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback, best],
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(Tiny(), DataLoader(Points(64), batch_size=8), DataLoader(Points(16), batch_size=8))
     return trainer, callback, best
 
@@ -395,8 +405,10 @@ def test_exception_in_training_marks_run_failed(uri, tmp_path):
 
 
 # ---------------------------------------------------------------------- a real server
-@pytest.mark.skipif(not os.environ.get("LIGHTBOX_TEST_MLFLOW_URI"),
-                    reason="set LIGHTBOX_TEST_MLFLOW_URI=http://127.0.0.1:PORT to test against mlflow server")
+@pytest.mark.skipif(
+    not os.environ.get("LIGHTBOX_TEST_MLFLOW_URI"),
+    reason="set LIGHTBOX_TEST_MLFLOW_URI=http://127.0.0.1:PORT to test against mlflow server",
+)
 def test_against_mlflow_server(tmp_path):
     server = os.environ["LIGHTBOX_TEST_MLFLOW_URI"]
     experiment = f"lightbox-test-{uuid.uuid4().hex[:8]}"

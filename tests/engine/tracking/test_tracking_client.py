@@ -15,8 +15,10 @@ def store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow_client = client(uri)
     experiment = get_or_create_experiment(mlflow_client, "lightbox", tmp_path)
-    runs = {name: mlflow_client.create_run(experiment, run_name=name, tags={"lightbox.note": name}).info.run_id
-            for name in AWKWARD}
+    runs = {
+        name: mlflow_client.create_run(experiment, run_name=name, tags={"lightbox.note": name}).info.run_id
+        for name in AWKWARD
+    }
     return uri, experiment, runs
 
 
@@ -41,7 +43,7 @@ def test_the_app_finds_a_ray_jobs_run_by_a_name_with_quotes_and_backslashes(stor
 def test_a_value_holding_both_quotes_is_refused_with_its_text():
     assert quoted("it's") == '"it\'s"' and quoted('say "hi"') == "'say \"hi\"'"
     with pytest.raises(ValueError, match="both quote characters"):
-        quoted("it's \"both\"")
+        quoted('it\'s "both"')
 
 
 def test_an_unreachable_server_is_named_in_seconds():
@@ -50,7 +52,8 @@ def test_an_unreachable_server_is_named_in_seconds():
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(TrackingUnreachableError, match=f"cannot reach the MLflow tracking server at "
-                                                       f"http://127.0.0.1:{port}"):
+    with pytest.raises(
+        TrackingUnreachableError, match=f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}"
+    ):
         check_reachable(f"http://127.0.0.1:{port}", timeout_s=2)
     check_reachable("sqlite:///anything.db")  # a file store is always there

@@ -34,12 +34,23 @@ print(json.dumps({"first": first.status, "again": again.status, "run_id": first.
 
 def test_training_and_resume_without_mlflow(sample_dataset, tmp_path):
     workspace = tmp_path / "ws"
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(sample_dataset), str(workspace)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(sample_dataset), str(workspace)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result == {"first": "FINISHED", "again": "FINISHED", "run_id": result["run_id"], "same": True,
-                      "uri": None, "mlflow_loaded": False}
+    assert result == {
+        "first": "FINISHED",
+        "again": "FINISHED",
+        "run_id": result["run_id"],
+        "same": True,
+        "uri": None,
+        "mlflow_loaded": False,
+    }
     tracking = workspace / "runs" / result["run_id"] / "tracking"
     assert (tracking / "status").read_text().strip() == "FINISHED"
     metrics = [json.loads(line) for line in (tracking / "metrics.jsonl").read_text().splitlines()]
