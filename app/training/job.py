@@ -18,7 +18,7 @@ from engine.orchestration import jobs
 
 from ..widgets.task_slot import TaskSlot
 from .engine_error import engine_error
-from .progress import OutputSplitter
+from .progress import OutputSplitter, Progress
 
 #: The engine's exit status for a run that ended KILLED on a stop request (engine.cli).
 STOPPED_EXIT_CODE = 3
@@ -123,6 +123,11 @@ class TrainingJob(QObject):
         if slot is None:
             slot = self._slots[fn] = TaskSlot(self, pool=self.pool)
         return slot.start(fn, *args, **kwargs)
+
+    @property
+    def last_progress(self) -> Progress | None:
+        """The newest progress event the job's output held (None before the first)."""
+        return self._last_progress
 
     def _feed(self, text: str) -> None:
         """New output of the job: complete lines to the log, the newest progress event to the line."""

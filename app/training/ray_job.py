@@ -35,7 +35,8 @@ def submit(config, address: str) -> tuple[str, str | None]:
     """Worker thread: ``(job id, token)``; the token is found where Ray keeps it (never shown)."""
     ray_jobs = _ray_jobs()
     token = ray_jobs.read_token()
-    return ray_jobs.submit_job(config, address, verb="train", token=token), token
+    # Progress events in the job's log give the progress line its epoch, step and ETA.
+    return ray_jobs.submit_job(config, address, verb="train", token=token, progress_events=True), token
 
 
 def poll(address: str, job_id: str, token: str | None) -> tuple[dict, str]:

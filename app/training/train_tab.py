@@ -474,9 +474,13 @@ class TrainTab(QWidget):
         self.progress_label.setText(f"{name}: {progress.describe(job.epochs, self._charted_step(job))}")
 
     def _show_state(self, job: TrainingJob, text: str) -> None:
-        """A job without a progress bar in its log (a Ray job): its state and the newest charted step."""
+        """A Ray job's state, with its newest progress event when its log has one, else the newest charted step."""
         step = self._charted_step(job)
-        self.progress_label.setText(text + (f" · step {step}" if step is not None else ""))
+        progress = job.last_progress
+        if progress is not None:
+            self.progress_label.setText(f"{text} · {progress.describe(job.epochs, step)}")
+        else:
+            self.progress_label.setText(text + (f" · step {step}" if step is not None else ""))
 
     def _job_finished(self, job: TrainingJob, code: int) -> None:
         self.stop_button.setEnabled(self.current_job() is not None)

@@ -178,8 +178,12 @@ def submit_job(
     token: str | None = None,
     check_dataset: bool = True,
     extra_args: list[str] | None = None,
+    progress_events: bool = False,
 ) -> str:
-    """Submit ``lightbox <verb>`` of ``config`` to the cluster; returns the Ray job id."""
+    """Submit ``lightbox <verb>`` of ``config`` to the cluster; returns the Ray job id.
+
+    ``progress_events``: the job writes JSON progress events into its log (for a program that
+    reads the log, as the app does) instead of nothing."""
     if verb not in ("train", "tune"):
         raise ValueError(f"verb must be 'train' or 'tune', not {verb!r}")
     if not config.data.path:
@@ -210,6 +214,10 @@ def submit_job(
         "RAY_JOB_STOP_WAIT_TIME_S": "30",
         LAUNCH_ID_ENV: launch_id,
     }
+    if progress_events:
+        from engine.tracking.progress_events import EVENTS_ENV
+
+        env_vars[EVENTS_ENV] = "1"
     with tempfile.TemporaryDirectory(prefix="lightbox-job-") as folder:
         stage_working_dir(remote, Path(folder))
         entry = [

@@ -8,6 +8,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("mlflow")
 
 from engine.orchestration import ray_jobs  # noqa: E402
+from engine.tracking.progress_events import encode_event  # noqa: E402
 from tests.conftest import wait_until as _wait  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("stop_at_close")  # the close dialog answers "stop"
@@ -30,13 +31,16 @@ class FakeCluster:
         if QThread.currentThread() is QCoreApplication.instance().thread():
             self.calls_on_gui_thread += 1
 
-    def submit_job(self, config, address, *, verb="train", token=None, **_):
+    def submit_job(self, config, address, *, verb="train", token=None, progress_events=False, **_):
         self._note_thread()
+        self.progress_events = progress_events
         time.sleep(self.submit_s)  # a real submission uploads files and probes the dataset
         if self.fail_with:
             raise ray_jobs.RayJobError(self.fail_with)
         self.submitted.append((config, address, verb))
-        self.status, self.logs = "RUNNING", "job started\nEpoch 0: loading\n"
+        self.status, self.logs = "RUNNING", "job started\n"
+        if progress_events:  # what the job's training process writes when asked for events
+            self.logs += encode_event("step", epoch=2, epochs=5, batch=1, batches=3, step=4, steps=15) + "\n"
         return f"raysubmit_{len(self.submitted)}"
 
     def job_status(self, address, job_id, token=None):
@@ -107,11 +111,13 @@ def test_train_with_a_ray_address_submits_a_job_logs_it_charts_it_and_stop_calls
     assert job.kind == "ray" and job.status == "SUBMITTING" and job.alive() and tab.stop_button.isEnabled()
     _wait(qtbot, lambda: cluster.submitted and job.job_id == "raysubmit_1", 30, "the submission")
     config, address, verb = cluster.submitted[0]
-    assert (address, verb) == (ADDRESS, "train")
+    assert (address, verb) == (ADDRESS, "train") and cluster.progress_events
     assert config.tracking.uri == tab.tracking_uri and config.tracking.run_name == job.label
     _wait(qtbot, lambda: "job started" in tab.log.toPlainText(), 30, "the job's log in the log panel")
     assert "submitted Ray job raysubmit_1" in tab.log.toPlainText()
     _wait(qtbot, lambda: "RUNNING" in tab.progress_label.text(), 30, "the job's state in the progress line")
+    _wait(qtbot, lambda: "epoch 2/5" in tab.progress_label.text(), 30, "the job's progress event in the line")
+    assert "lightbox_progress" not in tab.log.toPlainText()  # events are read, not shown
 
     run_id = _log_like_the_job(tab.tracking_uri, config.tracking.run_name, steps=5)
     _wait(

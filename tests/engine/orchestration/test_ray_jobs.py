@@ -279,3 +279,23 @@ def test_token_auth_needs_the_token_and_never_prints_it(tmp_path, capsys, monkey
             read_token(tmp_path / "blank")
     finally:
         _stop_head(proc)
+
+
+def test_a_job_writes_progress_events_only_when_asked(sample_dataset, monkeypatch):
+    """The app reads a job's log for its progress line, so it asks for events; a person's job stays plain."""
+    from engine.config import RunConfig
+    from engine.orchestration import ray_jobs
+    from engine.tracking.progress_events import EVENTS_ENV
+
+    submitted = []
+
+    class Jobs:
+        def submit_job(self, entrypoint, runtime_env, metadata):
+            submitted.append(runtime_env["env_vars"])
+            return "raysubmit_1"
+
+    monkeypatch.setattr(ray_jobs, "client", lambda address, token=None: Jobs())
+    config = RunConfig.from_dict({"task": {"name": "classification"}, "data": {"path": str(sample_dataset)}})
+    ray_jobs.submit_job(config, "http://127.0.0.1:8265", check_dataset=False)
+    ray_jobs.submit_job(config, "http://127.0.0.1:8265", check_dataset=False, progress_events=True)
+    assert EVENTS_ENV not in submitted[0] and submitted[1][EVENTS_ENV] == "1"
