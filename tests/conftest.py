@@ -167,3 +167,38 @@ def write_cached_model(cache: Path, hub_id: str, with_weights: bool = True) -> P
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0" * 40)
     return snapshot
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """Train writes the real run config but starts no training process: the config paths, in order."""
+    from app.training import train_tab
+    from app.training.process_job import ProcessJob
+
+    paths = []
+
+    class NotStarted(ProcessJob):
+        def __init__(self, *args, config_path=None, **kwargs):
+            super().__init__(*args, config_path=config_path, **kwargs)
+            paths.append(config_path)
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr(train_tab, "ProcessJob", NotStarted)
+    monkeypatch.setattr(train_tab.TrainTab, "ask_close_choice", lambda self: "stop")
+    return paths
+
+
+def two_training_images(sample: Path, folder: Path) -> Path:
+    """A copy of the sample dataset whose training file keeps only its first 2 images."""
+    import shutil
+
+    shutil.copytree(sample, folder)
+    train_file = next((folder / "annotations").glob("*train*.json"))
+    doc = json.loads(train_file.read_text())
+    keep = {im["id"] for im in doc["images"][:2]}
+    doc["images"] = [im for im in doc["images"] if im["id"] in keep]
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
+    train_file.write_text(json.dumps(doc))
+    return folder

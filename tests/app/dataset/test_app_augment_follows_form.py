@@ -22,27 +22,6 @@ def _wait(qtbot, predicate, timeout_s, what):
         qtbot.wait(50)
 
 
-@pytest.fixture
-def started(monkeypatch):
-    """Train writes the real run config but starts no training process (the config is what is checked)."""
-    from app.training import train_tab
-    from app.training.process_job import ProcessJob
-
-    paths = []
-
-    class NotStarted(ProcessJob):
-        def __init__(self, *args, config_path=None, **kwargs):
-            super().__init__(*args, config_path=config_path, **kwargs)
-            paths.append(config_path)
-
-        def start(self) -> None:
-            pass
-
-    monkeypatch.setattr(train_tab, "ProcessJob", NotStarted)
-    monkeypatch.setattr(train_tab.TrainTab, "ask_close_choice", lambda self: "stop")
-    return paths
-
-
 def _recipe(config):
     from engine.recipes import resolve_recipe
 

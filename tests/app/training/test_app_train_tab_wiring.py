@@ -3,7 +3,6 @@ is set, and a search's trials left to the runs tree (only its best one charted).
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -12,26 +11,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-
-@pytest.fixture
-def started(monkeypatch):
-    """Train writes the run config but starts no process."""
-    from app.training import train_tab
-    from app.training.process_job import ProcessJob
-
-    paths = []
-
-    class NotStarted(ProcessJob):
-        def __init__(self, *args, config_path=None, **kwargs):
-            super().__init__(*args, config_path=config_path, **kwargs)
-            paths.append(config_path)
-
-        def start(self) -> None:
-            pass
-
-    monkeypatch.setattr(train_tab, "ProcessJob", NotStarted)
-    monkeypatch.setattr(train_tab.TrainTab, "ask_close_choice", lambda self: "stop")
-    return paths
+from tests.conftest import two_training_images  # noqa: E402
 
 
 def test_the_form_comes_back_as_it_was_last_trained_on_this_dataset(qtbot, sample_dataset, tmp_path, started):
@@ -62,14 +42,8 @@ def test_the_form_comes_back_as_it_was_last_trained_on_this_dataset(qtbot, sampl
 def test_a_split_that_cannot_train_well_is_named_when_the_dataset_is_set(qtbot, sample_dataset, tmp_path):
     from app.training.train_tab import TrainTab
 
-    tiny = tmp_path / "tiny"
-    shutil.copytree(sample_dataset, tiny)
+    tiny = two_training_images(sample_dataset, tmp_path / "tiny")
     train_file = next((tiny / "annotations").glob("*train*.json"))
-    doc = json.loads(train_file.read_text())
-    keep = {im["id"] for im in doc["images"][:2]}
-    doc["images"] = [im for im in doc["images"] if im["id"] in keep]
-    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
-    train_file.write_text(json.dumps(doc))
 
     tab = TrainTab(tmp_path / "ws")
     qtbot.addWidget(tab)
@@ -120,14 +94,7 @@ def test_the_augment_tab_opened_first_already_follows_the_form(qtbot, sample_dat
 def test_the_health_tab_names_a_split_that_cannot_train_once_a_dataset_opens(qtbot, sample_dataset, tmp_path):
     from app.main_window import MainWindow
 
-    tiny = tmp_path / "tiny"
-    shutil.copytree(sample_dataset, tiny)
-    train_file = next((tiny / "annotations").glob("*train*.json"))
-    doc = json.loads(train_file.read_text())
-    keep = {im["id"] for im in doc["images"][:2]}
-    doc["images"] = [im for im in doc["images"] if im["id"] in keep]
-    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
-    train_file.write_text(json.dumps(doc))
+    tiny = two_training_images(sample_dataset, tmp_path / "tiny")
 
     window = MainWindow(tmp_path / "ws")
     qtbot.addWidget(window)
