@@ -245,7 +245,7 @@ class MainWindow(QMainWindow):
         refs = self.browser.current_refs()
         self.set_current(refs[0] if refs else None)
         if self.train_tab is not None:
-            self.train_tab.set_dataset(session.root)
+            self.train_tab.set_dataset(session.root, session)
 
     def _show_summary(self) -> None:
         session = self.session
@@ -366,7 +366,7 @@ class MainWindow(QMainWindow):
             suggester.progress.connect(self.suggest_progress.setToolTip)
             self.suggest_cancel.clicked.connect(suggester.cancel)
             if self.session is not None:
-                self.train_tab.set_dataset(self.session.root)
+                self.train_tab.set_dataset(self.session.root, self.session)
             self.train_host.layout().addWidget(self.train_tab)
             self._freeze_timer.start()  # once the tab's background imports (MLflow) are done
         elif self.train_tab.augmentation_source is not self.augment:

@@ -66,6 +66,7 @@ class TrainTab(QWidget):
         self._split_slot = TaskSlot(self)
         self._stop_slots: dict[str, TaskSlot] = {}  # run id -> its stop request
         self._auto_charted: set[str] = set()
+        self._session = None  # the dataset as the window opened it, when it did
 
         self.form = RunForm()
         self.train_button = QPushButton("Train")
@@ -160,7 +161,9 @@ class TrainTab(QWidget):
         self._show_augmentation()
 
     # ------------------------------------------------------------------ form
-    def set_dataset(self, folder: str | Path) -> None:
+    def set_dataset(self, folder: str | Path, session=None) -> None:
+        """Train on ``folder``; ``session``: that dataset as the window opened it (its indexes are reused)."""
+        self._session = session
         # The form as it was last used on this dataset (a small JSON file: cheap enough here).
         self.form.restore_values(FormMemory.in_workspace(self.workspace).recall(folder))
         self.form.set_value("data.path", str(folder))
@@ -174,8 +177,14 @@ class TrainTab(QWidget):
         from engine.data.split_check import check_run_data
 
         data = config.data
+        session = self._session
+        loaded = (session.folder, session.indexes) if session is not None else (None, None)
         self._split_slot.start(
-            check_run_data, data, on_done=lambda problems: self._split_checked(data, problems), on_error=lambda m: None
+            check_run_data,
+            data,
+            *loaded,
+            on_done=lambda problems: self._split_checked(data, problems),
+            on_error=lambda m: None,
         )  # unreadable data: Health says why
 
     def _split_checked(self, data, problems) -> None:

@@ -164,12 +164,24 @@ def check_dataset_split(
     )
 
 
-def check_run_data(data: DataConfig) -> list[Problem]:
-    """The split problems of a run configuration's ``data`` section (what the Train tab shows)."""
+def check_run_data(
+    data: DataConfig, folder: DatasetFolder | None = None, indexes: dict[str, CocoIndex] | None = None
+) -> list[Problem]:
+    """The split problems of a run configuration's ``data`` section (what the Train tab shows).
+
+    ``folder`` and ``indexes``: that dataset already opened (the app's session), so its COCO
+    files are not read again."""
     if not data.path:
         return []
-    return check_dataset_split(
-        data.path,
+    if folder is None or Path(folder.root).resolve() != Path(data.path).resolve():
+        indexes = None  # another dataset than the one open: read its files
+        try:
+            folder = find_splits(data.path)
+        except DatasetError as exc:
+            return list(exc.problems)
+    return check_folder_split(
+        folder,
+        indexes,
         train_split=data.train_split,
         val_split=data.val_split,
         val_fraction=data.val_fraction,

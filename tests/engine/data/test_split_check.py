@@ -11,6 +11,7 @@ import json
 import pytest
 
 from engine.cli import main
+from engine.data.coco_index import CocoIndex
 from engine.data.problems import DatasetError
 from engine.data.split_check import MIN_TRAINING_IMAGES, check_dataset_split, check_run_data
 from engine.tasks.classification.datamodule import ClassificationDataModule
@@ -216,3 +217,21 @@ def test_cli_train_prints_split_warnings_and_still_trains(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "instances_train.json: warning: only 4 training images" in err
     assert "category 'triangle' (id 3) has 1 annotation in validation" in err
+
+
+def test_an_open_datasets_indexes_are_used_instead_of_reading_its_files_again(tmp_path, monkeypatch):
+    from engine.config import RunConfig
+    from engine.data import split_check
+    from engine.data.folders import find_splits
+
+    root = coco_folder(tmp_path / "set", [1, 2], [1, 2])
+    folder = find_splits(root)
+    indexes = {name: CocoIndex.load(split.annotation_file) for name, split in folder.splits.items()}
+    data = RunConfig.from_dict({"task": {"name": "classification"}, "data": {"path": str(root)}}).data
+    expected = codes(check_run_data(data))
+
+    def no_reads(path):
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(split_check.CocoIndex, "load", staticmethod(no_reads))
+    assert codes(check_run_data(data, folder, indexes)) == expected
