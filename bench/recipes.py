@@ -264,7 +264,7 @@ def plain_loop(data: Path, args) -> float:
     import torch
     from transformers import ResNetForImageClassification
 
-    from engine.models.presets import get_preset
+    from engine.catalog.presets import get_preset
 
     x_train, y_train, classes = _load_split(data, "train", args.size, None)
     x_val, y_val, _ = _load_split(data, "val", args.size, classes)

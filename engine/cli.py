@@ -154,7 +154,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from engine.models.presets import list_presets
+    from engine.catalog.presets import list_presets
 
     for preset in list_presets(args.task):
         hub = f" (like {preset.hub_id})" if preset.hub_id else ""

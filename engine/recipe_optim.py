@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from engine.catalog.family import family_of  # the one family lookup, re-exported for the recipe's callers
 from engine.config import RunConfig
-from engine.models.family import family_of  # the one family lookup, re-exported for the recipe's callers
 
 __all__ = ["FamilyRegime", "choose_epochs", "choose_warmup", "family_of", "regime_for"]
 
@@ -68,7 +68,7 @@ WARMUP_MIN = 10
 
 def starts_from_trained_weights(checkpoint: str | None, pretrained: bool) -> bool:
     """Offline presets are random weights; a folder or hub id with ``pretrained`` loads trained ones."""
-    from engine.models.presets import get_preset
+    from engine.catalog.presets import get_preset
 
     return bool(checkpoint) and pretrained and get_preset(checkpoint) is None
 

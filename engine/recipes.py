@@ -176,8 +176,8 @@ def recipe_spec(task: str, split: str, strength: str, size: int) -> list[dict]:
 
 def effective_image_size(config: RunConfig) -> int:
     """``data.image_size``, else the model's own size (preset or config.json), else the task's usual size."""
+    from engine.catalog.presets import get_preset
     from engine.data.augment import DEFAULT_IMAGE_SIZE
-    from engine.models.presets import get_preset
 
     if config.data.image_size:
         return config.data.image_size

@@ -230,8 +230,8 @@ class RunFormModel:
         The config checks the size against the model only once every field is valid (pydantic
         runs whole-config checks last), so a bad learning rate would hide it until fixed.
         """
+        from engine.catalog.input_size import image_size_problem
         from engine.config import DEFAULT_CHECKPOINTS
-        from engine.models.input_size import image_size_problem
 
         size, task = self.values.get("data.image_size"), self.values.get("task.name")
         if not isinstance(size, int) or isinstance(size, bool) or task not in DEFAULT_CHECKPOINTS:

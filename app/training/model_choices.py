@@ -20,7 +20,7 @@ class ModelChoice:
 
 
 def preset_choices(task: str) -> list[ModelChoice]:
-    from engine.models.presets import list_presets
+    from engine.catalog.presets import list_presets
 
     if task == "multitask":
         return []

@@ -342,8 +342,8 @@ class RunForm(QWidget):
     # ------------------------------------------------------------------ which weights
     def _show_weights(self, config) -> str | None:
         """Say under the picker which weights the run starts from; the problem when they cannot load."""
+        from engine.catalog.checkpoints import ModelLoadError
         from engine.config import DEFAULT_CHECKPOINTS
-        from engine.models.loading import ModelLoadError
         from engine.models.weights import starting_weights
 
         values = self.model.values

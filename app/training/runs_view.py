@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config.task_names import ALL_TASKS
+from engine.catalog.task_names import ALL_TASKS
 
 from .confusion_view import ConfusionMatrixView
 from .progress import format_duration

@@ -13,7 +13,7 @@ pydantic and PyYAML here, never torch, lightning, ray or mlflow.
 
 Where each part lives:
 
-* :mod:`.task_names`, :mod:`.task_defaults`: the task names, and what a task uses
+* :mod:`.task_defaults`: what a task uses
   when the config leaves a choice empty;
 * :mod:`.sections`: the data, task, model, augmentation, optimisation, compute and
   tracking sections;
@@ -23,6 +23,8 @@ Where each part lives:
 * :mod:`.yaml_io`: strict YAML parsing, stable dumping, atomic writes;
 * :mod:`.run`: :class:`RunConfig`, the fields plus loading, saving and overrides.
 """
+
+from engine.catalog.task_names import ALL_TASKS, SINGLE_TASKS, SingleTask, TaskName
 
 from .errors import ConfigError
 from .run import RunConfig, json_schema
@@ -49,7 +51,6 @@ from .sections import (
     default_num_workers,
 )
 from .task_defaults import DEFAULT_CHECKPOINTS, DEFAULT_IMAGE_SIZE
-from .task_names import ALL_TASKS, SINGLE_TASKS, SingleTask, TaskName
 
 __all__ = [
     "ALL_TASKS",

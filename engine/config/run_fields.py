@@ -292,7 +292,7 @@ class RunFields(BaseModel):
         # Runs after _fill_checkpoints, so an empty checkpoint is already the task default.
         if self.data.image_size is None or self.task.name == "multitask":
             return self  # multitask models share a backbone that takes any size
-        from engine.models.input_size import image_size_problem  # light: no torch, no network
+        from engine.catalog.input_size import image_size_problem  # light: no torch, no network
 
         problem = image_size_problem(self.model.checkpoint, self.data.image_size)
         if problem:

@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.catalog.task_names import SingleTask, TaskName
+
 from .problems import InvalidFields
-from .task_names import SingleTask, TaskName
 
 __all__ = [
     "AugmentationConfig",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.config.task_names import SINGLE_TASKS
+from engine.catalog.task_names import SINGLE_TASKS
 
 if TYPE_CHECKING:
     from engine.data.coco_index import CocoIndex

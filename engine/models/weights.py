@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.models.family import checkpoint_config
-from engine.models.loading import checkpoint_kind
-from engine.models.presets import PRESET_FOR_HUB_ID, get_preset
+from engine.catalog.checkpoints import checkpoint_kind
+from engine.catalog.family import checkpoint_config
+from engine.catalog.presets import PRESET_FOR_HUB_ID, get_preset
 from engine.tracking.tags import WEIGHTS_TAG  # the run tag this module's summary is written under
 
 __all__ = ["WEIGHTS_TAG", "StartingWeights", "cached_checkpoints", "is_cached", "run_weights", "starting_weights"]

@@ -118,8 +118,8 @@ def test_training_saves_the_resolved_recipe_in_run_yaml(sample_dataset, tmp_path
 def test_conditional_detr_scores_with_sigmoid_and_trains_a_step(sample_dataset):
     import torch
 
+    from engine.catalog.presets import get_preset
     from engine.models.loading import load_model
-    from engine.models.presets import get_preset
     from engine.tasks.detection.lightning_module import detections_from_outputs
 
     assert get_preset("conditional-detr-resnet-50").hub_id == "microsoft/conditional-detr-resnet-50"

@@ -16,7 +16,7 @@ from albumentations.core.transforms_interface import (
 )
 from albumentations.core.type_definitions import Targets
 
-from engine.config.task_names import SINGLE_TASKS
+from engine.catalog.task_names import SINGLE_TASKS
 
 from .errors import AugmentationSpecError
 

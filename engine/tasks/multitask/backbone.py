@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from engine.models.loading import ModelLoadError, has_backbone_form, load_backbone
+from engine.catalog.checkpoints import ModelLoadError
+from engine.models.loading import has_backbone_form, load_backbone
 
 from .config import MultiTaskConfig
 

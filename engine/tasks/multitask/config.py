@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.catalog.task_names import SINGLE_TASKS
 from engine.config.task_defaults import DEFAULT_CHECKPOINTS
-from engine.config.task_names import SINGLE_TASKS
 
 __all__ = ["TASKS", "MultiTaskConfig", "check_tasks", "labels_per_task"]
 

@@ -4,9 +4,9 @@ same targets as DETR, and post-processed into boxes in the original image's pixe
 import pytest
 import torch
 
+from engine.catalog.presets import PRESET_FOR_HUB_ID, get_preset, list_presets
 from engine.metrics.detection import coco_evaluate
 from engine.models.loading import load_backbone, load_model
-from engine.models.presets import PRESET_FOR_HUB_ID, get_preset, list_presets
 from engine.tasks.detection.datamodule import DetectionDataModule
 from engine.tasks.detection.lightning_module import DetectionModule, detections_from_outputs
 

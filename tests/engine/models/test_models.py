@@ -8,21 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.models.loading import (
-    ModelLoadError,
-    checkpoint_kind,
-    default_image_size,
-    load_backbone,
-    load_model,
-    normalization_stats,
-)
-from engine.models.presets import (
+from engine.catalog.checkpoints import ModelLoadError, checkpoint_kind
+from engine.catalog.presets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     PRESET_FOR_HUB_ID,
     PRESETS,
     TASKS,
     list_presets,
+)
+from engine.models.loading import (
+    default_image_size,
+    load_backbone,
+    load_model,
+    normalization_stats,
 )
 from tests.conftest import REPO_ROOT
 
@@ -56,8 +55,8 @@ def detr_folder(tmp_path_factory) -> Path:
 
 def test_import_stays_light():
     code = (
-        "import sys, engine.models, engine.models.presets;"
-        "from engine.models.presets import list_presets; list_presets();"
+        "import sys, engine.models, engine.catalog.presets;"
+        "from engine.catalog.presets import list_presets; list_presets();"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

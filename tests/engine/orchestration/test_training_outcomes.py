@@ -176,7 +176,7 @@ def test_empty_image_size_takes_the_models_own_size(sample_dataset, tmp_path, ta
 
 
 def test_multitask_normalisation_comes_from_the_backbone_checkpoint(sample_dataset):
-    from engine.models.presets import IMAGENET_MEAN, IMAGENET_STD, get_preset
+    from engine.catalog.presets import IMAGENET_MEAN, IMAGENET_STD, get_preset
     from engine.orchestration.builders import build_datamodule
 
     config = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["classification", "detection"]}})

@@ -226,7 +226,7 @@ def test_bad_configs_are_refused(kwargs, message):
 
 
 def test_checkpoints_without_a_backbone_form_are_skipped_then_refused():
-    from engine.models.loading import ModelLoadError
+    from engine.catalog.checkpoints import ModelLoadError
 
     config = MultiTaskConfig(
         tasks=["segmentation", "detection"],

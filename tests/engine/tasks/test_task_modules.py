@@ -4,7 +4,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from engine.models.loading import ModelLoadError
+from engine.catalog.checkpoints import ModelLoadError
 from engine.tasks.classification.datamodule import ClassificationDataModule
 from engine.tasks.classification.lightning_module import ClassificationModule
 from engine.tasks.detection.datamodule import DetectionDataModule

@@ -11,14 +11,17 @@ transformers is imported only inside the config builders, so listing presets
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from engine.config.task_names import SINGLE_TASKS
+from engine.catalog.task_names import SINGLE_TASKS
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
+
+# Builds a preset's transformers config; transformers is imported only when it is called.
+ConfigBuilder = Callable[[], "PretrainedConfig"]
 
 # Presets are built per single task (a multitask model takes its backbone from one).
 TASKS = SINGLE_TASKS
@@ -82,11 +85,12 @@ def normalise_id2label(num_labels: int, id2label: Mapping[int, str] | None) -> d
 # --- architecture builders -------------------------------------------------
 
 
-def _resnet(embedding_size, hidden_sizes, depths, layer_type):
-    def build():
+def _resnet(embedding_size: int, hidden_sizes: Sequence[int], depths: Sequence[int], layer_type: str) -> ConfigBuilder:
+    def build() -> PretrainedConfig:
         from transformers import ResNetConfig
 
-        return ResNetConfig(
+        # out_features is taken by the backbone mixin at run time; the typed signature omits it.
+        return ResNetConfig(  # type: ignore[call-arg]
             embedding_size=embedding_size,
             hidden_sizes=list(hidden_sizes),
             depths=list(depths),
@@ -99,8 +103,10 @@ def _resnet(embedding_size, hidden_sizes, depths, layer_type):
     return build
 
 
-def _vit(image_size, patch_size, hidden_size, layers, heads, intermediate):
-    def build():
+def _vit(
+    image_size: int, patch_size: int, hidden_size: int, layers: int, heads: int, intermediate: int
+) -> ConfigBuilder:
+    def build() -> PretrainedConfig:
         from transformers import ViTConfig
 
         return ViTConfig(
@@ -115,10 +121,12 @@ def _vit(image_size, patch_size, hidden_size, layers, heads, intermediate):
     return build
 
 
-def _detr_layout(config_name, backbone, d_model, layers, heads, ffn, queries):
+def _detr_layout(
+    config_name: str, backbone: ConfigBuilder, d_model: int, layers: int, heads: int, ffn: int, queries: int
+) -> ConfigBuilder:
     """A DETR-family config (``DetrConfig`` or ``ConditionalDetrConfig``: the same fields)."""
 
-    def build():
+    def build() -> PretrainedConfig:
         import transformers
 
         # The DETR configs default to a timm backbone, and timm is not a dependency:
@@ -143,23 +151,25 @@ def _detr_layout(config_name, backbone, d_model, layers, heads, ffn, queries):
     return build
 
 
-def _detr(*layout):
+def _detr(*layout: Any) -> ConfigBuilder:
     return _detr_layout("DetrConfig", *layout)
 
 
-def _conditional_detr(*layout):
+def _conditional_detr(*layout: Any) -> ConfigBuilder:
     # Conditional DETR: DETR's layout with conditional cross-attention and a sigmoid
     # focal classifier; it converges several times faster than DETR from scratch.
     return _detr_layout("ConditionalDetrConfig", *layout)
 
 
-def _rt_detr_resnet(embedding_size, hidden_sizes, depths, layer_type):
-    def build():
+def _rt_detr_resnet(
+    embedding_size: int, hidden_sizes: Sequence[int], depths: Sequence[int], layer_type: str
+) -> ConfigBuilder:
+    def build() -> PretrainedConfig:
         from transformers import RTDetrResNetConfig
 
         # RT-DETR's ResNet-vd (deep stem, average-pool shortcut); the hybrid encoder
         # reads the last three stages (strides 8, 16, 32).
-        return RTDetrResNetConfig(
+        return RTDetrResNetConfig(  # type: ignore[call-arg]  # out_features: see _resnet
             embedding_size=embedding_size,
             hidden_sizes=list(hidden_sizes),
             depths=list(depths),
@@ -171,8 +181,18 @@ def _rt_detr_resnet(embedding_size, hidden_sizes, depths, layer_type):
     return build
 
 
-def _rt_detr_v2(backbone, encoder_in, d_model, ffn, heads, decoder_layers, queries, denoising, expansion):
-    def build():
+def _rt_detr_v2(
+    backbone: ConfigBuilder,
+    encoder_in: Sequence[int],
+    d_model: int,
+    ffn: int,
+    heads: int,
+    decoder_layers: int,
+    queries: int,
+    denoising: int,
+    expansion: float,
+) -> ConfigBuilder:
+    def build() -> PretrainedConfig:
         from transformers import RTDetrV2Config
 
         # RT-DETR v2: a CNN + hybrid encoder whose top-scoring features seed the
@@ -197,8 +217,10 @@ def _rt_detr_v2(backbone, encoder_in, d_model, ffn, heads, decoder_layers, queri
     return build
 
 
-def _segformer(depths, hidden_sizes, heads, decoder_hidden_size):
-    def build():
+def _segformer(
+    depths: Sequence[int], hidden_sizes: Sequence[int], heads: Sequence[int], decoder_hidden_size: int
+) -> ConfigBuilder:
+    def build() -> PretrainedConfig:
         from transformers import SegformerConfig
 
         return SegformerConfig(

@@ -8,7 +8,8 @@ touches the network, so the config validation and the app may call it freely.
 
 from __future__ import annotations
 
-from engine.models.presets import get_preset
+from engine.catalog.checkpoints import ModelLoadError, checkpoint_file
+from engine.catalog.presets import get_preset
 
 __all__ = ["checkpoint_config", "family_of"]
 
@@ -19,8 +20,6 @@ def checkpoint_config(checkpoint: str | None) -> dict | None:
     None for presets (they have no file), for names that are no checkpoint at all, and
     for unreadable files: the loader reports those, with its own clear message.
     """
-    from engine.models.loading import ModelLoadError, checkpoint_file
-
     if not checkpoint or get_preset(checkpoint) is not None:
         return None
     try:

@@ -113,8 +113,8 @@ def test_an_offline_preset_says_random_weights(hf_cache):
 
 
 def test_a_cached_checkpoint_is_found_offline_and_said_to_be_pretrained(hf_cache):
-    from engine.models.family import family_of
-    from engine.models.input_size import size_rule
+    from engine.catalog.family import family_of
+    from engine.catalog.input_size import size_rule
     from engine.models.weights import cached_checkpoints, starting_weights
 
     assert cached_checkpoints("classification") == []

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.models.family import checkpoint_config, family_of
-from engine.models.presets import get_preset
+from engine.catalog.family import checkpoint_config, family_of
+from engine.catalog.presets import get_preset
 
 __all__ = ["MIN_IMAGE_SIZE", "SizeRule", "image_size_problem", "nearest_sizes", "size_rule"]
 
