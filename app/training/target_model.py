@@ -2,7 +2,9 @@
 
 A :class:`Target` is one of three places to run (this computer, a Ray started here, a remote
 Ray cluster by its dashboard address) and one of two places to track (the workspace's embedded
-SQLite store, or an MLflow server). :func:`apply_target` turns it into the run config's compute
+SQLite store, or an MLflow server). A remote run is a Ray job that trains on one of the
+cluster's machines with what that machine has (the engine's Ray Train cannot start inside a
+Ray job). :func:`apply_target` turns it into the run config's compute
 section and ``tracking.uri`` and returns the tracking URI the run is charted from, so the Train
 tab launches every kind of run with the same code: a dashboard address in
 ``compute.ray_address`` is what makes it a Ray job. :class:`TargetMemory` keeps one target per
@@ -69,7 +71,7 @@ class Target:
     where: str = LOCAL
     accelerator: str = "auto"  # this computer: auto / cpu / gpu
     devices: int | None = None  # this computer: how many devices; None for all it finds
-    ray_workers: int = 1  # a Ray: training workers (Ray Train)
+    ray_workers: int = 1  # a Ray started here: training workers (Ray Train)
     ray_gpu_per_worker: bool = False
     dashboard: str = ""  # a remote Ray: its dashboard address, http://host:8265
     tracking: str = WORKSPACE_STORE
@@ -88,7 +90,7 @@ class Target:
             found["accelerator"] = f"expected one of {', '.join(ACCELERATORS)}, not {self.accelerator!r}"
         if self.devices is not None and (not isinstance(self.devices, int) or self.devices < 1):
             found["devices"] = "expected a whole number of at least 1 (or all)"
-        if self.where in (LOCAL_RAY, REMOTE_RAY) and (not isinstance(self.ray_workers, int) or self.ray_workers < 1):
+        if self.where == LOCAL_RAY and (not isinstance(self.ray_workers, int) or self.ray_workers < 1):
             found["ray_workers"] = "expected a whole number of at least 1"
         if self.where == REMOTE_RAY:
             address = self.dashboard.strip()
@@ -143,8 +145,8 @@ def apply_target(config, target: Target, workspace_uri: str):
     problems = target.problems()
     if problems:
         raise TargetError(problems)
-    tracking_uri = target.mlflow_uri.strip().rstrip("/") if target.tracking == MLFLOW_SERVER else workspace_uri
-    overrides: dict[str, Any] = {"tracking.uri": tracking_uri if target.tracking == MLFLOW_SERVER else None}
+    uri = tracking_uri(target, workspace_uri)
+    overrides: dict[str, Any] = {"tracking.uri": uri if target.tracking == MLFLOW_SERVER else None}
     if target.where == LOCAL:
         overrides.update(
             {
@@ -154,37 +156,53 @@ def apply_target(config, target: Target, workspace_uri: str):
                 "compute.ray_address": None,
             }
         )
-    else:
+    elif target.where == LOCAL_RAY:
         overrides.update(
             {
                 "compute.strategy": "ray",
                 "compute.num_workers": target.ray_workers,
                 "compute.use_gpu": target.ray_gpu_per_worker,
-                "compute.ray_address": target.dashboard_url() if target.is_remote else None,
+                "compute.ray_address": None,
             }
         )
-    return config.with_overrides(overrides), tracking_uri
+    else:  # the job trains on a cluster machine with what that machine has (a GPU when it has one)
+        overrides.update(
+            {
+                "compute.accelerator": "auto",
+                "compute.devices": "auto",
+                "compute.strategy": "auto",
+                "compute.ray_address": target.dashboard_url(),
+            }
+        )
+    return config.with_overrides(overrides), uri
 
 
 def target_from_config(config, base: Target | None = None) -> Target:
-    """The target a loaded config asks for (its compute section and tracking URI), over ``base``."""
+    """The target a loaded config asks for, over ``base``: only what the config sets itself
+    (its compute section's own fields, its ``tracking.uri``) changes the target."""
     compute, uri = config.compute, config.tracking.uri
+    given = compute.model_fields_set
     target = base or Target()
     address = compute.ray_address or ""
     if address.startswith(("http://", "https://")):
         target = replace(target, where=REMOTE_RAY, dashboard=address)
     elif compute.strategy == "ray":
         target = replace(target, where=LOCAL_RAY)
-    else:
+    elif given & {"accelerator", "devices", "strategy", "ray_address"}:
         devices = compute.devices if isinstance(compute.devices, int) else None
         target = replace(target, where=LOCAL, accelerator=compute.accelerator, devices=devices)
-    if target.where != LOCAL:
+    if target.where == LOCAL_RAY and given & {"num_workers", "use_gpu"}:
         target = replace(target, ray_workers=compute.num_workers, ray_gpu_per_worker=compute.use_gpu)
     if uri and uri.startswith(("http://", "https://")):
         target = replace(target, tracking=MLFLOW_SERVER, mlflow_uri=uri)
-    elif uri is None:
+    elif "uri" in config.tracking.model_fields_set:  # a store file named in the config: this workspace's
         target = replace(target, tracking=WORKSPACE_STORE)
     return target
+
+
+def tracking_uri(target: Target, workspace_uri: str) -> str:
+    """Where runs at ``target`` are tracked: its MLflow server, else the workspace's store."""
+    return target.mlflow_uri.strip().rstrip("/") if target.tracking == MLFLOW_SERVER else workspace_uri
 
 
 def machine_problems(target: Target, gpus: int | None) -> dict[str, str]:

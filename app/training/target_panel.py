@@ -43,6 +43,7 @@ from .target_model import (
     local_gpus,
     machine_problems,
     notes,
+    tracking_uri,
 )
 
 ERROR_COLOUR = "#b00020"
@@ -102,6 +103,9 @@ class TargetPanel(QGroupBox):
 
     changed = Signal()
     valid_changed = Signal(bool)
+    # Where runs are now tracked: the MLflow server's URI, or "" for the workspace's store. Said when
+    # a usable choice is saved (a finished address, not each key), so the Runs table follows it.
+    tracking_chosen = Signal(str)
 
     def __init__(self, workspace: str | Path, parent=None, detect_gpus=local_gpus) -> None:
         super().__init__("Where to run", parent)
@@ -110,6 +114,7 @@ class TargetPanel(QGroupBox):
         self._gpus: list[str] | None = None  # None until this computer was asked
         self._loading = False
         self._valid = True
+        self._tracking: str | None = None  # the last tracking_chosen said
         self._ray_slot = TaskSlot(self)
         self._mlflow_slot = TaskSlot(self)
         self._gpu_slot = TaskSlot(self)
@@ -161,7 +166,8 @@ class TargetPanel(QGroupBox):
         self.notes_line.hide()
 
         self._lay_out()
-        self.set_target(self._memory.recall())
+        self._show(self._memory.recall())
+        self._tracking = tracking_uri(self.target(), "") if self._valid else ""
         for signal in (
             self.where_group.buttonToggled,
             self.tracking_group.buttonToggled,
@@ -229,9 +235,9 @@ class TargetPanel(QGroupBox):
             self.local_radio,
             self.local_fields,
             self.local_ray_radio,
+            self.ray_fields,
             self.remote_radio,
             self.remote_fields,
-            self.ray_fields,
             track_title,
             self.workspace_radio,
             self.mlflow_radio,
@@ -258,7 +264,11 @@ class TargetPanel(QGroupBox):
         )
 
     def set_target(self, target: Target) -> None:
-        """Show ``target`` (e.g. from a loaded config: ``target_model.target_from_config``)."""
+        """Show ``target`` (e.g. from a loaded config: ``target_model.target_from_config``) and save it."""
+        self._show(target)
+        self.save()
+
+    def _show(self, target: Target) -> None:
         self._loading = True
         try:
             radio = {LOCAL: self.local_radio, LOCAL_RAY: self.local_ray_radio, REMOTE_RAY: self.remote_radio}
@@ -291,6 +301,10 @@ class TargetPanel(QGroupBox):
             raise TargetError(problems)
         return apply_target(config, self.target(), workspace_uri)
 
+    def tracking_uri(self, workspace_uri: str) -> str:
+        """Where runs are tracked as the panel was last saved: its MLflow server, else ``workspace_uri``."""
+        return self._tracking or workspace_uri
+
     def set_dataset_path(self, path: str | Path | None) -> None:
         """The dataset a cluster test checks it can read (the run form's ``data.path``)."""
         self._dataset_path = str(path) if path else None
@@ -299,11 +313,11 @@ class TargetPanel(QGroupBox):
         if self._loading:
             return
         target = self.target()
-        local, ray, remote = target.where == LOCAL, target.where != LOCAL, target.is_remote
+        local, remote = target.where == LOCAL, target.is_remote
         mlflow = target.tracking == MLFLOW_SERVER
         self.local_fields.setVisible(local)
         self.devices.setEnabled(target.accelerator == "gpu")
-        self.ray_fields.setVisible(ray)
+        self.ray_fields.setVisible(target.where == LOCAL_RAY)
         self.remote_fields.setVisible(remote)
         self.test_ray_button.setEnabled(bool(target.dashboard))
         self.mlflow_fields.setVisible(mlflow)
@@ -324,8 +338,13 @@ class TargetPanel(QGroupBox):
         """Remember the target in the workspace (a usable one only: a half-typed address is not kept)."""
         if self._loading or not self._valid:
             return
+        target = self.target()
         with contextlib.suppress(OSError):  # a convenience: runs do not depend on it
-            self._memory.remember(self.target())
+            self._memory.remember(target)
+        chosen = tracking_uri(target, "")
+        if chosen != self._tracking:
+            self._tracking = chosen
+            self.tracking_chosen.emit(chosen)
 
     def _gpus_found(self, names: list[str]) -> None:
         self._gpus = list(names)

@@ -56,6 +56,20 @@ def test_the_choice_is_saved_in_the_workspace_and_shown_again(qtbot, make_panel,
     assert make_panel().target() == saved
 
 
+def test_the_runs_follow_a_tracking_choice_once_its_address_is_finished(qtbot, make_panel):
+    panel = make_panel()
+    chosen = []
+    panel.tracking_chosen.connect(chosen.append)
+    panel.mlflow_radio.setChecked(True)  # no address yet: nothing to follow
+    qtbot.keyClicks(panel.mlflow_uri, "http://mlflow:5000")
+    assert chosen == [] and panel.tracking_uri("sqlite:////ws/mlflow.db") == "sqlite:////ws/mlflow.db"
+    qtbot.keyClick(panel.mlflow_uri, Qt.Key_Return)
+    assert chosen == ["http://mlflow:5000"] and panel.tracking_uri("sqlite:////ws/mlflow.db") == "http://mlflow:5000"
+    assert make_panel().tracking_uri("sqlite:////ws/mlflow.db") == "http://mlflow:5000"  # saved: so on reopening
+    panel.workspace_radio.setChecked(True)
+    assert chosen[-1] == "" and panel.tracking_uri("sqlite:////ws/mlflow.db") == "sqlite:////ws/mlflow.db"
+
+
 def test_only_the_chosen_place_shows_its_fields(make_panel):
     panel = make_panel()
     panel.show()
@@ -63,7 +77,7 @@ def test_only_the_chosen_place_shows_its_fields(make_panel):
     panel.local_ray_radio.setChecked(True)
     assert panel.ray_fields.isVisible() and not panel.local_fields.isVisible() and not panel.remote_fields.isVisible()
     panel.remote_radio.setChecked(True)
-    assert panel.ray_fields.isVisible() and panel.remote_fields.isVisible()
+    assert panel.remote_fields.isVisible() and not panel.ray_fields.isVisible()
 
 
 def test_a_bad_address_is_marked_at_its_field_and_the_panel_is_invalid(qtbot, make_panel):

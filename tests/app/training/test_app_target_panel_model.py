@@ -51,6 +51,8 @@ def test_a_remote_cluster_is_a_dashboard_address_the_launcher_submits_to(config)
     target = Target(where=REMOTE_RAY, dashboard="cluster:8265", tracking=MLFLOW_SERVER, mlflow_uri="http://mlf:5000/")
     launched, uri = apply_target(config, target, WORKSPACE_URI)
     assert launched.compute.ray_address == "http://cluster:8265"
+    # the job trains on a cluster machine with what it has (Ray Train cannot start inside a Ray job)
+    assert (launched.compute.strategy, launched.compute.accelerator, launched.compute.devices) == ("auto",) * 3
     assert is_job_address(launched.compute.ray_address)  # the Train tab then submits a Ray job
     assert uri == launched.tracking.uri == "http://mlf:5000"
     assert launched.data == config.data and launched.task == config.task  # nothing else changes
@@ -79,12 +81,21 @@ def test_a_loaded_config_shows_as_its_target(config):
         {"compute.ray_address": "http://c:8265", "compute.num_workers": 4, "tracking.uri": "http://m:5000"}
     )
     assert target_from_config(remote) == Target(
-        where=REMOTE_RAY, dashboard="http://c:8265", ray_workers=4, tracking=MLFLOW_SERVER, mlflow_uri="http://m:5000"
+        where=REMOTE_RAY, dashboard="http://c:8265", tracking=MLFLOW_SERVER, mlflow_uri="http://m:5000"
     )
     local = config.with_overrides({"compute.accelerator": "cpu", "compute.strategy": "auto"})
     assert target_from_config(local) == Target(where=LOCAL, accelerator="cpu")
-    for target in (Target(where=LOCAL_RAY, ray_workers=2), Target(where=LOCAL, accelerator="gpu", devices=3)):
+    targets = (Target(where=LOCAL_RAY, ray_workers=2), Target(where=LOCAL, accelerator="gpu", devices=3))
+    for target in (*targets, Target(where=REMOTE_RAY, dashboard="http://c:8265")):
         assert target_from_config(apply_target(config, target, WORKSPACE_URI)[0]) == target
+
+
+def test_a_loaded_config_that_says_nothing_of_where_keeps_the_chosen_target(tmp_path):
+    (tmp_path / "run.yaml").write_text("task: {name: classification}\ndata: {path: /data/coco}\n")
+    chosen = Target(where=REMOTE_RAY, dashboard="http://c:8265", tracking=MLFLOW_SERVER, mlflow_uri="http://m:5000")
+    assert target_from_config(RunConfig.load(tmp_path / "run.yaml"), chosen) == chosen
+    (tmp_path / "cpu.yaml").write_text("task: {name: classification}\ncompute: {accelerator: cpu}\n")
+    assert target_from_config(RunConfig.load(tmp_path / "cpu.yaml"), chosen).where == LOCAL
 
 
 def test_a_remote_run_tracked_in_the_workspace_is_warned_about():
