@@ -245,29 +245,35 @@ def _check_ray(
     remote_version = str(json.loads(content).get("ray_version", "?"))
     found.facts["ray_version"] = remote_version
 
-    step[0] = f"asking {url} for its nodes"
-    status, content = _request(f"{url}/api/v0/nodes", headers, deadline)
-    if status == 200:
-        nodes = [n for n in json.loads(content)["data"]["result"]["result"] if n.get("state") == "ALIVE"]
-        found.facts["nodes"] = len(nodes)
-        for key, resource in (("cpus", "CPU"), ("gpus", "GPU")):
-            found.facts[key] = sum(float(n.get("resources_total", {}).get(resource, 0)) for n in nodes)
-    else:
-        found.problems.append(f"the Ray dashboard at {url} answered HTTP {status} when asked for its nodes")
-
     local_version = local_ray_version()
     if local_version is None:
         found.problems.append(
             "Ray is not installed on this computer (pip install 'ray[default]'), so no job can be sent"
         )
-        return
-    if local_version != remote_version:
+    elif local_version != remote_version:
         found.problems.append(
             f"Ray version mismatch: this computer has Ray {local_version}, the cluster at {url} runs {remote_version}"
         )
-    if dataset_path:
+    if dataset_path and local_version is not None:  # the probe is a job, sent with this computer's Ray
         step[0] = "probing the dataset folder on the cluster"
         _probe_dataset(url, token, str(dataset_path), found, deadline)
+    # Asked last: a head that has just started answers before it lists itself as a node.
+    step[0] = f"asking {url} for its nodes"
+    _count_nodes(url, headers, found, deadline)
+
+
+def _count_nodes(url: str, headers: dict[str, str], found: CheckResult, deadline: _Deadline) -> None:
+    """The cluster's live nodes and their CPUs and GPUs, from the dashboard's state API."""
+    status, content = _request(f"{url}/api/v0/nodes", headers, deadline)
+    if status != 200:
+        found.problems.append(f"the Ray dashboard at {url} answered HTTP {status} when asked for its nodes")
+        return
+    nodes = [n for n in json.loads(content)["data"]["result"]["result"] if n.get("state") == "ALIVE"]
+    found.facts["nodes"] = len(nodes)
+    for key, resource in (("cpus", "CPU"), ("gpus", "GPU")):
+        found.facts[key] = sum(float(n.get("resources_total", {}).get(resource, 0)) for n in nodes)
+    if not nodes:
+        found.problems.append(f"the Ray cluster at {url} lists no live node: it cannot run a job yet")
 
 
 def _refused(url: str, status: int, source: str | None) -> str:

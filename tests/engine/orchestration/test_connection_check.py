@@ -1,6 +1,7 @@
 """Test connection against closed and silent ports, a stub MLflow that refuses writes, and a stub probe."""
 
 import http.server
+import json
 import socket
 import threading
 import time
@@ -150,3 +151,47 @@ def test_a_probe_that_does_not_end_in_time_is_unknown_not_unreadable(monkeypatch
         "could not tell in time whether the cluster can read /data/coco (probe job raysubmit_probe still PENDING)"
     )
     assert jobs.stopped == ["raysubmit_probe"]  # no probe left waiting on the cluster
+
+
+def _dashboard_stub(nodes: list[dict], version: str):
+    """A Ray dashboard that answers its version and its nodes, as the state API lists them."""
+
+    class Dashboard(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            listed = {"data": {"result": {"result": nodes}}}
+            body = {"ray_version": version} if self.path == "/api/version" else listed
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dashboard)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_live_nodes_are_counted_with_their_cpus_and_gpus_and_none_is_a_problem():
+    version = connection_check.local_ray_version()
+    nodes = [
+        {"state": "ALIVE", "resources_total": {"CPU": 8.0, "GPU": 2.0}},
+        {"state": "ALIVE", "resources_total": {"CPU": 4.0}},
+        {"state": "DEAD", "resources_total": {"CPU": 64.0, "GPU": 8.0}},
+    ]
+    server = _dashboard_stub(nodes, version)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        result = check_ray(url)
+        assert result.ok, result.problem
+        assert result.found() == f"Ray {version} · 2 nodes · 12 CPUs · 2 GPUs"
+    finally:
+        server.shutdown()
+        server.server_close()
+    server = _dashboard_stub(nodes[2:], version)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert check_ray(url).problem == f"the Ray cluster at {url} lists no live node: it cannot run a job yet"
+    finally:
+        server.shutdown()
+        server.server_close()
