@@ -14,6 +14,7 @@ workspace in a small JSON file, written atomically; an unreadable file is set as
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -266,17 +267,33 @@ class TargetMemory:
             raise
 
 
+class _NotKnown(Exception):
+    """torch could not say (no answer in time, or it failed): asked again next time."""
+
+
 def local_gpus(timeout: float = 20.0) -> list[str]:
-    """The names of the GPUs this computer's torch can train on (asked in a child process, so the
-    app neither imports torch nor waits on CUDA); empty when there are none or torch cannot tell."""
+    """The names of the GPUs this computer's torch can train on; empty when there are none or torch
+    cannot tell. Asked once per process (they do not change while the app runs): in a child
+    process, so the app neither imports torch nor waits on CUDA, unless torch is already imported."""
+    try:
+        return list(_gpu_names(timeout))
+    except _NotKnown:
+        return []
+
+
+@functools.cache
+def _gpu_names(timeout: float) -> tuple[str, ...]:
     import subprocess
     import sys
 
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        return tuple(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     script = "import torch\nfor i in range(torch.cuda.device_count()): print(torch.cuda.get_device_name(i))"
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, check=False
-        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
+        raise _NotKnown from None
+    if done.returncode != 0:
+        raise _NotKnown
+    return tuple(line.strip() for line in done.stdout.splitlines() if line.strip())

@@ -121,3 +121,25 @@ def test_saved_values_of_the_wrong_kind_fall_back_to_defaults(tmp_path):
     saved = {"where": REMOTE_RAY, "devices": True, "ray_workers": "4", "dashboard": 7, "colour": "red"}
     (tmp_path / "run_target.json").write_text(json.dumps({"target": saved}))
     assert TargetMemory.in_workspace(tmp_path).recall() == Target(where=REMOTE_RAY)
+
+
+def test_the_gpus_found_are_asked_once_per_process(monkeypatch):
+    import sys
+    import types
+
+    from app.training import target_model
+
+    asked = []
+
+    def device_count():
+        asked.append(1)
+        return 2
+
+    cuda = types.SimpleNamespace(device_count=device_count, get_device_name=lambda i: f"GPU {i}")
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))  # torch already loaded here
+    target_model._gpu_names.cache_clear()
+    try:
+        assert target_model.local_gpus() == ["GPU 0", "GPU 1"]
+        assert target_model.local_gpus() == ["GPU 0", "GPU 1"] and len(asked) == 1
+    finally:
+        target_model._gpu_names.cache_clear()
