@@ -29,6 +29,7 @@ from engine.data.health import plural
 
 from .dataset.browser import DatasetBrowser
 from .dataset.health_panel import HealthPanel
+from .dataset.predictions import IMAGE_LIST_LAYOUT, PreparedPredictions, prepare_predictions
 from .dataset.session import DatasetSession, ImageRef, check_files, open_dataset
 from .dataset.viewer import ImageViewer
 from .widgets.banner import Banner
@@ -58,6 +59,8 @@ class MainWindow(QMainWindow):
         self._preload_timer = QTimer(self, singleShot=True, interval=PRELOAD_QUIET_MS)
         self._preload_timer.timeout.connect(self._preload_augment)
         self._demo_slot = TaskSlot(self)
+        self._predictions_slot = TaskSlot(self)  # reading and matching a results file
+        self._pending_config: Path | None = None  # a run config to load once the dataset is open
         pace_full_collections()  # a full collection stalls the GUI thread for 100s of ms
         self._freeze_timer = QTimer(self, interval=1000)
         self._freeze_timer.timeout.connect(self._freeze_when_idle)
@@ -134,13 +137,25 @@ class MainWindow(QMainWindow):
         self._refresh_recent_menu()
         self.recheck_action = QAction("Check &again", self)
         self.recheck_action.setShortcut(QKeySequence("F5"))
-        self.recheck_action.triggered.connect(lambda: self.session and self.open_folder(self.session.root))
+        self.recheck_action.triggered.connect(self._check_again)
         file_menu.addAction(self.recheck_action)
+        file_menu.addSeparator()
+        predict_action = QAction("&Predict on images…", self)
+        predict_action.setToolTip("Run an export or a finished run on images and draw its predictions")
+        predict_action.triggered.connect(lambda: self.open_predict_dialog())
+        file_menu.addAction(predict_action)
+        results_action = QAction("Show &predictions from a results file…", self)
+        results_action.triggered.connect(self._choose_results_file)
+        file_menu.addAction(results_action)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+
+    def _check_again(self) -> None:
+        if self.session is not None and self.session.folder.layout != IMAGE_LIST_LAYOUT:  # a list is no dataset
+            self.open_folder(self.session.root)
 
     def recent_datasets(self) -> list[str]:
         value = self.settings.value("recent", [])
@@ -242,10 +257,12 @@ class MainWindow(QMainWindow):
             check_files, session, on_done=self._checked, on_error=self._check_failed, on_progress=self._progress
         )
         self.current = None
+        self.viewer.clear_predictions()  # they were drawn over the dataset open before
         refs = self.browser.current_refs()
         self.set_current(refs[0] if refs else None)
         if self.train_tab is not None:
             self.train_tab.set_dataset(session.root, session)
+        self._apply_pending_config()
 
     def _show_summary(self) -> None:
         session = self.session
@@ -274,6 +291,7 @@ class MainWindow(QMainWindow):
 
     def _open_failed(self, folder: Path, message: str) -> None:
         self._end_progress()
+        self._apply_pending_config()  # the form opens anyway, with the config's other settings
         self.show_error(f"Could not open {folder}:\n{message}", "dataset")
         self.status_text.setText(
             "The dataset could not be opened; the previous one stays open."
@@ -284,6 +302,100 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str, cause: str | None = None) -> None:
         """Show ``message`` in the window's banner; ``cause`` lets the code that raised it take it down."""
         self.banner.show_message(message, "error", cause)
+
+    # ---------------------------------------------------------------- run configuration
+    def load_run_config(self, path: str | Path) -> None:
+        """Fill the Train tab's forms from ``path`` (a run or search config) and show that tab.
+
+        Loaded once the dataset being opened is open (opening it sets the form's dataset); a
+        config that cannot be loaded is shown in the Train tab's banner, naming the file and key.
+        """
+        self._pending_config = Path(path).expanduser()
+        if not self._open_slot.busy:
+            self._apply_pending_config()
+
+    def _apply_pending_config(self) -> None:
+        path, self._pending_config = self._pending_config, None
+        if path is None:
+            return
+        self._ensure_train_tab()
+        self.tabs.setCurrentWidget(self.train_host)
+        try:
+            self.train_tab.load_config(path)
+        except (ValueError, OSError) as exc:  # ConfigError is a ValueError
+            text = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            self.train_tab.show_error(f"Could not load the run configuration:\n{text}", cause="file")
+            return
+        if self.session is not None and self.session.folder.layout != IMAGE_LIST_LAYOUT:
+            # The dataset named on the command line is the one to train on, whatever the file says.
+            self.train_tab.form.set_value("data.path", str(self.session.root))
+
+    # ---------------------------------------------------------------- predictions
+    def open_predict_dialog(self, run_id: str | None = None, export_dir: str | Path | None = None):
+        from .training.predict_dialog import open_predict_dialog
+
+        return open_predict_dialog(self, self.workspace, None, run_id=run_id, export_dir=export_dir)
+
+    def _choose_results_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Show predictions from a results file", str(self.workspace / "predictions"), "JSON (*.json)"
+        )
+        if path:
+            self.show_predictions_file(path)
+
+    def show_prediction_result(self, result) -> BackgroundTask:
+        """Draw what the predict dialog wrote (a ``PredictResult``) over its images."""
+        return self.show_predictions_file(
+            result.results, categories=result.categories, image_root=result.image_root, images=result.images
+        )
+
+    def show_predictions_file(self, path: str | Path, **known) -> BackgroundTask:
+        """Read a results file of `lightbox predict` in the background, then draw it in the Image view:
+        over the open dataset's images when they are its, else over the images as a plain list."""
+        self.status_text.setText(f"Reading the predictions in {path}…")
+        return self._predictions_slot.start(
+            prepare_predictions,
+            Path(path),
+            self.session,
+            **known,
+            on_done=self._predictions_prepared,
+            on_error=lambda message: self.show_error(f"Cannot show the predictions: {message}", "predictions"),
+        )
+
+    def _predictions_prepared(self, prepared: PreparedPredictions) -> None:
+        if prepared.on_dataset and prepared.session is not self.session:
+            self.show_error(
+                "Another dataset was opened while the predictions were read: show them again with "
+                f"File ▸ Show predictions from a results file ({prepared.predictions.path})",
+                "predictions",
+            )
+            return
+        self.banner.clear("predictions")
+        if not prepared.on_dataset:
+            self._show_image_list(prepared.session)
+        if prepared.note:
+            self.banner.show_message(prepared.note, "warning", "predictions")
+        session, first = prepared.session, prepared.refs[0]
+        self.viewer.set_predictions(session, prepared.by_ref, str(prepared.predictions.path))
+        self.current = first
+        if self.browser.current_ref() != first:
+            self.browser.select_ref(first)
+        self.viewer.set_refs(prepared.refs, first)
+        self.viewer.show_image(session, first)
+        self.tabs.setCurrentWidget(self.viewer)
+        self.status_text.setText(
+            f"{plural(prepared.predictions.count, 'prediction')} on {plural(len(prepared.refs), 'image')} "
+            f"from {prepared.predictions.path}"
+        )
+
+    def _show_image_list(self, session: DatasetSession) -> None:
+        """Browse the predicted images as a plain list: not a dataset (no ground truth, not remembered)."""
+        self.cancel_open()
+        self.session = session
+        self.setWindowTitle(f"Lightbox — {plural(session.num_images, 'predicted image')} ({session.root})")
+        self.browser.set_session(session)
+        self.health.set_session(None)
+        self.health.set_problems([], True)
 
     # ---------------------------------------------------------------- navigation
     def show_image(self, ref: ImageRef, annotation_id: int | None = None) -> None:

@@ -30,13 +30,16 @@ from engine.data.paths import UnsafeFileName
 
 from ..widgets.elided_label import ElidedLabel
 from ..widgets.task_slot import TaskSlot
+from .prediction_panel import PredictionPanel
+from .predictions import Prediction
 from .session import DatasetSession, ImageRef
 from .viewer_decode import Decoded, decode
-from .viewer_scene import AnnotationScene
+from .viewer_scene import AnnotationScene, predicted_mask_images
 from .viewer_state import LAYERS, ViewerState, annotation_fields, fields_text
 from .zoom_view import ZoomView
 
 LAYER_KEYS = {Qt.Key.Key_B: "boxes", Qt.Key.Key_M: "masks", Qt.Key.Key_L: "labels"}  # toggle keys
+# G: ground truth, P: predictions (while predictions are loaded)
 _FIT_MARGIN = 28  # view pixels around a fitted image, room for labels on boxes at the top edge
 _HOVER_HINT = "Hover over or click an annotation to see its fields."
 
@@ -53,10 +56,12 @@ class ImageViewer(QWidget):
         self.state.visibility_changed.connect(self._apply_visibility)
         self.state.selection_changed.connect(self._selection_changed)
         self.state.position_changed.connect(self._update_position)
+        self.state.predictions_changed.connect(self._predictions_changed)
         # Its own small pool: fast browsing must not queue behind dataset checks on the global one.
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(2)
         self._decoding = TaskSlot(self, pool=self._pool)
+        self._predicted_masks = TaskSlot(self, pool=self._pool)
         self._pending_centre: int | None = None  # an annotation to centre on once the image is in
 
         self.scene = AnnotationScene(self)
@@ -127,6 +132,8 @@ class ImageViewer(QWidget):
         panel_layout = QVBoxLayout(panel)
         panel_layout.setContentsMargins(4, 0, 0, 0)
         panel_layout.addLayout(toggles)
+        self.prediction_panel = PredictionPanel(self.state)
+        panel_layout.addWidget(self.prediction_panel)
         panel_layout.addWidget(QLabel("<b>Categories</b>"))
         panel_layout.addWidget(self.category_list, 1)
         panel_layout.addWidget(QLabel("<b>Image</b>"))
@@ -167,6 +174,10 @@ class ImageViewer(QWidget):
 
     def items_of(self, ann_id: int) -> list[QGraphicsItem]:
         return list(self.scene.items_by_id.get(ann_id, []))
+
+    def prediction_items(self, kind: str | None = None) -> list[QGraphicsItem]:
+        """Prediction items of one kind ('pred_box', 'pred_mask', 'pred_label', 'pred_frame') or all."""
+        return self.scene.predicted_items(kind)
 
     def selected_annotation(self) -> int | None:
         return self.state.selected
@@ -215,6 +226,10 @@ class ImageViewer(QWidget):
             self.previous()
         elif key == Qt.Key.Key_F:
             self.fit()
+        elif key == Qt.Key.Key_G and self.state.has_predictions:
+            self.state.set_truth_visible(not self.state.show_truth)
+        elif key == Qt.Key.Key_P and self.state.has_predictions:
+            self.state.set_predictions_visible(not self.state.show_predictions)
         elif key in LAYER_KEYS:
             layer = LAYER_KEYS[key]
             self.set_layer_visible(layer, not self.state.layers[layer])
@@ -271,6 +286,7 @@ class ImageViewer(QWidget):
         self.message.hide()
         self.info.setText(_HOVER_HINT)
         self._show_counts(self.scene.show_annotations(index, ref))
+        self._draw_predictions()
         self._apply_visibility()
         self.scene.update_label_density(self.view.scale_factor())
         try:
@@ -392,6 +408,49 @@ class ImageViewer(QWidget):
 
     def _apply_visibility(self) -> None:
         self.scene.apply_visibility(self.state.is_shown)
+        self.scene.apply_prediction_visibility(self.state.is_prediction_shown, self.state.prediction_opacity)
+        self.prediction_panel.refresh()
+
+    # ------------------------------------------------------------------ predictions
+    def set_predictions(self, session: DatasetSession, by_ref: dict[ImageRef, list[Prediction]], source: str) -> None:
+        """Draw ``by_ref`` (predictions per image of ``session``) apart from the ground truth."""
+        self.state.set_predictions(session, by_ref, source)
+
+    def clear_predictions(self) -> None:
+        self.state.clear_predictions()
+
+    def set_min_score(self, score: float) -> None:
+        self.state.set_min_score(score)
+
+    def _predictions_changed(self) -> None:
+        if self.session is not None and self.ref is not None:
+            self._draw_predictions()
+        self._apply_visibility()
+
+    def _draw_predictions(self) -> None:
+        """The current image's predictions: boxes and tags at once, masks when a worker has decoded them."""
+        found = self.state.predictions_of(self.ref)
+        self.scene.show_predictions(found)
+        masks = []
+        for k, prediction in enumerate(found):
+            if prediction.rle is not None:
+                colour = self.scene.colour_of(prediction.name)
+                masks.append((k, prediction.rle, (colour.red(), colour.green(), colour.blue())))
+        if not masks:
+            self._predicted_masks.cancel()
+            return
+        self._predicted_masks.start(
+            predicted_mask_images,
+            masks,
+            on_done=lambda decoded: self._predicted_masks_decoded(found, decoded),
+            on_error=lambda message: self.state.notes.append(f"predicted masks not drawn: {message}"),
+        )
+
+    def _predicted_masks_decoded(self, found: list[Prediction], decoded) -> None:
+        if decoded is None or found is not self.state.predictions_of(self.ref):
+            return  # cancelled, or another image (or other predictions) since
+        self.scene.add_prediction_masks(found, decoded)
+        self._apply_visibility()
 
     # ------------------------------------------------------------------ selection and details
     def highlight_annotation(self, ann_id: int) -> bool:

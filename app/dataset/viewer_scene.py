@@ -10,6 +10,7 @@ category, colour and crowd flag as item data, so a view can find and restyle it.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -28,13 +29,17 @@ from PySide6.QtWidgets import (
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
 
 from ..widgets.colours import UNKNOWN_RGB, category_colour, text_colour
+from .predictions import Prediction
 from .session import ImageRef
 from .viewer_decode import MaskSpec
 from .viewer_state import category_name
 
-# Item data keys: which annotation an overlay item draws, and how.
-ANN_ID, KIND, CATEGORY, COLOUR, CROWD = range(5)
+# Item data keys: which annotation an overlay item draws, and how (SCORE: a prediction's).
+ANN_ID, KIND, CATEGORY, COLOUR, CROWD, SCORE = range(6)
 _Z = {"image": 0, "mask": 1, "polygon": 2, "box": 3, "label": 4}
+# Predictions sit above ground truth, so a dashed box is never hidden under a solid one.
+_Z.update({"pred_mask": 1.5, "pred_frame": 5, "pred_box": 5, "pred_label": 6})
+PREDICTED_MASK_ALPHA = 255  # the mask's own opacity comes from the item (the panel's slider)
 UNKNOWN_COLOUR = QColor(*UNKNOWN_RGB)
 LABELS_AT_FULL_OPACITY = 30  # more labels than this on one image fade
 MIN_LABEL_SCALE = 0.6  # labels shrink to fit their box, down to this
@@ -65,9 +70,10 @@ class _MaskItem(QGraphicsPixmapItem):
 class _LabelItem(QGraphicsItem):
     """A category name on a coloured tag above a box's top-left corner, the same size at any zoom."""
 
-    def __init__(self, text: str, colour: QColor, box_width: float | None = None):
+    def __init__(self, text: str, colour: QColor, box_width: float | None = None, predicted: bool = False):
         super().__init__()
         self.text = text
+        self.predicted = predicted  # a prediction's tag: light with a dashed border, below the corner
         self.box_width = box_width  # in image pixels: how much room the tag has on screen
         self.colour = QColor(colour)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
@@ -76,12 +82,20 @@ class _LabelItem(QGraphicsItem):
         self.font.setBold(True)
         metrics = QFontMetricsF(self.font)
         w, h = metrics.horizontalAdvance(text) + 8, metrics.height() + 2
-        self._rect = QRectF(0, -h, w, h)
+        self._rect = QRectF(0, 0 if predicted else -h, w, h)
 
     def boundingRect(self) -> QRectF:
         return self._rect
 
     def paint(self, painter: QPainter, option, widget=None):
+        if self.predicted:
+            painter.setPen(QPen(self.colour, 1.5, Qt.PenStyle.DashLine))
+            painter.setBrush(QColor(255, 255, 255, 225))
+            painter.drawRect(self._rect)
+            painter.setPen(self.colour.darker(170))
+            painter.setFont(self.font)
+            painter.drawText(self._rect, Qt.AlignmentFlag.AlignCenter, self.text)
+            return
         painter.setPen(QPen(self.colour.darker(160), 1.5 if self.isSelected() else 0))
         painter.setBrush(self.colour)
         painter.drawRect(self._rect)
@@ -101,6 +115,7 @@ class AnnotationScene(QGraphicsScene):
         self.content = QRectF()  # what a fit shows: the image, or the JSON's size and the file's together
         self.image_item: QGraphicsPixmapItem | None = None
         self.placeholder: QGraphicsRectItem | None = None
+        self.prediction_items: list[QGraphicsItem] = []  # drawn apart: no annotation id, never selected
 
     # ------------------------------------------------------------------ colours
     def set_categories(self, names: list[str]) -> None:
@@ -133,6 +148,7 @@ class AnnotationScene(QGraphicsScene):
         self.clear()
         self.items_by_id.clear()
         self.ann_rows.clear()
+        self.prediction_items = []
         self.image_item = None
         width, height = int(index.image_width[ref.row]), int(index.image_height[ref.row])
         self.set_content(QRectF(0, 0, max(width, 1), max(height, 1)))
@@ -193,6 +209,69 @@ class AnnotationScene(QGraphicsScene):
         self._style(item, selected=False)
         self.addItem(item)
         self.items_by_id.setdefault(ann_id, []).append(item)
+
+    # ------------------------------------------------------------------ predictions
+    def show_predictions(self, predictions: list[Prediction]) -> None:
+        """A dashed box and a "name score" tag per predicted box; a class a dashed frame round the image
+        (masks come from ``add_prediction_masks``, once decoded)."""
+        for item in self.prediction_items:
+            self.removeItem(item)
+        self.prediction_items = []
+        for k, prediction in enumerate(predictions):
+            tag = f"{prediction.name} {prediction.score:.2f}"
+            if prediction.bbox is not None:
+                x, y, w, h = prediction.bbox
+                self._add_prediction(QGraphicsRectItem(x, y, w, h), prediction, "pred_box")
+                label = _LabelItem(tag, self.colour_of(prediction.name), float(w), predicted=True)
+                label.setPos(QPointF(x, y))
+            elif prediction.rle is not None:
+                label = _LabelItem(tag, self.colour_of(prediction.name), None, predicted=True)
+                label.setPos(self._rle_corner(prediction.rle))
+            else:  # classification: the whole image is the prediction
+                frame = QGraphicsRectItem(self.content.adjusted(2 * k, 2 * k, -2 * k, -2 * k))
+                self._add_prediction(frame, prediction, "pred_frame")
+                label = _LabelItem(tag, self.colour_of(prediction.name), None, predicted=True)
+                label.setPos(QPointF(0, 0))
+            self._add_prediction(label, prediction, "pred_label")
+
+    @staticmethod
+    def _rle_corner(rle: dict) -> QPointF:
+        from pycocotools import mask as mask_utils
+
+        x, y, _, _ = mask_utils.toBbox(rle).tolist()
+        return QPointF(x, y)
+
+    def add_prediction_masks(self, predictions: list[Prediction], masks: list[tuple[int, int, int, QImage]]) -> None:
+        """Decoded predicted masks (index into ``predictions``, top-left x, y, image), under the boxes."""
+        for k, x0, y0, image in masks:
+            item = QGraphicsPixmapItem(QPixmap.fromImage(image))
+            item.setOffset(x0, y0)
+            self._add_prediction(item, predictions[k], "pred_mask")
+
+    def _add_prediction(self, item: QGraphicsItem, prediction: Prediction, kind: str) -> None:
+        colour = self.colour_of(prediction.name)
+        item.setData(KIND, kind)
+        item.setData(CATEGORY, prediction.name)
+        item.setData(COLOUR, colour)
+        item.setData(SCORE, prediction.score)
+        item.setZValue(_Z[kind])
+        if kind in ("pred_box", "pred_frame"):
+            pen = QPen(colour, 2.0, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            item.setPen(pen)
+        self.addItem(item)
+        self.prediction_items.append(item)
+
+    def predicted_items(self, kind: str | None = None) -> list[QGraphicsItem]:
+        """Prediction items of one kind ('pred_box', 'pred_mask', 'pred_label', 'pred_frame') or all."""
+        return [item for item in self.prediction_items if kind is None or item.data(KIND) == kind]
+
+    def apply_prediction_visibility(self, is_shown: Callable[[str, str, float], bool], mask_opacity: float) -> None:
+        """Show each prediction item for which ``is_shown(kind, category, score)``; masks at ``mask_opacity``."""
+        for item in self.prediction_items:
+            item.setVisible(is_shown(item.data(KIND), item.data(CATEGORY), item.data(SCORE)))
+            if item.data(KIND) == "pred_mask":
+                item.setOpacity(mask_opacity)
 
     # ------------------------------------------------------------------ styling and visibility
     def _style(self, item: QGraphicsItem, selected: bool) -> None:
@@ -273,3 +352,27 @@ class AnnotationScene(QGraphicsScene):
             if area < best_area:
                 best, best_area = ann_id, area
         return best
+
+
+def predicted_mask_images(
+    masks: list[tuple[int, dict, tuple[int, int, int]]], cancel: threading.Event
+) -> list[tuple[int, int, int, QImage]] | None:
+    """For a worker: each (index, RLE, colour) as (index, top-left x, y, opaque coloured image); None once cancelled."""
+    from pycocotools import mask as mask_utils
+
+    found = []
+    for k, rle, rgb in masks:
+        if cancel.is_set():
+            return None
+        region = mask_utils.decode(rle).astype(bool)
+        ys, xs = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+        if len(ys) == 0:
+            continue
+        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+        crop = region[y0:y1, x0:x1]
+        rgba = np.zeros((*crop.shape, 4), np.uint8)
+        rgba[..., :3] = rgb
+        rgba[..., 3] = np.where(crop, PREDICTED_MASK_ALPHA, 0)
+        image = QImage(rgba.data, crop.shape[1], crop.shape[0], 4 * crop.shape[1], QImage.Format.Format_RGBA8888)
+        found.append((k, x0, y0, image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)))
+    return found

@@ -15,10 +15,22 @@ from typing import Any
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
 from engine.data.health import plural
 
+from .predictions import Prediction, above
 from .session import DatasetSession, ImageRef
 
 LAYERS = ("boxes", "masks", "labels")
-LAYER_OF_KIND = {"box": "boxes", "polygon": "masks", "mask": "masks", "label": "labels"}
+LAYER_OF_KIND = {
+    "box": "boxes",
+    "polygon": "masks",
+    "mask": "masks",
+    "label": "labels",
+    "pred_box": "boxes",
+    "pred_frame": "boxes",  # a classification's prediction: a frame around the whole image
+    "pred_mask": "masks",
+    "pred_label": "labels",
+}
+DEFAULT_MIN_SCORE = 0.5
+DEFAULT_PREDICTION_OPACITY = 0.45
 
 
 class Callbacks:
@@ -93,7 +105,16 @@ class ViewerState:
         self.fitted = True  # the zoom follows the fit (view resizes, new images) until the user zooms
         self.loading = False  # the image's pixels are on their way
         self.notes: list[str] = []  # about the image file (size mismatch, masks not drawn)
+        # Predictions drawn over the images of one session (a results file of `lightbox predict`).
+        self.predictions: dict[ImageRef, list[Prediction]] = {}
+        self.predictions_session: DatasetSession | None = None
+        self.predictions_source = ""  # the results file, as the panel names it
+        self.min_score = DEFAULT_MIN_SCORE
+        self.show_truth = True
+        self.show_predictions = True
+        self.prediction_opacity = DEFAULT_PREDICTION_OPACITY
         self.visibility_changed = Callbacks()  # ()
+        self.predictions_changed = Callbacks()  # (): other predictions, or none
         self.selection_changed = Callbacks()  # (previous id or None, new id or None)
         self.position_changed = Callbacks()  # ()
 
@@ -151,8 +172,65 @@ class ViewerState:
         return self.categories.get(name, True)
 
     def is_shown(self, kind: str, category: str) -> bool:
-        """Whether an overlay of ``kind`` ('box', 'polygon', 'mask', 'label') of ``category`` is drawn."""
-        return self.layers[LAYER_OF_KIND[kind]] and self.is_category_visible(category)
+        """Whether a ground-truth overlay of ``kind`` ('box', 'polygon', 'mask', 'label') of ``category`` is drawn."""
+        return self.show_truth and self.layers[LAYER_OF_KIND[kind]] and self.is_category_visible(category)
+
+    def is_prediction_shown(self, kind: str, category: str, score: float) -> bool:
+        """Whether a prediction's overlay of ``kind`` ('pred_box', 'pred_mask', ...) is drawn."""
+        return (
+            self.show_predictions
+            and score >= self.min_score
+            and self.layers[LAYER_OF_KIND[kind]]
+            and self.is_category_visible(category)
+        )
+
+    # ------------------------------------------------------------------ predictions
+    def set_predictions(self, session: DatasetSession, by_ref: dict[ImageRef, list[Prediction]], source: str) -> None:
+        """Draw ``by_ref`` over ``session``'s images (replacing any predictions before)."""
+        self.predictions, self.predictions_session, self.predictions_source = dict(by_ref), session, source
+        self.show_predictions = True
+        self.predictions_changed.emit()
+
+    def clear_predictions(self) -> None:
+        self.predictions, self.predictions_session, self.predictions_source = {}, None, ""
+        self.predictions_changed.emit()
+
+    @property
+    def has_predictions(self) -> bool:
+        return self.predictions_session is not None
+
+    def predictions_of(self, ref: ImageRef | None) -> list[Prediction]:
+        """The current session's predictions for ``ref`` (none for another session's images)."""
+        if ref is None or self.session is None or self.session is not self.predictions_session:
+            return []
+        return self.predictions.get(ref, [])
+
+    def set_min_score(self, score: float) -> None:
+        self.min_score = min(max(float(score), 0.0), 1.0)
+        self.visibility_changed.emit()
+
+    def set_truth_visible(self, visible: bool) -> None:
+        self.show_truth = visible
+        self.visibility_changed.emit()
+
+    def set_predictions_visible(self, visible: bool) -> None:
+        self.show_predictions = visible
+        self.visibility_changed.emit()
+
+    def set_prediction_opacity(self, opacity: float) -> None:
+        self.prediction_opacity = min(max(float(opacity), 0.0), 1.0)
+        self.visibility_changed.emit()
+
+    def predictions_text(self) -> str:
+        """ "7 of 20 predictions of this image with score ≥ 0.50" (or why none is drawn)."""
+        if not self.has_predictions:
+            return ""
+        found = self.predictions_of(self.ref)
+        if self.ref is not None and self.ref not in self.predictions:
+            return "This image was not predicted."
+        kept = above(found, self.min_score)
+        text = f"{len(kept)} of {plural(len(found), 'prediction')} with score ≥ {self.min_score:.2f}"
+        return text if self.show_predictions else text + " (hidden)"
 
     def select(self, ann_id: int | None) -> None:
         previous, self.selected = self.selected, ann_id

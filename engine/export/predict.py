@@ -85,9 +85,14 @@ def predict_images(
 
     Image ids are 1.. in the order of the expanded image list (folders sorted), as for
     ``lightbox predict RUN_ID``; each result also names its ``file_name``. Unreadable images
-    are skipped and listed in the returned summary.
+    are skipped and listed in the returned summary. A program that asked for progress events
+    (``engine.tracking.progress_events``) gets one per batch on stderr instead of a bar.
     """
+    import sys
+
     from tqdm import tqdm
+
+    from engine.tracking.progress_events import encode_event, events_wanted
 
     from .runtime import batches, collate_for, dataset_for, fit_to_input, image_index, postprocess
 
@@ -104,7 +109,9 @@ def predict_images(
         dataset = dataset_for(task, root, index, manifest["preprocessing"])
         collate = collate_for(task, manifest["preprocessing"])
         names = {i: str(p) for i, p in good}
-        bar = tqdm(total=len(good), unit="img", disable=not progress, desc="predict")
+        events = events_wanted()
+        bar = tqdm(total=len(good), unit="img", disable=not progress or events, desc="predict")
+        done = 0
         for batch in batches(dataset, collate, batch_size, range(len(good))):
             batch["image_ids"] = batch["image_ids"].apply_(lambda k: index_ids[k])
             if task == "detection":
@@ -112,7 +119,10 @@ def predict_images(
                     target["image_id"] = target["image_id"].clone().fill_(index_ids[int(target["image_id"])])
             batch = fit_to_input(batch, task, manifest, names)
             results.extend(postprocess(task, run(batch["pixel_values"]), batch, manifest, names))
+            done += int(batch["pixel_values"].shape[0])
             bar.update(int(batch["pixel_values"].shape[0]))
+            if events:
+                print(encode_event("step", step=done, steps=len(good)), file=sys.stderr, flush=True)
         bar.close()
     for k, record in enumerate(results, start=1):
         record["id"] = k  # pycocotools indexes results by id (it sets its own for boxes and masks)
