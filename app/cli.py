@@ -26,7 +26,8 @@ def _open_app(folder: Path | str | None, workspace: Path | str | None, **options
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
-    return _open_app(args.folder, args.workspace, reopen_last=args.folder is None)
+    reopen_last = args.folder is None and args.config is None
+    return _open_app(args.folder, args.workspace, reopen_last=reopen_last, config=args.config)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -49,6 +50,12 @@ def add_app_verbs(sub: argparse._SubParsersAction) -> None:
     gui = sub.add_parser("gui", help="open the desktop app (on a dataset folder, if given)")
     gui.add_argument("folder", nargs="?", help="dataset folder to open")
     gui.add_argument("--workspace", help=_WORKSPACE_HELP)
+    gui.add_argument(
+        "--config",
+        metavar="RUN_YAML",
+        help="load this run or search configuration into the Train tab's forms (without DIR: open its dataset); "
+        "a config that cannot be loaded is shown in the Train tab, naming the file and the key",
+    )
     gui.set_defaults(func=_cmd_gui)
 
     demo = sub.add_parser("demo", help="write the sample dataset into the workspace and open it in the app")

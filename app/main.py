@@ -15,11 +15,13 @@ def run(
     *,
     exit_after_show: bool = False,
     reopen_last: bool = False,
+    config: str | Path | None = None,
 ) -> int:
     """Open the main window and run the event loop.
 
-    The window opens ``folder`` if given, else (``reopen_last``) the last dataset of the
-    workspace that still exists, else shows the start page.
+    The window opens ``folder`` if given, else the dataset ``config`` names, else
+    (``reopen_last``) the last dataset of the workspace that still exists, else shows the
+    start page. ``config`` (a run or search config) fills the Train tab's forms.
     """
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -35,12 +37,16 @@ def run(
         app.setStyleSheet(style.read_text())
     window = MainWindow(workspace or default_workspace())
     window.show()
+    if folder is None and config is not None:
+        folder = dataset_of_config(config)
     if folder is not None:
         window.open_folder(folder)
     elif reopen_last:
         last = next((f for f in window.recent_datasets() if Path(f).is_dir()), None)
         if last is not None:
             window.open_folder(last)
+    if config is not None:
+        window.load_run_config(config)
     if exit_after_show:
         # For start-up timing: report when the first frame is up, then leave.
         def report():
@@ -55,6 +61,18 @@ def run(
 
     QThreadPool.globalInstance().waitForDone()
     return code
+
+
+def dataset_of_config(config: str | Path) -> Path | None:
+    """The dataset folder a run config names, if it loads and the folder is there (its errors are
+    shown by the Train tab when the window loads it)."""
+    from engine.config import RunConfig
+
+    try:
+        path = Path(RunConfig.load(config).data.path)
+    except (ValueError, OSError):
+        return None
+    return path if path.is_dir() else None
 
 
 if __name__ == "__main__":
