@@ -5,7 +5,7 @@ field's problem in red under it, and, for each remote place (a Ray cluster, an M
 **Test connection** button whose check runs in a :class:`TaskSlot` (at most 10 s, never on the GUI
 thread) and whose answer, what was found or what is wrong, shows on the line under it. The target
 is saved in the workspace whenever it changes; the Train tab asks :meth:`TargetPanel.apply` for
-the config to launch and the URI to chart from.
+the config to launch and the URI to chart from (:class:`RunsAtTarget`, its side of the panel).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .target_model import (
     local_gpus,
     machine_problems,
     notes,
+    target_from_config,
     tracking_uri,
 )
 
@@ -416,3 +417,47 @@ def _indented(*parts: QWidget | QHBoxLayout) -> QWidget:
         else:
             layout.addLayout(part)
     return block
+
+
+class RunsAtTarget:
+    """The Train tab's side of the panel (a mixin of ``TrainTab``): runs launch at the panel's target
+    and the tab reads runs where they are tracked.
+
+    Uses the tab's ``workspace``, ``form``, ``poller``, ``banner``, ``show_error`` and
+    ``refresh_runs``; sets ``workspace_uri`` (the store the app was opened with), ``tracking_uri``
+    (where runs are read from now) and ``target_panel``.
+    """
+
+    def _add_target_panel(self, workspace_uri: str) -> None:
+        """Make the panel; before the poller, which starts on the tracking URI the panel says."""
+        self.workspace_uri = workspace_uri
+        self.target_panel = TargetPanel(self.workspace)
+        self.tracking_uri = self.target_panel.tracking_uri(workspace_uri)
+
+    def _follow_target(self) -> None:
+        """Once the form and the poller exist: follow the tracking choice and the form's dataset."""
+        self.target_panel.tracking_chosen.connect(self._tracking_chosen)
+        self.form.changed.connect(self._dataset_to_target)
+        self._dataset_to_target()
+
+    def _dataset_to_target(self) -> None:
+        self.target_panel.set_dataset_path(self.form.model.values.get("data.path"))
+
+    def _tracking_chosen(self, server_uri: str) -> None:
+        """Runs are tracked elsewhere now: the Runs table and the charts' reads follow."""
+        self.tracking_uri = self.poller.tracking_uri = server_uri or self.workspace_uri
+        self.refresh_runs()
+
+    def _at_target(self, config):
+        """``(config to launch, tracking URI)`` at the panel's target; None (and a banner) if it is unusable."""
+        try:
+            placed = self.target_panel.apply(config, self.workspace_uri)
+        except TargetError as exc:
+            self.show_error(f"Where to run: {exc}", cause="target")
+            return None
+        self.banner.clear("target")
+        return placed
+
+    def _target_from_loaded(self, config) -> None:
+        """A loaded config's compute section and tracking URI, where it sets them, move the panel."""
+        self.target_panel.set_target(target_from_config(config, self.target_panel.target()))
