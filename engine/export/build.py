@@ -2,7 +2,11 @@
 
 A failed export removes its temporary folder, so nothing half-written looks like a
 finished export, and an earlier export at the destination is replaced only by a
-complete new one (with --force), never partly overwritten.
+complete new one (with --force), never partly overwritten. A process killed part-way
+(a cancelled export) leaves both behind: ``discard_unfinished`` tidies after it.
+
+``progress(text, step, steps)`` is told each step as it starts: loading the checkpoint, the
+Hugging Face folder, the ONNX export (tracing), the parity check, writing the folder.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .manifest import FORMAT_VERSION, ONNX_NAME, ExportError, write_manifest
-from .parity import Tolerance
+from .manifest import FORMAT_VERSION, ONNX_NAME, ExportError, ParityError, write_manifest
+from .tolerance import Tolerance
 
 if TYPE_CHECKING:
     import torch
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
     from engine.config import RunConfig
 
 FORMATS = ("hf", "onnx")
+FORMAT_TITLES = {"hf": "Hugging Face folder (safetensors)", "onnx": "ONNX (parity checked)"}
+PARITY_IMAGES = 64  # validation images the ONNX model is compared on
+Progress = Callable[[str, int, int], None]
 
 
 def parse_formats(text: str | Sequence[str]) -> list[str]:
@@ -88,10 +95,19 @@ def _postprocessing(task: str, model: torch.nn.Module, example: torch.Tensor, nu
     }
 
 
+def _partial(out: Path, pid: int) -> Path:
+    """Where process ``pid`` builds the export of ``out`` before moving it into place."""
+    return out.with_name(f".{out.name}.partial-{pid}")
+
+
+def _replaced_prefix(out: Path, pid: int) -> str:
+    return f".{out.name}.replaced-{pid}-"
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.replaced-{os.getpid()}-{int(time.time())}")
+        old = out.with_name(f"{_replaced_prefix(out, os.getpid())}{int(time.time())}")
         out.rename(old)
     try:
         tmp.rename(out)
@@ -103,6 +119,29 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def discard_unfinished(out: str | Path, pid: int) -> None:
+    """After process ``pid`` was killed exporting to ``out``: remove its unfinished folder and,
+    where it was killed between the two renames of the swap, put the earlier export back.
+    A swap that had completed is left alone (``out`` then holds the complete new export)."""
+    out = Path(out)
+    shutil.rmtree(_partial(out, pid), ignore_errors=True)
+    for old in sorted(out.parent.glob(_replaced_prefix(out, pid) + "*")):
+        if not out.exists():
+            old.rename(out)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _steps(formats: Sequence[str]) -> list[str]:
+    """The steps ``export_run`` reports, in order (the parity step's image count comes later)."""
+    steps = ["loading the checkpoint and the validation images"]
+    if "hf" in formats:
+        steps.append("writing the Hugging Face folder")
+    if "onnx" in formats:
+        steps += ["tracing the model and exporting ONNX", "checking parity"]
+    return steps + ["writing the export folder"]
+
+
 def export_run(
     run_id: str,
     out: str | Path,
@@ -110,14 +149,16 @@ def export_run(
     formats: str | Sequence[str] = ("hf", "onnx"),
     force: bool = False,
     tolerance: Tolerance | None = None,
-    parity_images: int = 64,
+    parity_images: int = PARITY_IMAGES,
     exporter: str = "auto",
     dynamic_size: bool = True,
     tracking_uri: str | None = None,
     workspace: str | None = None,
     say: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message."""
+    """Export ``run_id`` to ``out``; return the manifest. Raises ExportError with a clear message
+    (ParityError, with the figures, when the ONNX model differs beyond ``tolerance``)."""
     from engine.orchestration.builders import build_datamodule
     from engine.orchestration.errors import TrainingError
     from engine.orchestration.evaluate import load_module
@@ -130,6 +171,12 @@ def export_run(
     from .source import resolve_run
 
     formats = parse_formats(formats)
+    steps = _steps(formats)
+
+    def step(name: str, detail: str = "") -> None:
+        if progress is not None:
+            progress(name + detail, steps.index(name), len(steps))
+
     out = Path(out)
     if out.exists() and not force:
         raise ExportError(
@@ -137,6 +184,7 @@ def export_run(
         )
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
+    step(steps[0])
     source = resolve_run(run_id, tracking_uri=tracking_uri, workspace=workspace)
     if source.note:
         say(source.note)
@@ -182,7 +230,7 @@ def export_run(
         "files": {},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    tmp = _partial(out, os.getpid())
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -192,9 +240,11 @@ def export_run(
         manifest["postprocessing"] = _postprocessing(task, model, example["pixel_values"].float(), len(label_map))
         model.config.id2label = dict(id2label)  # the checkpoint's names, whatever the dataset says now
         if "hf" in formats:
+            step("writing the Hugging Face folder")
             manifest["hf"] = write_hf_folder(model, tmp, task, label_map, preprocessing)
             manifest["files"]["hf"] = ["config.json", "model.safetensors", "preprocessor_config.json"]
         if "onnx" in formats:
+            step("tracing the model and exporting ONNX")
             started = time.perf_counter()
             manifest["onnx"] = export_onnx(
                 model,
@@ -208,6 +258,7 @@ def export_run(
             manifest["files"]["onnx"] = sorted(p.name for p in tmp.glob(ONNX_NAME + "*"))
             say(describe_onnx(manifest["onnx"]))
             tolerance = tolerance or Tolerance()
+            step("checking parity", f" on {min(parity_images, len(datamodule.val_dataset))} validation images")
             parity = compare(
                 task,
                 model,
@@ -224,11 +275,13 @@ def export_run(
             say(describe(parity))
             if not parity["passed"]:
                 worst = ", ".join(w["file_name"] + " " + w["what"] for w in parity["worst_images"]) or "none"
-                raise ExportError(
+                raise ParityError(
                     f"run {run_id}: the ONNX model differs from the checkpoint beyond tolerance: "
                     f"{'; '.join(parity['failures'])} (most different images: {worst})"
-                    f"; nothing was exported to {out}"
+                    f"; nothing was exported to {out}",
+                    parity,
                 )
+        step(steps[-1])
         write_manifest(tmp, manifest)
         _swap_into_place(tmp, out)
     except BaseException:

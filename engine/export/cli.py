@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .build import FORMATS, PARITY_IMAGES
+from .registry import DEFAULT_ALIAS
+from .tolerance import Tolerance
+
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .build import export_run
     from .manifest import ExportError
-    from .parity import Tolerance
     from .source import best_run
 
     def say(text: str) -> None:
@@ -31,6 +34,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
             run_id = args.run_id
         else:
             raise ExportError("give a run id, or --best --experiment NAME")
+        if args.register:
+            from .registry import registration_problem
+
+            problem = registration_problem(args.register, args.alias)
+            if problem:  # before the export, which would otherwise be written and then not registered
+                raise ExportError(f"--register/--alias: {problem}")
         tol = Tolerance(
             metric=args.max_metric_diff, per_class=args.max_class_diff, atol=args.atol, min_agreement=args.min_agreement
         )
@@ -89,7 +98,7 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         description="Exit status: 0 exported, 2 bad input or failed parity (nothing written).",
     )
     ex.add_argument("run_id", nargs="?", help="run to export (or --best --experiment NAME)")
-    ex.add_argument("--format", default="hf,onnx", help="comma-separated: hf, onnx (default both)")
+    ex.add_argument("--format", default=",".join(FORMATS), help=f"comma-separated: {', '.join(FORMATS)} (default all)")
     ex.add_argument("--out", required=True, help="export folder to write")
     ex.add_argument("--force", action="store_true", help="replace an existing export folder (once complete)")
     ex.add_argument("--best", action="store_true", help="the experiment's best finished run by its task metric")
@@ -101,15 +110,15 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     ex.add_argument(
         "--max-metric-diff",
         type=float,
-        default=0.01,
+        default=Tolerance.metric,
         help="largest allowed |ONNX - checkpoint| of the task metric (mAP, accuracy, mIoU) on the "
-        "validation images (default 0.01)",
+        "validation images (default %(default)s)",
     )
     ex.add_argument(
         "--max-class-diff",
         type=float,
-        default=0.05,
-        help="largest allowed |ONNX - checkpoint| of one class's AP / F1 / IoU (default 0.05)",
+        default=Tolerance.per_class,
+        help="largest allowed |ONNX - checkpoint| of one class's AP / F1 / IoU (default %(default)s)",
     )
     ex.add_argument(
         "--atol",
@@ -123,7 +132,9 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="also refuse a share of matched decisions below this (default: reported only)",
     )
-    ex.add_argument("--parity-images", type=int, default=64, help="validation images compared (default 64)")
+    ex.add_argument(
+        "--parity-images", type=int, default=PARITY_IMAGES, help="validation images compared (default %(default)s)"
+    )
     ex.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto")
     ex.add_argument(
         "--fixed-size",
@@ -131,7 +142,7 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         help="keep model.onnx's height/width fixed at the run's size (dynamic where the model allows it)",
     )
     ex.add_argument("--register", metavar="NAME", help="also register the export as an MLflow model version")
-    ex.add_argument("--alias", default="best", help="alias set on the registered version (default: best)")
+    ex.add_argument("--alias", default=DEFAULT_ALIAS, help="alias set on the registered version (default: %(default)s)")
     ex.add_argument("--tracking-uri", help="MLflow tracking URI")
     ex.add_argument("--workspace", help="workspace folder")
     ex.set_defaults(func=_cmd_export)

@@ -16,6 +16,18 @@ class ExportError(RuntimeError):
     """An export could not be written or read; the message names the run, file or item."""
 
 
+class ParityError(ExportError):
+    """The ONNX model differs from its checkpoint beyond tolerance; ``parity`` holds the figures
+    (``parity.compare``'s report), so a caller can show them and not only the message."""
+
+    def __init__(self, message: str, parity: dict[str, Any]):
+        super().__init__(message)
+        self.parity = parity
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole across a process boundary
+        return (type(self), (str(self), self.parity))
+
+
 def _version_tuple(text: str) -> tuple[int, ...]:
     parts = []
     for piece in str(text).split("."):

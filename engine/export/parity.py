@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .runtime import OnnxBackend, TorchBackend, batches, fit_to_input, masks_from_logits, postprocess
+from .tolerance import Tolerance
 
 METRIC_NAMES = {
     "classification": ("accuracy", "per_class_f1", "F1"),
@@ -37,16 +38,6 @@ DECISIONS = {
     "segmentation": "mask pixel agreement",
 }
 WORST_IMAGES = 5
-
-
-@dataclass
-class Tolerance:
-    metric: float = 0.01  # largest |ONNX - checkpoint| of the task metric (mAP, accuracy, mIoU)
-    per_class: float = 0.05  # ... of any one class's AP / F1 / IoU (few images per class: coarser steps)
-    atol: float | None = None  # largest raw-output difference; None: reported, not enforced
-    min_agreement: float | None = None  # smallest share of matched decisions; None: reported only
-    iou: float = 0.9  # two detections are one decision when class equal, IoU at least this ...
-    score_atol: float = 1e-3  # ... and scores this close; also the band of a near-tie
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,35 @@ from engine.tracking.tags import CHECKPOINT_TAG, TASK_TAG
 
 from .manifest import ExportError, read_manifest
 
+DEFAULT_ALIAS = "best"
+
+
+def registration_problem(name: str, alias: str) -> str | None:
+    """What MLflow would refuse in a registered model ``name`` or ``alias`` (None: both fine).
+
+    MLflow's own rules, checked before an export so that a bad name does not fail after it;
+    without importing MLflow, so a form can check them as they are typed."""
+    if not name.strip():
+        return "model name: give a name to register the export under"
+    if "/" in name or ":" in name:
+        return f"model name '{name}': may not contain '/' or ':'"
+    if name in (".", "..") or name.startswith(".."):
+        return f"model name '{name}': may not start with '..'"
+    if not alias:
+        return "alias: give an alias (e.g. best, production); MLflow aliases replace the old stages"
+    if not re.fullmatch(r"[\w-]+", alias):
+        return f"alias '{alias}': only letters, digits, '_' and '-'"
+    if alias.lower() == "latest":
+        return "alias 'latest': reserved by MLflow (it always means the newest version)"
+    if alias[0] in "vV" and alias[1:].isdigit():
+        return f"alias '{alias}': reserved by MLflow (it names version {alias[1:]})"
+    if len(alias) > 255:
+        return "alias: at most 255 characters"
+    return None
+
 
 def register_export(
-    export_dir: str | Path, name: str, *, alias: str = "best", tracking_uri: str | None = None
+    export_dir: str | Path, name: str, *, alias: str = DEFAULT_ALIAS, tracking_uri: str | None = None
 ) -> dict[str, Any]:
     """Log the export folder as artifacts of its run, make it a model version of ``name``, alias it.
 
@@ -20,6 +47,9 @@ def register_export(
     from engine.tracking.client import client as mlflow_client
     from engine.tracking.client import mlflow_available
 
+    problem = registration_problem(name, alias)
+    if problem:
+        raise ExportError(f"cannot register {export_dir}: {problem}")
     manifest = read_manifest(export_dir)
     source = manifest["source"]
     uri = tracking_uri or source.get("tracking_uri")
