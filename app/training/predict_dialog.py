@@ -144,7 +144,7 @@ def run_prediction(
     except ExportError as exc:
         raise PredictError(str(exc)) from None
     if progress is not None:
-        progress(f"predicting {len(files)} images…", 0, len(files))
+        progress(f"{len(files)} images, starting the predictor…", 0, len(files))
     request.out.parent.mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(
         prediction_command(request, python),
@@ -406,6 +406,8 @@ class PredictDialog(QDialog):
             lines += [f"Skipped {len(result.skipped)} unreadable images:"] + result.skipped[:5]
         self.show_message("\n".join(lines))
         self.predicted.emit(result)
+        if not result.skipped:
+            self.close()  # the predictions are in the Image view now; skipped files stay listed here
 
     def _failed(self, message: str) -> None:
         self._finish()

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+import shiboken6  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
@@ -60,11 +61,11 @@ def _open(qtbot, window, folder):
 
 
 def _predict(qtbot, dialog, window):
-    assert dialog.start() is not None, dialog.message.text()
-    wait_until(qtbot, lambda: not dialog.running, PREDICT_S, "the prediction to end")
-    assert dialog.result is not None, dialog.message.text()
+    """Start the dialog's prediction; its result once drawn (the dialog closes itself unless it skipped files)."""
+    with qtbot.waitSignal(dialog.predicted, timeout=PREDICT_S * 1000) as done:
+        assert dialog.start() is not None, dialog.message.text()
     wait_until(qtbot, lambda: window.viewer.state.has_predictions, 30, "the predictions to be drawn")
-    return dialog.result
+    return done.args[0]
 
 
 def _results_of(result, file_name):
@@ -74,15 +75,16 @@ def _results_of(result, file_name):
 def test_an_exports_predictions_are_drawn_dashed_over_the_dataset_images(qtbot, window, export, sample_dataset):
     _open(qtbot, window, sample_dataset)
     dialog = window.open_predict_dialog(export_dir=export[2])
-    qtbot.addWidget(dialog)
     assert [dialog.backend.itemData(i) for i in range(dialog.backend.count())] == ["onnx", "torch"]
     assert dialog.images.text() == str(sample_dataset / "val")  # the open dataset's validation images
     steps = []
     shown_progress = dialog._progressed
     dialog._progressed = lambda text, done, total: (steps.append((done, total)), shown_progress(text, done, total))
     result = _predict(qtbot, dialog, window)
-    assert "results for 16 images written to" in dialog.message.text()
+    assert "results for 16 images written to" in result.summary
     assert steps[-1] == (16, 16)  # the predictor's progress events reached the dialog
+    qtbot.waitUntil(lambda: not shiboken6.isValid(dialog) or not dialog.isVisible())  # the Image view shows it
+    assert f"on 16 images from {result.results}" in window.status_text.text()
 
     viewer = window.viewer
     assert window.tabs.currentWidget() is viewer
@@ -112,7 +114,6 @@ def test_images_outside_the_dataset_open_as_an_image_list_and_a_bad_one_is_named
     broken = folder / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     dialog = window.open_predict_dialog(export_dir=export[2])
-    qtbot.addWidget(dialog)
     dialog.backend.setCurrentIndex(dialog.backend.findData("torch"))
     dialog.images.setText(";".join(str(p) for p in [*good, broken]))
     result = _predict(qtbot, dialog, window)
@@ -129,12 +130,11 @@ def test_images_outside_the_dataset_open_as_an_image_list_and_a_bad_one_is_named
 def test_a_finished_runs_checkpoint_predicts_a_folder(qtbot, window, export, sample_dataset):
     _open(qtbot, window, sample_dataset)
     dialog = window.open_predict_dialog(run_id=export[1])
-    qtbot.addWidget(dialog)
     assert dialog.backend.currentData() == "torch"
-    _predict(qtbot, dialog, window)
+    result = _predict(qtbot, dialog, window)
     assert window.viewer.session is window.session and window.session.folder.layout != "image list"
     window.viewer.set_min_score(0.0)
-    doc = json.loads(dialog.result.results.read_text())
+    doc = json.loads(result.results.read_text())
     name = window.session.index("val").file_names[window.viewer.ref.row]
     assert len(window.viewer.prediction_items("pred_box")) == sum(p["file_name"] == name for p in doc["predictions"])
 
