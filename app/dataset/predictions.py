@@ -60,6 +60,21 @@ class PredictionSet:
         return sum(len(p) for p in self.by_file.values())
 
 
+def describe(prediction: Prediction) -> str:
+    """A prediction's fields, as the Image view's info panel lists them."""
+    lines = [
+        "prediction (dashed)",
+        f"category: {prediction.name}"
+        + (f" (id {prediction.category_id})" if prediction.category_id is not None else ""),
+        f"score: {prediction.score:.3f}",
+    ]
+    if prediction.bbox is not None:
+        lines.append("bbox: x {:.1f}, y {:.1f}, w {:.1f}, h {:.1f}".format(*prediction.bbox))
+    if prediction.rle is not None:
+        lines.append("segmentation: RLE (predicted mask)")
+    return "\n".join(lines)
+
+
 def above(predictions: list[Prediction], min_score: float) -> list[Prediction]:
     """The predictions scored at least ``min_score``."""
     return [p for p in predictions if p.score >= min_score]

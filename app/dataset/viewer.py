@@ -31,7 +31,7 @@ from engine.data.paths import UnsafeFileName
 from ..widgets.elided_label import ElidedLabel
 from ..widgets.task_slot import TaskSlot
 from .prediction_panel import PredictionPanel
-from .predictions import Prediction
+from .predictions import Prediction, describe
 from .session import DatasetSession, ImageRef
 from .viewer_decode import Decoded, decode
 from .viewer_scene import AnnotationScene, predicted_mask_images
@@ -487,8 +487,11 @@ class ImageViewer(QWidget):
 
     def _hovered(self, view_pos: QPoint) -> None:
         ann_id = self._annotation_at(view_pos)
+        predicted = self.scene.prediction_among(self.view.items(view_pos)) if ann_id is None else None
         if ann_id is not None:
             self._show_fields(ann_id)
+        elif predicted is not None:
+            self.info.setText(describe(self.state.predictions_of(self.ref)[predicted]))
         elif self.state.selected is not None:
             self._show_fields(self.state.selected)
 

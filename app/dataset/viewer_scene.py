@@ -34,8 +34,9 @@ from .session import ImageRef
 from .viewer_decode import MaskSpec
 from .viewer_state import category_name
 
-# Item data keys: which annotation an overlay item draws, and how (SCORE: a prediction's).
-ANN_ID, KIND, CATEGORY, COLOUR, CROWD, SCORE = range(6)
+# Item data keys: which annotation an overlay item draws, and how (SCORE, PREDICTION: a prediction's
+# score and its place in the image's list).
+ANN_ID, KIND, CATEGORY, COLOUR, CROWD, SCORE, PREDICTION = range(7)
 _Z = {"image": 0, "mask": 1, "polygon": 2, "box": 3, "label": 4}
 # Predictions sit above ground truth, so a dashed box is never hidden under a solid one.
 _Z.update({"pred_mask": 1.5, "pred_frame": 5, "pred_box": 5, "pred_label": 6})
@@ -221,7 +222,7 @@ class AnnotationScene(QGraphicsScene):
             tag = f"{prediction.name} {prediction.score:.2f}"
             if prediction.bbox is not None:
                 x, y, w, h = prediction.bbox
-                self._add_prediction(QGraphicsRectItem(x, y, w, h), prediction, "pred_box")
+                self._add_prediction(QGraphicsRectItem(x, y, w, h), prediction, "pred_box", k)
                 label = _LabelItem(tag, self.colour_of(prediction.name), float(w), predicted=True)
                 label.setPos(QPointF(x, y))
             elif prediction.rle is not None:
@@ -229,10 +230,10 @@ class AnnotationScene(QGraphicsScene):
                 label.setPos(self._rle_corner(prediction.rle))
             else:  # classification: the whole image is the prediction
                 frame = QGraphicsRectItem(self.content.adjusted(2 * k, 2 * k, -2 * k, -2 * k))
-                self._add_prediction(frame, prediction, "pred_frame")
+                self._add_prediction(frame, prediction, "pred_frame", k)
                 label = _LabelItem(tag, self.colour_of(prediction.name), None, predicted=True)
                 label.setPos(QPointF(0, 0))
-            self._add_prediction(label, prediction, "pred_label")
+            self._add_prediction(label, prediction, "pred_label", k)
 
     @staticmethod
     def _rle_corner(rle: dict) -> QPointF:
@@ -246,10 +247,11 @@ class AnnotationScene(QGraphicsScene):
         for k, x0, y0, image in masks:
             item = QGraphicsPixmapItem(QPixmap.fromImage(image))
             item.setOffset(x0, y0)
-            self._add_prediction(item, predictions[k], "pred_mask")
+            self._add_prediction(item, predictions[k], "pred_mask", k)
 
-    def _add_prediction(self, item: QGraphicsItem, prediction: Prediction, kind: str) -> None:
+    def _add_prediction(self, item: QGraphicsItem, prediction: Prediction, kind: str, k: int) -> None:
         colour = self.colour_of(prediction.name)
+        item.setData(PREDICTION, k)
         item.setData(KIND, kind)
         item.setData(CATEGORY, prediction.name)
         item.setData(COLOUR, colour)
@@ -336,6 +338,20 @@ class AnnotationScene(QGraphicsScene):
         for item in items[1:]:
             rect = rect.united(item.sceneBoundingRect())
         return rect
+
+    @staticmethod
+    def prediction_among(items: Iterable[QGraphicsItem]) -> int | None:
+        """The shown prediction meant among the items under the cursor (its tag, else the smallest shape)."""
+        best, best_area = None, math.inf
+        for item in items:
+            k = item.data(PREDICTION)
+            if k is None or not item.isVisible():
+                continue
+            rect = item.sceneBoundingRect()
+            area = -1.0 if item.data(KIND) == "pred_label" else rect.width() * rect.height()
+            if area < best_area:
+                best, best_area = k, area
+        return best
 
     @staticmethod
     def annotation_among(items: Iterable[QGraphicsItem]) -> int | None:

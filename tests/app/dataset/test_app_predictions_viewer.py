@@ -93,3 +93,14 @@ def test_a_class_prediction_frames_the_image_and_other_images_show_none(qtbot, v
     assert "not predicted" in viewer.prediction_panel.count.text()
     viewer.prediction_panel.clear_button.click()
     assert viewer.prediction_panel.isHidden()
+
+
+def test_hovering_a_prediction_lists_its_fields(qtbot, viewer, session):
+    ref = ImageRef("val", 0)
+    viewer.set_predictions(session, {ref: [Prediction("square", 0.9, 2, (10, 10, 30, 30))]}, "r.json")
+    viewer.show_image(session, ref)
+    viewer.prediction_panel.truth.setChecked(False)  # nothing of the ground truth under the cursor
+    box = viewer.prediction_items("pred_box")[0]
+    viewer.view.hovered.emit(viewer.view.mapFromScene(box.rect().center()))
+    assert viewer.info.text().startswith("prediction (dashed)")
+    assert "category: square (id 2)" in viewer.info.text() and "score: 0.900" in viewer.info.text()
