@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QThreadPool, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -544,6 +545,10 @@ class MainWindow(QMainWindow):
             event.ignore()  # the user chose Cancel: a run is going
             return
         self.cancel_open()
+        from .training.predict_dialog import DIALOG_NAME
+
+        for dialog in self.findChildren(QDialog, DIALOG_NAME):
+            dialog.close()  # stops its predictor: no child process outlives the window
         self._preload_timer.stop()  # a closed window has nothing to preload for
         for slot in (self._open_slot, self._check_slot):  # join: no worker may outlive the window it reports to
             if not slot.join(CLOSE_JOIN_S):

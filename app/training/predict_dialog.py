@@ -44,6 +44,7 @@ from ..widgets.workers import BACKGROUND_NICENESS
 BACKENDS = {"onnx": "ONNX (onnxruntime)", "torch": "PyTorch (Hugging Face folder)"}
 RUN_BACKEND = "the run's checkpoint (PyTorch)"
 PATH_SEPARATOR = ";"  # several images or folders in one field
+DIALOG_NAME = "predictDialog"  # the main window finds its open dialogs by it, to stop them when it closes
 
 
 class PredictError(RuntimeError):
@@ -213,6 +214,7 @@ class PredictDialog(QDialog):
         parent: QWidget | None = None,
     ):
         super().__init__(parent)
+        self.setObjectName(DIALOG_NAME)
         self.setWindowTitle("Predict on images")
         self.workspace = Path(workspace)
         self.tracking_uri = tracking_uri

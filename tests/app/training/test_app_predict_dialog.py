@@ -168,3 +168,13 @@ def test_bad_input_is_named_and_nothing_starts(qtbot, window, export, tmp_path):
     wait_until(qtbot, lambda: not dialog.running, 60, "the empty folder to be refused")
     assert "Prediction failed" in dialog.message.text() and f"no images found in {empty}" in dialog.message.text()
     assert dialog.result is None and dialog.predict_button.isEnabled()
+
+
+def test_closing_the_window_stops_a_prediction_in_progress(qtbot, window, export, sample_dataset):
+    _open(qtbot, window, sample_dataset)
+    dialog = window.open_predict_dialog(export_dir=export[2])
+    out = dialog.request().out
+    task = dialog.start()
+    window.close()
+    assert task.cancelled  # the predictor is killed, not left running unseen
+    assert task.join(PREDICT_S) and not out.exists()
