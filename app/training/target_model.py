@@ -281,11 +281,17 @@ def local_gpus(timeout: float = 20.0) -> list[str]:
         return []
 
 
+# Where Linux shows a loaded NVIDIA (CUDA) or AMD (ROCm) GPU driver.
+_GPU_DRIVER_PATHS = ("/proc/driver/nvidia/gpus", "/dev/kfd")
+
+
 @functools.cache
 def _gpu_names(timeout: float) -> tuple[str, ...]:
     import subprocess
     import sys
 
+    if sys.platform.startswith("linux") and not any(Path(p).exists() for p in _GPU_DRIVER_PATHS):
+        return ()  # no NVIDIA or AMD GPU driver: nothing for torch to find, no child to start
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         return tuple(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))

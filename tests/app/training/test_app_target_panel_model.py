@@ -123,7 +123,7 @@ def test_saved_values_of_the_wrong_kind_fall_back_to_defaults(tmp_path):
     assert TargetMemory.in_workspace(tmp_path).recall() == Target(where=REMOTE_RAY)
 
 
-def test_the_gpus_found_are_asked_once_per_process(monkeypatch):
+def test_the_gpus_found_are_asked_once_per_process(monkeypatch, tmp_path):
     import sys
     import types
 
@@ -137,9 +137,26 @@ def test_the_gpus_found_are_asked_once_per_process(monkeypatch):
 
     cuda = types.SimpleNamespace(device_count=device_count, get_device_name=lambda i: f"GPU {i}")
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))  # torch already loaded here
+    monkeypatch.setattr(target_model, "_GPU_DRIVER_PATHS", (str(tmp_path),))  # a driver is loaded
     target_model._gpu_names.cache_clear()
     try:
         assert target_model.local_gpus() == ["GPU 0", "GPU 1"]
         assert target_model.local_gpus() == ["GPU 0", "GPU 1"] and len(asked) == 1
+    finally:
+        target_model._gpu_names.cache_clear()
+
+
+def test_without_a_gpu_driver_no_gpu_is_looked_for(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from app.training import target_model
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(target_model, "_GPU_DRIVER_PATHS", (str(tmp_path / "none"),))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a child was started"))
+    target_model._gpu_names.cache_clear()
+    try:
+        assert target_model.local_gpus() == []
     finally:
         target_model._gpu_names.cache_clear()
