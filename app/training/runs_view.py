@@ -1,4 +1,5 @@
-"""The runs table (filter by status and task; tick to chart; stop, resume, open, config, copy id)
+"""The runs table (filter by status and task; tick to chart; stop, resume, open, config, copy id,
+export)
 and a finished run's summary (why it failed; final metrics; confusion matrix for classification).
 
 A search's trials are listed under the search, which ticks (charts) only its best trial by
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
 from engine.catalog.task_names import ALL_TASKS
 
 from .confusion_view import ConfusionMatrixView
+from .export_model import can_export
 from .progress import format_duration
 from .runs_model import EARLY_STOPPED, STATUSES, RunRow, best_trials, filter_runs, run_config_text, trials_of
 
@@ -50,6 +52,7 @@ class RunsTable(QWidget):
     chart_toggled = Signal(str, str, bool)  # run_id, label, ticked
     stop_requested = Signal(str)
     resume_requested = Signal(str)
+    export_requested = Signal(str)  # a finished run, or a search with a finished trial (its best is exported)
     selected = Signal(object)  # RunRow or None
 
     def __init__(self, parent=None):
@@ -114,10 +117,13 @@ class RunsTable(QWidget):
                 ("Open folder", self._open),
                 ("Show config", self._config),
                 ("Copy id", self._copy),
+                ("Export…", self._export),
             )
         ):
             button = QPushButton(name)
             button.clicked.connect(slot)
+            if name == "Export…":
+                button.setToolTip("Export a finished run to a Hugging Face folder and ONNX (a search: its best trial)")
             button.setEnabled(False)
             self.buttons[name] = button
             actions.addWidget(button, k // 3, k % 3)
@@ -303,6 +309,7 @@ class RunsTable(QWidget):
         self.buttons["Resume"].setEnabled(bool(row and row.can_resume))
         for name in ("Open folder", "Show config", "Copy id"):
             self.buttons[name].setEnabled(row is not None)
+        self.buttons["Export…"].setEnabled(can_export(row, self.rows))
         self.selected.emit(row)
 
     def _stop(self) -> None:
@@ -312,6 +319,10 @@ class RunsTable(QWidget):
     def _resume(self) -> None:
         if self.current():
             self.resume_requested.emit(self.current().run_id)
+
+    def _export(self) -> None:
+        if can_export(self.current(), self.rows):
+            self.export_requested.emit(self.current().run_id)
 
     def _open(self) -> None:
         row = self.current()
