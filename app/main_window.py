@@ -347,7 +347,11 @@ class MainWindow(QMainWindow):
     def show_prediction_result(self, result) -> BackgroundTask:
         """Draw what the predict dialog wrote (a ``PredictResult``) over its images."""
         return self.show_predictions_file(
-            result.results, categories=result.categories, image_root=result.image_root, images=result.images
+            result.results,
+            categories=result.categories,
+            image_root=result.image_root,
+            images=result.images,
+            unreadable=result.unreadable,
         )
 
     def show_predictions_file(self, path: str | Path, **known) -> BackgroundTask:

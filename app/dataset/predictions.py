@@ -267,8 +267,13 @@ def prepare_predictions(
     categories: dict[int, str] | None = None,
     image_root: str | Path | None = None,
     images: list[Path] | None = None,
+    unreadable: list[Path] | None = None,
 ) -> PreparedPredictions:
-    """Read ``path`` and match it to ``session`` (slow: call it off the GUI thread)."""
+    """Read ``path`` and match it to ``session`` (slow: call it off the GUI thread).
+
+    ``unreadable``: images the predictor skipped (the dialog has named them): left out, so the
+    images shown are the ones it predicted and a plain image list opens on one that can be seen.
+    """
     dataset_categories: dict[int, str] = {}
     class_names: list[str] = []
     if session is not None and session.folder.layout != IMAGE_LIST_LAYOUT:
@@ -279,7 +284,8 @@ def prepare_predictions(
         class_names = session.category_names()
     names = {**dataset_categories, **(categories or {})}
     found = load_predictions(path, categories=names, image_root=image_root, images=images, class_names=class_names)
-    files = list(found.by_file)
+    skipped = {Path(os.path.abspath(f)) for f in unreadable or []}
+    files = [f for f in found.by_file if f not in skipped or found.by_file[f]] or list(found.by_file)
     if not files:
         raise PredictionsError(f"{found.path}: no predicted image (the results file is empty and no images were given)")
     matched = match_to_dataset(files, session) if dataset_categories else {}

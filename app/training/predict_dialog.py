@@ -79,6 +79,7 @@ class PredictResult:
     categories: dict[int, str] = field(default_factory=dict)  # the export's category id -> name
     skipped: list[str] = field(default_factory=list)  # "file: why", images the predictor could not read
     summary: str = ""
+    unreadable: list[Path] = field(default_factory=list)  # the files of ``skipped``
 
 
 def _export_facts(folder: Path) -> dict:
@@ -189,8 +190,9 @@ def run_prediction(
         fallback = lines[-1] if lines else f"the predictor exited with status {child.returncode}"
         raise PredictError(said[-1] if said else fallback)
     skipped = [line.removeprefix("skipped ") for line in lines if line.startswith("skipped ")]
+    unreadable = [f for f in files if any(text.startswith(f"{f}: ") for text in skipped)]
     summary = next((line for line in reversed(lines) if "written to" in line), f"predictions written to {request.out}")
-    return PredictResult(request.out, files, root, categories, skipped, summary)
+    return PredictResult(request.out, files, root, categories, skipped, summary, unreadable)
 
 
 def default_results_path(workspace: Path) -> Path:

@@ -123,3 +123,15 @@ def test_a_bad_results_file_is_refused_naming_the_file_and_the_record(tmp_path, 
     with pytest.raises(PredictionsError) as caught:
         prepare_predictions(path, None)
     assert str(path) in str(caught.value) and said in str(caught.value)
+
+
+def test_images_the_predictor_skipped_are_left_out_of_the_list(sample_dataset, tmp_path):
+    good = shutil.copy(_val_files(sample_dataset)[0], tmp_path / "good.jpg")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    results = _write(
+        tmp_path / "r.json",
+        [{"image_id": 2, "file_name": str(good), "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.8}],
+    )
+    prepared = prepare_predictions(results, None, images=[broken, good], unreadable=[broken])
+    assert prepared.session.num_images == 1 and prepared.session.image_path(prepared.refs[0]) == good

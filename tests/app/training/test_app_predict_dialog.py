@@ -119,7 +119,7 @@ def test_images_outside_the_dataset_open_as_an_image_list_and_a_bad_one_is_named
     result = _predict(qtbot, dialog, window)
     assert str(broken) in dialog.message.text() and "Skipped 1 unreadable" in dialog.message.text()
 
-    assert window.session.folder.layout == "image list" and window.session.num_images == 3
+    assert window.session.folder.layout == "image list" and window.session.num_images == 2  # not the broken one
     assert "not in" in window.banner.text() and str(sample_dataset) in window.banner.text()
     viewer = window.viewer
     viewer.set_min_score(0.0)
