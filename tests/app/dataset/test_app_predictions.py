@@ -135,3 +135,30 @@ def test_images_the_predictor_skipped_are_left_out_of_the_list(sample_dataset, t
     )
     prepared = prepare_predictions(results, None, images=[broken, good], unreadable=[broken])
     assert prepared.session.num_images == 1 and prepared.session.image_path(prepared.refs[0]) == good
+
+
+def test_the_viewer_state_shows_a_prediction_by_score_toggle_and_session(sample_dataset):
+    from app.dataset.predictions import Prediction
+    from app.dataset.session import ImageRef
+    from app.dataset.viewer_state import ViewerState
+
+    session = open_dataset(sample_dataset, check_files=False)
+    other = open_dataset(sample_dataset, check_files=False)
+    state, ref = ViewerState(), ImageRef("val", 0)
+    found = [Prediction("circle", 0.7, 1, (0, 0, 4, 4)), Prediction("square", 0.2, 2, (1, 1, 4, 4))]
+    state.set_predictions(session, {ref: found}, "r.json")
+    state.show(session, ref)
+    assert state.predictions_of(ref) == found
+    assert state.is_prediction_shown("pred_box", "circle", 0.7) and not state.is_prediction_shown("pred_box", "x", 0.2)
+    assert state.predictions_text() == "1 of 2 predictions with score ≥ 0.50"
+    state.set_min_score(0.1)
+    state.set_layer_visible("labels", False)
+    assert state.is_prediction_shown("pred_box", "square", 0.2) and not state.is_prediction_shown(
+        "pred_label", "square", 0.2
+    )
+    state.set_truth_visible(False)
+    assert not state.is_shown("box", "circle") and state.is_prediction_shown("pred_box", "circle", 0.7)
+    state.set_predictions_visible(False)
+    assert not state.is_prediction_shown("pred_box", "circle", 0.7) and state.predictions_text().endswith("(hidden)")
+    state.show(other, ref)  # the same row of another dataset is not the predicted image
+    assert state.predictions_of(ref) == []
