@@ -142,6 +142,12 @@ class ExportDialog(QDialog):
         body.addWidget(self._results(), 1)
         layout = QVBoxLayout(self)
         layout.addLayout(body, 1)
+        # How the export ended, across the dialog above its buttons (beside them: Open folder, Predict).
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.verdict.hide()
+        layout.addWidget(self.verdict)
         layout.addLayout(self._buttons())
         self.resize(620, 700)
         self._choose_source()
@@ -246,9 +252,6 @@ class ExportDialog(QDialog):
         self.results = QWidget()
         layout = QVBoxLayout(self.results)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.verdict = QLabel()
-        self.verdict.setWordWrap(True)
-        self.verdict.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.parity_table, self.raw_table, self.worst_table = (
             _table(PARITY_COLUMNS),
             _table(RAW_COLUMNS),
@@ -256,7 +259,6 @@ class ExportDialog(QDialog):
         )
         self.worst_title = QLabel(WORST_TITLE)
         self.worst_title.setWordWrap(True)
-        layout.addWidget(self.verdict)
         layout.addWidget(self.parity_table, 3)
         layout.addWidget(self.raw_table, 0)
         layout.addWidget(self.worst_title)
@@ -342,6 +344,7 @@ class ExportDialog(QDialog):
             return
         self.outcome = None
         self.results.hide()
+        self.verdict.hide()
         for button in (self.open_button, self.predict_button):
             button.hide()
         self._set_editable(False)
@@ -400,21 +403,19 @@ class ExportDialog(QDialog):
         self.verdict.setText(text)
         self.verdict.setToolTip("\n".join(outcome.notes))  # the exporter used, the parity in one paragraph
         self.verdict.setStyleSheet(PASSED_STYLE if outcome.ok else FAILED_STYLE)
+        self.verdict.show()
         parity = outcome.parity
-        for table in (self.parity_table, self.raw_table):
-            table.setVisible(parity is not None)
-        worst = bool(parity and parity["worst_images"])
-        self.worst_title.setVisible(parity is not None)
-        self.worst_title.setText(WORST_TITLE if worst else NO_WORST)
-        self.worst_table.setVisible(worst)
+        self.results.setVisible(parity is not None)  # the figures, where the parity check ran
         if parity is not None:
+            worst = bool(parity["worst_images"])
+            self.worst_title.setText(WORST_TITLE if worst else NO_WORST)
+            self.worst_table.setVisible(worst)
             _fill(self.parity_table, parity_rows(parity))
             _fill(self.raw_table, raw_rows(parity))
             rows_height = sum(self.raw_table.rowHeight(r) for r in range(self.raw_table.rowCount()))
             self.raw_table.setFixedHeight(rows_height + self.raw_table.horizontalHeader().height() + 4)
             _fill(self.worst_table, worst_rows(parity), figures=False)
-        self.results.show()
-        self._make_room(1300, 720)
+            self._make_room(1300, 720)
         for button in (self.open_button, self.predict_button):
             button.setVisible(outcome.ok)
 

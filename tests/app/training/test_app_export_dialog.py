@@ -128,6 +128,7 @@ def test_cancel_stops_the_export_and_leaves_nothing_behind(qtbot, dialog, tmp_pa
     dialog.cancel_button.click()
     outcome = _ended(qtbot, dialog)
     assert outcome.cancelled and "Cancelled: nothing was exported" in dialog.verdict.text()
+    assert not dialog.results.isVisible()  # no figures: the check never ran
     assert list(tmp_path.iterdir()) == []
     assert not dialog.exporting and dialog.export_button.isEnabled()
 
