@@ -138,6 +138,7 @@ def _open_window(qtbot, workspace, dataset=None):
     return window
 
 
+@pytest.mark.slow
 def test_train_chart_stop_and_find_the_runs_again(qtbot, sample_dataset, tmp_path, screenshot_dir):
     from PySide6.QtCore import Qt
 

@@ -664,6 +664,7 @@ def test_parity_refuses_a_real_difference_naming_the_metric_and_the_images(expor
 
 
 # ---------------------------------------------------------------------- labels from the checkpoint
+@pytest.mark.slow
 @pytest.mark.parametrize(("task", "model"), [("detection", "detr-tiny"), ("classification", "resnet-tiny")])
 def test_export_takes_labels_and_ids_from_the_checkpoint_after_the_dataset_was_renumbered(
     task, model, sample_copy, tmp_path

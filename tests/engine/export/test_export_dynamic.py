@@ -110,6 +110,7 @@ def test_a_fixed_size_export_refuses_what_it_cannot_pad_naming_the_images(task, 
         fit_to_input(_batch(h, w), task, _manifest(False), NAMES)
 
 
+@pytest.mark.slow
 def test_the_dynamo_exporter_takes_rt_detr_with_a_dynamic_batch(tmp_path):
     """RT-DETR failed to convert (transformers' traced shape checks: aten._is_all_true) and its batch came out
     fixed (``len(tensor)`` under non-strict tracing); both are handled, with no fallback to TorchScript."""

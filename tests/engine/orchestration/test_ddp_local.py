@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO_ROOT
@@ -55,6 +56,7 @@ def _runs(workspace):
     return client, client.search_runs(experiments)
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_run_with_a_model_that_leaves_parameters_unused(sample_dataset, tmp_path):
     """conditional-detr-tiny has a decoder module no loss reaches (query_scale with one decoder layer)."""
     workspace = tmp_path / "ws"
@@ -116,6 +118,7 @@ sys.exit(main(sys.argv[1:]))
 '''
 
 
+@pytest.mark.slow
 def test_a_nan_loss_on_one_process_stops_every_process_with_the_nan_message(sample_dataset, tmp_path):
     workspace = tmp_path / "ws"
     script = tmp_path / "poisoned_train.py"

@@ -99,6 +99,7 @@ def test_metric_reader_returns_only_new_points(tmp_path):
     assert reader.poll()[1] == "FINISHED"
 
 
+@pytest.mark.slow
 def test_a_local_job_is_found_stopped_and_ends_killed_with_a_checkpoint(sample_dataset, tmp_path):
     workspace = tmp_path / "ws"
     uri = f"sqlite:///{workspace / 'mlflow.db'}"

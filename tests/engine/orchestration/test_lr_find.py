@@ -22,6 +22,7 @@ def _config(data, **overrides):
     return RunConfig.from_dict({"task": {"name": "classification"}}).with_overrides(base)
 
 
+@pytest.mark.slow
 def test_find_lr_sweeps_the_range_and_suggests_a_rate_inside_it(sample_dataset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = find_lr(_config(sample_dataset), min_lr=1e-5, max_lr=1.0, num_steps=20)

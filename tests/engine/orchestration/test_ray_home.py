@@ -26,6 +26,7 @@ def _state(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+@pytest.mark.slow
 def test_a_local_ray_started_as_the_tests_start_one_writes_no_token_into_the_real_home():
     real_ray = Path(REAL_HOME or "~").expanduser() / ".ray"
     before = _state(real_ray)

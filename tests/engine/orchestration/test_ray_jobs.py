@@ -129,6 +129,7 @@ def _train_args(data, workspace):
     ]
 
 
+@pytest.mark.slow
 def test_a_submitted_train_job_is_charted_from_mlflow(ray_head, sample_dataset, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
@@ -151,6 +152,7 @@ def test_a_submitted_train_job_is_charted_from_mlflow(ray_head, sample_dataset, 
     assert summary["run_id"] in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_failing_job_shows_its_error(ray_head, sample_dataset, tmp_path, capsys):
     code = main(
         [
@@ -173,6 +175,7 @@ def test_a_dataset_the_cluster_cannot_read_is_refused_before_submitting(ray_head
     assert "not readable on the Ray cluster" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_stopped_job_ends_its_run_killed_with_a_checkpoint(ray_head, sample_dataset, tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
@@ -217,6 +220,7 @@ def test_an_unreachable_cluster_is_a_clear_error_within_10_s(tmp_path, sample_da
     assert f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_path_with_shell_syntax_reaches_the_probe_as_data(ray_head, tmp_path, capsys):
     marker = tmp_path / "ran"
     data = tmp_path / f"data $(touch {marker}) `touch {marker}`"
@@ -251,6 +255,7 @@ def test_the_token_is_found_where_ray_keeps_it(tmp_path, monkeypatch):
         read_token()
 
 
+@pytest.mark.slow
 def test_token_auth_needs_the_token_and_never_prints_it(tmp_path, capsys, monkeypatch):
     secret = "lightbox-test-token-0123456789abcdef0123456789"
     proc, url = _start_head({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secret})

@@ -28,6 +28,7 @@ def _answers(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.slow
 def test_server_serves_the_workspace_store_and_stops_on_sigterm(tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -68,6 +68,7 @@ def _toy_worker(cfg):
         torch.save(module.layer.state_dict(), cfg["out"])
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_weights_of_one_process_on_the_combined_batch(ray_cluster, tmp_path):
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -116,6 +117,7 @@ def _kill_once_callback(marker: Path, starts: Path):
     return KillWorkerOnce()
 
 
+@pytest.mark.slow
 def test_strategy_ray_trains_into_one_mlflow_run_and_a_killed_worker_resumes_it(ray_cluster, sample_dataset, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -174,6 +176,7 @@ def _ray_config(sample_dataset, workspace, **overrides):
     )
 
 
+@pytest.mark.slow
 def test_a_ray_run_is_evaluated_exported_and_predicted_like_a_local_one(ray_cluster, sample_dataset, tmp_path):
     import json
 
@@ -208,6 +211,7 @@ def test_a_ray_run_is_evaluated_exported_and_predicted_like_a_local_one(ray_clus
     assert len(predictions) == len(list((sample_dataset / "val").glob("*.*")))
 
 
+@pytest.mark.slow
 def test_a_stop_request_ends_a_ray_run_killed_with_exit_3_and_its_checkpoints(
     ray_cluster, sample_dataset, tmp_path, capsys
 ):
@@ -250,6 +254,7 @@ def test_a_stop_request_ends_a_ray_run_killed_with_exit_3_and_its_checkpoints(
     assert (folder / "last.ckpt").is_file() and list(folder.glob("best-*.ckpt"))
 
 
+@pytest.mark.slow
 def test_conditional_detr_with_parameters_no_loss_reaches_trains_under_ray(ray_cluster, sample_dataset, tmp_path):
     from engine.orchestration.ray_train import train_distributed
 

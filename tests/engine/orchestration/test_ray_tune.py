@@ -78,6 +78,7 @@ search: {{space: {{optim.lr: {{type: grid, values: [0.001]}}}}}}
         assert not (tmp_path / "ws" / "runs").exists()  # nothing trained, nothing half-written
 
 
+@pytest.mark.slow
 def test_tune_cli_asha_stops_weak_trials_and_tags_every_trial(sample_dataset, tmp_path, capsys, ray_local):
     config = tmp_path / "run.yaml"
     config.write_text(f"""
@@ -119,6 +120,7 @@ search:
         assert "val/loss" in run.data.metrics
 
 
+@pytest.mark.slow
 def test_seed_api_returns_the_best_config(sample_dataset, tmp_path, ray_local):
     from ray import tune
 
@@ -155,6 +157,7 @@ def test_tune_without_a_search_section_is_a_clear_error(sample_dataset, tmp_path
     assert "no search.space" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, tmp_path, ray_local):
     import threading
     import time
@@ -206,6 +209,7 @@ def test_a_stop_request_on_the_parent_keeps_the_finished_trials(sample_dataset, 
     assert client.get_run(result.parent_run_id).info.status == "KILLED"
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_lightbox_tune_keeps_and_reports_the_finished_trials(sample_dataset, tmp_path):
     import signal
     import subprocess
@@ -249,6 +253,7 @@ search: {{num_samples: 40, scheduler: fifo, space: {{optim.lr: {{type: logunifor
     assert all(client.get_run(t["run_id"]).info.status == "FINISHED" for t in finished)
 
 
+@pytest.mark.slow
 def test_trials_of_ray_train_runs_report_to_tune_under_their_parent(sample_dataset, tmp_path, ray_local):
     import os
 

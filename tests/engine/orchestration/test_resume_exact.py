@@ -128,6 +128,7 @@ def _assert_no_step_twice(result):
     return history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_after_a_kill_mid_epoch_sees_the_batches_of_an_uninterrupted_run(
     sample_dataset, tmp_path, uninterrupted, workers
@@ -170,6 +171,7 @@ def test_resume_after_an_epochs_validation_does_not_validate_it_again(sample_dat
     assert [step for step, _, _ in history["val/accuracy"]] == [BATCHES_PER_EPOCH, 2 * BATCHES_PER_EPOCH]
 
 
+@pytest.mark.slow
 def test_a_kill_during_an_epochs_validation_is_resumed_with_that_validation(sample_dataset, tmp_path):
     # The step checkpoint due at epoch 0's last batch waits for its validation, which the kill
     # cuts short: the run resumes from step 3 and validates epoch 0 (it used to resume after the
@@ -182,6 +184,7 @@ def test_a_kill_during_an_epochs_validation_is_resumed_with_that_validation(samp
     assert [step for step, _, _ in history["val/accuracy"]] == [BATCHES_PER_EPOCH, 2 * BATCHES_PER_EPOCH]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_batch_size_changed_in_run_yaml(sample_dataset, tmp_path):
     """The loop resumes from a count of batches: in batches of another size that count would
     train some images of the epoch twice and skip others."""

@@ -78,6 +78,7 @@ def test_cli_train_on_the_demo_dataset_is_readable_with_mlflow(sample_dataset, t
     assert not (Path.cwd() / "mlruns").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_continues_the_same_run(sample_dataset, tmp_path):
     workspace = tmp_path / "ws"
     config = _config(sample_dataset, workspace, **{"optim.epochs": 40, "optim.batch_size": 8})
@@ -249,6 +250,7 @@ def test_models_lists_the_offline_presets(capsys):
     assert "detr-resnet-50" in out and "detr-tiny" in out and "resnet-18" not in out
 
 
+@pytest.mark.slow
 def test_multitask_run_trains_and_predicts_every_task(sample_dataset, tmp_path):
     workspace = tmp_path / "ws"
     config = RunConfig.from_dict(

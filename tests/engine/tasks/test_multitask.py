@@ -134,6 +134,7 @@ def test_classification_configs_skip_images_without_annotations(sample_copy):
     assert len(without) == 16
 
 
+@pytest.mark.slow
 def test_all_three_heads_overfit_one_batch(batch):
     torch.manual_seed(0)
     model = _model(num_labels={"classification": 4, "detection": 4, "segmentation": 5}, dropout=0.0)

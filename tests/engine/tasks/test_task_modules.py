@@ -38,6 +38,7 @@ def _overfit(module, batch, steps, lr):
     return losses
 
 
+@pytest.mark.slow
 def test_seed_example_trains_a_classifier_well_above_chance(sample_dataset, tmp_path):
     # The seed's example, with a folder written by save_pretrained standing in for the hub id.
     from engine.models.loading import load_model
@@ -73,6 +74,7 @@ def test_a_model_that_cannot_do_the_task_is_refused():
         ClassificationModule(model_ckpt="detr-tiny", num_labels=4)
 
 
+@pytest.mark.slow
 def test_detr_overfits_one_batch(sample_dataset):
     data = DetectionDataModule.from_folder(
         sample_dataset, batch_size=2, num_workers=0, image_size=96, train_transforms=[]
@@ -85,6 +87,7 @@ def test_detr_overfits_one_batch(sample_dataset):
     assert losses[0] / min(losses[-10:]) > 4, (losses[0], losses[-10:])
 
 
+@pytest.mark.slow
 def test_segformer_overfits_one_batch(sample_dataset):
     data = SegmentationDataModule.from_folder(
         sample_dataset, batch_size=2, num_workers=0, image_size=64, train_transforms=[]
