@@ -304,3 +304,26 @@ def test_a_job_writes_progress_events_only_when_asked(sample_dataset, monkeypatc
     ray_jobs.submit_job(config, "http://127.0.0.1:8265", check_dataset=False)
     ray_jobs.submit_job(config, "http://127.0.0.1:8265", check_dataset=False, progress_events=True)
     assert EVENTS_ENV not in submitted[0] and submitted[1][EVENTS_ENV] == "1"
+
+
+@pytest.mark.slow
+def test_a_job_trains_with_ray_train_on_the_cluster_it_runs_on(ray_head, sample_dataset, tmp_path, capsys):
+    # Inside a Ray job the driver already has the job's runtime env; Ray Train's own ray.init must
+    # not bring a second one (Ray refuses to merge them and the job fails before training).
+    code = main(
+        [
+            *_train_args(sample_dataset, tmp_path / "ws"),
+            "--compute.strategy",
+            "ray",
+            "--compute.num_workers",
+            "1",
+            "--ray-address",
+            ray_head,
+            "--wait",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, (captured.out + captured.err)[-3000:]
+    summary = json.loads([line for line in captured.out.splitlines() if line.startswith('{"run_id"')][-1])
+    listed = {job["run_id"]: job for job in list_jobs(ray_head)}
+    assert listed[summary["run_id"]]["status"] == "SUCCEEDED"
