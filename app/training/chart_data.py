@@ -102,3 +102,15 @@ def is_loss(key: str) -> bool:
     """A loss (any scale, lower is better) rather than a score in [0, 1] (accuracy, F1, mAP, mIoU):
     the two kinds are drawn against axes of their own, so a loss of 10 never flattens an mAP of 0.02."""
     return "loss" in key.rsplit("/", 1)[-1]
+
+
+#: How a run's curves are drawn in a search's overlay: (pen width, opacity 0-255, z order).
+#: The best trial stands out; the other trials stay visible but thin and faint; a run outside
+#: any search is drawn as before. Only one curve per plot is wider than 1 px (a wide pen goes
+#: through Qt's slow stroker).
+CURVE_STYLES = {"best": (2, 255, 10.0), "trial": (1, 90, 0.0), None: (1, 255, 5.0)}
+
+
+def curve_style(role: str | None) -> tuple[int, int, float]:
+    """``(width, opacity, z)`` of a run charted as ``role``: "best", "trial" or None (a plain run)."""
+    return CURVE_STYLES.get(role, CURVE_STYLES[None])

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..widgets.task_slot import TaskSlot
-from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData, is_loss
+from .chart_data import LEARNING_RATE, TRAIN_LOSS, X_AXES, RunData, curve_style, is_loss
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
@@ -228,6 +228,7 @@ class ChartPanel(QWidget):
         self.curves: dict[tuple[str, str, str], pg.PlotDataItem] = {}
         self._metric_style: dict[str, int] = {}  # validation metric -> its line style's number
         self._metric_samples: dict[str, pg.PlotDataItem] = {}  # validation metric -> its legend entry
+        self.roles: dict[str, str] = {}  # run_id -> "best" | "trial": a search's trial (chart_data.curve_style)
         self.x_axis = "step"
         self.alpha = 0.0
 
@@ -341,6 +342,32 @@ class ChartPanel(QWidget):
         if run_id not in self.runs:
             self.runs[run_id] = RunData(run_id, label)
 
+    def set_roles(self, roles: dict[str, str]) -> None:
+        """Draw a search's trials as such: ``{run_id: "best" | "trial"}`` (runs not named: plain)."""
+        changed = {r for r in set(roles) | set(self.roles) if roles.get(r) != self.roles.get(r)}
+        self.roles = dict(roles)
+        for (run_id, plot_name, key), curve in self.curves.items():
+            if run_id in changed:
+                self._style(curve, run_id, plot_name, key)
+
+    def _style(self, curve: pg.PlotDataItem, run_id: str, plot_name: str, key: str) -> None:
+        pen = self._pen(run_id, plot_name, key)
+        curve.setPen(pen)
+        if plot_name == "val":
+            curve.setSymbolBrush(pen.color())
+            curve.setSymbolPen(pen.color())
+        curve.setZValue(curve_style(self.roles.get(run_id))[2])
+
+    def _pen(self, run_id: str, plot_name: str, key: str) -> pg.QtGui.QPen:
+        width, opacity, _z = curve_style(self.roles.get(run_id))
+        colour = pg.mkColor(self._colour(run_id))
+        colour.setAlpha(opacity)
+        if plot_name == "val":
+            pen = self._metric_pen(key, colour)
+            pen.setWidth(width)
+            return pen
+        return pg.mkPen(colour, width=width)
+
     def remove_run(self, run_id: str) -> None:
         self.runs.pop(run_id, None)
         for key in [k for k in self.curves if k[0] == run_id]:
@@ -432,17 +459,20 @@ class ChartPanel(QWidget):
         validation legend names the metrics by line style (one entry per metric, not per run and
         metric: with three runs of four metrics that legend was taller than its plot)."""
         plot = self.plots[plot_name]
+        z = curve_style(self.roles.get(run.run_id))[2]
         if plot_name != "val":
-            pen = pg.mkPen(self._colour(run.run_id), width=1)
+            pen = self._pen(run.run_id, plot_name, key)
             # One min/max pair per pixel column ("peak"): 10,000 steps draw as ~1,000 points.
             curve = plot.plot(name=run.label if plot.legend is not None else None, pen=pen, autoDownsampleFactor=1.0)
+            curve.setZValue(z)
             self._fit_legend(plot)
             return curve
         for k in sorted(vals, key=lambda k: not is_loss(k)):
             self._metric_style.setdefault(k, len(self._metric_style))
         symbol = "o" if is_loss(key) else "t"
-        pen = self._metric_pen(key, self._colour(run.run_id))
+        pen = self._pen(run.run_id, plot_name, key)
         curve = pg.PlotDataItem(pen=pen, symbol=symbol, symbolSize=5, symbolBrush=pen.color(), symbolPen=pen.color())
+        curve.setZValue(z)
         if is_loss(key):
             plot.addItem(curve)
         else:  # a score: against the right-hand axis

@@ -37,6 +37,8 @@ class TrainingJob(QObject):
     stopping = Signal(str)  # what the stop protocol just did
 
     kind = "job"
+    #: what the job runs: "train" (one run) or "tune" (a search, whose run is the search's parent run)
+    verb = "train"
 
     def __init__(
         self,

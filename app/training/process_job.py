@@ -1,9 +1,11 @@
-"""A local training job: the first kind of :class:`TrainingJob`.
+"""A local training job or search: the first kind of :class:`TrainingJob`.
 
-Same command line, launch id and stop protocol as the engine's ``LocalJob``. The relay
-(and the training under it) runs in a session of its own with no tie to the app: its
-output goes to its log file only, never to a pipe the app owns, so a run left going
-when the app closes (or when the app dies) keeps training and logging. The app follows
+``verb`` picks ``python -m engine train`` or ``tune`` (a search, whose run is the search's
+parent run); everything else is the same for both. Same command line, launch id and stop
+protocol as the engine's ``LocalJob``. The relay (and the training under it) runs in a
+session of its own with no tie to the app: its output goes to its log file only, never to a
+pipe the app owns, so a run (or a search) left going when the app closes (or when the app
+dies) keeps going and logging. The app follows
 the run by reading the log file's new bytes on a timer (a small read of a local file;
 no pipe to block on). MLflow calls (finding the run, setting the stop tag) go to worker
 threads.
@@ -43,17 +45,21 @@ class ProcessJob(TrainingJob):
         tracking_uri: str,
         config_path: str | Path | None = None,
         resume_run_id: str | None = None,
-        grace_s: float = jobs.STOP_GRACE_S,
+        grace_s: float | None = None,
         kill_grace_s: float = jobs.KILL_GRACE_S,
+        verb: str = "train",
         parent=None,
     ):
+        if grace_s is None:  # a search takes longer to end after the stop tag: its trials close first
+            grace_s = jobs.SEARCH_STOP_GRACE_S if verb == "tune" else jobs.STOP_GRACE_S
         super().__init__(tracking_uri, run_id=resume_run_id, grace_s=grace_s, kill_grace_s=kill_grace_s, parent=parent)
         self.workspace = Path(workspace)
         self.launch_id = jobs.new_launch_id()
         self.log_path = self.workspace / "runs" / "launches" / f"{self.launch_id}.log"
+        self.verb = verb
         self.command = jobs.relay_command(
-            jobs.train_command(
-                config_path, workspace=workspace, tracking_uri=tracking_uri, resume_run_id=resume_run_id
+            jobs.engine_command(
+                verb, config_path, workspace=workspace, tracking_uri=tracking_uri, resume_run_id=resume_run_id
             ),
             self.log_path,
             nice=BACKGROUND_NICENESS,

@@ -8,6 +8,7 @@ search, whose best trial (:func:`best_trials`) is the one charted by default.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from engine.tracking.tags import (
     TASK_TAG,
 )
 
+BEST_MARK = "★"  # before the best trial's metric in its row
 EARLY_STOPPED = "EARLY STOPPED"  # shown instead of the status MLflow keeps (FINISHED) for such a trial
 STATUSES = ("RUNNING", LOST, "FINISHED", EARLY_STOPPED, "KILLED", "FAILED")
 SEARCH_PARAMS = ("search.metric", "search.mode")  # how a search ranks its trials
@@ -98,13 +100,22 @@ def _best(metrics: dict[str, float], tags: dict[str, str]) -> str:
     return ""
 
 
+def _param_keys() -> tuple[str, ...]:
+    """The params the table reads: the usual ones, a search's space (``space.<path>``, on its own run)
+    and every setting (a trial's value of each searched one)."""
+    from engine.config import config_field_paths
+
+    paths = tuple(config_field_paths())
+    return DEFAULT_PARAM_KEYS + SEARCH_PARAMS + paths + tuple(f"space.{p}" for p in paths)
+
+
 def load_runs(tracking_uri: str, experiment: str = "lightbox", now: float | None = None) -> list[RunRow]:
-    """Every run of ``experiment``, newest first."""
+    """Every run of ``experiment``, newest first; a search's trials say their metric and searched values."""
     from engine.tracking.history import list_runs
 
     now = time.time() if now is None else now
     rows = []
-    for run in list_runs(tracking_uri, experiment, max_results=1000, param_keys=DEFAULT_PARAM_KEYS + SEARCH_PARAMS):
+    for run in list_runs(tracking_uri, experiment, max_results=1000, param_keys=_param_keys()):
         tags, params = run["tags"], run["params"]
         status = effective_status(run["status"], tags, run["start_time"], now)
         end = run["end_time"] / 1000 if run["end_time"] else (None if status == LOST else now)
@@ -128,6 +139,7 @@ def load_runs(tracking_uri: str, experiment: str = "lightbox", now: float | None
                 dict(params),
             )
         )
+    describe_trials(rows)
     return rows
 
 
@@ -171,6 +183,58 @@ def best_trials(rows: list[RunRow]) -> dict[str, RunRow]:
         if best is not None:
             out[search_id] = best
     return out
+
+
+def searched_paths(search: RunRow) -> list[str]:
+    """The settings a search varies (its ``space.<path>`` params), in the order it logged them."""
+    return [key[len("space.") :] for key in search.params if key.startswith("space.")]
+
+
+def trial_text(search: RunRow, trial: RunRow, best: bool) -> str:
+    """A trial's "Best" cell: the search's metric as it last logged it, its searched values, and the
+    best trial marked: ``★ val/loss 0.512 · lr=0.0013, batch_size=16``."""
+    metric = search.params.get("search.metric")
+    score = f"{metric} {trial.metrics[metric]:.4g}" if metric and metric in trial.metrics else "no metric yet"
+    values = []
+    for path in searched_paths(search):
+        value = trial.params.get(path)
+        if value is not None:
+            with contextlib.suppress(ValueError):  # a number logged with a fraction reads short; text as it is
+                value = f"{float(value):.3g}" if "." in value or "e" in value.lower() else value
+            values.append(f"{path.rsplit('.', 1)[-1]}={value}")
+    text = " · ".join([score, ", ".join(values)] if values else [score])
+    return f"{BEST_MARK} {text}" if best else text
+
+
+def read_search_ending(search: RunRow, trial: RunRow) -> None:
+    """While its search runs, a trial the search ended reads as the search will record it (in place).
+
+    Tune ends a trial (ASHA's stop, or its last epoch) by raising inside it, so its run says
+    FAILED, without the reason a real failure tags it with, until the search ends and records
+    it FINISHED, with the early-stopped tag when it was cut short. The table says so at once.
+    """
+    if not search.can_stop or trial.status != "FAILED" or trial.error:
+        return
+    try:
+        done, epochs = int(trial.metrics["epoch"]) + 1, int(trial.params["optim.epochs"])
+    except (KeyError, ValueError):
+        return  # it never finished an epoch: a failure, or a stop, as its run says
+    trial.status = "FINISHED"
+    if done < epochs:
+        trial.tags = {**trial.tags, EARLY_STOPPED_TAG: "true"}
+
+
+def describe_trials(rows: list[RunRow]) -> None:
+    """Each trial's status as its search sees it, and its metric, searched values and best mark
+    in its ``best`` text (in place)."""
+    by_id = {r.run_id: r for r in rows}
+    for search_id, trials in trials_of(rows).items():
+        search = by_id[search_id]
+        for trial in trials:
+            read_search_ending(search, trial)
+        best = best_trial(search, trials)
+        for trial in trials:
+            trial.best = trial_text(search, trial, trial is best)
 
 
 def run_config_text(row: RunRow) -> str:

@@ -1,7 +1,11 @@
-"""The Train tab: the run form, Train / Stop, the child's log and progress, live charts, the runs.
+"""The Train tab: the run and search forms, Train / Tune / Stop, the child's log and progress,
+live charts, the runs.
 
 Train writes the run config into ``<workspace>/configs/`` and starts
-``python -m engine train --config ...`` as a child process (:class:`ProcessJob`), or,
+``python -m engine train --config ...`` as a child process (:class:`ProcessJob`); Tune writes
+it with the search form's ``search:`` section and starts ``python -m engine tune`` through the
+same launcher (the job's run is the search's parent run, its trials are overlaid on the charts
+and plotted on the Search scatter: :class:`SearchView`). A run, or,
 when ``compute.ray_address`` is a Ray dashboard URL, submits it as a Ray job
 (:class:`RayJob`): two kinds of one :class:`TrainingJob`, so the rest of the tab does
 not care which.  The GUI process never trains.  Run lists, metric points and summaries
@@ -15,12 +19,10 @@ run config, and the line under the form says so, with a way back to ``auto``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from ..widgets.banner import Banner
 from ..widgets.task_slot import TaskSlot
+from . import tune_launch as launch
 from .charts import ChartPanel, MetricPoller
 from .form_memory import FormMemory
 from .job import TrainingJob
@@ -43,11 +46,16 @@ from .progress import Progress
 from .ray_job import RayJob
 from .run_form import RunForm
 from .runs_view import RunsTable, RunSummary
+from .search_form import SearchForm
+from .search_scatter import SearchScatter
+from .search_view import SearchView
+from .tune_config_files import ConfigFiles
+from .tune_launch import TUNE
 
 RUNS_REFRESH_MS = 3000
 
 
-class TrainTab(QWidget):
+class TrainTab(ConfigFiles, QWidget):
     run_started = Signal(str)  # run id, once known
     message = Signal(str)
 
@@ -69,13 +77,17 @@ class TrainTab(QWidget):
         self._session = None  # the dataset as the window opened it, when it did
 
         self.form = RunForm()
+        self.search_form = SearchForm(self.form.model.data)
         self.train_button = QPushButton("Train")
         self.train_button.setDefault(True)
+        self.tune_button = QPushButton("Tune")
+        self.tune_button.setToolTip("Search the Search tab's space: one run per trial, ranked by its metric")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.save_button = QPushButton("Save…")
         self.load_button = QPushButton("Load…")
         self.train_button.clicked.connect(self.train)
+        self.tune_button.clicked.connect(self.tune)
         self.stop_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
@@ -90,10 +102,8 @@ class TrainTab(QWidget):
             self.form.suggest_button.clicked.connect(self._suggest_clicked)
         self.banner = Banner()
         self.form.valid_changed.connect(self._valid_changed)
+        self.search_form.valid_changed.connect(lambda _valid: self._valid_changed(self.form.is_valid))
         self._valid_changed(self.form.is_valid)
-        buttons = QHBoxLayout()
-        for b in (self.train_button, self.stop_button, self.save_button, self.load_button):
-            buttons.addWidget(b)
         # What the run augments with: the recipe, or an override (from the Augment tab or a loaded file).
         self.augmentation_line = QLabel()
         self.augmentation_line.setObjectName("augmentationLine")
@@ -101,16 +111,7 @@ class TrainTab(QWidget):
         self.auto_button = QPushButton("Back to auto")
         self.auto_button.setToolTip("Drop the augmentation override: the run uses its recipe (auto)")
         self.auto_button.clicked.connect(self.use_auto_augmentation)
-        augmentation_row = QHBoxLayout()
-        augmentation_row.addWidget(self.augmentation_line, 1)
-        augmentation_row.addWidget(self.auto_button, 0, Qt.AlignTop)
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.banner)
-        left_layout.addWidget(self.form, 1)
-        left_layout.addLayout(augmentation_row)
-        left_layout.addLayout(buttons)
+        left = self._left_column()
 
         self.progress_label = QLabel("No run going.")
         self.progress_label.setObjectName("progressLine")
@@ -121,9 +122,11 @@ class TrainTab(QWidget):
         self.log.setLineWrapMode(QPlainTextEdit.NoWrap)
         self.runs = RunsTable()
         self.summary = RunSummary()
+        self.scatter = SearchScatter()
         self.bottom = QTabWidget()
         self.bottom.addTab(self.runs, "Runs")
         self.bottom.addTab(self.summary, "Summary")
+        self.bottom.addTab(self.scatter, "Search")
         self.bottom.addTab(self.log, "Log")
         right_split = QSplitter(Qt.Vertical)
         right_split.addWidget(self.charts)
@@ -144,6 +147,7 @@ class TrainTab(QWidget):
 
         self.poller = MetricPoller(self.tracking_uri, parent=self)
         self.poller.points.connect(self.charts.add_points)
+        self.search_view = SearchView(self.charts, self.poller, self.scatter, self.runs.ticked.__contains__, self)
         self.runs.chart_toggled.connect(self._chart_toggled)
         self.runs.stop_requested.connect(self.stop_run)
         self.runs.resume_requested.connect(self.resume)
@@ -158,7 +162,29 @@ class TrainTab(QWidget):
         )
         self._last_task = self.form.model.values["task.name"]
         self.form.changed.connect(self._form_changed)
+        self.search_form.follow_run_form()
         self._show_augmentation()
+
+    def _left_column(self) -> QWidget:
+        """The left column, top to bottom: the banner, the run and search forms, the augmentation
+        line, the buttons. Every part of it is added here."""
+        self.forms = QTabWidget()
+        self.forms.addTab(self.form, "Run")
+        self.forms.addTab(self.search_form, "Search")
+        augmentation_row = QHBoxLayout()
+        augmentation_row.addWidget(self.augmentation_line, 1)
+        augmentation_row.addWidget(self.auto_button, 0, Qt.AlignTop)
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.tune_button, self.stop_button, self.save_button, self.load_button):
+            buttons.addWidget(b)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.banner)
+        left_layout.addWidget(self.forms, 1)
+        left_layout.addLayout(augmentation_row)
+        left_layout.addLayout(buttons)
+        return left
 
     # ------------------------------------------------------------------ form
     def set_dataset(self, folder: str | Path, session=None) -> None:
@@ -203,6 +229,13 @@ class TrainTab(QWidget):
     def _valid_changed(self, valid: bool) -> None:
         self.train_button.setEnabled(valid)
         self.train_button.setToolTip("" if valid else "fix the fields marked in red first")
+        searchable = valid and self.search_form.is_valid
+        self.tune_button.setEnabled(searchable)
+        self.tune_button.setToolTip(
+            "Search the Search tab's space: one run per trial, ranked by its metric"
+            if searchable
+            else "fix the fields marked in red first (Run and Search tabs)"
+        )
         if self.form.suggest_button is not None:
             self.form.suggest_button.setEnabled(valid or self.lr_suggester.running)  # running: Cancel
         if valid:
@@ -318,6 +351,7 @@ class TrainTab(QWidget):
             self._model_choices_slot.start(_models_for, task, on_done=self.form.set_model_choices)
         if self._augmentation_source is not None:  # it follows the form's task and image size
             self._augmentation_source.set_run_config(self._form_config())
+        self.search_form.follow_run_form()  # its metric follows the task; it is checked with the run's values
         self._show_augmentation()
 
     def run_config(self):
@@ -336,49 +370,23 @@ class TrainTab(QWidget):
         self.banner.clear("augmentation")
         return config
 
-    def save_config(self, path: str | Path) -> Path:
-        config = self.run_config()
-        if config is None:
-            raise ValueError("the run form has errors; fix the fields marked in red first")
-        return config.save(path)
-
-    def load_config(self, path: str | Path) -> None:
-        from engine.config import RunConfig
-
-        config = RunConfig.load(path)  # ConfigError names the file and the key
-        self.form.load_config(config)
-        if self._augmentation_source is not None:
-            self._augmentation_source.load_config(config)  # its own steps become the panel's overrides
-        self._show_augmentation()
-
-    def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save run configuration", str(self.workspace / "run.yaml"), "YAML (*.yaml *.yml)"
-        )
-        if path:
-            try:
-                self.save_config(path)
-            except (ValueError, OSError) as exc:
-                self.show_error(f"Could not save {path}: {exc}", cause="file")
-            else:
-                self.banner.clear("file")
-
-    def _load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Load run configuration", str(self.workspace), "YAML (*.yaml *.yml)"
-        )
-        if path:
-            try:
-                self.load_config(path)
-            except (ValueError, OSError) as exc:
-                self.show_error(str(exc), cause="file")
-            else:
-                self.banner.clear("file")
-
     # ------------------------------------------------------------------ train / stop / resume
     def train(self) -> TrainingJob | None:
         config = self.run_config()
-        if config is None:
+        return None if config is None else self._launch(config, "train")
+
+    def tune(self) -> TrainingJob | None:
+        """Start a search of the search form's space around the run form's config."""
+        config = self.search_config()
+        return None if config is None else self._launch(config, TUNE)
+
+    def _launch(self, config, verb: str) -> TrainingJob | None:
+        """``python -m engine VERB`` of ``config``: a Ray job for a dashboard address, else a local process."""
+        from engine.orchestration.ray_cli import is_job_address
+
+        on_ray = is_job_address(config.compute.ray_address)
+        if verb == TUNE and on_ray:
+            self.show_error(launch.RAY_TUNE_REFUSED, cause="run")
             return None
         self.banner.clear("run")  # the last run's failure is not this one's
         if config.data.path:  # the next start on this dataset opens the form as it is now
@@ -386,40 +394,20 @@ class TrainTab(QWidget):
                 FormMemory.in_workspace(self.workspace).remember(config.data.path, self.form.remembered_values())
             except OSError as exc:  # a convenience: the run itself does not depend on it
                 self.message.emit(f"Could not remember the form for this dataset: {exc}")
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
-        if not config.tracking.run_name:  # a readable, distinct name (MLflow's generated ones repeat under a seed)
-            model = Path(config.model.checkpoint or config.task.name).name
-            tracking = config.tracking.model_copy(update={"run_name": f"{model}-{stamp[4:15]}"})
-            config = config.model_copy(update={"tracking": tracking})
-        from engine.orchestration.ray_cli import is_job_address
-
-        if is_job_address(config.compute.ray_address):
-            job = self._ray_job(config)
+        stamp = launch.launch_stamp()
+        config = launch.named_for_launch(config, verb, stamp)
+        if on_ray:
+            config, note = launch.for_ray_job(config, self.tracking_uri)
+            config.save(self.workspace / "configs" / f"ray-{config.tracking.run_name}.yaml")
+            job = RayJob(config, config.compute.ray_address, config.tracking.uri, parent=self)
+            if note:
+                self._append_log([f"[lightbox] {note}"])
         else:
-            path = config.save(self.workspace / "configs" / f"run-{stamp}.yaml")
-            job = ProcessJob(self.workspace, self.tracking_uri, config_path=path, parent=self)
+            path = config.save(launch.config_file(self.workspace, verb, stamp))
+            job = ProcessJob(self.workspace, self.tracking_uri, config_path=path, verb=verb, parent=self)
         job.label = config.tracking.run_name
         job.epochs = config.optim.epochs  # empty: the recipe's line says once the run has started
         return self._start(job)
-
-    def _ray_job(self, config) -> RayJob:
-        """The run as a Ray job that logs where it is charted from: ``tracking.uri``, else this workspace's store."""
-        if config.tracking.uri is None:
-            config = config.model_copy(
-                update={"tracking": config.tracking.model_copy(update={"uri": self.tracking_uri})}
-            )
-        uri = config.tracking.uri
-        config.save(self.workspace / "configs" / f"ray-{config.tracking.run_name}.yaml")
-        job = RayJob(config, config.compute.ray_address, uri, parent=self)
-        if uri.startswith(("sqlite:", "file:")):
-            self._append_log(
-                [
-                    f"[lightbox] note: the job logs to {uri}, a store on the cluster's machine; "
-                    "it is charted here only when the cluster runs on this machine (else set "
-                    "tracking.uri to an MLflow server, e.g. `lightbox server`)"
-                ]
-            )
-        return job
 
     def resume(self, run_id: str) -> ProcessJob:
         return self._start(ProcessJob(self.workspace, self.tracking_uri, resume_run_id=run_id, parent=self))
@@ -448,7 +436,7 @@ class TrainTab(QWidget):
         job = self.current_job()
         if job is not None:
             job.stop()
-            self.progress_label.setText("Stopping… (the run saves a checkpoint and ends KILLED)")
+            self.progress_label.setText(launch.stopping_text(getattr(job, "verb", "train")))
 
     def stop_run(self, run_id: str) -> None:
         """Stop from the runs table: our own child by the full protocol, any other run by its tag."""
@@ -462,6 +450,11 @@ class TrainTab(QWidget):
         slot.start(request_stop, self.tracking_uri, run_id, on_error=lambda m: self.message.emit(f"Stop failed: {m}"))
 
     def _run_found(self, job: TrainingJob, run_id: str) -> None:
+        if getattr(job, "verb", "train") == TUNE:  # the search's own run logs no curves: its trials are charted
+            self.search_view.follow(run_id)
+            self.refresh_runs()
+            self.run_started.emit(run_id)
+            return
         label = job.label or (self.runs.row_for(run_id).name if self.runs.row_for(run_id) else run_id[:8])
         self.charts.add_run(run_id, label)
         self.runs.set_ticked(run_id, True)
@@ -479,23 +472,17 @@ class TrainTab(QWidget):
         return None
 
     def _show_progress(self, job: TrainingJob, progress: Progress) -> None:
-        name = job.run_id[:8] if job.run_id else "new run"
-        self.progress_label.setText(f"{name}: {progress.describe(job.epochs, self._charted_step(job))}")
+        self.progress_label.setText(launch.progress_line(job, self._charted_step(job)))
 
     def _show_state(self, job: TrainingJob, text: str) -> None:
         """A Ray job's state, with its newest progress event when its log has one, else the newest charted step."""
-        step = self._charted_step(job)
-        progress = job.last_progress
-        if progress is not None:
-            self.progress_label.setText(f"{text} · {progress.describe(job.epochs, step)}")
-        else:
-            self.progress_label.setText(text + (f" · step {step}" if step is not None else ""))
+        self.progress_label.setText(launch.progress_line(job, self._charted_step(job), text))
 
     def _job_finished(self, job: TrainingJob, code: int) -> None:
         self.stop_button.setEnabled(self.current_job() is not None)
         self.progress_label.setText(f"{job.run_id[:8] if job.run_id else 'run'}: {job.ended_text(code)}")
         if job.failure:  # the engine's own reason, not only an exit code
-            self.show_error(f"Training failed: {job.failure}", cause="run")
+            self.show_error(launch.failure_text(getattr(job, "verb", "train"), job.failure), cause="run")
         self.poller.poll()
         self.refresh_runs()
 
@@ -513,6 +500,7 @@ class TrainTab(QWidget):
 
     def _runs_loaded(self, rows) -> None:
         self.banner.clear("runs")
+        self.search_view.show_rows(rows)  # first: a live trial is then read by the live poller
         self.runs.set_rows(rows)
         for row in rows:  # runs still going (e.g. left running by an earlier session) are charted again
             # A search's trials are not ticked here: the runs tree ticks its best one (chart_toggled).
@@ -527,6 +515,8 @@ class TrainTab(QWidget):
                 self._chart_toggled(row.run_id, row.name, True, live=True)
 
     def _chart_toggled(self, run_id: str, label: str, ticked: bool, live: bool = False) -> None:
+        if not ticked and self.search_view.holds(run_id):
+            return  # a trial of a search shown on the charts: it stays, drawn thin
         if ticked:
             self.charts.add_run(run_id, label or run_id[:8])
             self.poller.watch(run_id, live=live)
@@ -535,6 +525,7 @@ class TrainTab(QWidget):
             self.charts.remove_run(run_id)
 
     def _selected(self, row) -> None:
+        self.search_view.select(row)
         if row is None or row.status in ("RUNNING", "SCHEDULED"):
             self._summary_slot.cancel()  # a summary still being read is no longer the selected run's
             self.summary.clear()

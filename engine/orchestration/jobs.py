@@ -33,6 +33,8 @@ from engine.tracking.tags import HEARTBEAT_TAG, LAUNCH_ID_ENV, LAUNCH_ID_TAG
 
 LOST_AFTER_S = 30.0  # six missed heartbeats
 STOP_GRACE_S = 30.0  # after the stop tag, before terminate
+# A search, after the stop tag, ends its running trials and closes every trial's run before it exits.
+SEARCH_STOP_GRACE_S = 120.0
 KILL_GRACE_S = 10.0  # after terminate, before kill
 LOST = "LOST"
 ACTIVE_STATUSES = ("RUNNING", "SCHEDULED")
@@ -43,6 +45,38 @@ def new_launch_id() -> str:
     return uuid.uuid4().hex
 
 
+VERBS = ("train", "tune")
+
+
+def engine_command(
+    verb: str,
+    config_path: str | Path | None = None,
+    *,
+    workspace: str | Path,
+    tracking_uri: str | None = None,
+    resume_run_id: str | None = None,
+    python: str | None = None,
+) -> list[str]:
+    """The command line of a local job: ``python -m engine VERB --config PATH`` (a run resumes with
+    ``--resume ID``), with the workspace and its tracking store made explicit, so the child and the
+    app agree."""
+    if verb not in VERBS:
+        raise ValueError(f"a job runs one of {', '.join(VERBS)}, not {verb!r}")
+    if config_path is None and resume_run_id is None:
+        resumable = " or a run id to resume" if verb == "train" else ""
+        raise ValueError(f"a {verb} command needs a config file{resumable}")
+    if resume_run_id is not None and verb != "train":
+        raise ValueError("only a training run resumes; a search starts again from its config")
+    cmd = [python or sys.executable, "-u", "-m", "engine", verb, "--workspace", str(Path(workspace).resolve())]
+    if config_path is not None:
+        cmd += ["--config", str(Path(config_path).resolve())]
+    if resume_run_id is not None:
+        cmd += ["--resume", resume_run_id]
+    if tracking_uri:
+        cmd += ["--tracking-uri", tracking_uri]
+    return cmd
+
+
 def train_command(
     config_path: str | Path | None = None,
     *,
@@ -51,18 +85,17 @@ def train_command(
     resume_run_id: str | None = None,
     python: str | None = None,
 ) -> list[str]:
-    """The command line of a local run: ``python -m engine train --config PATH`` (or ``--resume ID``)
-    with the workspace and its tracking store made explicit, so the child and the app agree."""
-    if config_path is None and resume_run_id is None:
-        raise ValueError("a training command needs a config file or a run id to resume")
-    cmd = [python or sys.executable, "-u", "-m", "engine", "train", "--workspace", str(Path(workspace).resolve())]
-    if config_path is not None:
-        cmd += ["--config", str(Path(config_path).resolve())]
-    if resume_run_id is not None:
-        cmd += ["--resume", resume_run_id]
-    if tracking_uri:
-        cmd += ["--tracking-uri", tracking_uri]
-    return cmd
+    """``python -m engine train --config PATH`` (or ``--resume ID``): see :func:`engine_command`."""
+    return engine_command(
+        "train", config_path, workspace=workspace, tracking_uri=tracking_uri, resume_run_id=resume_run_id, python=python
+    )
+
+
+def tune_command(
+    config_path: str | Path, *, workspace: str | Path, tracking_uri: str | None = None, python: str | None = None
+) -> list[str]:
+    """``python -m engine tune --config PATH``: a search, whose job's run is the search's parent run."""
+    return engine_command("tune", config_path, workspace=workspace, tracking_uri=tracking_uri, python=python)
 
 
 def child_environment(launch_id: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -75,14 +108,22 @@ def child_environment(launch_id: str, base: Mapping[str, str] | None = None) -> 
 
 
 def find_launched_run(tracking_uri: str, launch_id: str) -> str | None:
-    """MLflow run id of the run a launch created, or None while it has not started logging."""
+    """MLflow run id of the run a launch created (a search's parent run), or None while it has not started logging."""
     from engine.tracking.client import all_experiment_ids, client, search_runs, tag_is
 
     mlflow_client = client(tracking_uri)
     experiments = all_experiment_ids(mlflow_client)
     if not experiments:
         return None
-    runs = search_runs(mlflow_client, experiments, tag_is(LAUNCH_ID_TAG, launch_id), max_results=1)
+    # The first run the launch opened: a search's trials inherit the launch id through Ray's
+    # workers, and the job's run is the search's own (parent) run, opened before any trial.
+    runs = search_runs(
+        mlflow_client,
+        experiments,
+        tag_is(LAUNCH_ID_TAG, launch_id),
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
     return runs[0].info.run_id if runs else None
 
 
@@ -283,8 +324,8 @@ def relay(command: list[str], log_path: str | Path) -> int:
 
 
 class LocalJob(Job):
-    """``python -m engine train`` as a child process of this one (the CLI's and the tests' kind;
-    the app runs the same command line under a QProcess)."""
+    """``python -m engine train`` (or ``tune``: ``verb``) as a child process of this one (the CLI's
+    and the tests' kind; the app runs the same command line under its own process job)."""
 
     kind = "local"
 
@@ -296,11 +337,12 @@ class LocalJob(Job):
         resume_run_id: str | None = None,
         log_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
+        verb: str = "train",
     ) -> None:
         super().__init__(tracking_uri, run_id=resume_run_id)
         self.workspace = Path(workspace)
-        self.command = train_command(
-            config_path, workspace=workspace, tracking_uri=tracking_uri, resume_run_id=resume_run_id
+        self.command = engine_command(
+            verb, config_path, workspace=workspace, tracking_uri=tracking_uri, resume_run_id=resume_run_id
         )
         self.log_path = Path(log_path) if log_path else self.workspace / "runs" / "launches" / f"{self.launch_id}.log"
         self._env = env
@@ -348,6 +390,7 @@ __all__ = [
     "Job",
     "LocalJob",
     "LOST",
+    "SEARCH_STOP_GRACE_S",
     "StopSequence",
     "child_environment",
     "effective_status",
@@ -356,7 +399,9 @@ __all__ = [
     "relay",
     "relay_command",
     "run_status",
+    "engine_command",
     "train_command",
+    "tune_command",
 ]
 
 

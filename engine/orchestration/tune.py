@@ -111,6 +111,19 @@ def to_tune_space(space: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def space_params(space: Mapping[str, Any]) -> dict[str, str]:
+    """The search space as the parent run's params, ``space.<dotted path>``: each entry as JSON
+    (``{"type": "loguniform", "low": 0.0001, "high": 0.01}``), so a reader knows which settings
+    were searched and how; a Ray distribution given directly is named by its class."""
+    out = {}
+    for key, param in space.items():
+        if hasattr(param, "model_dump"):
+            param = param.model_dump(mode="json")
+        text = json.dumps(param) if isinstance(param, dict) else type(param).__name__
+        out[f"space.{_config_path(str(key))}"] = text
+    return out
+
+
 # ---------------------------------------------------------------------- inside a trial
 def _trial(params: dict[str, Any], **settings: Any) -> None:
     """Tune's trainable. Its work lives in :mod:`engine.orchestration.tune_trial`, imported here,
@@ -184,7 +197,8 @@ def search(
     if not mlflow_available():
         raise SearchError("a search records its trials in MLflow: install mlflow (pip install mlflow)")
     search_cfg = config.search or SearchConfig()
-    space = to_tune_space(search_space if search_space is not None else search_cfg.space)
+    given = search_space if search_space is not None else search_cfg.space
+    space = to_tune_space(given)
     if not config.data.path:
         raise SearchError("no dataset: set data.path (or pass --data DIR)")
     data_path = Path(config.data.path).expanduser().resolve()
@@ -223,7 +237,7 @@ def search(
                     "search.metric": metric,
                     "search.mode": mode,
                     "search.scheduler": search_cfg.scheduler,
-                    **{f"space.{k}": str(v) for k, v in space.items()},
+                    **space_params(given),
                 }
             )
             run.log_config(config.to_yaml())
@@ -386,4 +400,4 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["SearchError", "SearchResult", "search", "to_tune_space"]
+__all__ = ["SearchError", "SearchResult", "search", "space_params", "to_tune_space"]
