@@ -31,6 +31,8 @@ SPACE = "space"
 #: a search ranks its trials by it unless the user picks another metric.
 TASK_SCORES = {"classification": "val/accuracy", "detection": "val/map", "segmentation": "val/miou"}
 LOSS_METRIC = ("val/loss", "min")
+#: The sections whose settings a search varies most often, in the order "Search" offers them.
+SEARCHED_MOST = ("optim", "model", "augmentation", "data", "compute")
 NO_SPACE = "search at least one setting: add one under Search space (the others keep the run form's values)"
 _ENTRY = re.compile(r'^search\.space(?:\["([^"]+)"\]|\.([^.\[]+))(.*)$')
 
@@ -187,8 +189,11 @@ class SearchFormModel:
             self.values["mode"] = mode
 
     def searchable(self) -> list[str]:
-        """Tunable settings not searched yet (the rest keep the run form's values)."""
-        return [p for p in self.tunable if p not in self.space]
+        """Tunable settings not searched yet, the ones searched most first (optimisation, then model,
+        augmentation, data and compute), each section in the schema's order."""
+        rank = {section: i for i, section in enumerate(SEARCHED_MOST)}
+        free = [p for p in self.tunable if p not in self.space]
+        return sorted(free, key=lambda p: rank.get(p.split(".", 1)[0], len(rank)))
 
     def add(self, path: str, run_value: Any = None) -> SearchedSetting:
         """Search ``path``, starting from a distribution that suits its type around ``run_value``."""

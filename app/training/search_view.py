@@ -1,7 +1,7 @@
 """A search on the Train tab's charts and scatter: every trial overlaid, the best one highlighted.
 
-Two searches are shown this way: the ones this tab started (followed from their parent run
-until they end) and the one selected in the runs table. Each refresh of the runs list
+Two kinds of search are shown this way: the ones going (started here, or left running by an
+earlier session: followed from their parent run) and the one selected in the runs table. Each refresh of the runs list
 (:meth:`SearchView.show_rows`, rows already read in the background) adds the trials that have
 started to the charts and the poller, restyles them (the best thick, the others thin and
 faint: ``chart_data.curve_style``) and redraws the scatter. A trial leaves the charts when
@@ -61,6 +61,9 @@ class SearchView(QObject):
     def show_rows(self, rows: list[RunRow]) -> None:
         """The runs list was read again: chart new trials, move the highlight, redraw the scatter."""
         self._rows = rows
+        for row in rows:  # a search going (one left running by an earlier session too) is followed
+            if row.is_search and row.status == "RUNNING" and row.run_id not in self.followed:
+                self.followed.append(row.run_id)
         by_id = {r.run_id: r for r in rows}
         groups = trials_of(rows)
         wanted = [s for s in dict.fromkeys(self.shown()) if s in groups]

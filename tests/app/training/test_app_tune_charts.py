@@ -83,3 +83,11 @@ def test_the_selected_search_is_on_the_scatter_and_its_trials_leave_when_it_is_n
     search_view.select(None)
     assert set(search_view.charts.runs) == {"t2"} and search_view.charts.roles == {}
     assert search_view.scatter.points is None
+
+
+def test_a_search_still_running_when_the_app_opens_is_charted_with_its_trials(view):
+    search_view, _ticked = view
+    rows = [_row("S", search=True), _row("t1", 0.9, "S"), _row("t2", 0.5, "S")]  # left running earlier
+    search_view.show_rows(rows)
+    assert set(search_view.charts.runs) == {"t1", "t2"} and search_view.charts.roles["t2"] == "best"
+    assert search_view.scatter.points.search_id == "S"

@@ -27,6 +27,8 @@ def test_the_form_is_generated_from_the_search_schema(schema):
     assert [f.path for f in model.distributions["choice"].fields] == ["values"]
     assert list(model.tunable) == tunable_field_paths()
     assert model.tunable["optim.seed"].kind == "int"  # a number without bounds is still a number here
+    offered = model.searchable()
+    assert sorted(offered) == sorted(tunable_field_paths()) and offered[:2] == ["optim.epochs", "optim.max_steps"]
 
 
 def test_each_problem_is_at_the_field_the_config_names(schema):
