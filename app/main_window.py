@@ -1,4 +1,5 @@
-"""Lightbox's main window: open a dataset, browse it, look at images, read its health, preview augmentations.
+"""Lightbox's main window: open a dataset, browse it, look at images, read its health, preview augmentations,
+train, and see where a finished run is wrong (the Evaluate tab, one click from the images).
 
 Opening a folder runs in a background task (find splits, index, check files)
 with progress and a Cancel button; the window stays responsive and a broken
@@ -85,6 +86,11 @@ class MainWindow(QMainWindow):
         self.train_host.setLayout(QVBoxLayout())
         self.train_tab = None  # built on first use (charts, MLflow reads)
         self.tabs.addTab(self.train_host, "Train")
+        self.evaluate_host = QWidget()
+        self.evaluate_host.setLayout(QVBoxLayout())
+        self.evaluate_view = None  # built on first use (pyqtgraph)
+        self.evaluate_link = None  # what ties it to Browse and Image (training.evaluate_link)
+        self.tabs.addTab(self.evaluate_host, "Evaluate")
         self.tabs.currentChanged.connect(self._tab_changed)
 
         central = QWidget()
@@ -263,6 +269,8 @@ class MainWindow(QMainWindow):
         self.set_current(refs[0] if refs else None)
         if self.train_tab is not None:
             self.train_tab.set_dataset(session.root, session)
+        if self.evaluate_link is not None:
+            self.evaluate_link.dataset_opened()
         self._apply_pending_config()
 
     def _show_summary(self) -> None:
@@ -468,6 +476,8 @@ class MainWindow(QMainWindow):
             self._ensure_train_tab()
         if self.tabs.widget(index) is self.train_host:
             self._ensure_train_tab()
+        if self.tabs.widget(index) is self.evaluate_host:
+            self._ensure_evaluate_view()
         self._sync_current()
 
     def _ensure_train_tab(self) -> None:
@@ -477,6 +487,8 @@ class MainWindow(QMainWindow):
             self.train_tab = TrainTab(self.workspace)
             self.train_tab.augmentation_source = self.augment
             self.train_tab.message.connect(self.show_error)
+            self.train_tab.runs.evaluate_requested.connect(self.evaluate_run)
+            self.train_tab.runs.predict_requested.connect(self._predict_with_run)
             suggester = self.train_tab.lr_suggester
             suggester.busy.connect(self._suggest_busy)
             suggester.steps.connect(self._suggest_steps)
@@ -488,6 +500,30 @@ class MainWindow(QMainWindow):
             self._freeze_timer.start()  # once the tab's background imports (MLflow) are done
         elif self.train_tab.augmentation_source is not self.augment:
             self.train_tab.augmentation_source = self.augment
+
+    # ---------------------------------------------------------------- evaluation of a run
+    def _ensure_evaluate_view(self):
+        if self.evaluate_view is None:
+            from .training.evaluate_link import EvaluateLink
+            from .training.evaluate_view import EvaluateView
+
+            tracking_uri = self.train_tab.tracking_uri if self.train_tab is not None else None
+            self.evaluate_view = EvaluateView(self.workspace, tracking_uri)
+            self.evaluate_link = EvaluateLink(self, self.evaluate_view)
+            self.evaluate_host.layout().addWidget(self.evaluate_view)
+        return self.evaluate_view
+
+    def evaluate_run(self, run_id: str) -> None:
+        """Show ``run_id``'s evaluation in the Evaluate tab (the Runs table's Evaluate)."""
+        view = self._ensure_evaluate_view()
+        row = self.train_tab.runs.row_for(run_id) if self.train_tab is not None else None
+        view.show_run(run_id, row.run_dir if row else None, row.name if row else "")
+        self.tabs.setCurrentWidget(self.evaluate_host)
+
+    def _predict_with_run(self, run_id: str) -> None:
+        from .training.predict_dialog import open_predict_dialog
+
+        open_predict_dialog(self.train_tab, self.workspace, self.train_tab.tracking_uri, run_id=run_id)
 
     def _suggest_busy(self, busy: bool) -> None:
         self.suggest_progress.setRange(0, 0)  # busy until the first step is counted
@@ -554,6 +590,8 @@ class MainWindow(QMainWindow):
         for dialog in self.findChildren(QDialog, DIALOG_NAME):
             dialog.close()  # stops its predictor: no child process outlives the window
         self._preload_timer.stop()  # a closed window has nothing to preload for
+        if self.evaluate_view is not None:
+            self.evaluate_view.cancel_evaluation()  # no `engine eval` child outlives the window
         for slot in (self._open_slot, self._check_slot):  # join: no worker may outlive the window it reports to
             if not slot.join(CLOSE_JOIN_S):
                 self.status_text.setText("Background work is still stopping…")

@@ -5,6 +5,10 @@ Only rows the view paints ask for their thumbnail (``thumbnail_model``), so a
 go through ``DatasetSession.select`` (numpy), and the model is reset with the
 new list of refs; nothing here reads a file on the GUI thread. The cards are
 painted by ``thumbnail_grid``, the category histogram is ``histogram``.
+
+A run's evaluation adds its own lists (``set_run_filters``): "has false positives",
+"has misses", "misclassified", a confusion cell's images; each keeps its own order (worst
+first, or most confident first), and "worst first" sorts any selection by the run's error.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from .thumbnails import ThumbnailLoader
 SEARCH_DELAY_MS = 200
 ALL_SPLITS = "All splits"
 ALL_CATEGORIES = "All categories"
+ALL_RUN_IMAGES = "All images"
+WORST_FIRST = "worst first"  # a sort that exists while a run's evaluation is shown
 
 
 class DatasetBrowser(QWidget):
@@ -61,6 +67,13 @@ class DatasetBrowser(QWidget):
         self.problems_check.setToolTip("Show only the images the health check found problems in")
         self.sort_combo = QComboBox()
         self.sort_combo.addItems(list(SORT_KEYS))
+        # A run's evaluation: its lists of images, and each image's error score.
+        self.run_label = ""
+        self.run_lists: dict[str, list[ImageRef]] = {}
+        self.run_errors: dict[ImageRef, float] = {}
+        self.run_combo = QComboBox()
+        self.run_combo.setToolTip("Images of the evaluated run: where it is wrong")
+        self.run_combo.hide()
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
         self.size_slider.setRange(64, 256)
         self.size_slider.setSingleStep(32)
@@ -92,6 +105,7 @@ class DatasetBrowser(QWidget):
         bar.addSpacing(8)
         bar.addWidget(self.problems_check)
         bar.addSpacing(6)
+        bar.addWidget(self.run_combo)  # no spacing of its own: hidden, it takes no room
         bar.addWidget(QLabel("Sort by:"))
         bar.addWidget(self.sort_combo)
         bar.addStretch(1)
@@ -153,6 +167,7 @@ class DatasetBrowser(QWidget):
         self.category_combo.currentIndexChanged.connect(self._apply_filters)
         self.problems_check.toggled.connect(self._apply_filters)
         self.sort_combo.currentIndexChanged.connect(self._apply_filters)
+        self.run_combo.currentIndexChanged.connect(self._apply_filters)
         self.size_slider.valueChanged.connect(self._apply_thumb_size)
         self.view.activated.connect(self._activated)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
@@ -160,6 +175,8 @@ class DatasetBrowser(QWidget):
 
     # ---------------------------------------------------------------- public API
     def set_session(self, session: DatasetSession | None) -> None:
+        if session is not self.session:  # a run's lists name the images of the dataset open before
+            self._forget_run()
         self.session = session
         self.pages.setCurrentIndex(0 if session is None else 1)
         self.model.set_session(session)
@@ -213,13 +230,86 @@ class DatasetBrowser(QWidget):
         self.view.scrollTo(index)
         return True
 
+    # ---------------------------------------------------------------- a run's evaluation
+    def set_run_filters(self, label: str, lists: dict[str, list[ImageRef]], errors: dict[ImageRef, float]) -> None:
+        """Offer a run's lists of images (by name, each in its own order) and sort by its ``errors``."""
+        chosen = self.run_combo.currentText() if label == self.run_label else ALL_RUN_IMAGES
+        self.run_label, self.run_lists, self.run_errors = label, dict(lists), dict(errors)
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        self.run_combo.addItem(ALL_RUN_IMAGES)
+        self.run_combo.addItems(list(self.run_lists))
+        self.run_combo.setCurrentIndex(max(0, self.run_combo.findText(chosen)))
+        self.run_combo.setToolTip(f"Images of the evaluated run {label}: where it is wrong")
+        self.run_combo.blockSignals(False)
+        self.run_combo.setVisible(bool(self.run_lists))
+        self.sort_combo.blockSignals(True)
+        if self.sort_combo.findText(WORST_FIRST) < 0:
+            self.sort_combo.addItem(WORST_FIRST)
+        self.sort_combo.blockSignals(False)
+        self._apply_filters()
+
+    def show_run_list(self, title: str, refs: list[ImageRef]) -> None:
+        """Show the images ``refs`` in their order (a confusion cell's, a filter's), named ``title``;
+        the dataset's own filters are cleared, so all of them show."""
+        self.run_lists[title] = list(refs)
+        for combo in (self.split_combo, self.category_combo):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(0)
+            combo.blockSignals(False)
+        self.problems_check.blockSignals(True)
+        self.problems_check.setChecked(False)
+        self.problems_check.blockSignals(False)
+        self.search_edit.blockSignals(True)
+        self.search_edit.clear()
+        self.search_edit.blockSignals(False)
+        self.run_combo.blockSignals(True)
+        if self.run_combo.count() == 0:
+            self.run_combo.addItem(ALL_RUN_IMAGES)
+        if self.run_combo.findText(title) < 0:
+            self.run_combo.addItem(title)
+        self.run_combo.setCurrentIndex(self.run_combo.findText(title))
+        self.run_combo.blockSignals(False)
+        self.run_combo.show()
+        self._apply_filters()
+        if self.model.refs:
+            self.select_ref(self.model.refs[0])
+
+    def clear_run_filters(self) -> None:
+        self._forget_run()
+        self._apply_filters()
+
+    def _forget_run(self) -> None:
+        self.run_label, self.run_lists, self.run_errors = "", {}, {}
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        self.run_combo.blockSignals(False)
+        self.run_combo.hide()
+        self.sort_combo.blockSignals(True)
+        if self.sort_combo.currentText() == WORST_FIRST:
+            self.sort_combo.setCurrentIndex(0)
+        if self.sort_combo.findText(WORST_FIRST) >= 0:
+            self.sort_combo.removeItem(self.sort_combo.findText(WORST_FIRST))
+        self.sort_combo.blockSignals(False)
+
+    def _run_order(self, refs: list[ImageRef]) -> list[ImageRef]:
+        """``refs`` narrowed to the chosen run list (in its order), or sorted worst first."""
+        if self.run_combo.currentIndex() > 0 and self.run_combo.currentText() in self.run_lists:
+            keep = set(refs)
+            return [r for r in self.run_lists[self.run_combo.currentText()] if r in keep]
+        if self.sort_combo.currentText() == WORST_FIRST:
+            errors = self.run_errors
+            return sorted(refs, key=lambda r: -errors.get(r, -1.0))  # stable: images not evaluated last
+        return refs
+
     # ---------------------------------------------------------------- filters
     def _filters(self) -> dict:
+        sort = self.sort_combo.currentText()
         return dict(
             split=self.split_combo.currentText() if self.split_combo.currentIndex() > 0 else None,
             category=(self.category_combo.currentText() if self.category_combo.currentIndex() > 0 else None),
             with_problems=self.problems_check.isChecked(),
-            sort=self.sort_combo.currentText(),
+            sort=sort if sort in SORT_KEYS else SORT_KEYS[0],
             name_contains=self.search_edit.text(),
         )
 
@@ -230,7 +320,7 @@ class DatasetBrowser(QWidget):
             self._update_histogram()
             return
         current = self.current_ref()
-        self.model.set_refs(self.session.select(**self._filters()))
+        self.model.set_refs(self._run_order(self.session.select(**self._filters())))
         if current is not None:
             self.select_ref(current)
         self._update_status()
@@ -247,7 +337,14 @@ class DatasetBrowser(QWidget):
         self.no_matches.setVisible(empty)
 
     def _set_filters_enabled(self, enabled: bool) -> None:
-        for widget in (self.search_edit, self.split_combo, self.category_combo, self.problems_check, self.sort_combo):
+        for widget in (
+            self.search_edit,
+            self.split_combo,
+            self.category_combo,
+            self.problems_check,
+            self.sort_combo,
+            self.run_combo,
+        ):
             widget.setEnabled(enabled)
 
     def _apply_thumb_size(self, size: int) -> None:
@@ -265,6 +362,7 @@ class DatasetBrowser(QWidget):
             f"{plural(session.num_images, 'image')} · "
             f"{plural(session.num_annotations, 'annotation')} · "
             f"{len(self.model.refs):,} shown · {self.model.images_with_problems():,} with problems"
+            + (f" · {self.run_combo.currentText()}" if self.run_combo.currentIndex() > 0 else "")
         )
 
     def _update_histogram(self) -> None:

@@ -44,6 +44,10 @@ class Prediction:
     category_id: int | None = None
     bbox: tuple[float, float, float, float] | None = None  # x, y, w, h in the image's pixels
     rle: dict | None = None  # COCO RLE (compressed counts), the image's size
+    # Set when the predictions come from a run's evaluation: "tp", "fp" (with its reason), or "fn"
+    # for a ground-truth box (its score: that of the prediction that found it, -inf when none did).
+    outcome: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -60,10 +64,17 @@ class PredictionSet:
         return sum(len(p) for p in self.by_file.values())
 
 
+OUTCOME_WORDS = {"tp": "true positive", "fp": "false positive", "fn": "missed ground truth"}
+
+
 def describe(prediction: Prediction) -> str:
     """A prediction's fields, as the Image view's info panel lists them."""
+    if prediction.outcome == "fn":
+        return f"missed ground truth (no prediction above the threshold found it)\ncategory: {prediction.name}"
     lines = [
-        "prediction (dashed)",
+        "prediction (dashed)"
+        + (f": {OUTCOME_WORDS[prediction.outcome]}" if prediction.outcome in OUTCOME_WORDS else "")
+        + (f" ({prediction.reason})" if prediction.reason else ""),
         f"category: {prediction.name}"
         + (f" (id {prediction.category_id})" if prediction.category_id is not None else ""),
         f"score: {prediction.score:.3f}",
@@ -76,8 +87,13 @@ def describe(prediction: Prediction) -> str:
 
 
 def above(predictions: list[Prediction], min_score: float) -> list[Prediction]:
-    """The predictions scored at least ``min_score``."""
-    return [p for p in predictions if p.score >= min_score]
+    """The predictions scored at least ``min_score`` (a ground-truth box's "fn" entry is no prediction)."""
+    return [p for p in predictions if p.score >= min_score and p.outcome != "fn"]
+
+
+def missed(predictions: list[Prediction], min_score: float) -> list[Prediction]:
+    """The ground-truth boxes no prediction scored at least ``min_score`` found."""
+    return [p for p in predictions if p.outcome == "fn" and p.score < min_score]
 
 
 # ---------------------------------------------------------------------- reading

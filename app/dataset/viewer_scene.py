@@ -39,7 +39,9 @@ from .viewer_state import category_name
 ANN_ID, KIND, CATEGORY, COLOUR, CROWD, SCORE, PREDICTION = range(7)
 _Z = {"image": 0, "mask": 1, "polygon": 2, "box": 3, "label": 4}
 # Predictions sit above ground truth, so a dashed box is never hidden under a solid one.
-_Z.update({"pred_mask": 1.5, "pred_frame": 5, "pred_box": 5, "pred_label": 6})
+_Z.update({"pred_mask": 1.5, "pred_frame": 5, "pred_box": 5, "pred_label": 6, "miss_box": 4.5, "miss_label": 6})
+# A run's evaluation colours by outcome instead of category: found, wrong, and ground truth missed.
+OUTCOME_COLOURS = {"tp": QColor("#2e7d32"), "fp": QColor("#d32f2f"), "fn": QColor("#ff8f00")}
 PREDICTED_MASK_ALPHA = 255  # the mask's own opacity comes from the item (the panel's slider)
 UNKNOWN_COLOUR = QColor(*UNKNOWN_RGB)
 LABELS_AT_FULL_OPACITY = 30  # more labels than this on one image fade
@@ -220,10 +222,19 @@ class AnnotationScene(QGraphicsScene):
         self.prediction_items = []
         for k, prediction in enumerate(predictions):
             tag = f"{prediction.name} {prediction.score:.2f}"
+            if prediction.outcome == "fp":
+                tag = f"FP {prediction.reason or ''}: {tag}".replace(" :", ":")
+            if prediction.outcome == "fn" and prediction.bbox is not None:
+                x, y, w, h = prediction.bbox
+                self._add_prediction(QGraphicsRectItem(x, y, w, h), prediction, "miss_box", k)
+                label = _LabelItem(f"missed {prediction.name}", self._prediction_colour(prediction), float(w))
+                label.setPos(QPointF(x, y))
+                self._add_prediction(label, prediction, "miss_label", k)
+                continue
             if prediction.bbox is not None:
                 x, y, w, h = prediction.bbox
                 self._add_prediction(QGraphicsRectItem(x, y, w, h), prediction, "pred_box", k)
-                label = _LabelItem(tag, self.colour_of(prediction.name), float(w), predicted=True)
+                label = _LabelItem(tag, self._prediction_colour(prediction), float(w), predicted=True)
                 label.setPos(QPointF(x, y))
             elif prediction.rle is not None:
                 label = _LabelItem(tag, self.colour_of(prediction.name), None, predicted=True)
@@ -231,7 +242,7 @@ class AnnotationScene(QGraphicsScene):
             else:  # classification: the whole image is the prediction
                 frame = QGraphicsRectItem(self.content.adjusted(2 * k, 2 * k, -2 * k, -2 * k))
                 self._add_prediction(frame, prediction, "pred_frame", k)
-                label = _LabelItem(tag, self.colour_of(prediction.name), None, predicted=True)
+                label = _LabelItem(tag, self._prediction_colour(prediction), None, predicted=True)
                 label.setPos(QPointF(0, 0))
             self._add_prediction(label, prediction, "pred_label", k)
 
@@ -249,8 +260,12 @@ class AnnotationScene(QGraphicsScene):
             item.setOffset(x0, y0)
             self._add_prediction(item, predictions[k], "pred_mask", k)
 
+    def _prediction_colour(self, prediction: Prediction) -> QColor:
+        outcome = OUTCOME_COLOURS.get(prediction.outcome or "")
+        return QColor(outcome) if outcome is not None else self.colour_of(prediction.name)
+
     def _add_prediction(self, item: QGraphicsItem, prediction: Prediction, kind: str, k: int) -> None:
-        colour = self.colour_of(prediction.name)
+        colour = self._prediction_colour(prediction)
         item.setData(PREDICTION, k)
         item.setData(KIND, kind)
         item.setData(CATEGORY, prediction.name)
@@ -261,6 +276,13 @@ class AnnotationScene(QGraphicsScene):
             pen = QPen(colour, 2.0, Qt.PenStyle.DashLine)
             pen.setCosmetic(True)
             item.setPen(pen)
+        elif kind == "miss_box":  # solid and thick: the ground truth itself, marked as missed
+            pen = QPen(colour, 4.0)
+            pen.setCosmetic(True)
+            item.setPen(pen)
+            fill = QColor(colour)
+            fill.setAlpha(50)
+            item.setBrush(fill)
         self.addItem(item)
         self.prediction_items.append(item)
 

@@ -15,7 +15,7 @@ from typing import Any
 from engine.data.coco_index import SEG_POLYGON, SEG_RLE, CocoIndex
 from engine.data.health import plural
 
-from .predictions import Prediction, above
+from .predictions import Prediction, above, missed
 from .session import DatasetSession, ImageRef
 
 LAYERS = ("boxes", "masks", "labels")
@@ -28,6 +28,8 @@ LAYER_OF_KIND = {
     "pred_frame": "boxes",  # a classification's prediction: a frame around the whole image
     "pred_mask": "masks",
     "pred_label": "labels",
+    "miss_box": "boxes",  # a run's evaluation: a ground-truth box no prediction above the threshold found
+    "miss_label": "labels",
 }
 DEFAULT_MIN_SCORE = 0.5
 DEFAULT_PREDICTION_OPACITY = 0.45
@@ -176,12 +178,11 @@ class ViewerState:
         return self.show_truth and self.layers[LAYER_OF_KIND[kind]] and self.is_category_visible(category)
 
     def is_prediction_shown(self, kind: str, category: str, score: float) -> bool:
-        """Whether a prediction's overlay of ``kind`` ('pred_box', 'pred_mask', ...) is drawn."""
+        """Whether a prediction's overlay of ``kind`` ('pred_box', 'pred_mask', ...) is drawn; a missed box
+        ('miss_box', 'miss_label': ``score`` is the score that found it) while the threshold is above that."""
+        found = score < self.min_score if kind.startswith("miss_") else score >= self.min_score
         return (
-            self.show_predictions
-            and score >= self.min_score
-            and self.layers[LAYER_OF_KIND[kind]]
-            and self.is_category_visible(category)
+            self.show_predictions and found and self.layers[LAYER_OF_KIND[kind]] and self.is_category_visible(category)
         )
 
     # ------------------------------------------------------------------ predictions
@@ -229,7 +230,11 @@ class ViewerState:
         if self.ref is not None and self.ref not in self.predictions:
             return "This image was not predicted."
         kept = above(found, self.min_score)
-        text = f"{len(kept)} of {plural(len(found), 'prediction')} with score ≥ {self.min_score:.2f}"
+        total = sum(p.outcome != "fn" for p in found)
+        text = f"{len(kept)} of {plural(total, 'prediction')} with score ≥ {self.min_score:.2f}"
+        if any(p.outcome for p in found):
+            false = sum(p.outcome == "fp" for p in kept)
+            text += f": {len(kept) - false} TP, {false} FP, {len(missed(found, self.min_score))} missed"
         return text if self.show_predictions else text + " (hidden)"
 
     def select(self, ann_id: int | None) -> None:

@@ -6,6 +6,9 @@ are written upright when they fit their column and turned on their side when not
 longer than its room loses its middle, not the end that tells it apart (the whole name is
 in the cell's tooltip), and when cells are smaller than a line of text only every k-th
 name is written.
+
+Counts or each row divided by its sum (``set_normalised``); a click on a cell says which
+(``cell_clicked``), so the Evaluate view can show the images behind it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QFontMetricsF, QPainter
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QFontMetricsF, QImage, QPainter
 from PySide6.QtWidgets import QToolTip, QWidget
 
 MARGIN = 4
@@ -43,20 +46,49 @@ class MatrixLayout:
 class ConfusionMatrixView(QWidget):
     """Rows: the true class; columns: the predicted class; each cell's count written in it."""
 
+    cell_clicked = Signal(int, int)  # row (true class), column (predicted class)
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.matrix = np.zeros((0, 0))
+        self.counts = np.zeros((0, 0))
+        self.normalised = False  # each row divided by its sum
+        self._shades: QImage | None = None  # one pixel per cell, scaled onto the grid when painted
         self.names: list[str] = []
         self.colours = pg.colormap.get("viridis")
         self.setMinimumSize(260, 220)
         self.setMouseTracking(True)
 
     def set_matrix(self, matrix, names) -> None:
-        self.matrix = np.asarray(matrix, dtype=float)
+        counts = np.asarray(matrix, dtype=float)
+        if counts.shape != (len(names), len(names)):
+            raise ValueError(f"confusion matrix of shape {counts.shape} for {len(names)} class names")
+        self.counts = counts
         self.names = [str(n) for n in names]
-        if self.matrix.shape != (len(self.names), len(self.names)):
-            raise ValueError(f"confusion matrix of shape {self.matrix.shape} for {len(self.names)} class names")
+        self._refresh()
+
+    def set_normalised(self, normalised: bool) -> None:
+        """Show each row divided by its sum (the share of a true class predicted as each class), or counts."""
+        self.normalised = normalised
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.normalised:
+            sums = self.counts.sum(axis=1, keepdims=True)
+            self.matrix = np.divide(self.counts, sums, out=np.zeros(self.counts.shape), where=sums > 0)
+        else:
+            self.matrix = self.counts
+        self._shades = None
         self.update()
+
+    def cell_text(self, row: int, column: int) -> str:
+        value = self.matrix[row, column]
+        return f"{value:.2f}" if self.normalised else f"{int(value)}"
+
+    def cell_centre(self, row: int, column: int) -> QPointF:
+        """Where cell (row, column) is drawn, in widget coordinates (for clicks, and tests)."""
+        layout = self.layout_labels()
+        return QPointF(layout.grid.left() + (column + 0.5) * layout.cell, layout.grid.top() + (row + 0.5) * layout.cell)
 
     # ------------------------------------------------------------------ geometry
     def layout_labels(self) -> MatrixLayout:
@@ -116,17 +148,21 @@ class ConfusionMatrixView(QWidget):
             return
         layout = self.layout_labels()
         metrics = QFontMetricsF(self.font())
-        top = max(1.0, float(self.matrix.max()))
-        shades = self.colours.map(self.matrix.ravel() / top, mode="qcolor")
+        top = max(1.0 if not self.normalised else 1e-12, float(self.matrix.max()))
         n, cell = len(self.names), layout.cell
-        for r in range(n):
-            for c in range(n):
-                box = QRectF(layout.grid.left() + c * cell, layout.grid.top() + r * cell, cell, cell)
-                painter.fillRect(box, shades[r * n + c])
-                count = f"{int(self.matrix[r, c])}"
-                if metrics.horizontalAdvance(count) + 2 <= cell and metrics.height() <= cell:
-                    painter.setPen(Qt.black if self.matrix[r, c] / top > 0.6 else Qt.white)
-                    painter.drawText(box, Qt.AlignCenter, count)
+        if self._shades is None:  # one pixel per cell: 200 classes paint as fast as 2
+            rgba = self.colours.map(self.matrix.ravel() / top, mode="byte").reshape(n, n, -1)
+            rgba = np.ascontiguousarray(rgba[..., :3], dtype=np.uint8)
+            self._shades = QImage(rgba.data, n, n, 3 * n, QImage.Format_RGB888).copy()
+        painter.drawImage(layout.grid, self._shades)
+        if metrics.height() <= cell:
+            widest = metrics.horizontalAdvance("0.00" if self.normalised else f"{int(self.matrix.max())}")
+            if widest + 2 <= cell:
+                for r in range(n):
+                    for c in range(n):
+                        box = QRectF(layout.grid.left() + c * cell, layout.grid.top() + r * cell, cell, cell)
+                        painter.setPen(Qt.black if self.matrix[r, c] / top > 0.6 else Qt.white)
+                        painter.drawText(box, Qt.AlignCenter, self.cell_text(r, c))
         painter.setPen(Qt.black)
         for label in layout.rows:
             painter.drawText(label.rect, Qt.AlignRight | Qt.AlignVCenter, label.text)
@@ -163,6 +199,13 @@ class ConfusionMatrixView(QWidget):
         r, c = cell
         QToolTip.showText(
             event.globalPosition().toPoint(),
-            f"true {self.names[r]}, predicted {self.names[c]}: {int(self.matrix[r, c])}",
+            f"true {self.names[r]}, predicted {self.names[c]}: {int(self.counts[r, c])}"
+            + (f" ({self.matrix[r, c]:.1%} of the true {self.names[r]})" if self.normalised else ""),
             self,
         )
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        cell = self.cell_at(event.position())
+        if cell is not None and event.button() == Qt.LeftButton:
+            self.cell_clicked.emit(*cell)
+        super().mousePressEvent(event)

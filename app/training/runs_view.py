@@ -1,5 +1,5 @@
 """The runs table (filter by status and task; tick to chart; stop, resume, open, config, copy id,
-export)
+export, evaluate, predict)
 and a finished run's summary (why it failed; final metrics; confusion matrix for classification).
 
 A search's trials are listed under the search, which ticks (charts) only its best trial by
@@ -46,6 +46,16 @@ STATUS_COLOURS = {
     EARLY_STOPPED: "#7b6f00",
 }
 LOADING, EMPTY = "Loading runs…", "No runs yet: Train or Tune starts one."
+BUTTON_TIPS = {
+    "Export…": "Export a finished run to a Hugging Face folder and ONNX (a search: its best trial)",
+    "Evaluate": "Where a finished run is wrong: per-class figures, confusion, false positives and misses",
+    "Predict…": "Run a finished run's model on images and draw its predictions",
+}
+
+
+def is_finished_run(row: RunRow | None) -> bool:
+    """A run with a model to evaluate or predict with: finished, and not a search (its trials are)."""
+    return row is not None and row.status == "FINISHED" and not row.is_search
 
 
 class RunsTable(QWidget):
@@ -53,6 +63,8 @@ class RunsTable(QWidget):
     stop_requested = Signal(str)
     resume_requested = Signal(str)
     export_requested = Signal(str)  # a finished run, or a search with a finished trial (its best is exported)
+    evaluate_requested = Signal(str)  # a finished run (not a search): show its evaluation
+    predict_requested = Signal(str)  # a finished run (not a search): predict on images with it
     selected = Signal(object)  # RunRow or None
 
     def __init__(self, parent=None):
@@ -118,16 +130,17 @@ class RunsTable(QWidget):
                 ("Show config", self._config),
                 ("Copy id", self._copy),
                 ("Export…", self._export),
+                ("Evaluate", self._evaluate),
+                ("Predict…", self._predict),
             )
         ):
             button = QPushButton(name)
             button.clicked.connect(slot)
-            if name == "Export…":
-                button.setToolTip("Export a finished run to a Hugging Face folder and ONNX (a search: its best trial)")
+            button.setToolTip(BUTTON_TIPS.get(name, ""))
             button.setEnabled(False)
             self.buttons[name] = button
-            actions.addWidget(button, k // 3, k % 3)
-        actions.setColumnStretch(3, 1)
+            actions.addWidget(button, k // 4, k % 4)
+        actions.setColumnStretch(4, 1)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Runs"))
@@ -310,6 +323,8 @@ class RunsTable(QWidget):
         for name in ("Open folder", "Show config", "Copy id"):
             self.buttons[name].setEnabled(row is not None)
         self.buttons["Export…"].setEnabled(can_export(row, self.rows))
+        for name in ("Evaluate", "Predict…"):
+            self.buttons[name].setEnabled(is_finished_run(row))
         self.selected.emit(row)
 
     def _stop(self) -> None:
@@ -323,6 +338,14 @@ class RunsTable(QWidget):
     def _export(self) -> None:
         if can_export(self.current(), self.rows):
             self.export_requested.emit(self.current().run_id)
+
+    def _evaluate(self) -> None:
+        if is_finished_run(self.current()):
+            self.evaluate_requested.emit(self.current().run_id)
+
+    def _predict(self) -> None:
+        if is_finished_run(self.current()):
+            self.predict_requested.emit(self.current().run_id)
 
     def _open(self) -> None:
         row = self.current()
