@@ -93,6 +93,25 @@ def _category_names(ground_truth: dict, class_names: dict[int, str] | None) -> d
     return names
 
 
+def coco_evaluation(ground_truth: dict, detections: list[dict], *, backend: str = "faster"):
+    """The backend's COCO evaluation object after evaluate, accumulate and summarize.
+
+    Its ``eval["precision"]`` ([IoU, recall, category, area, max dets]), ``eval["recall"]``,
+    ``stats`` and ``params`` hold every figure; None when there is no detection at all
+    (pycocotools would crash on it).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    dets = _prepare_detections(detections)
+    if not dets:
+        return None
+    gt = _prepare_ground_truth(ground_truth)
+    run = _run_faster if backend == "faster" else _run_pycocotools
+    # pycocotools prints its progress and summary table; keep stdout clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return run(gt, dets)
+
+
 def coco_evaluate(
     ground_truth: dict,
     detections: list[dict],
@@ -106,19 +125,11 @@ def coco_evaluate(
     ({category name or id: AP@[.5:.95]}). Metrics COCO leaves undefined (-1,
     e.g. no ground truth in an area range) are reported as 0.0.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     names = _category_names(ground_truth, class_names)
-    dets = _prepare_detections(detections)
-    if not dets:
-        # Nothing detected: every metric is 0 by definition (and pycocotools would crash).
+    evaluator = coco_evaluation(ground_truth, detections, backend=backend)
+    if evaluator is None:
+        # Nothing detected: every metric is 0 by definition.
         return {**dict.fromkeys(SUMMARY_KEYS, 0.0), "per_class_ap": dict.fromkeys(names.values(), 0.0)}
-
-    gt = _prepare_ground_truth(ground_truth)
-    run = _run_faster if backend == "faster" else _run_pycocotools
-    # pycocotools prints its progress and summary table; keep stdout clean.
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = run(gt, dets)
 
     results = {key: max(float(v), 0.0) for key, v in zip(SUMMARY_KEYS, evaluator.stats)}
     # precision: [IoU thresholds, recall thresholds, categories, area ranges, max dets];
