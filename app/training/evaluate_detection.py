@@ -12,16 +12,18 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
-    QListView,
     QSlider,
     QSplitter,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -41,7 +43,7 @@ REASON_WORDS = {
 }
 
 
-class _PrefixModel(QAbstractListModel):
+class _PrefixModel(QAbstractTableModel):
     """The first ``count`` entries of a list sorted once: a new threshold is a new count, not a new list."""
 
     def __init__(self, describe, parent=None):
@@ -64,6 +66,9 @@ class _PrefixModel(QAbstractListModel):
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 (Qt's name)
         return 0 if parent.isValid() else self.count
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 (Qt's name)
+        return 0 if parent.isValid() else 1
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if index.isValid() and role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
@@ -132,13 +137,23 @@ class DetectionPage(QWidget):
 
         self.fp_model = _PrefixModel(self._describe_fp, self)
         self.miss_model = _PrefixModel(self._describe_miss, self)
-        self.fp_list, self.miss_list = QListView(), QListView()
+        # Table views with fixed row heights: a list view lays out every row again at each reset
+        # (tens of ms at thousands of rows), a table view with fixed rows computes none of it.
+        self.fp_list, self.miss_list = QTableView(), QTableView()
         for view, model, slot in (
             (self.fp_list, self.fp_model, self._fp_clicked),
             (self.miss_list, self.miss_model, self._miss_clicked),
         ):
             view.setModel(model)
-            view.setUniformItemSizes(True)
+            view.horizontalHeader().hide()
+            view.horizontalHeader().setStretchLastSection(True)
+            view.verticalHeader().hide()
+            view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+            view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 4)
+            view.setShowGrid(False)
+            view.setWordWrap(False)
+            view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+            view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
             view.clicked.connect(slot)
             view.activated.connect(slot)
         self.fp_title, self.miss_title = QLabel(), QLabel()

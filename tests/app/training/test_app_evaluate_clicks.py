@@ -73,7 +73,7 @@ def test_a_false_positive_and_a_miss_open_their_image_with_outcomes_drawn(qtbot,
     assert page.fp_model.rowCount() == len(false_positives) >= 2
     k = 1
     fp = false_positives[k]
-    index = page.fp_model.index(k)
+    index = page.fp_model.index(k, 0)
     qtbot.mouseClick(page.fp_list.viewport(), Qt.LeftButton, pos=page.fp_list.visualRect(index).center())
     assert window.tabs.currentWidget() is window.viewer
     assert _ids(window, [window.viewer.ref]) == [doc["images"][fp.image]["image_id"]]
@@ -87,7 +87,7 @@ def test_a_false_positive_and_a_miss_open_their_image_with_outcomes_drawn(qtbot,
     misses = evaluation.matches.misses_at(page.threshold)
     miss = misses[0]
     qtbot.mouseClick(
-        page.miss_list.viewport(), Qt.LeftButton, pos=page.miss_list.visualRect(page.miss_model.index(0)).center()
+        page.miss_list.viewport(), Qt.LeftButton, pos=page.miss_list.visualRect(page.miss_model.index(0, 0)).center()
     )
     assert _ids(window, [window.viewer.ref]) == [doc["images"][miss.image]["image_id"]]
     assert window.viewer.selected_annotation() == miss.annotation_id
