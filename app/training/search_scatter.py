@@ -22,7 +22,9 @@ POINT, BEST = "#1f77b4", "#d62728"
 class SearchScatter(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.points: SearchPoints | None = None
+        self.points: SearchPoints | None = None  # what the view shows (drawn once it is visible)
+        self._drawn: SearchPoints | None = None
+        self._name = ""
         self.title = QLabel(HINT)
         self.title.setObjectName("scatterTitle")
         self.title.setWordWrap(True)
@@ -35,24 +37,35 @@ class SearchScatter(QWidget):
         layout.addWidget(self.view, 1)
 
     def show_points(self, points: SearchPoints | None, name: str = "") -> None:
-        """Draw ``points`` (None: nothing selected); redrawn only when they changed."""
-        if points == self.points:
+        """Show ``points`` (None: nothing selected). Plots are built and drawn only while the view is
+        shown (making pyqtgraph plots costs tens of ms): a hidden view draws what it holds once shown."""
+        self.points, self._name = points, name
+        if self.isVisible():
+            self._draw_points()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._draw_points()
+
+    def _draw_points(self) -> None:
+        points = self.points
+        if points == self._drawn:
             return
+        drawn, self._drawn = self._drawn, points
         same_layout = (
             points is not None
-            and self.points is not None
-            and points.search_id == self.points.search_id
+            and drawn is not None
+            and points.search_id == drawn.search_id
             and [p.path for p in points.params] == list(self.plots)
         )
-        self.points = points
         if points is None:
             self.title.setText(HINT)
             self._clear()
             return
         goal = "lower is better" if points.mode == "min" else "higher is better"
-        scored = sum(1 for _ in points.params[0].x) if points.params else 0
+        scored = len(points.params[0].x) if points.params else 0
         self.title.setText(
-            f"Search {name or points.search_id[:8]}: {points.metric} ({goal}) of {scored} of "
+            f"Search {self._name or points.search_id[:8]}: {points.metric} ({goal}) of {scored} of "
             f"{points.trials} trials against each searched setting; ★ the best"
             + ("" if points.params else " (this search logged no searched settings)")
         )
