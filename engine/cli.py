@@ -111,16 +111,33 @@ def report_failure(verb: str, exc: BaseException, code: int) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import json
+    from pathlib import Path
 
+    if Path(args.run_id).is_dir():  # an export folder, not a run id
+        from engine.export.cli import eval_export
+
+        return eval_export(args)
+    from engine.data.problems import DatasetError
     from engine.orchestration.errors import TrainingError
-    from engine.orchestration.evaluate import evaluate_run
+    from engine.orchestration.evaluate import evaluation_report
 
+    if args.data:
+        print("lightbox eval: --data is for an export folder; a run is evaluated on its own dataset", file=sys.stderr)
+        return 2
+    split = args.split or "val"
+    if split not in ("val", "train", "all"):
+        print(f"lightbox eval: --split of a run is val, train or all, not {split!r}", file=sys.stderr)
+        return 2
     try:
-        print(json.dumps(evaluate_run(args.run_id, tracking_uri=args.tracking_uri, workspace=args.workspace)))
-    except TrainingError as exc:
+        report, path = evaluation_report(
+            args.run_id, split=split, out=args.out, tracking_uri=args.tracking_uri, workspace=args.workspace
+        )
+    except (TrainingError, DatasetError) as exc:
         print(f"lightbox eval: {exc}", file=sys.stderr)
         return 2
+    from engine.metrics.report import printed_summary
+
+    print(printed_summary(report, path, as_json=args.json))
     return 0
 
 
@@ -216,8 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_job_flags(tr)
     tr.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("eval", help="validation metrics of a run's best checkpoint")
-    ev.add_argument("run_id")
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a run's best checkpoint (or an export on --data): per-class figures, curves, per-image errors",
+    )
+    ev.add_argument("run_id", help="run id, or an export folder (lightbox export) evaluated on --data")
+    ev.add_argument(
+        "--split",
+        help="a run: val (default), train or all; an export: the split of --data (default: its only one, else val)",
+    )
+    ev.add_argument("--out", help="folder for evaluation.json and its plots (default: the run folder's evaluation/)")
+    ev.add_argument("--data", help="an export's labelled dataset folder")
+    ev.add_argument("--backend", choices=["onnx", "torch"], default="onnx", help="for an export folder")
+    ev.add_argument("--batch-size", type=int, default=8, help="for an export folder")
+    ev.add_argument("--json", action="store_true", help="print the report's path and summary as one JSON line")
     _add_tracking(ev)
     ev.set_defaults(func=_cmd_eval)
 

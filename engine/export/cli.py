@@ -91,6 +91,34 @@ def predict_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_export(args: argparse.Namespace) -> int:
+    """``lightbox eval EXPORT_DIR --data DIR`` (engine.cli dispatches here for export folders)."""
+    from engine.data.problems import DatasetError
+    from engine.metrics.report import printed_summary
+
+    from .evaluate_export import evaluate_export
+    from .manifest import ExportError
+
+    if not args.data:
+        print("lightbox eval: an export is evaluated on labelled data: give --data DIR", file=sys.stderr)
+        return 2
+    try:
+        report, path = evaluate_export(
+            args.run_id,
+            args.data,
+            out=args.out,
+            split=args.split,
+            backend=args.backend,
+            batch_size=args.batch_size,
+            workspace=args.workspace,
+        )
+    except (ExportError, DatasetError, ValueError, OSError) as exc:
+        print(f"lightbox eval: {exc}", file=sys.stderr)
+        return 2
+    print(printed_summary(report, path, as_json=args.json))
+    return 0
+
+
 def add_verbs(sub: argparse._SubParsersAction) -> None:
     ex = sub.add_parser(
         "export",

@@ -208,7 +208,15 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
 def printed_summary(report: Mapping[str, Any], path: str | Path, *, as_json: bool = False) -> str:
     """What ``lightbox eval`` prints: the summary table and where the report is, or one JSON line."""
     if as_json:
-        return json.dumps({"report": str(path), "task": report["task"], "summary": report["summary"]})
+        source = report["source"]
+        return json.dumps(
+            {
+                "report": str(path),
+                "task": report["task"],
+                **{key: source[key] for key in ("run_id", "export_dir", "checkpoint") if source[key] is not None},
+                "summary": report["summary"],
+            }
+        )
     return "\n".join([*summary_lines(report), "", f"evaluation written to {path}"])
 
 

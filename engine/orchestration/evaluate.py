@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,17 @@ def run_files(run_id: str, tracking_uri: str | None = None, workspace: str | Non
     from engine.workspace import default_workspace
 
     run_dir, uri = locate_run(run_id, tracking_uri, Path(workspace) if workspace else default_workspace())
+    best = best_checkpoint(run_dir)
+    if best is None:
+        raise TrainingError(f"run {run_id}: no checkpoint in {run_dir / 'checkpoints'}")
+    return RunConfig.load(run_dir / "run.yaml"), run_dir, best, uri
+
+
+def best_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a run is evaluated with: its best, else (stopped before validating) its newest."""
     folder = run_dir / "checkpoints"
     # ModelCheckpoint keeps exactly one best-*.ckpt; a run stopped before validating has only the latest.
-    best = next(iter(sorted(folder.glob("best-*.ckpt"))), None) or newest_checkpoint(folder)
-    if best is None:
-        raise TrainingError(f"run {run_id}: no checkpoint in {folder}")
-    return RunConfig.load(run_dir / "run.yaml"), run_dir, best, uri
+    return next(iter(sorted(folder.glob("best-*.ckpt"))), None) or newest_checkpoint(folder)
 
 
 def load_module(config: RunConfig, checkpoint: Path):
@@ -62,6 +68,91 @@ def evaluate_run(run_id: str, *, tracking_uri: str | None = None, workspace: str
     trainer = build_trainer(speed, devices=1)
     (metrics,) = trainer.validate(module, datamodule=datamodule, verbose=False)
     return {"run_id": run_id, "checkpoint": str(checkpoint), "metrics": {k: float(v) for k, v in metrics.items()}}
+
+
+def evaluation_report(
+    run_id: str,
+    *,
+    split: str = "val",
+    out: str | Path | None = None,
+    tracking_uri: str | None = None,
+    workspace: str | None = None,
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a run's best checkpoint over ``split``: (report, its evaluation.json).
+
+    Written to the run folder's ``evaluation/`` (replacing an earlier report of the run) and
+    logged to the run, or, with ``out``, to that folder only.
+    """
+    import torch
+
+    from engine.orchestration.evaluation_run import REPORT_FOLDER, build_run_report, save_report, tracker_for
+
+    config, run_dir, checkpoint, uri = run_files(run_id, tracking_uri, workspace)
+    speed = speed_settings(config)
+    datamodule = build_datamodule(config, speed)
+    module = follow_data_normalisation(load_module(config, checkpoint), speed.normalize_on_device)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    module.to(device)
+    report = build_run_report(module, datamodule, config, split, run_id=run_id, checkpoint=checkpoint, device=device)
+    if out is not None:
+        return report, save_report(report, Path(out))
+    return report, save_report(report, run_dir / REPORT_FOLDER, tracker_for(run_id, uri))
+
+
+def evaluate_after_training(
+    config: RunConfig, run_dir: Path, datamodule, run_logger, device, normalize_on_device: bool
+):
+    """The end-of-training report: the checkpoint ``lightbox eval`` would take, over the validation split.
+
+    One pass over the validation images, written to the run folder and logged to the run. It
+    never fails the trained run: a failure is reported, and ``lightbox eval`` can write it later.
+    """
+    from engine.orchestration.evaluation_collect import REPORT_TASKS
+    from engine.orchestration.evaluation_run import REPORT_FOLDER, build_run_report, save_report
+
+    checkpoint = best_checkpoint(run_dir)
+    if config.task.name not in REPORT_TASKS or checkpoint is None:
+        return None
+    try:
+        module = follow_data_normalisation(load_module(config, checkpoint), normalize_on_device).to(device)
+        report = build_run_report(
+            module, datamodule, config, "val", run_id=run_logger.run_id, checkpoint=checkpoint, device=device
+        )
+        return save_report(report, run_dir / REPORT_FOLDER, run_logger)
+    except Exception as exc:  # noqa: BLE001 - the run is trained; its evaluation can be redone
+        print(f"evaluation report not written ({type(exc).__name__}: {exc}); run `lightbox eval`", file=sys.stderr)
+        return None
+
+
+def evaluate_finished_run(config: RunConfig, run_dir: Path, run_logger) -> Path | None:
+    """:func:`evaluate_after_training` where training ran elsewhere (Ray's workers): data and device from here."""
+    import torch
+
+    speed = speed_settings(config)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        datamodule = build_datamodule(config, speed)
+    except Exception as exc:  # noqa: BLE001 - as in evaluate_after_training: never fail the trained run
+        print(f"evaluation report not written ({type(exc).__name__}: {exc}); run `lightbox eval`", file=sys.stderr)
+        return None
+    return evaluate_after_training(config, run_dir, datamodule, run_logger, device, speed.normalize_on_device)
+
+
+def report_path(run_id: str, tracking_uri: str | None = None, workspace: str | None = None) -> Path | None:
+    """A run's evaluation.json (the copy in its run folder); None when it has none yet, or is not found."""
+    from engine.orchestration.evaluation_run import run_report_path
+
+    try:
+        run_dir, _ = locate_run(run_id, tracking_uri, Path(workspace) if workspace else _default_workspace())
+    except TrainingError:
+        return None
+    return run_report_path(run_dir)
+
+
+def _default_workspace() -> Path:
+    from engine.workspace import default_workspace
+
+    return default_workspace()
 
 
 def _folder_index(folder: Path):

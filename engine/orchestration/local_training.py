@@ -192,6 +192,12 @@ def train_locally(
             status, message = "KILLED", STOPPED_MESSAGE
         else:
             status = "FINISHED"
+        if status == "FINISHED" and shared is None and trainer.global_rank == 0:
+            # The run's evaluation report (lightbox eval's, on the validation split), so a finished run has it.
+            from engine.orchestration.evaluate import evaluate_after_training
+
+            device = trainer.strategy.root_device
+            evaluate_after_training(config, run_dir, datamodule, run_logger, device, speed.normalize_on_device)
         if best_path:
             run_logger.set_tag(BEST_CHECKPOINT_TAG, best_path)
         if last_path:

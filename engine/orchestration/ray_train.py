@@ -180,6 +180,11 @@ def train_distributed(
             run_logger.log_metrics({BEST_SCORE_METRIC: kept.best_score}, kept.best_step)
         if kept.last:
             run_logger.set_tag(LAST_CHECKPOINT_TAG, str(kept.last))
+        if status == "FINISHED":
+            # The run's evaluation report (lightbox eval's, on the validation split), so a finished run has it.
+            from engine.orchestration.evaluate import evaluate_finished_run
+
+            evaluate_finished_run(config, run_dir, run_logger)
         run_logger.finish(status)
     return TrainResult(
         run_logger.run_id,
