@@ -228,7 +228,7 @@ class AnnotationScene(QGraphicsScene):
                 x, y, w, h = prediction.bbox
                 self._add_prediction(QGraphicsRectItem(x, y, w, h), prediction, "miss_box", k)
                 label = _LabelItem(f"missed {prediction.name}", self._prediction_colour(prediction), float(w))
-                label.setPos(QPointF(x, y))
+                label.setPos(QPointF(x, y + h))  # inside the box's foot: the ground truth's own tag is at its top
                 self._add_prediction(label, prediction, "miss_label", k)
                 continue
             if prediction.bbox is not None:

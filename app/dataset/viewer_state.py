@@ -234,7 +234,9 @@ class ViewerState:
         text = f"{len(kept)} of {plural(total, 'prediction')} with score ≥ {self.min_score:.2f}"
         if any(p.outcome for p in found):
             false = sum(p.outcome == "fp" for p in kept)
-            text += f": {len(kept) - false} TP, {false} FP, {len(missed(found, self.min_score))} missed"
+            text += f": {len(kept) - false} TP, {false} FP"
+            if any(p.outcome == "fn" for p in found):  # detection: its ground truth boxes are listed too
+                text += f", {len(missed(found, self.min_score))} missed"
         return text if self.show_predictions else text + " (hidden)"
 
     def select(self, ann_id: int | None) -> None:

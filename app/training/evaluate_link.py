@@ -83,9 +83,10 @@ class EvaluateLink(QObject):
         window.banner.clear("eval")
         self.overlay = prepared
         window.browser.set_run_filters(view.run_name, prepared.browse_lists(view.threshold), prepared.errors)
-        window.viewer.set_predictions(window.session, prepared.by_ref, f"evaluation of {view.run_name}")
-        # A classification's one prediction per image is drawn whatever its score.
-        window.viewer.set_min_score(view.threshold if prepared.evaluation.task == "detection" else 0.0)
+        if prepared.evaluation.task != "segmentation":  # its evaluation holds no masks to draw
+            window.viewer.set_predictions(window.session, prepared.by_ref, f"evaluation of {view.run_name}")
+            # A classification's one prediction per image is drawn whatever its score.
+            window.viewer.set_min_score(view.threshold if prepared.evaluation.task == "detection" else 0.0)
         missing = len(prepared.refs) - prepared.matched
         if missing:
             window.statusBar().showMessage(
@@ -117,8 +118,16 @@ class EvaluateLink(QObject):
     def show_image(self, image: int, annotation_id: int | None = None) -> None:
         """Open an evaluated image (a false positive's, a miss's) in the Image view, among Browse's list."""
         ref = self._ref(image)
-        if ref is not None:
-            self.window.show_image(ref, annotation_id)
+        if ref is None:
+            return
+        self.window.show_image(ref, annotation_id)
+        evaluation = self.overlay.evaluation
+        if evaluation.task == "segmentation":  # what the Image view cannot draw: the image's IoU per class
+            ious = evaluation.images[image].get("iou") or {}
+            text = ", ".join(f"{evaluation.class_name(int(c))} {v:.2f}" for c, v in ious.items() if v is not None)
+            self.window.statusBar().showMessage(
+                f"{evaluation.image_name(image)}: IoU {text or 'of no class (none present)'}", NOTE_MS
+            )
 
     def browse(self, title: str, images: list) -> None:
         """Show evaluated images (a confusion cell's, a filter's) in Browse, in their order."""

@@ -45,7 +45,7 @@ def overlay_predictions(evaluation: Evaluation, image: int) -> list[Prediction]:
                 float(record.get("score") or 0.0),
                 predicted,
                 outcome="tp" if correct else "fp",
-                reason=None if correct else f"truth is {evaluation.class_name(record.get('label'))}",
+                reason=None if correct else f"misclassified, truth {evaluation.class_name(record.get('label'))}",
             )
         ]
     if evaluation.task != "detection":

@@ -88,7 +88,7 @@ class EvaluateView(QWidget):
         self.evaluate_button.hide()
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
-        self.busy.setMaximumWidth(300)
+        self.busy.setFixedWidth(300)
         self.busy.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_evaluation)
@@ -196,7 +196,7 @@ class EvaluateView(QWidget):
     def browse(self, name: str) -> None:
         """Ask for the run's images of a filter in Browse (detection's at the slider's threshold)."""
         if self.evaluation is not None:
-            self.browse_requested.emit(f"{name} ({self.run_name})", self.evaluation.filter_images(name, self.threshold))
+            self.browse_requested.emit(name, self.evaluation.filter_images(name, self.threshold))
 
     # ------------------------------------------------------------------ evaluate now
     def eval_command(self) -> list[str]:

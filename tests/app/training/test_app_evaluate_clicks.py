@@ -13,6 +13,7 @@ from tests.app.training.test_app_evaluate_model import (
     brute_counts,
     generated_classification,
     generated_detection,
+    generated_segmentation,
     sample_coco,
     write_report,
 )
@@ -138,3 +139,16 @@ def test_browse_sorts_worst_first_filters_and_the_image_view_walks_the_list(qtbo
     window.show_image(refs[0])
     qtbot.keyClick(window.viewer.view, Qt.Key_Right)
     assert window.viewer.ref == refs[1]  # the arrow walks the filtered list, not the dataset
+
+
+def test_a_segmentation_image_opens_from_the_iou_list_worst_first(qtbot, window, tmp_path, sample_dataset):
+    doc = generated_segmentation(sample_coco(sample_dataset), seed=8)
+    _show(qtbot, window, doc, tmp_path)
+    page = window.evaluate_view.segmentation
+    worst = max(doc["images"], key=lambda im: im["error"])
+    assert page.images.item(0, 0).text() == worst["file_name"]
+    page.images.cellClicked.emit(0, 0)
+    assert window.tabs.currentWidget() is window.viewer
+    assert _ids(window, [window.viewer.ref]) == [worst["image_id"]]
+    assert window.statusBar().currentMessage().startswith(f"{worst['file_name']}: IoU")
+    assert page.bars.getPlotItem().listDataItems() or page.bars.getPlotItem().items  # the per-class bars
