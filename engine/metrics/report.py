@@ -77,9 +77,12 @@ def build_report(
         "confusion": figures.get("confusion"),
         "curves": figures.get("curves"),
         "match_iou": MATCH_IOU,
-        "images": figures["images"],
     }
     report = plain(report)
+    # The per-image entries (most of a report) come from this package's figure modules as plain
+    # Python values already; converting them again would cost as much as computing them.
+    # write_report still refuses (then converts) anything JSON cannot hold.
+    report["images"] = figures["images"]
     validate(report, "<report being written>")
     return report
 
@@ -90,7 +93,11 @@ def write_report(report: Mapping[str, Any], folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / REPORT_FILE
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(plain(report), allow_nan=False, separators=(",", ":")))
+    try:  # a report from build_report is plain already: converting it again would double the time
+        text = json.dumps(report, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = json.dumps(plain(report), allow_nan=False, separators=(",", ":"))
+    partial.write_text(text)
     partial.replace(path)
     return path
 
