@@ -30,9 +30,8 @@ def generated(images: int, classes: int = 80, boxes: float = 7.0, detections: in
         xy = rng.uniform(0, 1, (n, 2)) * (np.array([640, 480]) - wh)
         cats = rng.integers(1, classes + 1, n)
         for (x, y), (w, h), c in zip(xy.tolist(), wh.tolist(), cats.tolist()):
-            gt["annotations"].append(
-                {"id": ann_id, "image_id": image_id, "category_id": c, "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0}
-            )
+            box = {"id": ann_id, "image_id": image_id, "category_id": c, "bbox": [x, y, w, h], "iscrowd": 0}
+            gt["annotations"].append({**box, "area": w * h})
             ann_id += 1
         near = min(n * 3, detections)
         picks = rng.integers(0, max(n, 1), near) if n else np.zeros(0, int)
