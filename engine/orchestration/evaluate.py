@@ -99,13 +99,29 @@ def evaluation_report(
     return report, save_report(report, run_dir / REPORT_FOLDER, tracker_for(run_id, uri))
 
 
+def checkpoint_step(checkpoint: Path) -> int | None:
+    """The global step in a checkpoint's name (``best-epoch=0-step=6.ckpt``), None when it has none."""
+    import re
+
+    found = re.search(r"step=(\d+)", checkpoint.name)
+    return int(found.group(1)) if found else None
+
+
 def evaluate_after_training(
-    config: RunConfig, run_dir: Path, datamodule, run_logger, device, normalize_on_device: bool
-):
+    config: RunConfig,
+    run_dir: Path,
+    datamodule,
+    run_logger,
+    device,
+    normalize_on_device: bool,
+    trained=None,
+) -> Path | None:
     """The end-of-training report: the checkpoint ``lightbox eval`` would take, over the validation split.
 
-    One pass over the validation images, written to the run folder and logged to the run. It
-    never fails the trained run: a failure is reported, and ``lightbox eval`` can write it later.
+    One pass over the validation images, written to the run folder and logged to the run.
+    ``trained``: (the trained module, its global step); when the best checkpoint was saved at
+    that step, the module holds its weights and is evaluated as it is (no second model loaded).
+    It never fails the trained run: a failure is reported, and ``lightbox eval`` can write it later.
     """
     from engine.orchestration.evaluation_collect import REPORT_TASKS
     from engine.orchestration.evaluation_run import REPORT_FOLDER, build_run_report, save_report
@@ -114,7 +130,10 @@ def evaluate_after_training(
     if config.task.name not in REPORT_TASKS or checkpoint is None:
         return None
     try:
-        module = follow_data_normalisation(load_module(config, checkpoint), normalize_on_device).to(device)
+        if trained is not None and checkpoint_step(checkpoint) == trained[1]:
+            module = trained[0]
+        else:
+            module = follow_data_normalisation(load_module(config, checkpoint), normalize_on_device).to(device)
         report = build_run_report(
             module, datamodule, config, "val", run_id=run_logger.run_id, checkpoint=checkpoint, device=device
         )

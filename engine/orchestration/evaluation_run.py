@@ -31,11 +31,12 @@ def split_datasets(datamodule: Any, split: str) -> list[Any]:
     if split not in SPLITS:
         raise TrainingError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     datamodule.setup("validate")
+    if split == "val":
+        return [datamodule.val_dataset]
     train = datamodule.train_dataset
     # The training images as validation sees images: the same dataset class, no augmentation.
     train_as_val = datamodule._dataset(datamodule.train_image_dir, train.index, False, None)
-    chosen = {"val": [datamodule.val_dataset], "train": [train_as_val], "all": [train_as_val, datamodule.val_dataset]}
-    datasets = chosen[split]
+    datasets = [train_as_val] if split == "train" else [train_as_val, datamodule.val_dataset]
     if split == "all":
         shared = set(train.index.image_ids.tolist()) & set(datamodule.val_dataset.index.image_ids.tolist())
         if shared:

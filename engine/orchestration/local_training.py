@@ -197,7 +197,10 @@ def train_locally(
             from engine.orchestration.evaluate import evaluate_after_training
 
             device = trainer.strategy.root_device
-            evaluate_after_training(config, run_dir, datamodule, run_logger, device, speed.normalize_on_device)
+            trained = (module, trainer.global_step)
+            evaluate_after_training(
+                config, run_dir, datamodule, run_logger, device, speed.normalize_on_device, trained=trained
+            )
         if best_path:
             run_logger.set_tag(BEST_CHECKPOINT_TAG, best_path)
         if last_path:
