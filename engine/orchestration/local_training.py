@@ -197,7 +197,8 @@ def train_locally(
             from engine.orchestration.evaluate import evaluate_after_training
 
             device = trainer.strategy.root_device
-            trained = (module, trainer.global_step)
+            # A compiled model would compile again for evaluation (slow): a fresh eager copy is quicker.
+            trained = None if speed.compile else (module, trainer.global_step)
             evaluate_after_training(
                 config, run_dir, datamodule, run_logger, device, speed.normalize_on_device, trained=trained
             )

@@ -98,3 +98,17 @@ def test_eval_of_another_split_to_another_folder_prints_a_table(finished_run, tm
 
 def test_report_path_of_an_unknown_run_is_none(tmp_path):
     assert evaluate.report_path("no-such-run", workspace=str(tmp_path)) is None
+
+
+def test_a_failed_evaluation_never_fails_the_trained_run(sample_dataset, tmp_path, monkeypatch, capsys):
+    from engine.orchestration import evaluation_run
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(evaluation_run, "build_run_report", broken)
+    workspace = tmp_path / "ws"
+    result = train(_config(sample_dataset, workspace, "classification", "resnet-tiny"), progress=False)
+    assert result.status == "FINISHED" and result.best_checkpoint
+    assert "evaluation report not written (RuntimeError: disk full); run `lightbox eval`" in capsys.readouterr().err
+    assert evaluate.report_path(result.run_id, workspace=str(workspace)) is None
