@@ -444,3 +444,20 @@ class ExportDialog(QDialog):
             task.cancel()
             self.slot.cancel()
         super().reject()
+
+
+def open_export_dialog(tab, run_id: str) -> ExportDialog | None:
+    """The Export dialog for a run of ``tab``'s Runs table (a search: its best finished trial); its
+    Predict on images… opens the predict dialog on the export."""
+    from .predict_dialog import open_predict_dialog
+
+    row = tab.runs.row_for(run_id)
+    if row is None:
+        return None
+    dialog = ExportDialog(row, tab.runs.rows, tab.workspace, tab.tracking_uri, parent=tab)
+    dialog.setAttribute(Qt.WA_DeleteOnClose)
+    dialog.predict_requested.connect(
+        lambda folder: open_predict_dialog(tab, tab.workspace, tab.tracking_uri, export_dir=folder)
+    )
+    dialog.open()
+    return dialog

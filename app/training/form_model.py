@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .target_model import TARGET_FIELDS
+
 SECTIONS = (
     ("task", "Task"),
     ("model", "Model"),
@@ -112,6 +114,8 @@ def form_fields(schema: dict | None = None) -> list[FieldSpec]:
         section = _resolve(schema, schema["properties"][name])
         required = set(section.get("required", ()))
         for key, node in section.get("properties", {}).items():
+            if f"{name}.{key}" in TARGET_FIELDS:  # the "Where to run" panel shows these
+                continue
             fields.append(field_from_schema(f"{name}.{key}", title, _resolve(schema, node), key in required))
     return fields
 

@@ -31,12 +31,13 @@ def _ray_jobs():
     return ray_jobs
 
 
-def submit(config, address: str) -> tuple[str, str | None]:
-    """Worker thread: ``(job id, token)``; the token is found where Ray keeps it (never shown)."""
+def submit(config, address: str, verb: str = "train") -> tuple[str, str | None]:
+    """Worker thread: ``(job id, token)`` of ``lightbox VERB`` (train or tune) submitted to the cluster;
+    the token is found where Ray keeps it (never shown)."""
     ray_jobs = _ray_jobs()
     token = ray_jobs.read_token()
     # Progress events in the job's log give the progress line its epoch, step and ETA.
-    return ray_jobs.submit_job(config, address, verb="train", token=token, progress_events=True), token
+    return ray_jobs.submit_job(config, address, verb=verb, token=token, progress_events=True), token
 
 
 def poll(address: str, job_id: str, token: str | None) -> tuple[dict, str]:
@@ -79,6 +80,7 @@ class RayJob(TrainingJob):
         grace_s: float = jobs.STOP_GRACE_S,
         kill_grace_s: float = jobs.KILL_GRACE_S,
         poll_ms: int = POLL_MS,
+        verb: str = "train",
         parent=None,
     ):
         if not config.tracking.run_name:
@@ -86,6 +88,7 @@ class RayJob(TrainingJob):
         super().__init__(tracking_uri, grace_s=grace_s, kill_grace_s=kill_grace_s, parent=parent)
         self.config = config
         self.address = address
+        self.verb = verb  # train, or tune for a search (its run is the search's parent)
         self.job_id: str | None = None
         self.status = "NEW"
         self._token: str | None = None
@@ -105,7 +108,9 @@ class RayJob(TrainingJob):
         self.status = "SUBMITTING"
         self._since_ms = int(time.time() * 1000) - CLOCK_SLACK_MS
         self.state.emit(f"submitting to the Ray cluster at {self.address}…")
-        self._background(submit, self.config, self.address, on_done=self._submitted, on_error=self._submit_failed)
+        self._background(
+            submit, self.config, self.address, self.verb, on_done=self._submitted, on_error=self._submit_failed
+        )
         self._timer.start()
 
     def alive(self) -> bool:
@@ -113,7 +118,7 @@ class RayJob(TrainingJob):
 
     def describe(self) -> str:
         return (
-            f"Ray job on {self.address}: python -m engine train --config run.yaml "
+            f"Ray job on {self.address}: python -m engine {self.verb} --config run.yaml "
             f"(run {self.config.tracking.run_name!r}, tracking {self.tracking_uri})"
         )
 

@@ -46,6 +46,24 @@ TARGET_FIELDS = (
 _HOST_PORT = re.compile(r"(https?://)?[\w.-]+(:\d+)?/?")
 
 
+def summary(target: Target) -> str:
+    """One line saying where runs go and where they are tracked, for under the forms."""
+    if target.where == REMOTE_RAY:
+        where = f"the Ray cluster at {target.dashboard.strip() or '(no address yet)'}"
+    elif target.where == LOCAL_RAY:
+        gpus = ", a GPU each" if target.ray_gpu_per_worker else ""
+        where = f"a Ray started here ({target.ray_workers} worker{'s' if target.ray_workers != 1 else ''}{gpus})"
+    else:
+        hardware = {"auto": "CPU or GPU, whichever it finds", "cpu": "CPU", "gpu": "GPU"}.get(target.accelerator, "?")
+        count = "" if target.devices is None else f", {target.devices} device{'s' if target.devices != 1 else ''}"
+        where = f"this computer ({hardware}{count})"
+    if target.tracking == MLFLOW_SERVER:
+        tracked = f"the MLflow server {target.mlflow_uri.strip() or '(no address yet)'}"
+    else:
+        tracked = "this workspace's store"
+    return f"Runs on {where}; tracked in {tracked}."
+
+
 class TargetError(ValueError):
     """A target that cannot be used; ``problems`` maps each of its fields to what is wrong."""
 

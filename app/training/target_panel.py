@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -43,6 +44,7 @@ from .target_model import (
     local_gpus,
     machine_problems,
     notes,
+    summary,
     target_from_config,
     tracking_uri,
 )
@@ -433,6 +435,27 @@ class RunsAtTarget:
         self.workspace_uri = workspace_uri
         self.target_panel = TargetPanel(self.workspace)
         self.tracking_uri = self.target_panel.tracking_uri(workspace_uri)
+        # The panel is a tab beside the forms; this line keeps where runs go in sight.
+        self.target_line = QLabel()
+        self.target_line.setObjectName("targetLine")
+        self.target_line.setWordWrap(True)
+        self.target_panel.changed.connect(self._show_target_line)
+        self._show_target_line()
+
+    def _target_page(self) -> QScrollArea:
+        """The panel as a tab page: it scrolls, being taller than a small window's form area."""
+        page = QScrollArea()
+        page.setWidgetResizable(True)
+        page.setFrameShape(QScrollArea.NoFrame)
+        page.setWidget(self.target_panel)
+        return page
+
+    def _show_target_line(self) -> None:
+        problems = self.target_panel.problems()
+        text = summary(self.target_panel.target())
+        if problems:
+            text += " Fix the fields marked in Where to run first."
+        self.target_line.setText(text)
 
     def _follow_target(self) -> None:
         """Once the form and the poller exist: follow the tracking choice and the form's dataset."""

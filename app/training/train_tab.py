@@ -23,6 +23,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -38,6 +39,7 @@ from ..widgets.banner import Banner
 from ..widgets.task_slot import TaskSlot
 from . import tune_launch as launch
 from .charts import ChartPanel, MetricPoller
+from .export_dialog import open_export_dialog
 from .form_memory import FormMemory
 from .job import TrainingJob
 from .lr_suggest import LrSuggester
@@ -49,13 +51,14 @@ from .runs_view import RunsTable, RunSummary
 from .search_form import SearchForm
 from .search_scatter import SearchScatter
 from .search_view import SearchView
+from .target_panel import RunsAtTarget
 from .tune_config_files import ConfigFiles
 from .tune_launch import TUNE
 
 RUNS_REFRESH_MS = 3000
 
 
-class TrainTab(ConfigFiles, QWidget):
+class TrainTab(ConfigFiles, RunsAtTarget, QWidget):
     run_started = Signal(str)  # run id, once known
     message = Signal(str)
 
@@ -64,7 +67,7 @@ class TrainTab(ConfigFiles, QWidget):
         from engine.tracking.store import resolve_tracking_uri
 
         self.workspace = Path(workspace).resolve()
-        self.tracking_uri = resolve_tracking_uri(tracking_uri, self.workspace)
+        self._add_target_panel(resolve_tracking_uri(tracking_uri, self.workspace))  # sets self.tracking_uri
         self.jobs: list[TrainingJob] = []
         self._augmentation_source = None  # the Augment tab's panel, once attached (see the property)
         # MLflow reads and checks in the background, each kind in its own slot: the newest request wins.
@@ -151,6 +154,7 @@ class TrainTab(ConfigFiles, QWidget):
         self.runs.chart_toggled.connect(self._chart_toggled)
         self.runs.stop_requested.connect(self.stop_run)
         self.runs.resume_requested.connect(self.resume)
+        self.runs.export_requested.connect(lambda run_id: open_export_dialog(self, run_id))
         self.runs.selected.connect(self._selected)
         self.runs_timer = QTimer(self)
         self.runs_timer.setInterval(RUNS_REFRESH_MS)
@@ -162,6 +166,7 @@ class TrainTab(ConfigFiles, QWidget):
         )
         self._last_task = self.form.model.values["task.name"]
         self.form.changed.connect(self._form_changed)
+        self._follow_target()
         self.search_form.follow_run_form()
         self._show_augmentation()
 
@@ -171,18 +176,22 @@ class TrainTab(ConfigFiles, QWidget):
         self.forms = QTabWidget()
         self.forms.addTab(self.form, "Run")
         self.forms.addTab(self.search_form, "Search")
+        self.forms.addTab(self._target_page(), "Where to run")
         augmentation_row = QHBoxLayout()
         augmentation_row.addWidget(self.augmentation_line, 1)
         augmentation_row.addWidget(self.auto_button, 0, Qt.AlignTop)
-        buttons = QHBoxLayout()
-        for b in (self.train_button, self.tune_button, self.stop_button, self.save_button, self.load_button):
-            buttons.addWidget(b)
+        buttons = QGridLayout()  # two short rows: one row of five clipped in a small window
+        for k, button in enumerate(
+            (self.train_button, self.tune_button, self.stop_button, self.save_button, self.load_button)
+        ):
+            buttons.addWidget(button, k // 3, k % 3)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.banner)
         left_layout.addWidget(self.forms, 1)
         left_layout.addLayout(augmentation_row)
+        left_layout.addWidget(self.target_line)
         left_layout.addLayout(buttons)
         return left
 
@@ -384,10 +393,11 @@ class TrainTab(ConfigFiles, QWidget):
         """``python -m engine VERB`` of ``config``: a Ray job for a dashboard address, else a local process."""
         from engine.orchestration.ray_cli import is_job_address
 
-        on_ray = is_job_address(config.compute.ray_address)
-        if verb == TUNE and on_ray:
-            self.show_error(launch.RAY_TUNE_REFUSED, cause="run")
+        placed = self._at_target(config)
+        if placed is None:
             return None
+        config, tracking_uri = placed
+        on_ray = is_job_address(config.compute.ray_address)
         self.banner.clear("run")  # the last run's failure is not this one's
         if config.data.path:  # the next start on this dataset opens the form as it is now
             try:
@@ -397,14 +407,14 @@ class TrainTab(ConfigFiles, QWidget):
         stamp = launch.launch_stamp()
         config = launch.named_for_launch(config, verb, stamp)
         if on_ray:
-            config, note = launch.for_ray_job(config, self.tracking_uri)
+            config, note = launch.for_ray_job(config, tracking_uri)
             config.save(self.workspace / "configs" / f"ray-{config.tracking.run_name}.yaml")
-            job = RayJob(config, config.compute.ray_address, config.tracking.uri, parent=self)
+            job = RayJob(config, config.compute.ray_address, config.tracking.uri, verb=verb, parent=self)
             if note:
                 self._append_log([f"[lightbox] {note}"])
         else:
             path = config.save(launch.config_file(self.workspace, verb, stamp))
-            job = ProcessJob(self.workspace, self.tracking_uri, config_path=path, verb=verb, parent=self)
+            job = ProcessJob(self.workspace, tracking_uri, config_path=path, verb=verb, parent=self)
         job.label = config.tracking.run_name
         job.epochs = config.optim.epochs  # empty: the recipe's line says once the run has started
         return self._start(job)

@@ -36,6 +36,7 @@ class ConfigFiles:
             raise ValueError("the run form has errors; fix the fields marked in red first")
         if self.search_form.model.space:
             config = self.search_form.config_for(config)  # ConfigError (a ValueError) names the search's field
+        config, _ = self.target_panel.apply(config, self.workspace_uri)  # TargetError (a ValueError) names the field
         return config.save(path)
 
     def load_config(self, path: str | Path) -> None:
@@ -45,6 +46,7 @@ class ConfigFiles:
         config = RunConfig.load(path)  # ConfigError names the file and the key
         self.form.load_config(config.model_copy(update={"search": None}))  # the search is the search form's
         self.search_form.load_search(config.search)
+        self._target_from_loaded(config)  # its compute section and tracking URI, where it sets them
         if self._augmentation_source is not None:
             self._augmentation_source.load_config(config)  # its own steps become the panel's overrides
         self._show_augmentation()

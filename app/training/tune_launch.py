@@ -10,11 +10,6 @@ import time
 from pathlib import Path
 
 TUNE = "tune"
-#: The app's Ray job kind submits ``lightbox train`` only (app/training/ray_job.py).
-RAY_TUNE_REFUSED = (
-    "Tune on a Ray cluster's dashboard address is not supported from the app: run "
-    "`lightbox tune --config FILE --ray-address URL` (Save… writes the file), or clear compute.ray_address."
-)
 
 
 def launch_stamp(now: float | None = None) -> str:

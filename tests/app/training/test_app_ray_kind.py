@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("pytestqt")
 pytest.importorskip("mlflow")
 
+from app.training.target_model import REMOTE_RAY, Target  # noqa: E402
 from engine.orchestration import ray_jobs  # noqa: E402
 from engine.tracking.progress_events import encode_event  # noqa: E402
 from tests.conftest import wait_until as _wait  # noqa: E402
@@ -80,7 +81,7 @@ def _tab(qtbot, workspace, dataset):
     qtbot.addWidget(tab)
     tab.set_dataset(dataset)
     tab.form.set_value("model.checkpoint", "resnet-tiny")
-    tab.form.set_value("compute.ray_address", ADDRESS)
+    tab.target_panel.set_target(Target(where=REMOTE_RAY, dashboard=ADDRESS))
     assert tab.form.is_valid
     return tab
 
@@ -190,6 +191,30 @@ def test_a_form_without_a_dashboard_address_still_trains_as_a_local_process(
 
     monkeypatch.setattr(ProcessJob, "start", lambda self: None)  # the command line is all this test needs
     tab = _tab(qtbot, tmp_path / "ws", sample_dataset)
-    tab.form.set_value("compute.ray_address", None)
+    tab.target_panel.set_target(Target())
     job = tab.train()
     assert job.kind == "local" and "engine train" in job.describe() and cluster.submitted == []
+
+
+def test_tune_at_a_remote_cluster_submits_a_search_job(qtbot, cluster, sample_dataset, tmp_path):
+    tab = _tab(qtbot, tmp_path / "ws", sample_dataset)
+    tab.search_form.add_entry("optim.lr")
+    assert tab.tune_button.isEnabled()
+    job = tab.tune()
+    assert job is not None and job.verb == "tune", tab.banner.text()
+    _wait(qtbot, lambda: cluster.submitted, 10, "the search's submission")
+    config, address, verb = cluster.submitted[0]
+    assert (address, verb) == (ADDRESS, "tune")
+    assert "optim.lr" in config.search.space
+    assert "python -m engine tune" in job.describe()
+    tab.stop()
+    _wait(qtbot, lambda: cluster.stopped, 30, "stop_job of the search")
+
+
+def test_the_line_under_the_forms_says_where_runs_go(qtbot, cluster, sample_dataset, tmp_path):
+    tab = _tab(qtbot, tmp_path / "ws", sample_dataset)
+    assert tab.target_line.text().startswith(f"Runs on the Ray cluster at {ADDRESS}; tracked in")
+    tab.target_panel.set_target(Target())
+    assert tab.target_line.text().startswith("Runs on this computer (")
+    tab.target_panel.set_target(Target(where=REMOTE_RAY, dashboard="ray://head:10001"))
+    assert "Fix the fields marked in Where to run" in tab.target_line.text()

@@ -211,13 +211,13 @@ def test_missing_dataset_is_reported_by_the_cli(tmp_path, capsys):
 def test_eval_and_predict_use_the_best_checkpoint(sample_dataset, tmp_path, capsys):
     workspace = tmp_path / "ws"
     result = train(_config(sample_dataset, workspace), progress=False)
-    assert main(["eval", result.run_id, "--workspace", str(workspace)]) == 0
+    assert main(["eval", result.run_id, "--workspace", str(workspace), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # Both must hold: eval loads the best checkpoint, and scores it as training's monitor did.
     assert evaluated["checkpoint"] == result.best_checkpoint
     run = MlflowClient(result.tracking_uri).get_run(result.run_id)
     assert run.data.tags["lightbox.best_monitor"] == "val/accuracy"
-    assert evaluated["metrics"]["val/accuracy"] == pytest.approx(run.data.metrics["best_score"], abs=1e-6)
+    assert evaluated["summary"]["accuracy"] == pytest.approx(run.data.metrics["best_score"], abs=1e-6)
     out = tmp_path / "preds.json"
     assert (
         main(["predict", result.run_id, str(sample_dataset / "val"), "--out", str(out), "--workspace", str(workspace)])
