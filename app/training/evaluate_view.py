@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..widgets.task_slot import TaskSlot
+from .evaluate_compare import CompareView
 from .evaluate_detection import DetectionPage
 from .evaluate_pages import ClassificationPage, SegmentationPage
 from .evaluation_model import FILTERS, Evaluation, find_report, load_evaluation
@@ -70,6 +71,10 @@ class EvaluateView(QWidget):
             browse.addWidget(button)
             self.browse_buttons[name] = button
         browse.addStretch(1)
+        self.compare_button = QPushButton("Compare with…")
+        self.compare_button.setToolTip("This run's per-class figures against another finished run's of its task")
+        self.compare_button.clicked.connect(self.compare_with)
+        browse.addWidget(self.compare_button)
         self.again_button = QPushButton("Evaluate again")
         self.again_button.setToolTip("Run `lightbox eval` on this run again (the file is replaced)")
         self.again_button.clicked.connect(self.evaluate_now)
@@ -113,8 +118,10 @@ class EvaluateView(QWidget):
         self.detection.image_requested.connect(self.image_requested)
         self.segmentation.image_requested.connect(self.image_requested)
         self.detection.threshold_changed.connect(self.threshold_changed)
+        self.compare = CompareView(self.workspace, tracking_uri)
+        self.compare.back_requested.connect(self._back_from_compare)
         self.pages = QStackedWidget()
-        for page in (message_page, self.classification, self.detection, self.segmentation):
+        for page in (message_page, self.classification, self.detection, self.segmentation, self.compare):
             self.pages.addWidget(page)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -133,6 +140,7 @@ class EvaluateView(QWidget):
             self.cancel_evaluation()
         self.run_id, self.run_dir, self.run_name = run_id, run_dir, name or run_id[:8]
         self.evaluation = None
+        self.compare.cancel_evaluation()
         self.title.setText(f"<b>{self.run_name}</b> · reading its evaluation…")
         self.browse_bar.hide()
         self._message(f"Reading the evaluation of {self.run_name}…", busy=True)
@@ -169,9 +177,7 @@ class EvaluateView(QWidget):
     def set_evaluation(self, evaluation: Evaluation) -> None:
         """Show ``evaluation`` (the page of its task)."""
         self.evaluation = evaluation
-        page = {"classification": self.classification, "detection": self.detection}.get(
-            evaluation.task, self.segmentation
-        )
+        page = self._page()
         page.set_evaluation(evaluation)
         self.pages.setCurrentWidget(page)
         if not self.run_name:  # shown without a run (a file): named by the run it names
@@ -182,8 +188,24 @@ class EvaluateView(QWidget):
         for filter_name, button in self.browse_buttons.items():
             button.setVisible(filter_name in usable)
         self.again_button.setVisible(self.run_id is not None)
+        self.compare_button.setVisible(self.run_id is not None)
         self.browse_bar.show()
         self.evaluation_loaded.emit(evaluation)
+
+    def _page(self) -> QWidget:
+        task = self.evaluation.task if self.evaluation is not None else ""
+        return {"classification": self.classification, "detection": self.detection}.get(task, self.segmentation)
+
+    def compare_with(self) -> None:
+        """Show this run against a second finished run of its task (chosen in the compare page)."""
+        if self.evaluation is not None and self.run_id is not None:
+            self.compare.start(self.run_id, self.run_name, self.evaluation)
+            self.pages.setCurrentWidget(self.compare)
+
+    def _back_from_compare(self) -> None:
+        self.compare.cancel_evaluation()
+        if self.evaluation is not None:
+            self.pages.setCurrentWidget(self._page())
 
     def _message(self, text: str, *, busy: bool = False, offer: bool = False) -> None:
         self.message.setText(text)
@@ -227,6 +249,7 @@ class EvaluateView(QWidget):
         process.start(command[0], command[1:])
 
     def cancel_evaluation(self) -> None:
+        self.compare.cancel_evaluation()  # run B's, when one is evaluated for a comparison
         process, self.process = self.process, None
         if process is not None:
             process.finished.disconnect(self._evaluated)
