@@ -212,7 +212,7 @@ class CompareView(QWidget):
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(summary)
         self.split.addWidget(per_class)
-        self.split.setSizes([300, 900])
+        self.split.setSizes([250, 950])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
@@ -220,6 +220,8 @@ class CompareView(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(self.notes)
         layout.addWidget(self.split, 1)
+        self.filler = QWidget()  # holds the lines above at the top while there is no table
+        layout.addWidget(self.filler, 1)
         self._show(message="")
 
     # ------------------------------------------------------------------ run A, the runs offered
@@ -342,6 +344,7 @@ class CompareView(QWidget):
         self.notes.setText("\n".join(notes))
         self.notes.setVisible(bool(notes))
         self.split.setVisible(comparison is not None)
+        self.filler.setVisible(comparison is None)
         self.busy.setVisible(busy or self.process is not None)
         self.evaluate_button.setVisible(offer and self.process is None)
 

@@ -128,11 +128,11 @@ class Comparison:
         return keys
 
     def header(self, key: str) -> str:
-        """A column's title: ``AP A``, ``AP B``, ``AP B−A``."""
+        """A column's title on two lines (narrow columns): ``AP`` over ``A``, ``B`` or ``B−A``."""
         if key == "name":
             return "class"
         base, side = key.rsplit("_", 1)
-        return f"{base.replace('_', ' ')} {'B−A' if side == DIFF else side.upper()}"
+        return f"{base.replace('_', ' ')}\n{'B−A' if side == DIFF else side.upper()}"
 
     def sorted_rows(self, key: str, descending: bool) -> list[dict]:
         """Rows by ``key``; rows without a number there last either way."""

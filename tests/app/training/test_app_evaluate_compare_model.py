@@ -73,6 +73,10 @@ def test_every_figure_of_the_task_is_shown_for_a_b_and_their_difference(tmp_path
         assert f"{name}_diff" in comparison.columns
     assert (cat["support_a"], cat["support_b"]) == (5, 5)
     assert comparison.columns[:3] == ["name", "support_a", "support_b"]
+    first = PER_CLASS_FIELDS[task][-1]
+    assert [comparison.header(f"{first}_{side}") for side in ("a", "b", "diff")] == [
+        f"{first.replace('_', ' ')}\n{side}" for side in ("A", "B", "B−A")
+    ]
     assert [s["name"] for s in comparison.summary] == list(SUMMARIES[task])
     assert all(s["diff"] in (0.0, None) for s in comparison.summary)  # the same summary on both sides
     assert comparison.notes() == []
