@@ -23,7 +23,12 @@ from engine.run_flags import add_run_flags, config_from_flags
 from engine.workspace import DEFAULT_WORKSPACE
 
 # Modules that add verbs of their own (light to import: argparse set-up only).
-VERB_MODULES: tuple[str, ...] = ("engine.export.cli", "engine.orchestration.ray_cli", "engine.orchestration.lr_find")
+VERB_MODULES: tuple[str, ...] = (
+    "engine.export.cli",
+    "engine.orchestration.ray_cli",
+    "engine.orchestration.lr_find",
+    "engine.orchestration.label_errors_cli",
+)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -52,6 +52,14 @@ TRIAL_TAG = "lightbox.trial_id"
 #: "true" on a trial the scheduler (ASHA) ended early: FINISHED, not failed
 EARLY_STOPPED_TAG = "lightbox.early_stopped"
 
+# ---------------------------------------------------------------------- label-error searches
+#: "true" on a label-error search's own run (which is a search too: it carries :data:`SEARCH_TAG`)
+LABEL_ERRORS_TAG = "lightbox.label_errors"
+#: on a fold's run: which fold of the images it held out (0 .. K-1)
+FOLD_TAG = "lightbox.fold"
+#: on the label-error search's run: the errors.json it wrote
+LABEL_ERRORS_FILE_TAG = "lightbox.label_errors_file"
+
 # ---------------------------------------------------------------------- MLflow's own tags
 #: a child run's parent: a trial points at its search
 PARENT_RUN_TAG = "mlflow.parentRunId"
