@@ -456,8 +456,12 @@ def open_export_dialog(tab, run_id: str) -> ExportDialog | None:
         return None
     dialog = ExportDialog(row, tab.runs.rows, tab.workspace, tab.tracking_uri, parent=tab)
     dialog.setAttribute(Qt.WA_DeleteOnClose)
-    dialog.predict_requested.connect(
-        lambda folder: open_predict_dialog(tab, tab.workspace, tab.tracking_uri, export_dir=folder)
-    )
+
+    def predict(folder: str) -> None:
+        # The export is done; this dialog is window-modal, so a predict dialog beside it would get no input.
+        dialog.close()
+        open_predict_dialog(tab, tab.workspace, tab.tracking_uri, export_dir=folder)
+
+    dialog.predict_requested.connect(predict)
     dialog.open()
     return dialog

@@ -70,3 +70,32 @@ def test_the_dialog_for_a_search_exports_its_best_trial_and_says_which(qtbot, tm
     dialog.source.setCurrentIndex(1)  # another trial, chosen by hand
     assert dialog.form().run_id == "t1" and dialog.destination.text().endswith("name-t1")
     assert dialog.export_button.isEnabled()
+
+
+def test_predict_from_the_export_dialog_closes_it_so_the_predict_dialog_takes_input(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    import app.training.predict_dialog as predict_dialog
+    from app.training.export_dialog import open_export_dialog
+    from app.training.runs_view import RunsTable
+
+    tab = QWidget()  # what open_export_dialog uses of the Train tab
+    qtbot.addWidget(tab)
+    tab.runs = RunsTable(tab)
+    tab.runs.set_rows(_rows())
+    tab.workspace, tab.tracking_uri = tmp_path, f"sqlite:///{tmp_path / 'm.db'}"
+    tab.show()
+    opened = []
+
+    def fake_predict(parent, workspace, tracking_uri=None, run_id=None, export_dir=None):
+        # What a predict dialog needs: no modal dialog left in front of it.
+        opened.append((export_dir, QApplication.activeModalWidget()))
+
+    monkeypatch.setattr(predict_dialog, "open_predict_dialog", fake_predict)
+    dialog = open_export_dialog(tab, "done")
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    assert QApplication.activeModalWidget() is dialog
+    dialog.predict_requested.emit(str(tmp_path / "export"))
+    assert opened == [(str(tmp_path / "export"), None)]
+    qtbot.wait(50)  # the closed dialog deletes itself (WA_DeleteOnClose) before the tab goes
