@@ -5,8 +5,9 @@ made on an image it trained on, with the dataset's ids beside them, and gets bac
 entry per annotation (and, for detection, per suspected missing object), most suspect
 first. Classification follows confident learning (cleanlab's per-class thresholds on the
 out-of-fold probabilities flag the issues; self-confidence or normalised margin ranks
-them); detection follows ObjectLab (cleanlab's overlooked, swap and bad-location box
-scores). A score is between 0 and 1: the lower, the more likely the label is wrong.
+them); segmentation treats each annotated region as such an example, with the
+probabilities averaged over its pixels; detection follows ObjectLab (cleanlab's overlooked,
+swap and bad-location box scores). A score is between 0 and 1: the lower, the more likely the label is wrong.
 
 cleanlab is an optional dependency, imported when a score is asked for.
 """
@@ -30,6 +31,10 @@ WRONG_LABEL, MISSING_BOX, SPURIOUS_BOX, WRONG_CLASS, POORLY_PLACED_BOX = (
     "wrong_class",
     "poorly_placed_box",
 )
+#: segmentation: a region of another class, and a region around background
+WRONG_REGION_CLASS, SPURIOUS_REGION = "wrong_region_class", "spurious_region"
+#: a region whose pixels are on average at least this likely background is flagged spurious
+SPURIOUS_REGION_PROBABILITY = 0.5
 #: a detection box scoring below this is flagged (cleanlab's image-level default, applied per box)
 BOX_ISSUE_THRESHOLD = 0.1
 #: predicted boxes this confident take part in matching given boxes (cleanlab's bad-location threshold)
@@ -129,6 +134,47 @@ def _confident_learning_issues(filters: Any, labels: np.ndarray, probabilities: 
     part = probabilities[:, present]
     part = part / np.clip(part.sum(1, keepdims=True), 1e-12, None)
     return np.asarray(filters.find_label_issues(remap[labels], part, filter_by="prune_by_noise_rate"))
+
+
+# ---------------------------------------------------------------------- segmentation
+def segmentation_suspects(
+    region_probabilities: np.ndarray,
+    labels: np.ndarray,
+    *,
+    image_ids: Sequence[int],
+    file_names: Sequence[str],
+    annotation_ids: Sequence[int],
+    class_ids: Sequence[int],
+    class_names: Sequence[str],
+    ranking: str = "self_confidence",
+) -> list[dict[str, Any]]:
+    """One entry per annotated region: ``region_probabilities`` (R, K+1) are the out-of-fold class
+    probabilities averaged over the region's pixels, background first; ``labels`` (R,) its given class.
+
+    A region is a labelled example whose class the model disagrees with or not, so confident
+    learning flags and ranks regions as it does images; a region the model calls background is
+    suspected spurious (suggested fix: remove it).
+    """
+    entries = classification_suspects(
+        region_probabilities,
+        labels,
+        image_ids=image_ids,
+        file_names=file_names,
+        annotation_ids=list(annotation_ids),
+        class_ids=class_ids,
+        class_names=class_names,
+        ranking=ranking,
+    )
+    background = int(class_ids[0])
+    for entry in entries:
+        if entry["suggested"]["category_id"] == background:
+            # No region is labelled background, so confident learning has no threshold for it:
+            # a region the model more likely calls background than anything else is flagged.
+            entry["issue"] = entry["issue"] or entry["suggested"]["probability"] >= SPURIOUS_REGION_PROBABILITY
+            entry["kind"], entry["suggested"] = SPURIOUS_REGION, None
+        else:
+            entry["kind"] = WRONG_REGION_CLASS
+    return entries
 
 
 # ---------------------------------------------------------------------- detection
@@ -276,10 +322,13 @@ __all__ = [
     "POORLY_PLACED_BOX",
     "RANKINGS",
     "SPURIOUS_BOX",
+    "SPURIOUS_REGION",
     "WRONG_CLASS",
     "WRONG_LABEL",
+    "WRONG_REGION_CLASS",
     "classification_suspects",
     "cleanlab_module",
     "detection_suspects",
     "ranked",
+    "segmentation_suspects",
 ]

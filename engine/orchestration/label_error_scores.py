@@ -19,8 +19,8 @@ import numpy as np
 from engine.orchestration.errors import TrainingError
 
 ERRORS_VERSION = 1
-#: tasks whose label errors are found (segmentation's regions are not scored yet)
-LABEL_ERROR_TASKS = ("classification", "detection")
+#: tasks whose label errors are found
+LABEL_ERROR_TASKS = ("classification", "detection", "segmentation")
 
 
 class FoldRunFailed(TrainingError):
@@ -39,9 +39,9 @@ class HeldOut:
     task: str
     category_ids: list[int]
     class_names: list[str]
+    # classification: one row per image; segmentation: one row per annotated region
     image_ids: list[int] = field(default_factory=list)
     file_names: list[str] = field(default_factory=list)
-    # classification: one row per image
     probabilities: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     annotation_ids: list[int | None] = field(default_factory=list)
@@ -75,6 +75,13 @@ def predict_held_out(config: Any, checkpoint: Path) -> HeldOut:
     (dataset,) = split_datasets(datamodule, "val")
     category_ids = [int(c) for c in datamodule.train_dataset.index.category_ids.tolist()]
     class_names = [str(module.id2label[i]) for i in range(module.num_labels)]
+    if config.task.name == "segmentation":
+        from engine.orchestration.evaluation_collect import segmentation_class_ids
+        from engine.orchestration.label_error_regions import add_region_predictions
+
+        held_out = HeldOut("segmentation", segmentation_class_ids(category_ids), class_names)
+        add_region_predictions(held_out, module, datamodule, dataset, device)
+        return held_out
     collector = collect(module, datamodule, [dataset], category_ids, device)
     held_out = HeldOut(config.task.name, category_ids, class_names)
     index = dataset.index
@@ -139,12 +146,13 @@ def detection_images(
 
 def score(held_out: HeldOut, ranking: str = "self_confidence") -> list[dict[str, Any]]:
     """Every annotation (and suspected missing object) of the held-out images, most suspect first."""
-    from engine.metrics.label_quality import classification_suspects, detection_suspects
+    from engine.metrics.label_quality import classification_suspects, detection_suspects, segmentation_suspects
 
-    if held_out.task == "classification":
+    if held_out.task in ("classification", "segmentation"):
         k = len(held_out.category_ids)
         probabilities = np.stack(held_out.probabilities) if held_out.probabilities else np.zeros((0, k))
-        return classification_suspects(
+        suspects = classification_suspects if held_out.task == "classification" else segmentation_suspects
+        return suspects(
             probabilities,
             np.asarray(held_out.labels, np.int64),
             image_ids=held_out.image_ids,
@@ -175,8 +183,8 @@ def write_errors(
         "version": ERRORS_VERSION,
         "task": held_out.task,
         "source": source,
-        "data": {**data, "num_images": len(held_out.image_ids)},
-        "ranking": ranking if held_out.task == "classification" else "objectlab",
+        "data": {**data, "num_images": len(set(held_out.image_ids))},
+        "ranking": ranking if held_out.task != "detection" else "objectlab",
         "classes": [{"id": c, "name": n} for c, n in zip(held_out.category_ids, held_out.class_names)],
         "issues": kinds,
         "entries": entries,

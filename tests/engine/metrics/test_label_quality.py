@@ -155,3 +155,28 @@ def test_without_cleanlab_the_error_names_the_extra(monkeypatch):
             np.ones((1, 3)) / 3, np.zeros(1, int), image_ids=[1], file_names=["a"], annotation_ids=[1],
             class_ids=CLASS_IDS, class_names=CLASS_NAMES,
         )  # fmt: skip
+
+
+def test_a_region_of_the_wrong_class_and_a_region_around_background_rank_first():
+    rng = np.random.default_rng(4)
+    truth = np.arange(1, 41) % 3 + 1  # model order: background 0, then the three classes
+    probabilities = rng.uniform(0.0, 0.05, size=(40, 4))
+    probabilities[np.arange(40), truth] = rng.uniform(0.85, 0.95, size=40)
+    given = truth.copy()
+    given[5] = truth[5] % 3 + 1  # another class
+    probabilities[12] = [0.9, 0.04, 0.03, 0.03]  # the model sees background there
+    class_ids, names = [0, *CLASS_IDS], ["background", *CLASS_NAMES]
+    entries = label_quality.segmentation_suspects(
+        probabilities / probabilities.sum(1, keepdims=True),
+        given,
+        image_ids=[i // 2 for i in range(40)],
+        file_names=[f"{i // 2}.png" for i in range(40)],
+        annotation_ids=list(range(500, 540)),
+        class_ids=class_ids,
+        class_names=names,
+    )
+    top = {e["annotation_id"]: e for e in entries[:2]}
+    assert set(top) == {505, 512}
+    assert top[505]["kind"] == "wrong_region_class" and top[505]["suggested"]["category_id"] == class_ids[truth[5]]
+    assert top[512]["kind"] == "spurious_region" and top[512]["suggested"] is None
+    assert top[505]["issue"] and top[512]["issue"]

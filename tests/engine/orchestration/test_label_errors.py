@@ -165,10 +165,13 @@ def test_bad_folds_are_refused_naming_the_flag(sample_dataset, tmp_path, capsys)
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_task_without_label_scores_is_refused(sample_dataset, tmp_path, capsys):
-    argv = ["--data", str(sample_dataset), "--task", "segmentation", "--workspace", str(tmp_path)]
-    code, line = _cli(capsys, *argv)
-    assert code == 2 and "task.name" in line and "segmentation" in line
+def test_a_task_without_label_scores_is_refused(sample_dataset, tmp_path):
+    from engine.orchestration.errors import TrainingError
+
+    config = RunConfig.from_dict({"task": {"name": "multitask", "tasks": ["classification", "detection"]}})
+    with pytest.raises(TrainingError, match="task.name: label errors are found for .* not multitask"):
+        find_label_errors(config.with_overrides({"data.path": str(sample_dataset), "workspace": str(tmp_path)}))
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_run_without_checkpoint_is_refused_naming_it(sample_dataset, tmp_path, capsys):
@@ -178,3 +181,29 @@ def test_a_run_without_checkpoint_is_refused_naming_it(sample_dataset, tmp_path,
     code, line = _cli(capsys, "--run", "abc123", "--workspace", str(tmp_path), "--out", str(tmp_path / "e.json"))
     assert code == 2 and "abc123" in line and "no checkpoint" in line
     assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("task", "model", "kinds"),
+    [
+        ("detection", "detr-tiny", {"missing_box", "spurious_box", "wrong_class", "poorly_placed_box"}),
+        ("segmentation", "segformer-tiny", {"wrong_region_class", "spurious_region"}),
+    ],
+)
+def test_every_object_of_the_split_is_listed_once_with_its_coco_ids(sample_dataset, tmp_path, task, model, kinds):
+    config = _config(sample_dataset, tmp_path, task, model, epochs=1).with_overrides({"data.image_size": 64})
+    result = find_label_errors(config, folds=2, out=tmp_path / "errors.json")
+    doc = json.loads((sample_dataset / "annotations" / "instances_train.json").read_text())
+    file_of = {im["id"]: im["file_name"] for im in doc["images"]}
+    objects = {a["id"]: a for a in doc["annotations"] if not a.get("iscrowd")}
+    entries = json.loads(result.errors_file.read_text())["entries"]
+    listed = [e["annotation_id"] for e in entries if e["annotation_id"] is not None]
+    assert sorted(listed) == sorted(objects)  # every object once; crowd regions are not scored
+    for entry in entries:
+        assert entry["kind"] in kinds and file_of[entry["image_id"]] == entry["file_name"]
+        if entry["annotation_id"] is None:  # a suspected missing box: where, and what it would be
+            assert entry["kind"] == "missing_box" and len(entry["suggested"]["bbox"]) == 4
+        else:
+            ann = objects[entry["annotation_id"]]
+            assert (ann["image_id"], ann["category_id"]) == (entry["image_id"], entry["given"]["category_id"])
