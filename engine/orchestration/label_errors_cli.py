@@ -41,6 +41,14 @@ def run_label_errors(args: argparse.Namespace) -> int:
     from engine.orchestration.errors import TrainingError
     from engine.orchestration.label_error_scores import FoldRunFailed, summary_lines
 
+    given = [flag for flag, value in (("--config", args.config), ("--data", args.data), ("--task", args.task)) if value]
+    if args.run and given:
+        print(
+            f"lightbox label-errors: --run scores a finished run with its own configuration and data; "
+            f"drop {', '.join(given)}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.run:
             from engine.orchestration.label_errors import score_run

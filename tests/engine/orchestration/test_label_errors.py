@@ -128,7 +128,7 @@ def test_no_image_is_scored_by_a_model_that_trained_on_it(found):
 
 
 @pytest.mark.slow
-def test_a_finished_run_scores_the_images_it_did_not_train_on(found, tmp_path):
+def test_a_finished_run_scores_the_images_it_did_not_train_on(found, tmp_path, capsys):
     _, workspace, _, result = found
     run_id = result.fold_run_ids[0]
     scored = score_run(run_id, out=tmp_path / "run_errors.json", workspace=str(workspace))
@@ -136,6 +136,12 @@ def test_a_finished_run_scores_the_images_it_did_not_train_on(found, tmp_path):
     assert {e["image_id"] for e in scored.entries} == held
     document = json.loads((tmp_path / "run_errors.json").read_text())
     assert document["source"]["run_id"] == run_id and document["data"]["split"] == "val"
+    # The same from the command line, which says where the file is and how many suspects it holds.
+    out = tmp_path / "cli_errors.json"
+    assert main(["label-errors", "--run", run_id, "--workspace", str(workspace), "--out", str(out)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(f"among {len(held)} entries, written to {out}")
+    assert json.loads(out.read_text())["entries"] == document["entries"]
 
 
 def test_folds_are_stratified_balanced_and_stable():
@@ -207,3 +213,8 @@ def test_every_object_of_the_split_is_listed_once_with_its_coco_ids(sample_datas
         else:
             ann = objects[entry["annotation_id"]]
             assert (ann["image_id"], ann["category_id"]) == (entry["image_id"], entry["given"]["category_id"])
+
+
+def test_a_run_with_a_configuration_of_its_own_is_refused(sample_dataset, tmp_path, capsys):
+    code, line = _cli(capsys, "--run", "abc123", "--data", str(sample_dataset), "--workspace", str(tmp_path))
+    assert code == 2 and "--run scores a finished run with its own configuration" in line and "drop --data" in line
