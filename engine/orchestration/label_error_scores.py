@@ -2,7 +2,8 @@
 
 Both ways of finding label errors come here: each fold run of ``lightbox label-errors``
 scores its held-out fold, and ``--run RUN_ID`` scores a finished run's validation split.
-The model passes over the images once, through the evaluation's own collection code;
+The model passes over the images once, through the evaluation's own collection code
+(segmentation's regions: :mod:`engine.orchestration.label_error_regions`);
 :mod:`engine.metrics.label_quality` turns the predictions into scores, and the entries
 keep the ids of the COCO file the images came from.
 """
@@ -29,7 +30,7 @@ class FoldRunFailed(TrainingError):
 
 def check_task(task: str) -> None:
     if task not in LABEL_ERROR_TASKS:
-        raise TrainingError(f"task.name: label errors are found for {' and '.join(LABEL_ERROR_TASKS)} runs, not {task}")
+        raise TrainingError(f"task.name: label errors are found for {', '.join(LABEL_ERROR_TASKS)} runs, not {task}")
 
 
 @dataclass
