@@ -78,14 +78,19 @@ class Collector:
             for k, image_id in enumerate(ids):
                 self.tally.add(image_id, "", predicted[k], truth[k])
 
+    def classification_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Classification: every image's class probabilities and its given label (model order), in order seen."""
+        k = len(self.category_ids)
+        probabilities = np.concatenate(self._probabilities) if self._probabilities else np.zeros((0, k))
+        labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
+        return probabilities, labels
+
     def figures(self, ground_truth: dict[str, Any], class_names: Sequence[str]) -> dict[str, Any]:
         """The report's figures; ``ground_truth``: the evaluated images' COCO dict (file names,
         and for detection the boxes). Classes are named in model order (segmentation: background first)."""
         file_of = {int(image["id"]): str(image.get("file_name", "")) for image in ground_truth["images"]}
         if self.task == "classification":
-            k = len(self.category_ids)
-            probabilities = np.concatenate(self._probabilities) if self._probabilities else np.zeros((0, k))
-            labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
+            probabilities, labels = self.classification_rows()
             names = [file_of.get(i, "") for i in self.image_ids]
             return classification_figures(probabilities, labels, self.image_ids, names, self.category_ids, class_names)
         if self.task == "detection":

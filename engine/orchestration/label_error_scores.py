@@ -93,8 +93,8 @@ def predict_held_out(config: Any, checkpoint: Path) -> HeldOut:
     usable = index.valid_annotation_mask() & ~index.ann_iscrowd
     if config.task.name == "classification":
         # The collector keeps each batch's probabilities and given labels (model order) as it saw them.
-        held_out.probabilities = list(np.concatenate(collector._probabilities)) if rows else []
-        labels = np.concatenate(collector._labels) if rows else np.zeros(0, np.int64)
+        probabilities, labels = collector.classification_rows()
+        held_out.probabilities = list(probabilities)
         held_out.labels = list(labels)
         held_out.annotation_ids = [
             deciding_annotation(index, usable, r, category_ids[int(label)]) for r, label in zip(rows, labels)
