@@ -172,7 +172,11 @@ def _dashboard_stub(nodes: list[dict], version: str):
     return server
 
 
-def test_live_nodes_are_counted_with_their_cpus_and_gpus_and_none_is_a_problem():
+def test_live_nodes_are_counted_with_their_cpus_and_gpus_and_none_is_a_problem(monkeypatch, tmp_path):
+    # No token anywhere Ray looks (another test of the session may have left one in the tests' home).
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
     version = connection_check.local_ray_version()
     nodes = [
         {"state": "ALIVE", "resources_total": {"CPU": 8.0, "GPU": 2.0}},
