@@ -1,0 +1,93 @@
+"""The Train tab lists its runs in a helper process: MLflow's SQL store held the GIL for tens of
+ms per refresh when it listed them from a worker thread, and the event loop waited for it."""
+
+import time
+
+import pytest
+
+pytest.importorskip("mlflow")
+
+
+def test_the_runs_are_listed_outside_the_gui_process(qtbot, tmp_path, monkeypatch):
+    import engine.tracking.history as history
+    from app.training.train_tab import TrainTab
+    from engine.tracking.logger import RunLogger
+
+    workspace = tmp_path / "ws"
+    run = RunLogger(f"sqlite:///{workspace / 'mlflow.db'}", workspace=workspace, run_name="old")
+    run.finish("FINISHED")
+
+    def listed_here(*_args, **_kwargs):
+        raise AssertionError("the runs were listed in the GUI process")
+
+    monkeypatch.setattr(history, "list_runs", listed_here)  # the helper process has its own, untouched
+    tab = TrainTab(workspace)
+    qtbot.addWidget(tab)
+    deadline = time.monotonic() + 60
+    while tab.runs.row_for(run.run_id) is None:
+        assert tab.banner.text() == "" or "Runs:" not in tab.banner.text(), tab.banner.text()
+        assert time.monotonic() < deadline, "timed out waiting for the run in the table"
+        qtbot.wait(50)
+    tab.confirm_close()
+
+
+def test_the_helper_lists_the_same_rows_as_a_read_here(tmp_path):
+    from app.training import runs_reader
+    from app.training.runs_model import load_runs
+    from engine.tracking.logger import RunLogger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logger = RunLogger(uri, workspace=tmp_path, run_name="first", tags={"lightbox.task": "classification"})
+    logger.log_params({"optim.lr": 0.01})
+    logger.log_metrics({"val/loss": 0.5}, 1)
+    logger.finish("FINISHED")
+    here, there = load_runs(uri), runs_reader.load_runs(uri)
+    assert [(r.run_id, r.name, r.status, r.params, r.metrics) for r in there] == [
+        (r.run_id, r.name, r.status, r.params, r.metrics) for r in here
+    ]
+
+
+HELPER_OF_AN_APP_THAT_DIES = """
+import os, sys
+from app.training import runs_reader
+if __name__ == "__main__":
+    runs_reader.load_runs(sys.argv[1])
+    print(list(runs_reader._executor._processes)[0], flush=True)
+    os._exit(0)  # no atexit: the pool is never told to stop
+"""
+
+
+def test_the_helper_ends_when_the_app_is_gone(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    script = tmp_path / "app_that_dies.py"
+    script.write_text(HELPER_OF_AN_APP_THAT_DIES, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    answer = tmp_path / "helper.pid"
+    with open(answer, "w", encoding="ascii") as out:  # a file, not a pipe: a helper left behind would hold a pipe open
+        subprocess.run(
+            [sys.executable, str(script), f"sqlite:///{tmp_path / 'mlflow.db'}"],
+            stdout=out,
+            env=env,
+            cwd=root,
+            timeout=120,
+            check=True,
+        )
+    helper = int(answer.read_text(encoding="ascii").split()[-1])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{helper}").exists() and _state(helper) != "Z":
+        if time.monotonic() > deadline:
+            os.kill(helper, 9)  # not left behind by this test
+            raise AssertionError(f"the helper process {helper} outlived its app")
+        time.sleep(0.2)
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat", encoding="ascii").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
