@@ -500,7 +500,7 @@ class TrainTab(ConfigFiles, RunsAtTarget, QWidget):
     def refresh_runs(self) -> None:
         if self._runs_slot.busy:  # the read going on answers this request too
             return
-        from .runs_reader import load_runs  # in a helper process: MLflow holds the GIL
+        from .runs_model import load_runs
 
         self._runs_slot.start(load_runs, self.tracking_uri, on_done=self._runs_loaded, on_error=self._runs_failed)
 
