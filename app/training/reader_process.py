@@ -14,7 +14,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
-from ..widgets.workers import BACKGROUND_NICENESS
+from ..widgets.workers import BACKGROUND_NICENESS, start_helper
 
 _READERS: dict = {}  # in the helper process: (tracking_uri, run_id) -> MetricReader
 
@@ -49,8 +49,8 @@ class ReaderProcess:
             self._executor = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=os.nice,
-                initargs=(BACKGROUND_NICENESS,),
+                initializer=start_helper,  # niced, and gone with the app however the app ends
+                initargs=(BACKGROUND_NICENESS, os.getpid()),
             )
         return self._executor
 

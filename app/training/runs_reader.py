@@ -18,34 +18,18 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from ..widgets.workers import BACKGROUND_NICENESS
+from ..widgets.workers import BACKGROUND_NICENESS, start_helper
 from . import runs_model
 from .runs_model import RunRow
 
 T = TypeVar("T")
 _lock = threading.Lock()  # two tabs may ask at once, each from its own worker thread
 _executor: ProcessPoolExecutor | None = None
-PARENT_CHECK_S = 1.0
-
-
-def _start_helper(niceness: int, parent: int) -> None:
-    """In the helper: work at ``niceness``, and end once the app (``parent``) is gone. An app
-    killed, or one that leaves by ``os._exit``, never tells its pool to stop, and the pool's
-    worker holds its own end of the task queue open, so it would wait for work for ever."""
-    os.nice(niceness)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_S)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _pool() -> ProcessPoolExecutor:
@@ -55,7 +39,7 @@ def _pool() -> ProcessPoolExecutor:
             _executor = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_helper,
+                initializer=start_helper,
                 initargs=(BACKGROUND_NICENESS, os.getpid()),
             )
         return _executor

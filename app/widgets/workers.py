@@ -9,6 +9,7 @@ widgets. The GUI thread never waits on a task.
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import time
 import traceback
@@ -21,6 +22,22 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 # finder, metric readers): they take every core the app leaves idle, but the GUI thread
 # never waits for a core behind them (bench/live_chart.py).
 BACKGROUND_NICENESS = 10
+PARENT_CHECK_S = 1.0
+
+
+def start_helper(niceness: int, parent: int) -> None:
+    """Initializer of the app's helper processes (a ProcessPoolExecutor's): work at ``niceness``,
+    and end once the app (``parent``) is gone. An app killed, or one that leaves by ``os._exit``,
+    never tells its pool to stop, and the pool's worker holds its own end of the task queue open,
+    so it would wait for work for ever."""
+    os.nice(niceness)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class TaskSignals(QObject):

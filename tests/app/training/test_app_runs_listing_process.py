@@ -41,8 +41,20 @@ if __name__ == "__main__":
     os._exit(0)  # no atexit: the pool is never told to stop
 """
 
+# The charts' metric reader: its helper outlived killed apps for hours before it watched its parent.
+METRIC_READER_OF_AN_APP_THAT_DIES = """
+import os, sys
+from app.training.reader_process import ReaderProcess
+if __name__ == "__main__":
+    reader = ReaderProcess()
+    reader._pool().submit(os.getpid).result()  # the helper started
+    print(list(reader._executor._processes)[0], flush=True)
+    os._exit(0)
+"""
 
-def test_the_helper_ends_when_the_app_is_gone(tmp_path):
+
+@pytest.mark.parametrize("script_text", [HELPER_OF_AN_APP_THAT_DIES, METRIC_READER_OF_AN_APP_THAT_DIES])
+def test_the_helper_ends_when_the_app_is_gone(tmp_path, script_text):
     import os
     import subprocess
     import sys
@@ -50,7 +62,7 @@ def test_the_helper_ends_when_the_app_is_gone(tmp_path):
 
     root = Path(__file__).resolve().parents[3]
     script = tmp_path / "app_that_dies.py"
-    script.write_text(HELPER_OF_AN_APP_THAT_DIES, encoding="utf-8")
+    script.write_text(script_text, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(root)}
     answer = tmp_path / "helper.pid"
     with open(answer, "w", encoding="ascii") as out:  # a file, not a pipe: a helper left behind would hold a pipe open
