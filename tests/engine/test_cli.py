@@ -58,7 +58,8 @@ def test_no_command_opens_the_app_and_gui_opens_a_folder(monkeypatch, tmp_path, 
     assert main(["gui"]) == 0
     out = capsys.readouterr().out
     assert calls[0][0] is None and calls[0][2] == {"reopen_last": True}  # plain `lightbox` reopens the last one
-    assert calls[1][:2] == (str(tmp_path), (tmp_path / "ws").resolve()) and calls[1][2] == {"reopen_last": False, "config": None}
+    assert calls[1][:2] == (str(tmp_path), (tmp_path / "ws").resolve())
+    assert calls[1][2] == {"reopen_last": False, "config": None}
     assert Path(calls[2][0]) == tmp_path / "ws" / "datasets" / "shapes"
     assert calls[3][2] == {"reopen_last": True, "config": None}
     # Every start says where the workspace is, so it is never created somewhere unnoticed.
