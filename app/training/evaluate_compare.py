@@ -8,7 +8,6 @@ header click sorts (a difference column's first click puts the biggest loss firs
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from PySide6.QtCore import QProcess, Qt, Signal
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..widgets.task_slot import TaskSlot
 from .evaluation_compare import DIFF, Comparison, ComparisonError, RunSide, change, comparable_runs, compare
-from .evaluation_model import REPORT_FILE, Evaluation, find_report, load_evaluation
+from .evaluation_model import REPORT_FILE, Evaluation, engine_eval_command, find_report, load_evaluation
 
 BETTER, WORSE = QColor("#1b7a2e"), QColor("#c62828")
 BETTER_FILL, WORSE_FILL = QColor("#e3f3e6"), QColor("#fbe4e4")
@@ -350,12 +349,7 @@ class CompareView(QWidget):
 
     # ------------------------------------------------------------------ evaluate B now
     def eval_command(self) -> list[str]:
-        command = [sys.executable, "-u", "-m", "engine", "eval", self.run_b.run_id]
-        if self.workspace:
-            command += ["--workspace", self.workspace]
-        if self.tracking_uri:
-            command += ["--tracking-uri", self.tracking_uri]
-        return command
+        return engine_eval_command(self.run_b.run_id, self.workspace, self.tracking_uri)
 
     def evaluate_b(self) -> None:
         """Run ``python -m engine eval`` on run B in the background; it is read and compared when it ends."""

@@ -9,7 +9,6 @@ user clicks becomes ``image_requested`` (one image) or ``browse_requested`` (a l
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from PySide6.QtCore import QProcess, Qt, Signal
@@ -28,7 +27,7 @@ from ..widgets.task_slot import TaskSlot
 from .evaluate_compare import CompareView
 from .evaluate_detection import DetectionPage
 from .evaluate_pages import ClassificationPage, SegmentationPage
-from .evaluation_model import FILTERS, Evaluation, find_report, load_evaluation
+from .evaluation_model import FILTERS, Evaluation, engine_eval_command, find_report, load_evaluation
 
 HINT = "Select a finished run in the Train tab's Runs table and click Evaluate."
 OUTPUT_LINES = 12  # the last lines of `engine eval` shown while it runs (and when it fails)
@@ -222,12 +221,7 @@ class EvaluateView(QWidget):
 
     # ------------------------------------------------------------------ evaluate now
     def eval_command(self) -> list[str]:
-        command = [sys.executable, "-u", "-m", "engine", "eval", self.run_id]
-        if self.workspace:
-            command += ["--workspace", self.workspace]
-        if self.tracking_uri:
-            command += ["--tracking-uri", self.tracking_uri]
-        return command
+        return engine_eval_command(self.run_id, self.workspace, self.tracking_uri)
 
     def evaluate_now(self) -> None:
         """Run ``python -m engine eval RUN_ID`` in the background; the result is read when it ends."""

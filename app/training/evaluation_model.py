@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,3 +371,13 @@ class Evaluation:
             int(a["annotation_id"]): found.get(int(a["annotation_id"]), NEVER)
             for a in self.images[image].get("annotations") or []
         }
+
+
+def engine_eval_command(run_id: str, workspace: str | None, tracking_uri: str | None) -> list[str]:
+    """``python -m engine eval RUN_ID`` as the app runs it (the Evaluate tab, and run B of a comparison)."""
+    command = [sys.executable, "-u", "-m", "engine", "eval", run_id]
+    if workspace:
+        command += ["--workspace", str(workspace)]
+    if tracking_uri:
+        command += ["--tracking-uri", tracking_uri]
+    return command
