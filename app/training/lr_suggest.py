@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,10 +25,11 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from engine.orchestration import jobs
 from engine.orchestration.lr_find import SETUP_PREFIX
-from engine.tracking.progress_events import EVENTS_ENV, decode_event
+from engine.tracking.progress_events import EVENTS_ENV
 
 from ..widgets.task_slot import TaskSlot
 from ..widgets.workers import BACKGROUND_NICENESS
+from .child_output import follow_child
 from .progress import format_duration
 
 _SETUP = re.compile(r"at (\d+) px")
@@ -85,44 +84,34 @@ def run_lr_find(
         start_new_session=True,
         env=finder_environment(),
     )
-    lines, partial, where = [], "", ""
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(child.stdout, selectors.EVENT_READ)
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise LrFindCancelled("the learning-rate finder was cancelled")
-                if not sel.select(timeout=0.2):
-                    continue
-                chunk = child.stdout.read1(65536).decode("utf-8", errors="replace")
-                if not chunk:
-                    break
-                *done, partial = (partial + chunk).replace("\r", "\n").split("\n")
-                for line in done:
-                    event = decode_event(line)
-                    if event is not None:
-                        if progress is not None and isinstance(event.get("step"), int) and event.get("steps"):
-                            eta = event.get("eta_s")
-                            progress(
-                                where + (f" · ETA {format_duration(eta)}" if eta is not None else " · ETA …"),
-                                event["step"],
-                                int(event["steps"]),
-                            )
-                    elif line.strip():
-                        lines.append(line.strip())
-                        if line.startswith(SETUP_PREFIX) and _SETUP.search(line):
-                            where = f"at {_SETUP.search(line).group(1)} px"
-                            if progress is not None:
-                                progress(f"{where} · preparing the data and the model", 0, num_steps)
-    finally:
-        if child.poll() is None:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                child.kill()
-        child.wait()
-        child.stdout.close()
-    lines += [partial.strip()] if partial.strip() else []
+    lines: list[str] = []
+    where = ""  # "at 64 px", once the finder has said its size
+
+    def on_event(event: dict) -> None:
+        if progress is not None and isinstance(event.get("step"), int) and event.get("steps"):
+            eta = event.get("eta_s")
+            progress(
+                where + (f" · ETA {format_duration(eta)}" if eta is not None else " · ETA …"),
+                event["step"],
+                int(event["steps"]),
+            )
+
+    def on_line(line: str) -> None:
+        nonlocal where
+        lines.append(line)
+        found = _SETUP.search(line) if line.startswith(SETUP_PREFIX) else None
+        if found:
+            where = f"at {found.group(1)} px"
+            if progress is not None:
+                progress(f"{where} · preparing the data and the model", 0, num_steps)
+
+    follow_child(
+        child,
+        on_event=on_event,
+        on_line=on_line,
+        cancel=cancel,
+        cancelled=lambda: LrFindCancelled("the learning-rate finder was cancelled"),
+    )
     code = child.returncode
     result = next((json.loads(line) for line in reversed(lines) if line.startswith('{"lr"')), None)
     if code == 0 and result is not None and result.get("lr"):

@@ -10,8 +10,6 @@ emits ``predicted`` and the main window draws the results over the images.
 from __future__ import annotations
 
 import os
-import selectors
-import signal
 import subprocess
 import sys
 import threading
@@ -36,10 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from engine.orchestration import jobs
-from engine.tracking.progress_events import EVENTS_ENV, decode_event
+from engine.tracking.progress_events import EVENTS_ENV
 
 from ..widgets.task_slot import TaskSlot
 from ..widgets.workers import BACKGROUND_NICENESS
+from .child_output import follow_child
 
 BACKENDS = {"onnx": "ONNX (onnxruntime)", "torch": "PyTorch (Hugging Face folder)"}
 RUN_BACKEND = "the run's checkpoint (PyTorch)"
@@ -157,34 +156,18 @@ def run_prediction(
         env={**os.environ, EVENTS_ENV: "1", "TQDM_DISABLE": "1"},
     )
     lines: list[str] = []
-    partial = ""
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(child.stdout, selectors.EVENT_READ)
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise PredictCancelled("the prediction was cancelled")
-                if not sel.select(timeout=0.2):
-                    continue
-                chunk = child.stdout.read1(65536).decode("utf-8", errors="replace")
-                if not chunk:
-                    break
-                *complete, partial = (partial + chunk).replace("\r", "\n").split("\n")
-                for line in complete:
-                    event = decode_event(line)
-                    if event is None:
-                        lines += [line.strip()] if line.strip() else []
-                    elif progress is not None and event.get("steps"):
-                        progress(f"{event['step']}/{event['steps']} images", int(event["step"]), int(event["steps"]))
-    finally:
-        if child.poll() is None:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                child.kill()
-        child.wait()
-        child.stdout.close()
-    lines += [partial.strip()] if partial.strip() else []
+
+    def on_event(event: dict) -> None:
+        if progress is not None and event.get("steps"):
+            progress(f"{event['step']}/{event['steps']} images", int(event["step"]), int(event["steps"]))
+
+    follow_child(
+        child,
+        on_event=on_event,
+        on_line=lines.append,
+        cancel=cancel,
+        cancelled=lambda: PredictCancelled("the prediction was cancelled"),
+    )
     said = [line.removeprefix("lightbox predict:").strip() for line in lines if line.startswith("lightbox predict:")]
     if child.returncode != 0 or not request.out.is_file():
         fallback = lines[-1] if lines else f"the predictor exited with status {child.returncode}"
